@@ -1,0 +1,163 @@
+"""Users, clinics, roles, practitioner licences and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.timezone import now
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not an IANA time zone such as Europe/Paris.") from exc
+
+
+class User(AbstractUser):
+    """A person who signs in: staff of one or more clinics, or (later) a patient."""
+
+    def membership_in(self, clinic: Clinic) -> Membership | None:
+        return self.memberships.filter(clinic=clinic).first()
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200)
+    city = models.CharField(max_length=120, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def local(self, moment: dt.datetime) -> dt.datetime:
+        return moment.astimezone(self.tz)
+
+
+class Membership(models.Model):
+    """A user's role in one clinic. Tenancy and permission checks start here."""
+
+    class Role(models.TextChoices):
+        MANAGER = "manager", "Clinic manager"
+        PRACTITIONER = "practitioner", "Practitioner"
+        FRONT_DESK = "front_desk", "Front desk"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="one_membership_per_clinic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} · {self.clinic}"
+
+    @property
+    def is_clinical(self) -> bool:
+        return self.role in {self.Role.MANAGER, self.Role.PRACTITIONER}
+
+
+class PractitionerLicence(models.Model):
+    """A licence to practise. The seeds tell patients to check their practitioner's credentials;
+    an expired licence blocks that practitioner from giving sessions (courses/rules.py)."""
+
+    class Kind(models.TextChoices):
+        PHYSICIAN = "physician", "Physician (MD/DO)"
+        NURSE_PRACTITIONER = "nurse_practitioner", "Nurse practitioner"
+        PHYSICIAN_ASSISTANT = "physician_assistant", "Physician assistant"
+        REGISTERED_NURSE = "registered_nurse", "Registered nurse"
+        OTHER = "other", "Other"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="licences")
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="licences")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    number = models.CharField(max_length=60)
+    jurisdiction = models.CharField(max_length=120)
+    expires_on = models.DateField()
+
+    class Meta:
+        ordering = ["-expires_on"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_kind_display()} {self.number} ({self.jurisdiction}) until {self.expires_on}"
+        )
+
+    def is_valid_on(self, day: dt.date) -> bool:
+        return day <= self.expires_on
+
+
+class AuditEvent(models.Model):
+    """Who read or changed what, and when. Written by every chart read and every change,
+    and by every override of a safety gate."""
+
+    class Action(models.TextChoices):
+        VIEW = "view", "Viewed"
+        CREATE = "create", "Created"
+        UPDATE = "update", "Updated"
+        OVERRIDE = "override", "Overrode a safety gate"
+        REFUSE = "refuse", "Refused an unsafe action"
+        EXPORT = "export", "Exported"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="audit_events", null=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=60, blank=True)
+    patient_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+    via = models.CharField(max_length=20, default="api", help_text="api, admin, web, command")
+    at = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["clinic", "at"], name="audit_clinic_at")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_type} {self.object_id}"
+
+
+def audit(
+    *,
+    clinic: Clinic | None,
+    user: Any,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    patient_id: int | None = None,
+    via: str = "api",
+    **detail: Any,
+) -> AuditEvent:
+    """Write one audit row. `obj` fills the type and id; `patient_id` ties it to a chart."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label
+        object_id = str(obj.pk)
+    else:
+        object_id = ""
+    return AuditEvent.objects.create(
+        clinic=clinic,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=patient_id,
+        detail=detail,
+        via=via,
+    )

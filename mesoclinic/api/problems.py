@@ -1,0 +1,116 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+
+from mesoclinic.courses.models import SessionRefused
+from mesoclinic.patients.screening import AnswerError
+from mesoclinic.protocols.loader import ProtocolError
+
+TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Refused",
+    422: "Invalid input",
+    429: "Too many requests",
+}
+
+
+def problem(status: int, detail: str, *, type_: str = "about:blank", **extra: Any) -> HttpResponse:
+    body = {"type": type_, "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
+    body.update(extra)
+    return HttpResponse(
+        json.dumps(body, default=str), status=status, content_type="application/problem+json"
+    )
+
+
+def _errors_from_django(exc: DjangoValidationError) -> list[dict[str, str]]:
+    if hasattr(exc, "error_dict"):
+        return [
+            {
+                "field": "" if field == "__all__" else field,
+                "message": " ".join(m for e in errs for m in e.messages),
+            }
+            for field, errs in exc.error_dict.items()
+        ]
+    return [{"field": "", "message": m} for m in exc.messages]
+
+
+def _summary(errors: list[dict[str, str]]) -> str:
+    return "; ".join(
+        f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors
+    )
+
+
+def install(api: NinjaAPI) -> None:
+    @api.exception_handler(NinjaValidationError)
+    def invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+        errors = []
+        for e in exc.errors:
+            loc = [
+                str(p) for p in e.get("loc", []) if p not in ("body", "payload", "query", "path")
+            ]
+            message = str(e.get("msg", "is invalid")).removeprefix("Value error, ")
+            errors.append({"field": ".".join(loc), "message": message})
+        return problem(422, _summary(errors), errors=errors)
+
+    @api.exception_handler(DjangoValidationError)
+    def invalid_model(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+        if isinstance(exc, SessionRefused):
+            return refused(request, exc)
+        errors = _errors_from_django(exc)
+        return problem(422, _summary(errors), errors=errors)
+
+    @api.exception_handler(SessionRefused)
+    def refused(request: HttpRequest, exc: SessionRefused) -> HttpResponse:
+        reasons = [r.as_dict() for r in exc.refusals]
+        return problem(
+            409,
+            "The session may not go ahead: " + " ".join(r.message for r in exc.refusals),
+            type_="/api/v1/problems/session-refused",
+            reasons=reasons,
+        )
+
+    @api.exception_handler(ProtocolError)
+    def bad_protocol(request: HttpRequest, exc: ProtocolError) -> HttpResponse:
+        errors = [{"field": f"document.{f}", "message": m} for f, m in exc.problems]
+        return problem(422, str(exc), errors=errors)
+
+    @api.exception_handler(AnswerError)
+    def bad_answers(request: HttpRequest, exc: AnswerError) -> HttpResponse:
+        errors = [{"field": f"answers.{k}", "message": m} for k, m in exc.problems]
+        return problem(422, _summary(errors), errors=errors)
+
+    @api.exception_handler(AuthenticationError)
+    def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        response = problem(401, "Send a valid token: Authorization: Bearer <token>.")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @api.exception_handler(HttpError)
+    def http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return problem(exc.status_code, str(exc))
+
+    @api.exception_handler(PermissionDenied)
+    def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
+        return problem(403, str(exc) or "Your role may not do this.")
+
+    @api.exception_handler(Http404)
+    def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return problem(404, str(exc) or "Not found.")
+
+    @api.exception_handler(ObjectDoesNotExist)
+    def missing(request: HttpRequest, exc: ObjectDoesNotExist) -> HttpResponse:
+        return problem(404, "Not found.")

@@ -1,0 +1,283 @@
+"""Request and response shapes of the JSON API. Each field is documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Literal
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from ninja import Schema
+from pydantic import AwareDatetime, Field, field_validator
+
+
+class TokenIn(Schema):
+    username: str
+    password: str
+    clinic: int | None = Field(
+        None, description="Clinic id, needed only when the user belongs to several clinics."
+    )
+
+
+class TokenOut(Schema):
+    token: str
+    expires_at: dt.datetime
+    clinic: int | None
+    role: str | None
+
+
+class PatientIn(Schema):
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: dt.date
+    sex: Literal["female", "male", "other", "unknown"] = "unknown"
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=30, pattern=r"^(\+?[0-9 ()\-.]{6,20})?$")
+    address: str = ""
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        if v:
+            try:
+                validate_email(v)
+            except DjangoValidationError:
+                raise ValueError("is not a valid email address") from None
+        return v
+
+    @field_validator("first_name", "last_name")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v.strip()
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _past(cls, v: dt.date) -> dt.date:
+        if v > dt.date.today():
+            raise ValueError("cannot be in the future")
+        if v.year < 1900:
+            raise ValueError("must be after 1900")
+        return v
+
+
+class AllergyIn(Schema):
+    ingredient: str = Field(description="Ingredient key, e.g. lidocaine.")
+    reaction: str = ""
+
+
+class ScreeningIn(Schema):
+    answers: dict[str, Any] = Field(
+        description="Every question key of the current form, each true or false."
+    )
+
+
+class ScreeningOut(Schema):
+    id: int
+    result: Literal["eligible", "caution", "ineligible"]
+    reasons: list[dict[str, str]]
+    form_version: int
+    screened_at: dt.datetime
+
+
+class ConsentIn(Schema):
+    signed_name: str = Field(min_length=1, max_length=200)
+    method: Literal["typed", "drawn", "paper"] = "typed"
+    signature: str = Field("", description="A drawn signature (SVG path or data URL).")
+    signed_at: AwareDatetime | None = None
+    course: int | None = Field(None, description="Take the use (indication, areas) from a course.")
+    products: list[int] | None = Field(
+        None, description="Product ids covered; default every active product of the clinic."
+    )
+
+    @field_validator("signed_name")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+
+class ConsentOut(Schema):
+    id: int
+    template_version: int
+    signed_name: str
+    signed_at: dt.datetime
+    method: str
+    products: list[int]
+    text_sha256: str
+
+
+class CourseIn(Schema):
+    protocol: str = Field(description="Protocol key, e.g. cellulite.")
+    indication: str | None = Field(None, description="Default: the protocol's first indication.")
+    areas: list[str] = Field(min_length=1)
+    cadence_days: int
+    planned_sessions: int
+    first_session_on: dt.date | None = Field(
+        None, description="Planned date of session 1; default the day the allergy wait ends."
+    )
+
+
+class StopIn(Schema):
+    reason: str
+
+
+class TestInjectionIn(Schema):
+    lot: int
+    site: str = Field(min_length=1, max_length=100)
+    given_at: AwareDatetime | None = None
+
+
+class AllergyTestIn(Schema):
+    given_at: AwareDatetime
+    injections: list[TestInjectionIn]
+    notes: str = ""
+
+
+class ReadingIn(Schema):
+    read_at: AwareDatetime
+    result: Literal["none", "local", "systemic"]
+    notes: str = ""
+
+
+class InjectionIn(Schema):
+    area: str
+    lot: int = Field(description="Lot id.")
+    volume_ml: Decimal = Field(gt=0, le=50, max_digits=6, decimal_places=2)
+    technique: Literal["nappage", "papule", "point", "linear"] = "nappage"
+
+
+class SessionIn(Schema):
+    performed_at: AwareDatetime
+    injections: list[InjectionIn] = Field(min_length=1)
+    numbing_cream: bool = False
+    stimulants_avoided: bool = Field(
+        description="Pre-check: no caffeine or stimulants today (seed 004)."
+    )
+    practitioner: int | None = Field(None, description="User id; default the caller.")
+    burning_minutes: int | None = Field(None, ge=0, le=1440)
+    discomfort_minutes: int | None = Field(None, ge=0, le=1440)
+    notes: str = ""
+    override_codes: list[str] = Field(
+        default_factory=list, description="Refusal codes to override, where the protocol allows."
+    )
+    override_reason: str = ""
+
+
+class SideEffectIn(Schema):
+    kind: str = Field(description='A side-effect key of the protocol, or "other".')
+    onset_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
+    grade: int = Field(ge=1, le=5, description="CTCAE injection site reaction grade.")
+    description: str = ""
+
+
+class ResolveIn(Schema):
+    resolved_at: AwareDatetime
+
+
+class CloseIn(Schema):
+    outcome: str
+
+
+class ProtocolEditIn(Schema):
+    document: dict[str, Any] = Field(
+        description="The whole protocol, in the protocol file's shape."
+    )
+    change_note: str = ""
+
+
+class ProductComponentIn(Schema):
+    ingredient: str = Field(description="Ingredient key.")
+    concentration: Decimal = Field(ge=0, max_digits=10, decimal_places=4)
+    unit: str = "mg/mL"
+
+
+class ProductIn(Schema):
+    name: str = Field(min_length=1, max_length=200)
+    supplier: str = Field(min_length=1, max_length=200)
+    vial: Literal["single", "multi"]
+    components: list[ProductComponentIn] = Field(min_length=1)
+
+
+class LotIn(Schema):
+    lot_number: str = Field(min_length=1, max_length=60)
+    expires_on: dt.date
+    received_on: dt.date | None = None
+
+
+class RecallIn(Schema):
+    reason: str = Field(min_length=1)
+
+
+class PatientOut(Schema):
+    id: int
+    first_name: str
+    last_name: str
+    date_of_birth: dt.date
+    sex: str
+    email: str
+    phone: str
+    address: str
+    allergies: list[dict[str, Any]]
+    latest_screening: dict[str, Any] | None
+    consents: list[dict[str, Any]]
+    courses: list[dict[str, Any]]
+
+
+class CourseOut(Schema):
+    id: int
+    patient: int
+    protocol: str
+    protocol_version: int
+    indication: str
+    areas: list[str]
+    cadence_days: int
+    status: str
+    sessions_done: int
+    sessions_planned: int
+    next_session_window: dict[str, str] | None
+    maintenance_window: dict[str, str] | None
+    allergy_tests: list[dict[str, Any]]
+    sessions: list[dict[str, Any]]
+    plan: dict[str, Any]
+
+
+class RefusalOut(Schema):
+    code: str
+    message: str
+    overridable: bool
+
+
+class CheckOut(Schema):
+    may_proceed: bool
+    reasons: list[RefusalOut]
+
+
+class SessionOut(Schema):
+    id: int
+    course: int
+    number: int
+    kind: str
+    performed_at: dt.datetime
+    practitioner: int
+    areas: list[str]
+    injections: list[dict[str, Any]]
+    override_codes: list[str]
+    aftercare: list[dict[str, Any]]
+    warnings: list[str]
+
+
+class SideEffectOut(Schema):
+    id: int
+    session: int
+    kind: str
+    grade: int
+    onset_at: dt.datetime
+    resolved_at: dt.datetime | None
+    expected_until: dt.datetime | None
+    status: Literal["expected", "beyond_expected", "urgent"]
+    follow_up: int | None

@@ -1,0 +1,993 @@
+"""The JSON API, /api/v1/. Every endpoint fetches its object through one helper per kind,
+which answers 404 for another clinic's object and 403 for a role that may not act."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import NinjaAPI, Status
+from ninja.errors import AuthenticationError
+
+from mesoclinic.accounts.models import AuditEvent, Membership, audit
+from mesoclinic.api import problems
+from mesoclinic.api import schemas as s
+from mesoclinic.api.auth import ALL_STAFF, CLINICAL, MANAGER, BearerAuth, Caller, caller
+from mesoclinic.api.models import ApiToken
+from mesoclinic.courses import actions
+from mesoclinic.courses.models import (
+    AllergyTest,
+    Course,
+    FollowUp,
+    Session,
+    SessionInjection,
+    SideEffect,
+)
+from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.patients import actions as patient_actions
+from mesoclinic.patients import consent as consent_text
+from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
+from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
+
+api = NinjaAPI(
+    title="mesoclinic API",
+    version="1",
+    description=(
+        "The clinic's JSON API. Get a token from POST /api/v1/auth/token and send "
+        "`Authorization: Bearer <token>`. Errors are application/problem+json; a refused "
+        "session is 409 with `reasons: [{code, message, overridable}]`."
+    ),
+    auth=BearerAuth(),
+    urls_namespace="api",
+)
+problems.install(api)
+
+
+# Fetch helpers: tenancy and role checks live here and nowhere else.
+
+
+def _get_patient(request: HttpRequest, patient_id: int, roles: frozenset[str]) -> Patient:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(
+        Patient.objects.select_related("clinic"), pk=patient_id, clinic=who.clinic
+    )
+
+
+def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(
+        Course.objects.select_related("clinic", "patient", "protocol"),
+        pk=course_id,
+        clinic=who.clinic,
+    )
+
+
+def _get_allergy_test(request: HttpRequest, test_id: int, roles: frozenset[str]) -> AllergyTest:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(
+        AllergyTest.objects.select_related("course__clinic", "course__protocol"),
+        pk=test_id,
+        course__clinic=who.clinic,
+    )
+
+
+def _get_session(request: HttpRequest, session_id: int, roles: frozenset[str]) -> Session:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(
+        Session.objects.select_related("course__clinic", "course__protocol", "course__patient"),
+        pk=session_id,
+        course__clinic=who.clinic,
+    )
+
+
+def _get_side_effect(request: HttpRequest, effect_id: int, roles: frozenset[str]) -> SideEffect:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(
+        SideEffect.objects.select_related("session__course__clinic", "session__course__protocol"),
+        pk=effect_id,
+        session__course__clinic=who.clinic,
+    )
+
+
+def _get_lot(request: HttpRequest, lot_id: int, roles: frozenset[str]) -> Lot:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(
+        Lot.objects.select_related("product"), pk=lot_id, product__clinic=who.clinic
+    )
+
+
+def _get_product(request: HttpRequest, product_id: int, roles: frozenset[str]) -> Product:
+    who = caller(request)
+    who.require(roles)
+    return get_object_or_404(Product, pk=product_id, clinic=who.clinic)
+
+
+def _lots(who: Caller, ids: list[int]) -> dict[int, Lot]:
+    found = {
+        lot.pk: lot
+        for lot in Lot.objects.select_related("product").filter(
+            pk__in=ids, product__clinic=who.clinic
+        )
+    }
+    missing = sorted(set(ids) - set(found))
+    if missing:
+        raise ValidationError(
+            {"injections": f"no lot with id {', '.join(map(str, missing))} in this clinic."}
+        )
+    return found
+
+
+def _ingredient(who: Caller, key: str) -> Ingredient:
+    found = (
+        Ingredient.objects.filter(key=key, clinic=who.clinic).first()
+        or Ingredient.objects.filter(key=key, clinic=None).first()
+    )
+    if found is None:
+        raise ValidationError({"ingredient": f"no ingredient with key {key!r}."})
+    return found
+
+
+# Serialisers.
+
+
+def _course_out(course: Course) -> dict[str, Any]:
+    tests = course.allergy_tests.prefetch_related("readings", "injections__lot__product")
+    sessions = course.sessions.prefetch_related(
+        Prefetch("injections", queryset=SessionInjection.objects.select_related("lot__product"))
+    )
+    return {
+        "id": course.pk,
+        "patient": course.patient_id,
+        "protocol": course.protocol.key,
+        "protocol_version": course.protocol.version,
+        "indication": course.indication,
+        "areas": course.areas,
+        "cadence_days": course.cadence_days,
+        "status": course.status,
+        **course.progress(),
+        "allergy_tests": [
+            {
+                "id": t.pk,
+                "given_at": t.given_at,
+                "readable_from": t.readable_from(),
+                "injections": [
+                    {
+                        "lot": i.lot_id,
+                        "lot_number": i.lot.lot_number,
+                        "product": i.lot.product.name,
+                        "site": i.site,
+                    }
+                    for i in t.injections.all()
+                ],
+                "readings": [
+                    {"read_at": r.read_at, "result": r.result, "notes": r.notes}
+                    for r in t.readings.all()
+                ],
+            }
+            for t in tests
+        ],
+        "sessions": [
+            {
+                "id": x.pk,
+                "number": x.number,
+                "kind": x.kind,
+                "performed_at": x.performed_at,
+                "areas": sorted({i.area for i in x.injections.all()}),
+            }
+            for x in sessions
+        ],
+        "plan": course.plan(),
+    }
+
+
+def _session_out(session: Session) -> dict[str, Any]:
+    injections = list(session.injections.select_related("lot__product"))
+    warnings = []
+    if not session.stimulants_avoided:
+        warnings.append(
+            "The patient had caffeine or a stimulant today (seed 004 advises against it)."
+        )
+    return {
+        "id": session.pk,
+        "course": session.course_id,
+        "number": session.number,
+        "kind": session.kind,
+        "performed_at": session.performed_at,
+        "practitioner": session.practitioner_id,
+        "areas": sorted({i.area for i in injections}),
+        "injections": [
+            {
+                "area": i.area,
+                "lot": i.lot_id,
+                "lot_number": i.lot.lot_number,
+                "product": i.lot.product.name,
+                "volume_ml": str(i.volume_ml),
+                "technique": i.technique,
+            }
+            for i in injections
+        ],
+        "override_codes": session.override_codes,
+        "aftercare": session.aftercare(),
+        "warnings": warnings,
+    }
+
+
+def _side_effect_out(effect: SideEffect) -> dict[str, Any]:
+    follow_up = effect.follow_ups.filter(status=FollowUp.Status.OPEN).first()
+    return {
+        "id": effect.pk,
+        "session": effect.session_id,
+        "kind": effect.kind,
+        "grade": effect.grade,
+        "onset_at": effect.onset_at,
+        "resolved_at": effect.resolved_at,
+        "expected_until": effect.expected_until,
+        "status": effect.status,
+        "follow_up": follow_up.pk if follow_up else None,
+    }
+
+
+def _patient_out(patient: Patient) -> dict[str, Any]:
+    screening = patient.screenings.order_by("-screened_at", "-id").first()
+    return {
+        "id": patient.pk,
+        "first_name": patient.first_name,
+        "last_name": patient.last_name,
+        "date_of_birth": patient.date_of_birth,
+        "sex": patient.sex,
+        "email": patient.email,
+        "phone": patient.phone,
+        "address": patient.address,
+        "allergies": [
+            {"ingredient": a.ingredient.key, "name": a.ingredient.name, "reaction": a.reaction}
+            for a in patient.allergies.select_related("ingredient")
+        ],
+        "latest_screening": None
+        if screening is None
+        else {
+            "id": screening.pk,
+            "result": screening.result,
+            "reasons": screening.reasons,
+            "screened_at": screening.screened_at,
+        },
+        "consents": [
+            {
+                "id": c.pk,
+                "template_version": c.template.version,
+                "signed_at": c.signed_at,
+                "signed_name": c.signed_name,
+                "method": c.method,
+            }
+            for c in patient.consents.select_related("template")
+        ],
+        "courses": [
+            {"id": c.pk, "protocol": c.protocol.key, "status": c.status}
+            for c in patient.courses.select_related("protocol")
+        ],
+    }
+
+
+# Authentication.
+
+
+@api.post("/auth/token", auth=None, response={200: s.TokenOut}, tags=["auth"])
+def issue_token(request: HttpRequest, payload: s.TokenIn) -> dict[str, Any]:
+    """Exchange a username and password for a bearer token, acting in one clinic."""
+    user = authenticate(request, username=payload.username, password=payload.password)
+    if user is None:
+        raise AuthenticationError()
+    memberships = list(Membership.objects.filter(user=user).select_related("clinic"))
+    membership = None
+    if payload.clinic is not None:
+        membership = next((m for m in memberships if m.clinic_id == payload.clinic), None)
+        if membership is None:
+            raise PermissionDenied("You are not a member of that clinic.")
+    elif len(memberships) == 1:
+        membership = memberships[0]
+    elif len(memberships) > 1:
+        raise ValidationError({"clinic": "You belong to several clinics: say which one."})
+    token, raw = ApiToken.issue(user, membership)
+    return {
+        "token": raw,
+        "expires_at": token.expires_at,
+        "clinic": membership.clinic_id if membership else None,
+        "role": membership.role if membership else None,
+    }
+
+
+# Protocols.
+
+
+def _protocol_summary(p: ClinicProtocol) -> dict[str, Any]:
+    spec = p.spec
+    return {
+        "key": p.key,
+        "name": p.name,
+        "version": p.version,
+        "summary": spec.summary,
+        "indications": spec.indications.v,
+        "areas": spec.areas.v,
+        "sessions": {"min": spec.sessions.v.min, "max": spec.sessions.v.max},
+        "cadence_days": spec.cadence.days.v,
+        "document": p.document,
+    }
+
+
+@api.get("/protocols", tags=["protocols"])
+def list_protocols(request: HttpRequest) -> list[dict[str, Any]]:
+    """The clinic's current version of each protocol, with every fact and its source."""
+    who = caller(request)
+    who.require(ALL_STAFF)
+    return [_protocol_summary(p) for p in ClinicProtocol.current_for_clinic(who.clinic)]
+
+
+@api.get("/protocols/{key}", tags=["protocols"])
+def get_protocol(request: HttpRequest, key: str) -> dict[str, Any]:
+    who = caller(request)
+    who.require(ALL_STAFF)
+    current = ClinicProtocol.current(who.clinic, key)
+    if current is None:
+        raise Http404(f"No protocol {key!r} in this clinic.")
+    out = _protocol_summary(current)
+    out["versions"] = [
+        {"version": v.version, "created_at": v.created_at, "change_note": v.change_note}
+        for v in ClinicProtocol.objects.filter(clinic=who.clinic, key=key)
+    ]
+    return out
+
+
+@api.put("/protocols/{key}", tags=["protocols"])
+def edit_protocol(request: HttpRequest, key: str, payload: s.ProtocolEditIn) -> dict[str, Any]:
+    """Save an edited copy as the clinic's next version. Courses keep the version they had."""
+    who = caller(request)
+    who.require(MANAGER)
+    if ClinicProtocol.current(who.clinic, key) is None:
+        raise Http404(f"No protocol {key!r} in this clinic.")
+    new = do_edit_protocol(who.clinic, key, payload.document, who.user, payload.change_note)
+    audit(
+        clinic=who.clinic,
+        user=who.user,
+        action=AuditEvent.Action.UPDATE,
+        obj=new,
+        version=new.version,
+        note=payload.change_note,
+    )
+    return _protocol_summary(new)
+
+
+# Patients.
+
+
+@api.post("/patients", response={201: s.PatientOut}, tags=["patients"])
+def create_patient(request: HttpRequest, payload: s.PatientIn) -> Status[dict[str, Any]]:
+    who = caller(request)
+    who.require(ALL_STAFF)
+    with transaction.atomic():
+        patient = Patient(clinic=who.clinic, **payload.dict())
+        patient.full_clean()
+        patient.save()
+        audit(
+            clinic=who.clinic,
+            user=who.user,
+            action=AuditEvent.Action.CREATE,
+            obj=patient,
+            patient_id=patient.pk,
+        )
+    return Status(201, _patient_out(patient))
+
+
+@api.get("/patients", tags=["patients"])
+def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
+    """Find patients by name, phone, email or date of birth (YYYY-MM-DD)."""
+    from django.db.models import Q
+
+    who = caller(request)
+    who.require(ALL_STAFF)
+    qs = Patient.objects.filter(clinic=who.clinic)
+    q = q.strip()
+    if q:
+        match = (
+            Q(first_name__icontains=q)
+            | Q(last_name__icontains=q)
+            | Q(email__icontains=q)
+            | Q(phone__icontains=q)
+        )
+        parts = q.split()
+        if len(parts) == 2:
+            match |= Q(first_name__icontains=parts[0], last_name__icontains=parts[1])
+        try:
+            import datetime as dt
+
+            match |= Q(date_of_birth=dt.date.fromisoformat(q))
+        except ValueError:
+            pass
+        qs = qs.filter(match)
+    audit(
+        clinic=who.clinic,
+        user=who.user,
+        action=AuditEvent.Action.VIEW,
+        object_type="patients.Patient",
+        query=q,
+    )
+    return [
+        {
+            "id": p.pk,
+            "first_name": p.first_name,
+            "last_name": p.last_name,
+            "date_of_birth": p.date_of_birth,
+            "phone": p.phone,
+            "email": p.email,
+        }
+        for p in qs[:50]
+    ]
+
+
+@api.get("/patients/{patient_id}", response=s.PatientOut, tags=["patients"])
+def get_patient(request: HttpRequest, patient_id: int) -> dict[str, Any]:
+    patient = _get_patient(request, patient_id, ALL_STAFF)
+    who = caller(request)
+    audit(
+        clinic=who.clinic,
+        user=who.user,
+        action=AuditEvent.Action.VIEW,
+        obj=patient,
+        patient_id=patient.pk,
+    )
+    return _patient_out(patient)
+
+
+@api.post("/patients/{patient_id}/allergies", response={201: dict}, tags=["patients"])
+def add_allergy(
+    request: HttpRequest, patient_id: int, payload: s.AllergyIn
+) -> Status[dict[str, Any]]:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    who = caller(request)
+    ingredient = _ingredient(who, payload.ingredient)
+    with transaction.atomic():
+        allergy, _ = Allergy.objects.update_or_create(
+            patient=patient, ingredient=ingredient, defaults={"reaction": payload.reaction}
+        )
+        audit(
+            clinic=who.clinic,
+            user=who.user,
+            action=AuditEvent.Action.CREATE,
+            obj=allergy,
+            patient_id=patient.pk,
+            ingredient=ingredient.key,
+        )
+    return Status(
+        201, {"id": allergy.pk, "ingredient": ingredient.key, "reaction": allergy.reaction}
+    )
+
+
+@api.get("/screening-form", tags=["patients"])
+def screening_form(request: HttpRequest) -> dict[str, Any]:
+    """The clinic's current screening questionnaire: keys, questions and what a yes means."""
+    who = caller(request)
+    who.require(ALL_STAFF)
+    form = ScreeningForm.current(who.clinic)
+    return {"version": form.version, **form.document}
+
+
+@api.post("/patients/{patient_id}/screenings", response={201: s.ScreeningOut}, tags=["patients"])
+def screen_patient(
+    request: HttpRequest, patient_id: int, payload: s.ScreeningIn
+) -> Status[dict[str, Any]]:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    screening = patient_actions.do_screen_patient(patient, payload.answers, caller(request).user)
+    return Status(
+        201,
+        {
+            "id": screening.pk,
+            "result": screening.result,
+            "reasons": screening.reasons,
+            "form_version": screening.form.version,
+            "screened_at": screening.screened_at,
+        },
+    )
+
+
+def _consent_use(
+    request: HttpRequest, patient: Patient, course_id: int | None
+) -> tuple[str, list[str]]:
+    if course_id is None:
+        return "", []
+    course = _get_course(request, course_id, CLINICAL)
+    if course.patient_id != patient.pk:
+        raise ValidationError({"course": "is not this patient's course."})
+    return course.indication, list(course.areas)
+
+
+@api.get("/patients/{patient_id}/consent-text", tags=["patients"])
+def preview_consent(
+    request: HttpRequest, patient_id: int, course: int | None = None, products: str = ""
+) -> dict[str, Any]:
+    """The exact text the patient will sign, with each product's regulatory status."""
+    patient = _get_patient(request, patient_id, CLINICAL)
+    ids = _id_list(products, "products")
+    chosen = _consent_products(patient, ids)
+    indication, areas = _consent_use(request, patient, course)
+    template = consent_text.current_template(patient.clinic)
+    return {
+        "template_version": template.version,
+        "products": [p.pk for p in chosen],
+        "text": consent_text.render(template, chosen, indication or None, areas),
+    }
+
+
+def _id_list(raw: str, field: str) -> list[int] | None:
+    if not raw.strip():
+        return None
+    try:
+        return [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        raise ValidationError({field: "must be a comma-separated list of ids."}) from None
+
+
+def _consent_products(patient: Patient, ids: list[int] | None) -> list[Product]:
+    try:
+        chosen = patient_actions.consent_products(patient, ids)
+    except ValueError as exc:
+        raise ValidationError({"products": str(exc)}) from None
+    if not chosen:
+        raise ValidationError({"products": "the clinic has no active product to consent to."})
+    return chosen
+
+
+@api.post("/patients/{patient_id}/consents", response={201: s.ConsentOut}, tags=["patients"])
+def sign_consent(
+    request: HttpRequest, patient_id: int, payload: s.ConsentIn
+) -> Status[dict[str, Any]]:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    if payload.method == "drawn" and not payload.signature:
+        raise ValidationError({"signature": "a drawn consent needs the signature."})
+    if payload.signed_at is not None:
+        actions._not_future(payload.signed_at, "signed_at")
+    chosen = _consent_products(patient, payload.products)
+    indication, areas = _consent_use(request, patient, payload.course)
+    consent = patient_actions.do_sign_consent(
+        patient,
+        products=chosen,
+        signed_name=payload.signed_name,
+        method=payload.method,
+        signature=payload.signature,
+        signed_at=payload.signed_at,
+        indication=indication,
+        areas=areas,
+        user=caller(request).user,
+    )
+    return Status(
+        201,
+        {
+            "id": consent.pk,
+            "template_version": consent.template.version,
+            "signed_name": consent.signed_name,
+            "signed_at": consent.signed_at,
+            "method": consent.method,
+            "products": [p.pk for p in chosen],
+            "text_sha256": consent.text_sha256,
+        },
+    )
+
+
+# Courses.
+
+
+@api.post("/patients/{patient_id}/courses", response={201: s.CourseOut}, tags=["courses"])
+def plan_course(
+    request: HttpRequest, patient_id: int, payload: s.CourseIn
+) -> Status[dict[str, Any]]:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    protocol = ClinicProtocol.current(patient.clinic, payload.protocol)
+    if protocol is None:
+        raise ValidationError({"protocol": f"no protocol {payload.protocol!r} in this clinic."})
+    course = actions.do_plan_course(
+        patient,
+        protocol,
+        indication=payload.indication or protocol.spec.indications.v[0],
+        areas=payload.areas,
+        cadence_days=payload.cadence_days,
+        planned_sessions=payload.planned_sessions,
+        first_session_on=payload.first_session_on,
+        user=caller(request).user,
+    )
+    return Status(201, _course_out(course))
+
+
+@api.get("/courses/{course_id}", response=s.CourseOut, tags=["courses"])
+def get_course(request: HttpRequest, course_id: int) -> dict[str, Any]:
+    course = _get_course(request, course_id, ALL_STAFF)
+    who = caller(request)
+    audit(
+        clinic=who.clinic,
+        user=who.user,
+        action=AuditEvent.Action.VIEW,
+        obj=course,
+        patient_id=course.patient_id,
+    )
+    return _course_out(course)
+
+
+@api.post("/courses/{course_id}/stop", response=s.CourseOut, tags=["courses"])
+def stop_course(request: HttpRequest, course_id: int, payload: s.StopIn) -> dict[str, Any]:
+    course = _get_course(request, course_id, CLINICAL)
+    actions.do_stop_course(course, payload.reason, caller(request).user)
+    return _course_out(course)
+
+
+@api.post("/courses/{course_id}/allergy-tests", response={201: dict}, tags=["courses"])
+def give_allergy_test(
+    request: HttpRequest, course_id: int, payload: s.AllergyTestIn
+) -> Status[dict[str, Any]]:
+    course = _get_course(request, course_id, CLINICAL)
+    who = caller(request)
+    lots = _lots(who, [i.lot for i in payload.injections])
+    test = actions.do_give_allergy_test(
+        course,
+        given_at=payload.given_at,
+        notes=payload.notes,
+        user=who.user,
+        injections=[
+            actions.TestInjection(lots[i.lot], i.site, i.given_at) for i in payload.injections
+        ],
+    )
+    return Status(
+        201, {"id": test.pk, "given_at": test.given_at, "readable_from": test.readable_from()}
+    )
+
+
+@api.post("/allergy-tests/{test_id}/reading", tags=["courses"])
+def read_allergy_test(request: HttpRequest, test_id: int, payload: s.ReadingIn) -> dict[str, Any]:
+    test = _get_allergy_test(request, test_id, CLINICAL)
+    reading = actions.do_read_allergy_test(
+        test,
+        read_at=payload.read_at,
+        result=payload.result,
+        notes=payload.notes,
+        user=caller(request).user,
+    )
+    early = reading.read_at < test.readable_from()
+    return {
+        "id": test.pk,
+        "reading": reading.pk,
+        "read_at": reading.read_at,
+        "result": reading.result,
+        "readable_from": test.readable_from(),
+        "read_too_early": early,
+    }
+
+
+@api.get("/courses/{course_id}/session-check", response=s.CheckOut, tags=["courses"])
+def session_check(
+    request: HttpRequest,
+    course_id: int,
+    performed_at: str = "",
+    lots: str = "",
+    practitioner: int | None = None,
+) -> dict[str, Any]:
+    """Every reason a session may not go ahead now (or at `performed_at`), before it starts."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    course = _get_course(request, course_id, CLINICAL)
+    who = caller(request)
+    when = timezone.now()
+    if performed_at:
+        try:
+            when = dt.datetime.fromisoformat(performed_at)
+        except ValueError:
+            raise ValidationError({"performed_at": "must be an ISO 8601 date-time."}) from None
+        if when.tzinfo is None:
+            raise ValidationError({"performed_at": "must include a time zone offset."})
+    lot_map = _lots(who, _id_list(lots, "lots") or [])
+    doer = _practitioner(who, practitioner)
+    found = actions.check_session(course, when, doer, list(lot_map.values()))
+    return {"may_proceed": not found, "reasons": [r.as_dict() for r in found]}
+
+
+def _practitioner(who: Caller, user_id: int | None) -> Any:
+    if user_id is None or user_id == who.user.pk:
+        return who.user
+    membership = (
+        Membership.objects.select_related("user")
+        .filter(clinic=who.clinic, user_id=user_id, role__in=CLINICAL)
+        .first()
+    )
+    if membership is None:
+        raise ValidationError({"practitioner": "is not a practitioner of this clinic."})
+    return membership.user
+
+
+@api.post(
+    "/courses/{course_id}/sessions",
+    response={201: s.SessionOut, 409: dict},
+    tags=["courses"],
+    openapi_extra={"responses": {"409": {"description": "Refused: problem+json with reasons."}}},
+)
+def record_session(
+    request: HttpRequest, course_id: int, payload: s.SessionIn
+) -> Status[dict[str, Any]]:
+    course = _get_course(request, course_id, CLINICAL)
+    who = caller(request)
+    lots = _lots(who, [i.lot for i in payload.injections])
+    session = actions.do_record_session(
+        course,
+        performed_at=payload.performed_at,
+        practitioner=_practitioner(who, payload.practitioner),
+        injections=[
+            actions.InjectionInput(i.area, lots[i.lot], i.volume_ml, i.technique)
+            for i in payload.injections
+        ],
+        stimulants_avoided=payload.stimulants_avoided,
+        numbing_cream=payload.numbing_cream,
+        burning_minutes=payload.burning_minutes,
+        discomfort_minutes=payload.discomfort_minutes,
+        notes=payload.notes,
+        override_codes=payload.override_codes,
+        override_reason=payload.override_reason,
+        user=who.user,
+    )
+    return Status(201, _session_out(session))
+
+
+@api.get("/sessions/{session_id}", response=s.SessionOut, tags=["courses"])
+def get_session(request: HttpRequest, session_id: int) -> dict[str, Any]:
+    session = _get_session(request, session_id, ALL_STAFF)
+    who = caller(request)
+    audit(
+        clinic=who.clinic,
+        user=who.user,
+        action=AuditEvent.Action.VIEW,
+        obj=session,
+        patient_id=session.course.patient_id,
+    )
+    return _session_out(session)
+
+
+@api.post(
+    "/sessions/{session_id}/side-effects", response={201: s.SideEffectOut}, tags=["side effects"]
+)
+def report_side_effect(
+    request: HttpRequest, session_id: int, payload: s.SideEffectIn
+) -> Status[dict[str, Any]]:
+    session = _get_session(request, session_id, CLINICAL)
+    effect = actions.do_report_side_effect(
+        session,
+        kind=payload.kind,
+        onset_at=payload.onset_at,
+        resolved_at=payload.resolved_at,
+        grade=payload.grade,
+        description=payload.description,
+        user=caller(request).user,
+    )
+    return Status(201, _side_effect_out(effect))
+
+
+@api.post("/side-effects/{effect_id}/resolve", response=s.SideEffectOut, tags=["side effects"])
+def resolve_side_effect(
+    request: HttpRequest, effect_id: int, payload: s.ResolveIn
+) -> dict[str, Any]:
+    effect = _get_side_effect(request, effect_id, CLINICAL)
+    actions.do_resolve_side_effect(effect, payload.resolved_at, caller(request).user)
+    return _side_effect_out(effect)
+
+
+@api.get("/follow-ups", tags=["side effects"])
+def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str, Any]]:
+    """Follow-up tasks, urgent first."""
+    who = caller(request)
+    who.require(CLINICAL)
+    actions.do_sweep_side_effects()
+    qs = FollowUp.objects.filter(clinic=who.clinic).select_related(
+        "side_effect__session__course__patient"
+    )
+    if status != "all":
+        qs = qs.filter(status=status)
+    return [
+        {
+            "id": f.pk,
+            "priority": f.priority,
+            "reason": f.reason,
+            "status": f.status,
+            "opened_at": f.opened_at,
+            "side_effect": f.side_effect_id,
+            "patient": f.side_effect.session.course.patient_id,
+            "patient_name": str(f.side_effect.session.course.patient),
+        }
+        for f in qs
+    ]
+
+
+@api.post("/follow-ups/{follow_up_id}/close", tags=["side effects"])
+def close_follow_up(request: HttpRequest, follow_up_id: int, payload: s.CloseIn) -> dict[str, Any]:
+    who = caller(request)
+    who.require(CLINICAL)
+    follow_up = get_object_or_404(FollowUp, pk=follow_up_id, clinic=who.clinic)
+    actions.do_close_follow_up(follow_up, payload.outcome, who.user)
+    return {"id": follow_up.pk, "status": follow_up.status, "closed_at": follow_up.closed_at}
+
+
+# Formulary.
+
+
+@api.get("/ingredients", tags=["formulary"])
+def list_ingredients(request: HttpRequest) -> list[dict[str, Any]]:
+    who = caller(request)
+    who.require(ALL_STAFF)
+    from django.db.models import Q
+
+    return [
+        {
+            "key": i.key,
+            "name": i.name,
+            "class": i.klass,
+            "fda_status": i.fda_status,
+            "approved_use": i.approved_use,
+            "reference": i.reference,
+        }
+        for i in Ingredient.objects.filter(Q(clinic=None) | Q(clinic=who.clinic))
+    ]
+
+
+def _product_out(p: Product) -> dict[str, Any]:
+    return {
+        "id": p.pk,
+        "name": p.name,
+        "supplier": p.supplier,
+        "vial": p.vial,
+        "active": p.active,
+        "components": [
+            {"ingredient": c.ingredient.key, "concentration": str(c.concentration), "unit": c.unit}
+            for c in p.components.select_related("ingredient")
+        ],
+        "lots": [_lot_out(lot) for lot in p.lots.all()],
+    }
+
+
+def _lot_out(lot: Lot) -> dict[str, Any]:
+    return {
+        "id": lot.pk,
+        "product": lot.product_id,
+        "lot_number": lot.lot_number,
+        "expires_on": lot.expires_on,
+        "received_on": lot.received_on,
+        "recalled": lot.recalled,
+        "recall_reason": lot.recall_reason,
+    }
+
+
+@api.get("/products", tags=["formulary"])
+def list_products(request: HttpRequest) -> list[dict[str, Any]]:
+    who = caller(request)
+    who.require(ALL_STAFF)
+    return [_product_out(p) for p in Product.objects.filter(clinic=who.clinic)]
+
+
+@api.post("/products", response={201: dict}, tags=["formulary"])
+def create_product(request: HttpRequest, payload: s.ProductIn) -> Status[dict[str, Any]]:
+    who = caller(request)
+    who.require(MANAGER)
+    if Product.objects.filter(clinic=who.clinic, name=payload.name).exists():
+        raise ValidationError({"name": "the clinic already has a product with this name."})
+    keys = [c.ingredient for c in payload.components]
+    if len(set(keys)) != len(keys):
+        raise ValidationError({"components": "an ingredient is listed twice."})
+    with transaction.atomic():
+        product = Product.objects.create(
+            clinic=who.clinic, name=payload.name, supplier=payload.supplier, vial=payload.vial
+        )
+        for c in payload.components:
+            ProductIngredient.objects.create(
+                product=product,
+                ingredient=_ingredient(who, c.ingredient),
+                concentration=c.concentration,
+                unit=c.unit,
+            )
+        audit(clinic=who.clinic, user=who.user, action=AuditEvent.Action.CREATE, obj=product)
+    return Status(201, _product_out(product))
+
+
+@api.post("/products/{product_id}/lots", response={201: dict}, tags=["formulary"])
+def receive_lot(request: HttpRequest, product_id: int, payload: s.LotIn) -> Status[dict[str, Any]]:
+    product = _get_product(request, product_id, MANAGER)
+    who = caller(request)
+    if product.lots.filter(lot_number=payload.lot_number).exists():
+        raise ValidationError({"lot_number": "this product already has a lot with this number."})
+    with transaction.atomic():
+        lot = Lot(product=product, lot_number=payload.lot_number, expires_on=payload.expires_on)
+        if payload.received_on:
+            lot.received_on = payload.received_on
+        lot.save()
+        audit(clinic=who.clinic, user=who.user, action=AuditEvent.Action.CREATE, obj=lot)
+    return Status(201, _lot_out(lot))
+
+
+@api.get("/lots", tags=["formulary"])
+def list_lots(request: HttpRequest, number: str = "") -> list[dict[str, Any]]:
+    """Lots of the clinic; `number` finds a typed or scanned lot number."""
+    who = caller(request)
+    who.require(ALL_STAFF)
+    qs = Lot.objects.filter(product__clinic=who.clinic).select_related("product")
+    if number.strip():
+        qs = qs.filter(lot_number__iexact=number.strip())
+    return [{**_lot_out(lot), "product_name": lot.product.name} for lot in qs]
+
+
+@api.post("/lots/{lot_id}/recall", tags=["formulary"])
+def recall_lot(request: HttpRequest, lot_id: int, payload: s.RecallIn) -> dict[str, Any]:
+    lot = _get_lot(request, lot_id, MANAGER)
+    who = caller(request)
+    with transaction.atomic():
+        lot.do_recall(payload.reason, who.user)
+        audit(
+            clinic=who.clinic,
+            user=who.user,
+            action=AuditEvent.Action.UPDATE,
+            obj=lot,
+            recalled=True,
+            reason=payload.reason,
+        )
+    return {**_lot_out(lot), "patients": _lot_patients(lot)}
+
+
+def _lot_patients(lot: Lot) -> list[dict[str, Any]]:
+    """Every patient who received the lot, in a session or an allergy test."""
+    rows: dict[int, dict[str, Any]] = {}
+    for inj in SessionInjection.objects.filter(lot=lot).select_related("session__course__patient"):
+        p = inj.session.course.patient
+        row = rows.setdefault(p.pk, _exposed(p))
+        row["exposures"].append(
+            {
+                "kind": "session",
+                "session": inj.session_id,
+                "at": inj.session.performed_at,
+                "area": inj.area,
+                "volume_ml": str(inj.volume_ml),
+            }
+        )
+    for t in lot.allergy_test_injections.select_related("test__course__patient"):
+        p = t.test.course.patient
+        row = rows.setdefault(p.pk, _exposed(p))
+        row["exposures"].append(
+            {"kind": "allergy_test", "allergy_test": t.test_id, "at": t.given_at, "site": t.site}
+        )
+    return sorted(rows.values(), key=lambda r: (r["last_name"], r["first_name"]))
+
+
+def _exposed(p: Patient) -> dict[str, Any]:
+    return {
+        "id": p.pk,
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "phone": p.phone,
+        "email": p.email,
+        "exposures": [],
+    }
+
+
+@api.get("/lots/{lot_id}/patients", tags=["formulary"])
+def lot_patients(request: HttpRequest, lot_id: int) -> dict[str, Any]:
+    """Every patient who received this lot, with contact details, for a recall or an outbreak."""
+    lot = _get_lot(request, lot_id, CLINICAL)
+    who = caller(request)
+    patients = _lot_patients(lot)
+    audit(
+        clinic=who.clinic,
+        user=who.user,
+        action=AuditEvent.Action.EXPORT,
+        obj=lot,
+        patients=[p["id"] for p in patients],
+    )
+    return {"lot": _lot_out(lot), "patients": patients}

@@ -1,0 +1,496 @@
+"""State changes for courses. Each runs in one transaction and writes an audit row."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.courses import logic, rules
+from mesoclinic.courses.models import (
+    AllergyReading,
+    AllergyTest,
+    AllergyTestInjection,
+    Course,
+    FollowUp,
+    Session,
+    SessionInjection,
+    SessionRefused,
+    SideEffect,
+    gather_facts,
+)
+from mesoclinic.formulary.models import Lot
+from mesoclinic.patients.models import Patient
+from mesoclinic.protocols.models import ClinicProtocol
+
+
+def _not_future(moment: dt.datetime, field: str) -> None:
+    # Clinics chart after the fact, so the past is fine; the future is not.
+    if moment > timezone.now() + dt.timedelta(minutes=1):
+        raise ValidationError({field: "cannot be in the future."})
+
+
+def do_plan_course(
+    patient: Patient,
+    protocol: ClinicProtocol,
+    *,
+    indication: str,
+    areas: list[str],
+    cadence_days: int,
+    planned_sessions: int,
+    first_session_on: dt.date | None = None,
+    user: Any,
+    via: str = "api",
+) -> Course:
+    """Plan a course on the protocol's current version. Session 1 defaults to the first day
+    after the allergy wait, counted from now in the clinic's time zone."""
+    clinic = patient.clinic
+    if first_session_on is None:
+        wait = dt.timedelta(hours=protocol.spec.allergy_test.wait_hours.v)
+        first_session_on = (timezone.now() + wait).astimezone(clinic.tz).date()
+    course = Course(
+        clinic=clinic,
+        patient=patient,
+        protocol=protocol,
+        indication=indication,
+        areas=areas,
+        cadence_days=cadence_days,
+        planned_sessions=planned_sessions,
+        first_session_on=first_session_on,
+        created_by=user,
+    )
+    course.clean()
+    with transaction.atomic():
+        course.save()
+        audit(
+            clinic=clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=course,
+            patient_id=patient.pk,
+            via=via,
+            protocol=protocol.key,
+            version=protocol.version,
+        )
+    return course
+
+
+def do_stop_course(course: Course, reason: str, user: Any, via: str = "api") -> Course:
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the course is stopped."})
+    if course.status == Course.Status.STOPPED:
+        raise ValidationError({"status": "The course is already stopped."})
+    with transaction.atomic():
+        course.status = Course.Status.STOPPED
+        course.stop_reason = reason.strip()
+        course.save(update_fields=["status", "stop_reason"])
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=course,
+            patient_id=course.patient_id,
+            via=via,
+            status="stopped",
+            reason=reason,
+        )
+    return course
+
+
+@dataclass(frozen=True)
+class TestInjection:
+    lot: Lot
+    site: str
+    given_at: dt.datetime | None = None
+
+
+def do_give_allergy_test(
+    course: Course,
+    *,
+    given_at: dt.datetime,
+    injections: list[TestInjection],
+    user: Any,
+    notes: str = "",
+    via: str = "api",
+) -> AllergyTest:
+    _not_future(given_at, "given_at")
+    wanted = course.spec.allergy_test.injections.v
+    if len(injections) != wanted:
+        raise ValidationError(
+            {"injections": f"this protocol's allergy test is {wanted} injections."}
+        )
+    for i in injections:
+        if i.lot.product.clinic_id != course.clinic_id:
+            raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
+    if course.status == Course.Status.STOPPED:
+        raise ValidationError({"course": "The course is stopped."})
+    with transaction.atomic():
+        test = AllergyTest.objects.create(
+            course=course, given_at=given_at, given_by=user, notes=notes
+        )
+        for i in injections:
+            AllergyTestInjection.objects.create(
+                test=test, lot=i.lot, site=i.site, given_at=i.given_at or given_at, given_by=user
+            )
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=test,
+            patient_id=course.patient_id,
+            via=via,
+        )
+    return test
+
+
+def do_read_allergy_test(
+    test: AllergyTest,
+    *,
+    read_at: dt.datetime,
+    result: str,
+    user: Any,
+    notes: str = "",
+    via: str = "api",
+) -> AllergyReading:
+    """Record a reading. A reading earlier than the wait is kept as a fact; the session gate
+    then refuses with allergy_read_too_early until a later reading."""
+    _not_future(read_at, "read_at")
+    if read_at < test.given_at:
+        raise ValidationError({"read_at": "cannot be before the test was given."})
+    if result not in AllergyReading.Result.values:
+        raise ValidationError(
+            {"result": f"must be one of {', '.join(AllergyReading.Result.values)}."}
+        )
+    with transaction.atomic():
+        reading = AllergyReading.objects.create(
+            test=test, read_at=read_at, read_by=user, result=result, notes=notes
+        )
+        audit(
+            clinic=test.course.clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=reading,
+            patient_id=test.course.patient_id,
+            via=via,
+            result=result,
+        )
+    return reading
+
+
+@dataclass(frozen=True)
+class InjectionInput:
+    area: str
+    lot: Lot
+    volume_ml: Decimal
+    technique: str = SessionInjection.Technique.NAPPAGE
+
+
+def check_session(
+    course: Course, performed_at: dt.datetime, practitioner: Any, lots: list[Lot]
+) -> list[rules.Refusal]:
+    """Every reason a session may not go ahead, for the pre-session check and for charting."""
+    return rules.refusals(gather_facts(course, performed_at, practitioner, lots))
+
+
+def do_record_session(
+    course: Course,
+    *,
+    performed_at: dt.datetime,
+    practitioner: Any,
+    injections: list[InjectionInput],
+    stimulants_avoided: bool,
+    numbing_cream: bool = False,
+    burning_minutes: int | None = None,
+    discomfort_minutes: int | None = None,
+    notes: str = "",
+    override_codes: list[str] | None = None,
+    override_reason: str = "",
+    user: Any,
+    via: str = "api",
+) -> Session:
+    """Chart a session, or refuse it with every reason.
+
+    1. Check the input: a time not in the future, areas inside the course, lots of the clinic.
+    2. Lock the course row, so two sessions charted at once are checked one after the other.
+    3. Run every gate over all the lots; drop the refusals that a valid override lifts.
+    4. If any remain, write a refusal audit row and raise SessionRefused with all of them.
+    5. Save the session and its injections (each save re-runs the gates), move the course's
+       status on, and audit the session and any override.
+    """
+    override_codes = sorted(set(override_codes or []))
+    _not_future(performed_at, "performed_at")
+    if not injections:
+        raise ValidationError({"injections": "a session records at least one injection."})
+    for i in injections:
+        if i.area not in course.areas:
+            raise ValidationError(
+                {
+                    "injections": f"area {i.area!r} is not in this course ({', '.join(course.areas)})."
+                }
+            )
+        if i.lot.product.clinic_id != course.clinic_id:
+            raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
+    if override_codes and not override_reason.strip():
+        raise ValidationError({"override_reason": "an override must say why."})
+    if practitioner.membership_in(course.clinic) is None:
+        raise ValidationError({"practitioner": "is not a member of this clinic."})
+
+    refused: list[rules.Refusal] = []
+    with transaction.atomic():
+        course = (
+            Course.objects.select_for_update()
+            .select_related("clinic", "patient", "protocol")
+            .get(pk=course.pk)
+        )
+        if course.status == Course.Status.STOPPED:
+            raise ValidationError({"course": "The course is stopped; no more sessions."})
+        found = check_session(course, performed_at, practitioner, [i.lot for i in injections])
+        bad = rules.invalid_overrides(found, override_codes)
+        if bad:
+            raise ValidationError(
+                {"override_codes": f"{', '.join(bad)} cannot be overridden for this session."}
+            )
+        refused = rules.blocking(found, override_codes)
+        if not refused:
+            session = _save_session(
+                course,
+                performed_at,
+                practitioner,
+                injections,
+                stimulants_avoided,
+                numbing_cream,
+                burning_minutes,
+                discomfort_minutes,
+                notes,
+                override_codes,
+                override_reason,
+                user,
+                via,
+                found,
+            )
+    if refused:
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.REFUSE,
+            object_type="courses.Session",
+            patient_id=course.patient_id,
+            via=via,
+            course=course.pk,
+            reasons=[r.as_dict() for r in refused],
+        )
+        raise SessionRefused(refused)
+    return session
+
+
+def _save_session(
+    course: Course,
+    performed_at: dt.datetime,
+    practitioner: Any,
+    injections: list[InjectionInput],
+    stimulants_avoided: bool,
+    numbing_cream: bool,
+    burning_minutes: int | None,
+    discomfort_minutes: int | None,
+    notes: str,
+    override_codes: list[str],
+    override_reason: str,
+    user: Any,
+    via: str,
+    found: list[rules.Refusal],
+) -> Session:
+    course_sessions = course.sessions.filter(kind=Session.Kind.COURSE).count()
+    maintenance = course.status in (Course.Status.COMPLETED, Course.Status.MAINTENANCE)
+    session = Session(
+        course=course,
+        number=course.sessions.count() + 1,
+        kind=Session.Kind.MAINTENANCE if maintenance else Session.Kind.COURSE,
+        performed_at=performed_at,
+        practitioner=practitioner,
+        numbing_cream=numbing_cream,
+        stimulants_avoided=stimulants_avoided,
+        burning_minutes=burning_minutes,
+        discomfort_minutes=discomfort_minutes,
+        notes=notes,
+        override_codes=override_codes,
+        override_reason=override_reason.strip(),
+        overridden_by=user if override_codes else None,
+    )
+    session.save()
+    for i in injections:
+        SessionInjection(
+            session=session, area=i.area, lot=i.lot, volume_ml=i.volume_ml, technique=i.technique
+        ).save()
+    if maintenance:
+        course.status = Course.Status.MAINTENANCE
+    elif course_sessions + 1 >= course.planned_sessions:
+        course.status = Course.Status.COMPLETED
+    else:
+        course.status = Course.Status.ACTIVE
+    course.save(update_fields=["status"])
+    audit(
+        clinic=course.clinic,
+        user=user,
+        action=AuditEvent.Action.CREATE,
+        obj=session,
+        patient_id=course.patient_id,
+        via=via,
+        lots=[i.lot.pk for i in injections],
+    )
+    if override_codes:
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.OVERRIDE,
+            obj=session,
+            patient_id=course.patient_id,
+            via=via,
+            codes=override_codes,
+            reason=override_reason.strip(),
+            refusals=[r.as_dict() for r in found if r.code in override_codes],
+        )
+    return session
+
+
+def _sync_follow_up(effect: SideEffect) -> FollowUp | None:
+    """Open a follow-up when the status is not expected and none is open; raise its
+    priority when the side effect has become urgent."""
+    if effect.status == logic.EXPECTED:
+        return None
+    priority = (
+        FollowUp.Priority.URGENT if effect.status == logic.URGENT else FollowUp.Priority.ROUTINE
+    )
+    reason = (
+        f"{effect.kind.replace('_', ' ').capitalize()} (grade {effect.grade}) is "
+        f"{effect.status.replace('_', ' ')}"
+    )
+    open_one = effect.follow_ups.filter(status=FollowUp.Status.OPEN).first()
+    if open_one is None:
+        return FollowUp.objects.create(
+            clinic=effect.session.course.clinic,
+            side_effect=effect,
+            priority=priority,
+            reason=reason,
+        )
+    if open_one.priority != priority:
+        open_one.priority, open_one.reason = priority, reason
+        open_one.save(update_fields=["priority", "reason"])
+    return open_one
+
+
+def do_report_side_effect(
+    session: Session,
+    *,
+    kind: str,
+    onset_at: dt.datetime,
+    grade: int,
+    resolved_at: dt.datetime | None = None,
+    description: str = "",
+    user: Any,
+    via: str = "api",
+) -> SideEffect:
+    spec = session.course.spec
+    known = [s.key for s in spec.side_effects]
+    if kind != SideEffect.OTHER and kind not in known:
+        raise ValidationError({"kind": f"must be one of {', '.join(known)} or other."})
+    if kind == SideEffect.OTHER and not description.strip():
+        raise ValidationError({"description": "describe a side effect of kind other."})
+    if not 1 <= grade <= 5:
+        raise ValidationError({"grade": "a CTCAE grade is between 1 and 5."})
+    _not_future(onset_at, "onset_at")
+    if onset_at < session.performed_at:
+        raise ValidationError({"onset_at": "cannot be before the session."})
+    if resolved_at is not None:
+        _not_future(resolved_at, "resolved_at")
+        if resolved_at < onset_at:
+            raise ValidationError({"resolved_at": "cannot be before the onset."})
+    effect = SideEffect(
+        session=session,
+        kind=kind,
+        description=description,
+        onset_at=onset_at,
+        resolved_at=resolved_at,
+        grade=grade,
+        reported_by=user,
+    )
+    effect.refresh_status()
+    with transaction.atomic():
+        effect.save()
+        _sync_follow_up(effect)
+        audit(
+            clinic=session.course.clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=effect,
+            patient_id=session.course.patient_id,
+            via=via,
+            status=effect.status,
+        )
+    return effect
+
+
+def do_resolve_side_effect(
+    effect: SideEffect, resolved_at: dt.datetime, user: Any, via: str = "api"
+) -> SideEffect:
+    _not_future(resolved_at, "resolved_at")
+    if resolved_at < effect.onset_at:
+        raise ValidationError({"resolved_at": "cannot be before the onset."})
+    with transaction.atomic():
+        effect.resolved_at = resolved_at
+        effect.refresh_status()
+        effect.save(update_fields=["resolved_at", "status", "expected_until"])
+        _sync_follow_up(effect)
+        audit(
+            clinic=effect.session.course.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=effect,
+            patient_id=effect.session.course.patient_id,
+            via=via,
+            resolved_at=resolved_at.isoformat(),
+            status=effect.status,
+        )
+    return effect
+
+
+def do_sweep_side_effects(now: dt.datetime | None = None) -> int:
+    """Move unresolved side effects that have outlasted their expected duration to beyond
+    expected, and open their follow-ups. Returns how many changed. Run on a schedule."""
+    now = now or timezone.now()
+    changed = 0
+    pending = SideEffect.objects.filter(
+        resolved_at__isnull=True, status=logic.EXPECTED, expected_until__lt=now
+    ).select_related("session__course__protocol", "session__course__clinic")
+    for effect in pending:
+        with transaction.atomic():
+            if effect.refresh_status(now):
+                effect.save(update_fields=["status", "expected_until"])
+                _sync_follow_up(effect)
+                changed += 1
+    return changed
+
+
+def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = "api") -> FollowUp:
+    if not outcome.strip():
+        raise ValidationError({"outcome": "say what was done."})
+    with transaction.atomic():
+        follow_up.status = FollowUp.Status.DONE
+        follow_up.outcome = outcome.strip()
+        follow_up.closed_at = timezone.now()
+        follow_up.closed_by = user
+        follow_up.save(update_fields=["status", "outcome", "closed_at", "closed_by"])
+        audit(
+            clinic=follow_up.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=follow_up,
+            patient_id=follow_up.side_effect.session.course.patient_id,
+            via=via,
+        )
+    return follow_up

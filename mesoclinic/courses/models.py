@@ -1,0 +1,486 @@
+"""Courses, allergy tests, sessions, side effects and the follow-ups they open."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from mesoclinic.accounts.models import Clinic
+from mesoclinic.courses import logic, rules
+from mesoclinic.formulary.models import Lot
+from mesoclinic.patients import consent as consent_text
+from mesoclinic.patients.models import Patient, Screening, sha256
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.protocols.schema import Protocol
+from mesoclinic.protocols.vocab import Area, Indication
+
+
+class SessionRefused(ValidationError):
+    """Raised by every save path when a gate refuses the session. `refusals` lists them all."""
+
+    def __init__(self, refusals: list[rules.Refusal]):
+        self.refusals = refusals
+        super().__init__([f"{r.code}: {r.message}" for r in refusals], code="session_refused")
+
+
+class Course(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        STOPPED = "stopped", "Stopped"
+        MAINTENANCE = "maintenance", "Maintenance"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="courses")
+    patient = models.ForeignKey(Patient, models.CASCADE, related_name="courses")
+    protocol = models.ForeignKey(
+        ClinicProtocol,
+        models.PROTECT,
+        related_name="courses",
+        help_text="The exact protocol version the course was planned with.",
+    )
+    indication = models.CharField(max_length=30, choices=Indication.choices)
+    areas = models.JSONField(help_text='Area keys, e.g. ["thighs", "buttocks"].')
+    cadence_days = models.PositiveSmallIntegerField()
+    planned_sessions = models.PositiveSmallIntegerField()
+    first_session_on = models.DateField(help_text="The planned date of session 1.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PLANNED)
+    stop_reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["clinic", "status"], name="course_clinic_status")]
+
+    def __str__(self) -> str:
+        return f"{self.patient} · {self.protocol.name} ({self.get_status_display()})"
+
+    @property
+    def spec(self) -> Protocol:
+        return self.protocol.spec
+
+    def clean(self) -> None:
+        problems: dict[str, str] = {}
+        spec = self.spec
+        if self.patient.clinic_id != self.clinic_id or self.protocol.clinic_id != self.clinic_id:
+            problems["patient"] = "The patient, the protocol and the course must share a clinic."
+        if self.indication not in spec.indications.v:
+            allowed = ", ".join(spec.indications.v)
+            problems["indication"] = (
+                f"{self.indication!r} is not treated by this protocol ({allowed})."
+            )
+        areas = self.areas if isinstance(self.areas, list) else []
+        if not areas:
+            problems["areas"] = "Choose at least one area."
+        else:
+            unknown = [a for a in areas if a not in spec.areas.v]
+            if unknown:
+                problems["areas"] = (
+                    f"{', '.join(map(str, unknown))} not in this protocol's areas "
+                    f"({', '.join(spec.areas.v)})."
+                )
+        if self.cadence_days not in spec.cadence.days.v:
+            problems["cadence_days"] = (
+                f"must be one of {', '.join(map(str, spec.cadence.days.v))} days."
+            )
+        low, high = spec.sessions.v.min, spec.sessions.v.max
+        if not low <= self.planned_sessions <= high:
+            problems["planned_sessions"] = f"must be between {low} and {high} for this protocol."
+        if problems:
+            raise ValidationError(problems)
+
+    def plan(self) -> dict[str, object]:
+        return logic.plan(
+            self.spec,
+            planned_sessions=self.planned_sessions,
+            cadence_days=self.cadence_days,
+            first_session_on=self.first_session_on,
+            currency=self.clinic.currency,
+        )
+
+    def progress(self) -> dict[str, object]:
+        """Sessions done and planned, the next session's window, and after completion the
+        maintenance window."""
+        spec = self.spec
+        sessions = list(self.sessions.filter(kind=Session.Kind.COURSE).order_by("performed_at"))
+        done = len(sessions)
+        next_window: dict[str, str] | None = None
+        maintenance: dict[str, str] | None = None
+        tz = self.clinic.tz
+        if self.status in (self.Status.COMPLETED, self.Status.MAINTENANCE):
+            last = self.sessions.order_by("-performed_at").first()
+            assert last is not None
+            maintenance = logic.maintenance_window(last.performed_at.astimezone(tz).date(), spec)
+        elif self.status in (self.Status.PLANNED, self.Status.ACTIVE):
+            if sessions:
+                next_window = logic.next_window(
+                    sessions[-1].performed_at,
+                    self.cadence_days,
+                    spec.cadence.tolerance_days.v,
+                    tz,
+                ).as_dict()
+            else:
+                next_window = self._first_session_window(spec)
+        return {
+            "sessions_done": done,
+            "sessions_planned": self.planned_sessions,
+            "next_session_window": next_window,
+            "maintenance_window": maintenance,
+        }
+
+    def _first_session_window(self, spec: Protocol) -> dict[str, str]:
+        """Before session 1: from the time the allergy test can be read (or the planned
+        date, if later) to the planned date plus the tolerance."""
+        tz = self.clinic.tz
+        planned = dt.datetime.combine(self.first_session_on, dt.time(0, 0), tzinfo=tz)
+        earliest = planned
+        test = self.allergy_tests.order_by("-given_at").first()
+        if test is not None:
+            earliest = max(
+                planned, test.given_at + dt.timedelta(hours=spec.allergy_test.wait_hours.v)
+            )
+        latest = planned + dt.timedelta(days=spec.cadence.tolerance_days.v + 1)
+        return {
+            "earliest": earliest.astimezone(tz).isoformat(),
+            "due": planned.isoformat(),
+            "latest": max(latest, earliest).astimezone(tz).isoformat(),
+        }
+
+
+class AllergyTest(models.Model):
+    """The test injections given before the course (seed 004: two injections, 24 h ahead)."""
+
+    course = models.ForeignKey(Course, models.CASCADE, related_name="allergy_tests")
+    given_at = models.DateTimeField()
+    given_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["given_at"]
+
+    def __str__(self) -> str:
+        return f"Allergy test {self.given_at:%Y-%m-%d %H:%M} for {self.course.patient}"
+
+    def readable_from(self) -> dt.datetime:
+        return self.given_at + dt.timedelta(hours=self.course.spec.allergy_test.wait_hours.v)
+
+    @property
+    def latest_reading(self) -> AllergyReading | None:
+        return self.readings.order_by("-read_at").first()
+
+
+class AllergyTestInjection(models.Model):
+    test = models.ForeignKey(AllergyTest, models.CASCADE, related_name="injections")
+    lot = models.ForeignKey(Lot, models.PROTECT, related_name="allergy_test_injections")
+    site = models.CharField(max_length=100, help_text='e.g. "left inner forearm"')
+    given_at = models.DateTimeField()
+    given_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.lot} at {self.site}"
+
+
+class AllergyReading(models.Model):
+    class Result(models.TextChoices):
+        NONE = "none", "No reaction"
+        LOCAL = "local", "Local reaction"
+        SYSTEMIC = "systemic", "Systemic reaction"
+
+    test = models.ForeignKey(AllergyTest, models.CASCADE, related_name="readings")
+    read_at = models.DateTimeField()
+    read_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    result = models.CharField(max_length=10, choices=Result.choices)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["read_at"]
+
+    def __str__(self) -> str:
+        return f"Read {self.read_at:%Y-%m-%d %H:%M}: {self.get_result_display()}"
+
+
+class Session(models.Model):
+    class Kind(models.TextChoices):
+        COURSE = "course", "Course session"
+        MAINTENANCE = "maintenance", "Maintenance session"
+
+    course = models.ForeignKey(Course, models.CASCADE, related_name="sessions")
+    number = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.COURSE)
+    performed_at = models.DateTimeField()
+    practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    numbing_cream = models.BooleanField(default=False)
+    stimulants_avoided = models.BooleanField(
+        help_text="Pre-check: the patient had no caffeine or stimulants today (seed 004)."
+    )
+    burning_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
+    discomfort_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    override_codes = models.JSONField(default=list, blank=True)
+    override_reason = models.TextField(blank=True)
+    overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["performed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "number"], name="session_number_once"),
+            models.CheckConstraint(
+                condition=models.Q(override_codes=[])
+                | (~models.Q(override_reason="") & models.Q(overridden_by__isnull=False)),
+                name="override_names_who_and_why",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.number} of {self.course}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The model save path goes through the gates too, so no caller can skip them.
+        if self._state.adding:
+            found = rules.refusals(
+                gather_facts(self.course, self.performed_at, self.practitioner, lots=[])
+            )
+            refused = rules.blocking(found, self.override_codes)
+            if refused:
+                raise SessionRefused(refused)
+        super().save(*args, **kwargs)
+
+    @property
+    def areas(self) -> list[str]:
+        return sorted({i.area for i in self.injections.all()})
+
+    def aftercare(self) -> list[dict[str, object]]:
+        return logic.aftercare(
+            self.course.spec, self.performed_at, set(self.areas), self.course.clinic.tz
+        )
+
+
+class SessionInjection(models.Model):
+    class Technique(models.TextChoices):
+        NAPPAGE = "nappage", "Nappage"
+        PAPULE = "papule", "Papule (point by point)"
+        POINT = "point", "Deep point"
+        LINEAR = "linear", "Linear / retrograde"
+
+    session = models.ForeignKey(Session, models.CASCADE, related_name="injections")
+    area = models.CharField(max_length=20, choices=Area.choices)
+    lot = models.ForeignKey(Lot, models.PROTECT, related_name="session_injections")
+    volume_ml = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("50"))],
+    )
+    technique = models.CharField(
+        max_length=10, choices=Technique.choices, default=Technique.NAPPAGE
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(volume_ml__gt=0), name="injection_volume_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_area_display()}: {self.volume_ml} mL of {self.lot}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            session = self.session
+            found = rules.refusals(
+                gather_facts(
+                    session.course,
+                    session.performed_at,
+                    session.practitioner,
+                    lots=[self.lot],
+                    exclude_session_id=session.pk,
+                )
+            )
+            refused = rules.blocking(found, session.override_codes)
+            if refused:
+                raise SessionRefused(refused)
+        super().save(*args, **kwargs)
+
+
+class SideEffect(models.Model):
+    OTHER = "other"
+
+    session = models.ForeignKey(Session, models.CASCADE, related_name="side_effects")
+    kind = models.CharField(max_length=40, help_text='A key from the protocol, or "other".')
+    description = models.TextField(blank=True)
+    onset_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    grade = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+        help_text="CTCAE injection site reaction grade, 1 (mild) to 5 (death).",
+    )
+    # Derived from the protocol by logic.side_effect_status; kept so that lists can be
+    # filtered and sorted in the database. refresh_status() is the only writer.
+    status = models.CharField(max_length=20, default=logic.EXPECTED)
+    expected_until = models.DateTimeField(null=True, blank=True)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
+    reported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-onset_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(grade__gte=1) & models.Q(grade__lte=5), name="ctcae_grade_1_5"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(resolved_at__isnull=True)
+                | models.Q(resolved_at__gte=models.F("onset_at")),
+                name="resolved_after_onset",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} (grade {self.grade}) after {self.session}"
+
+    def refresh_status(self, now: dt.datetime | None = None) -> bool:
+        """Recompute status and expected_until; return True if the status changed."""
+        spec = self.session.course.spec
+        status, until = logic.side_effect_status(
+            spec.side_effect(self.kind),
+            self.grade,
+            self.onset_at,
+            self.resolved_at,
+            now or timezone.now(),
+            spec.urgent_from_grade.v,
+        )
+        changed = status != self.status
+        self.status, self.expected_until = status, until
+        return changed
+
+
+class FollowUp(models.Model):
+    """A task for the clinic: a side effect that is beyond expected or urgent."""
+
+    class Priority(models.TextChoices):
+        URGENT = "urgent", "Urgent"
+        ROUTINE = "routine", "Routine"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="follow_ups")
+    side_effect = models.ForeignKey(SideEffect, models.CASCADE, related_name="follow_ups")
+    priority = models.CharField(max_length=10, choices=Priority.choices)
+    reason = models.CharField(max_length=300)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outcome = models.TextField(blank=True)
+
+    class Meta:
+        # "urgent" sorts after "routine", so descending priority puts urgent ones first.
+        ordering = ["-priority", "opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["side_effect"],
+                condition=models.Q(status="open"),
+                name="one_open_follow_up_per_side_effect",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_priority_display()}: {self.reason}"
+
+
+def gather_facts(
+    course: Course,
+    performed_at: dt.datetime,
+    practitioner: Any,
+    lots: list[Lot],
+    exclude_session_id: int | None = None,
+) -> rules.SessionFacts:
+    """Read from the database everything rules.refusals needs for one session."""
+    spec = course.spec
+    patient = course.patient
+    clinic = course.clinic
+
+    screening = Screening.objects.filter(patient=patient).order_by("-screened_at", "-id").first()
+    hard_stops: tuple[str, ...] = ()
+    if screening is not None:
+        hard_stops = tuple(r["text"] for r in screening.reasons if r["outcome"] == "hard_stop")
+
+    consents = list(patient.consents.prefetch_related("products__components__ingredient"))
+    template = consent_text.current_template(clinic)
+    current_products: set[int] = set()
+    for c in consents:
+        if c.template_id != template.pk:
+            continue
+        products = list(c.products.all())
+        text = consent_text.render(template, products, course.indication, course.areas)
+        if sha256(text) == c.text_sha256:
+            current_products.update(p.pk for p in products)
+    without = tuple(
+        sorted({lot.product.name for lot in lots if lot.product_id not in current_products})
+    )
+
+    tests = tuple(
+        rules.AllergyTestFacts(
+            given_at=t.given_at,
+            readings=tuple(rules.ReadingFacts(r.read_at, r.result) for r in t.readings.all()),
+        )
+        for t in course.allergy_tests.prefetch_related("readings").order_by("given_at")
+    )
+    others = course.sessions.all()
+    if exclude_session_id is not None:
+        others = others.exclude(pk=exclude_session_id)
+
+    licence = practitioner.licences.filter(clinic=clinic).order_by("-expires_on").first()
+    allergies = {
+        a.ingredient_id: a.ingredient.name for a in patient.allergies.select_related("ingredient")
+    }
+    lot_facts = tuple(
+        rules.LotFacts(
+            lot_id=lot.pk,
+            label=str(lot),
+            product_id=lot.product_id,
+            expires_on=lot.expires_on,
+            recalled=lot.recalled,
+            recall_reason=lot.recall_reason,
+            ingredients={
+                c.ingredient_id: c.ingredient.name
+                for c in lot.product.components.select_related("ingredient")
+            },
+        )
+        for lot in lots
+    )
+    return rules.SessionFacts(
+        performed_at=performed_at,
+        tz=clinic.tz,
+        screening_result=screening.result if screening else None,
+        screening_hard_stops=hard_stops,
+        has_consent=bool(consents),
+        products_without_current_consent=without,
+        allergy_tests=tests,
+        allergy_wait_hours=spec.allergy_test.wait_hours.v,
+        other_sessions_at=tuple(others.values_list("performed_at", flat=True)),
+        min_interval_days=course.cadence_days - spec.cadence.tolerance_days.v,
+        lots=lot_facts,
+        patient_allergies=allergies,
+        practitioner_name=practitioner.get_full_name() or practitioner.get_username(),
+        licence_expires_on=licence.expires_on if licence else None,
+        overridable=frozenset(c.value for c in spec.overridable),
+    )

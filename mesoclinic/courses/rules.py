@@ -1,0 +1,204 @@
+"""May this session go ahead? Every clinical gate in one place.
+
+`refusals(facts)` is a pure function: it reads a snapshot of everything the gates need and
+returns every reason the session may not go ahead, not just the first. The API, the admin,
+the model save path and any importer gather the facts (courses.models.gather_facts) and call
+it; nobody re-implements a gate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mesoclinic.protocols.vocab import NEVER_OVERRIDABLE, RefusalCode
+
+Code = RefusalCode
+
+
+@dataclass(frozen=True)
+class LotFacts:
+    lot_id: int
+    label: str  # "Product name lot ABC123"
+    product_id: int
+    expires_on: dt.date
+    recalled: bool
+    recall_reason: str
+    ingredients: dict[int, str]  # ingredient id -> name
+
+
+@dataclass(frozen=True)
+class ReadingFacts:
+    read_at: dt.datetime
+    result: str  # none | local | systemic
+
+
+@dataclass(frozen=True)
+class AllergyTestFacts:
+    given_at: dt.datetime
+    readings: tuple[ReadingFacts, ...]
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    performed_at: dt.datetime
+    tz: zoneinfo.ZoneInfo
+    # Screening: None when there is none on file.
+    screening_result: str | None
+    screening_hard_stops: tuple[str, ...]
+    # Consent: whether any is on file, and which of this session's products the current
+    # consent text does not cover (missing from every consent, or the text has changed).
+    has_consent: bool
+    products_without_current_consent: tuple[str, ...]
+    # Allergy tests of this course, oldest first.
+    allergy_tests: tuple[AllergyTestFacts, ...]
+    allergy_wait_hours: int
+    # The sessions already charted on this course, by time.
+    other_sessions_at: tuple[dt.datetime, ...]
+    min_interval_days: int
+    lots: tuple[LotFacts, ...]
+    patient_allergies: dict[int, str]  # ingredient id -> name
+    practitioner_name: str
+    licence_expires_on: dt.date | None  # the latest expiry of the practitioner's licences
+    overridable: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    message: str
+    overridable: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "overridable": self.overridable}
+
+
+def _when(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
+    local = moment.astimezone(tz)
+    return f"{local:%H:%M} on {local:%a %d %b %Y}"
+
+
+def _hours(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+
+
+def refusals(f: SessionFacts) -> list[Refusal]:
+    """Every reason the session described by `f` may not go ahead, in words."""
+    out: list[Refusal] = []
+
+    def refuse(code: Code, message: str, *, never: bool = False) -> None:
+        overridable = (
+            not never and code.value not in NEVER_OVERRIDABLE and code.value in f.overridable
+        )
+        out.append(Refusal(code.value, message, overridable))
+
+    # 1. Screening.
+    if f.screening_result is None:
+        refuse(Code.NO_SCREENING, "The patient has not been screened.")
+    elif f.screening_hard_stops:
+        refuse(
+            Code.SCREENING_HARD_STOP,
+            "The screening has a hard stop: " + "; ".join(f.screening_hard_stops) + ".",
+        )
+
+    # 2. Consent for the current text.
+    if not f.has_consent:
+        refuse(Code.NO_CONSENT, "The patient has not signed a consent.")
+    elif f.products_without_current_consent:
+        refuse(
+            Code.CONSENT_OUTDATED,
+            "The patient has not signed the current consent text for "
+            + ", ".join(f.products_without_current_consent)
+            + ".",
+        )
+
+    # 3. Allergy test: given, read at least `allergy_wait_hours` after, with no reaction.
+    wait = dt.timedelta(hours=f.allergy_wait_hours)
+    if not f.allergy_tests:
+        refuse(Code.ALLERGY_TEST_MISSING, "No allergy test has been given for this course.")
+    else:
+        latest = f.allergy_tests[-1]
+        readable_from = latest.given_at + wait
+        if not latest.readings:
+            refuse(
+                Code.ALLERGY_TEST_UNREAD,
+                f"The allergy test given at {_when(latest.given_at, f.tz)} has not been read; "
+                f"it can be read from {_when(readable_from, f.tz)}.",
+            )
+        elif all(r.read_at < readable_from for r in latest.readings):
+            first = min(r.read_at for r in latest.readings)
+            refuse(
+                Code.ALLERGY_READ_TOO_EARLY,
+                f"The allergy test was read {_hours(first - latest.given_at)} after it was "
+                f"given; it must be read at least {f.allergy_wait_hours} h after, from "
+                f"{_when(readable_from, f.tz)}.",
+            )
+        readings = [r for t in f.allergy_tests for r in t.readings]
+        if any(r.result == "systemic" for r in readings):
+            refuse(
+                Code.ALLERGY_REACTION,
+                "The allergy test caused a systemic reaction. This can never be overridden.",
+                never=True,
+            )
+        elif any(r.result == "local" for r in readings):
+            refuse(Code.ALLERGY_REACTION, "The allergy test caused a local reaction.")
+
+    # 4. Interval to the nearest charted session on either side.
+    min_gap = dt.timedelta(days=f.min_interval_days)
+    for other in f.other_sessions_at:
+        gap = abs(f.performed_at - other)
+        if gap < min_gap:
+            refuse(
+                Code.INTERVAL_TOO_SHORT,
+                f"Only {gap.days} days {'after' if other <= f.performed_at else 'before'} the "
+                f"session at {_when(other, f.tz)}; this protocol needs at least "
+                f"{f.min_interval_days} days between sessions.",
+            )
+            break
+
+    # 5. Every lot: in date, not recalled, free of the patient's allergens.
+    day = f.performed_at.astimezone(f.tz).date()
+    for lot in f.lots:
+        if day > lot.expires_on:
+            refuse(Code.LOT_EXPIRED, f"{lot.label} expired on {lot.expires_on:%d %b %Y}.")
+        if lot.recalled:
+            refuse(
+                Code.LOT_RECALLED,
+                f"{lot.label} has been recalled ({lot.recall_reason}). This can never be "
+                "overridden.",
+                never=True,
+            )
+        allergens = sorted(n for i, n in lot.ingredients.items() if i in f.patient_allergies)
+        if allergens:
+            refuse(
+                Code.INGREDIENT_ALLERGY,
+                f"{lot.label} contains {', '.join(allergens)}, which the patient is allergic to.",
+            )
+
+    # 6. The practitioner's licence on the day of the session.
+    if f.licence_expires_on is None:
+        refuse(
+            Code.PRACTITIONER_LICENCE_EXPIRED,
+            f"{f.practitioner_name} has no licence on file in this clinic.",
+        )
+    elif day > f.licence_expires_on:
+        refuse(
+            Code.PRACTITIONER_LICENCE_EXPIRED,
+            f"{f.practitioner_name}'s licence expired on {f.licence_expires_on:%d %b %Y}.",
+        )
+    return out
+
+
+def blocking(found: Iterable[Refusal], override_codes: Iterable[str]) -> list[Refusal]:
+    """The refusals an override does not lift: those not overridden and those that cannot be."""
+    chosen = set(override_codes)
+    return [r for r in found if not (r.overridable and r.code in chosen)]
+
+
+def invalid_overrides(found: Iterable[Refusal], override_codes: Iterable[str]) -> list[str]:
+    """Override codes that name a refusal that is absent or that may not be overridden."""
+    allowed = {r.code for r in found if r.overridable}
+    return sorted(set(override_codes) - allowed)

@@ -1,0 +1,112 @@
+"""State changes for patients: registration, screening, consent; and a new clinic's defaults."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from mesoclinic.accounts.models import AuditEvent, Clinic, audit
+from mesoclinic.formulary.models import Product, do_load_reference_ingredients
+from mesoclinic.patients import consent as consent_text
+from mesoclinic.patients.models import Consent, Patient, Screening, ScreeningForm, sha256
+from mesoclinic.patients.screening import score
+from mesoclinic.protocols.models import do_install_protocols
+
+
+def do_setup_clinic(clinic: Clinic) -> None:
+    """Give a clinic what it needs to work: the reference ingredients, its copy of every
+    shipped protocol, the screening form and the consent text. Safe to run again."""
+    with transaction.atomic():
+        do_load_reference_ingredients()
+        do_install_protocols(clinic)
+        ScreeningForm.current(clinic)
+        consent_text.current_template(clinic)
+
+
+def do_screen_patient(
+    patient: Patient, answers: dict[str, Any], user: Any, via: str = "api"
+) -> Screening:
+    """Score the answers against the clinic's current form and store the result.
+    Raises screening.AnswerError naming each bad answer."""
+    form = ScreeningForm.current(patient.clinic)
+    today = timezone.now().astimezone(patient.clinic.tz).date()
+    outcome = score(form.document, answers, patient.date_of_birth, today)
+    with transaction.atomic():
+        screening = Screening.objects.create(
+            patient=patient,
+            form=form,
+            answers=answers,
+            result=outcome.result,
+            reasons=outcome.reasons,
+            screened_by=user,
+        )
+        audit(
+            clinic=patient.clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=screening,
+            patient_id=patient.pk,
+            via=via,
+            result=outcome.result,
+        )
+    return screening
+
+
+def consent_products(patient: Patient, product_ids: list[int] | None) -> list[Product]:
+    """The products a consent covers: those named, or every active product of the clinic."""
+    qs = Product.objects.filter(clinic=patient.clinic).prefetch_related("components__ingredient")
+    if product_ids is None:
+        return list(qs.filter(active=True))
+    found = list(qs.filter(pk__in=product_ids))
+    missing = sorted(set(product_ids) - {p.pk for p in found})
+    if missing:
+        raise ValueError(f"no product with id {', '.join(map(str, missing))} in this clinic")
+    return found
+
+
+def do_sign_consent(
+    patient: Patient,
+    *,
+    products: list[Product],
+    signed_name: str,
+    method: str,
+    signature: str = "",
+    signed_at: dt.datetime | None = None,
+    indication: str = "",
+    areas: list[str] | None = None,
+    user: Any,
+    via: str = "api",
+) -> Consent:
+    """Record a signature on the current consent text for these products and this use."""
+    template = consent_text.current_template(patient.clinic)
+    areas = areas or []
+    text = consent_text.render(template, products, indication or None, areas)
+    with transaction.atomic():
+        consent = Consent.objects.create(
+            patient=patient,
+            template=template,
+            indication=indication,
+            areas=areas,
+            text=text,
+            text_sha256=sha256(text),
+            signed_name=signed_name.strip(),
+            signed_at=signed_at or timezone.now(),
+            method=method,
+            signature=signature,
+            witnessed_by=user,
+        )
+        consent.products.set(products)
+        audit(
+            clinic=patient.clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=consent,
+            patient_id=patient.pk,
+            via=via,
+            template_version=template.version,
+            products=[p.pk for p in products],
+        )
+    return consent

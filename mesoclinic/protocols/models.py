@@ -1,0 +1,107 @@
+"""A clinic's own, versioned copies of the shipped protocols."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+from mesoclinic.accounts.models import Clinic
+from mesoclinic.protocols.loader import shipped_protocols, validate_protocol
+from mesoclinic.protocols.schema import Protocol
+
+
+class ClinicProtocol(models.Model):
+    """One version of a clinic's copy of a protocol. Editing writes a new version; a course
+    keeps a foreign key to the exact version it was planned with."""
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="protocols")
+    key = models.SlugField(max_length=60)
+    version = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    document = models.JSONField(
+        help_text="The validated protocol, in the shape of a protocol file."
+    )
+    change_note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["key", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "key", "version"], name="one_protocol_version_per_clinic"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @cached_property
+    def spec(self) -> Protocol:
+        return validate_protocol(self.document, f"{self.clinic_id}/{self.key} v{self.version}")
+
+    @classmethod
+    def current(cls, clinic: Clinic, key: str) -> ClinicProtocol | None:
+        return cls.objects.filter(clinic=clinic, key=key).order_by("-version").first()
+
+    @classmethod
+    def current_for_clinic(cls, clinic: Clinic) -> list[ClinicProtocol]:
+        latest: dict[str, ClinicProtocol] = {}
+        for p in cls.objects.filter(clinic=clinic).order_by("key", "-version"):
+            latest.setdefault(p.key, p)
+        return list(latest.values())
+
+
+def do_install_protocols(clinic: Clinic) -> list[ClinicProtocol]:
+    """Give a clinic version 1 of every shipped protocol it does not have yet."""
+    have = set(ClinicProtocol.objects.filter(clinic=clinic).values_list("key", flat=True))
+    created = []
+    for key, protocol in shipped_protocols().items():
+        if key in have:
+            continue
+        created.append(
+            ClinicProtocol.objects.create(
+                clinic=clinic,
+                key=key,
+                version=1,
+                name=protocol.name,
+                document=protocol.model_dump(mode="json", exclude_none=True),
+                change_note=f"Installed from {key}.toml (file version {protocol.version})",
+            )
+        )
+    return created
+
+
+def do_edit_protocol(
+    clinic: Clinic, key: str, document: dict[str, Any], user: Any, change_note: str = ""
+) -> ClinicProtocol:
+    """Validate an edited document and save it as the clinic's next version of the protocol.
+    Raises ProtocolError, naming each field, when the document is malformed."""
+    with transaction.atomic():
+        current = (
+            ClinicProtocol.objects.select_for_update()
+            .filter(clinic=clinic, key=key)
+            .order_by("-version")
+            .first()
+        )
+        next_version = (current.version + 1) if current else 1
+        protocol = validate_protocol(document, f"{key} (edit)")
+        if protocol.key != key:
+            from mesoclinic.protocols.loader import ProtocolError
+
+            raise ProtocolError(f"{key} (edit)", [("key", f"cannot change from {key!r}")])
+        return ClinicProtocol.objects.create(
+            clinic=clinic,
+            key=key,
+            version=next_version,
+            name=protocol.name,
+            document=protocol.model_dump(mode="json", exclude_none=True),
+            change_note=change_note,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )

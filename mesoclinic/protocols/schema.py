@@ -1,0 +1,314 @@
+"""The shape of a protocol file, validated with pydantic.
+
+Every clinical fact is a `Fact`: a value with its source, or, where the seeds disagree,
+several sourced options and the one the clinic has chosen.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mesoclinic.protocols.vocab import (
+    NEVER_OVERRIDABLE,
+    NO_SOURCE,
+    SEEDS,
+    Area,
+    Indication,
+    IngredientClass,
+    RefusalCode,
+)
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_sources(sources: list[str]) -> list[str]:
+    if not sources:
+        raise ValueError(f'give at least one source, or "{NO_SOURCE}"')
+    for source in sources:
+        if re.match(r"^\d{3}_", source) and source not in SEEDS:
+            raise ValueError(f"{source!r} is not one of the seed files: {', '.join(SEEDS)}")
+        if not source.strip():
+            raise ValueError("a source may not be blank")
+    return sources
+
+
+class Sourced(Strict, Generic[T]):
+    value: T
+    source: list[str]
+    note: str = ""
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("source")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return _check_sources(v)
+
+    @property
+    def has_source(self) -> bool:
+        return self.source != [NO_SOURCE]
+
+
+class Fact(Strict, Generic[T]):
+    """Either `value` + `source`, or `options` (each sourced) + `choose` naming one of them."""
+
+    value: T | None = None
+    source: list[str] | None = None
+    note: str = ""
+    options: dict[str, Sourced[T]] | None = None
+    choose: str | None = None
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Fact[T]:
+        if self.options is None:
+            if self.value is None or self.source is None:
+                raise ValueError("give value and source, or options and choose")
+            _check_sources(self.source)
+        else:
+            if self.value is not None:
+                raise ValueError("give value or options, not both")
+            if self.choose not in self.options:
+                raise ValueError(f"choose must name one of the options: {', '.join(self.options)}")
+        return self
+
+    @property
+    def chosen(self) -> Sourced[T]:
+        if self.options is not None:
+            assert self.choose is not None
+            return self.options[self.choose]
+        assert self.value is not None and self.source is not None
+        return Sourced[T](value=self.value, source=self.source, note=self.note)
+
+    @property
+    def v(self) -> T:
+        return self.chosen.value
+
+
+class Range(Strict):
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class IntRange(Strict):
+    min: int = Field(ge=0)
+    max: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class Money(Strict):
+    min: float = Field(ge=0)
+    max: float = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Money:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+
+class Comparison(Strict):
+    label: str
+    amount: float = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class Cadence(Strict):
+    days: Fact[list[Literal[7, 14]]]
+    tolerance_days: Fact[int]
+
+    @field_validator("tolerance_days")
+    @classmethod
+    def _tolerance(cls, v: Fact[int]) -> Fact[int]:
+        if not 0 <= v.v <= 6:
+            raise ValueError("tolerance_days must be between 0 and 6, inside the weekly cadence")
+        return v
+
+
+class AllergyTest(Strict):
+    injections: Fact[int]
+    wait_hours: Fact[int]
+
+
+class Instruction(Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    text: str
+    source: list[str]
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("source")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return _check_sources(v)
+
+
+class BeforeSession(Strict):
+    instructions: list[Instruction]
+    numbing_cream_minutes: Fact[int]
+
+
+class Milestone(Strict):
+    """An expected point on the way, e.g. first visible results after 2–3 sessions."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    after_sessions: Fact[IntRange]
+    improvement_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class SideEffectKind(Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    urgent: bool = False
+    expected_hours: Fact[float] | None = None
+    source: list[str]
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("source")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return _check_sources(v)
+
+    @model_validator(mode="after")
+    def _duration(self) -> SideEffectKind:
+        if not self.urgent and self.expected_hours is None:
+            raise ValueError("a side effect that is not urgent needs expected_hours")
+        if self.expected_hours is not None and self.expected_hours.v <= 0:
+            raise ValueError("expected_hours must be above zero")
+        return self
+
+
+class AftercareRule(Strict):
+    """One aftercare instruction. `hours` makes it timed ("until 18:30"); `areas` limits it
+    to sessions that treated one of those areas (the facial makeup rule)."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    text: str
+    hours: Fact[float] | None = None
+    areas: list[Area] | None = None
+    source: list[str]
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("source")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return _check_sources(v)
+
+    @model_validator(mode="after")
+    def _placeholder(self) -> AftercareRule:
+        if self.hours is not None and "{until}" not in self.text:
+            raise ValueError("a timed rule's text must contain {until}")
+        if self.hours is None and "{until}" in self.text:
+            raise ValueError("text uses {until} but the rule has no hours")
+        return self
+
+
+class Note(Strict):
+    topic: str
+    text: str
+    source: list[str]
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _listify(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class Protocol(Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    summary: str = ""
+    indications: Fact[list[Indication]]
+    areas: Fact[list[Area]]
+    classes: Fact[list[IngredientClass]]
+    sessions: Fact[IntRange]
+    cadence: Cadence
+    allergy_test: AllergyTest
+    before_session: BeforeSession
+    milestones: list[Milestone]
+    maintenance_months: Fact[IntRange]
+    price_per_session: Fact[Money]
+    comparison: Fact[Comparison] | None = None
+    insurance: Fact[str]
+    downtime: Fact[str]
+    durability: Fact[str]
+    side_effects: list[SideEffectKind]
+    urgent_from_grade: Fact[int]
+    aftercare: list[AftercareRule]
+    overridable: list[RefusalCode] = []
+    notes: list[Note] = []
+
+    @field_validator("sessions")
+    @classmethod
+    def _sessions(cls, v: Fact[IntRange]) -> Fact[IntRange]:
+        if v.v.min < 1:
+            raise ValueError("a course has at least one session")
+        return v
+
+    @field_validator("overridable")
+    @classmethod
+    def _overridable(cls, v: list[RefusalCode]) -> list[RefusalCode]:
+        forbidden = sorted(NEVER_OVERRIDABLE & {c.value for c in v})
+        if forbidden:
+            raise ValueError(f"{', '.join(forbidden)} can never be overridden")
+        return v
+
+    @field_validator("urgent_from_grade")
+    @classmethod
+    def _grade(cls, v: Fact[int]) -> Fact[int]:
+        if not 1 <= v.v <= 5:
+            raise ValueError("a CTCAE grade is between 1 and 5")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Protocol:
+        for name, items in (("side_effects", self.side_effects), ("aftercare", self.aftercare)):
+            keys = [i.key for i in items]
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            if dupes:
+                raise ValueError(f"{name} repeats the key {', '.join(dupes)}")
+        if "other" in {s.key for s in self.side_effects}:
+            raise ValueError('side_effects may not define "other": it is built in')
+        return self
+
+    def side_effect(self, key: str) -> SideEffectKind | None:
+        return next((s for s in self.side_effects if s.key == key), None)

@@ -1,0 +1,82 @@
+"""The words protocols, courses and the formulary share: areas, indications, classes, sources."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Area(models.TextChoices):
+    # SPEC "treatment areas" (000, 001, 002, 003).
+    FACE = "face", "Face"
+    CHIN = "chin", "Chin (submental)"
+    ARMS = "arms", "Arms"
+    ABDOMEN = "abdomen", "Abdomen"
+    HIPS = "hips", "Hips"
+    BUTTOCKS = "buttocks", "Buttocks"
+    THIGHS = "thighs", "Thighs"
+    SCALP = "scalp", "Scalp"
+    OTHER = "other", "Other"
+
+
+class Indication(models.TextChoices):
+    # SPEC "indications" (000–004).
+    CELLULITE = "cellulite", "Cellulite"
+    LOCALIZED_FAT = "localized_fat", "Localized fat / spot reduction"
+    WEIGHT_LOSS = "weight_loss", "Weight loss"
+    WRINKLES = "wrinkles", "Wrinkles"
+    SAGGING_SKIN = "sagging_skin", "Sagging skin"
+    HAIR_LOSS = "hair_loss", "Hair loss"
+    SCAR_REVISION = "scar_revision", "Scar revision"
+    ACNE = "acne", "Acne"
+    STRETCH_MARKS = "stretch_marks", "Stretch marks"
+    HEADACHE = "headache", "Headaches"
+    BACKACHE = "backache", "Backaches"
+
+
+class IngredientClass(models.TextChoices):
+    # SPEC "injected classes" (000–004).
+    TRADITIONAL = "traditional_medication", "Traditional medication"
+    VITAMIN = "vitamin", "Vitamin"
+    PLANT_EXTRACT = "plant_extract", "Plant extract"
+    HOMEOPATHIC = "homeopathic_preparation", "Homeopathic preparation"
+
+
+class RefusalCode(models.TextChoices):
+    """Every reason a session may be refused (SPEC "What is unsafe and must be refused")."""
+
+    NO_SCREENING = "no_screening", "No screening on file"
+    SCREENING_HARD_STOP = "screening_hard_stop", "Screening has a hard stop"
+    NO_CONSENT = "no_consent", "No signed consent"
+    CONSENT_OUTDATED = "consent_outdated", "Consent does not match the current text"
+    ALLERGY_TEST_MISSING = "allergy_test_missing", "No allergy test"
+    ALLERGY_TEST_UNREAD = "allergy_test_unread", "Allergy test not read"
+    ALLERGY_READ_TOO_EARLY = "allergy_read_too_early", "Allergy test read too early"
+    ALLERGY_REACTION = "allergy_reaction", "Allergy test showed a reaction"
+    INTERVAL_TOO_SHORT = "interval_too_short", "Too soon after the last session"
+    LOT_EXPIRED = "lot_expired", "Lot expired"
+    LOT_RECALLED = "lot_recalled", "Lot recalled"
+    INGREDIENT_ALLERGY = "ingredient_allergy", "Patient is allergic to an ingredient"
+    PRACTITIONER_LICENCE_EXPIRED = "practitioner_licence_expired", "Practitioner licence expired"
+
+
+# Gates that no protocol may make overridable. A systemic allergy reaction is handled in
+# rules.py, because a local reaction under the same code may be overridable.
+NEVER_OVERRIDABLE = frozenset({RefusalCode.LOT_RECALLED.value})
+
+NO_SOURCE = "no source"
+
+# The five source articles, by file name, as protocol data cites them.
+SEEDS: dict[str, str] = {
+    "000_921d467bf3295337.txt": "How Mesotherapy Improves Cellulite",
+    "001_d38809c806382382.txt": "Treat Cellulite with Mesotherapy",
+    "002_fa4d881737f3a5fe.txt": "Reducing Cellulite with Mesotherapy",
+    "003_60688675efef3c1d.txt": "Mesotherapy",
+    "004_775ed0aecb2fac00.txt": "Treat Cellulite With Mesotherapy",
+}
+
+
+def describe_source(source: str) -> str:
+    """A human label for a source: the seed's number and title, or the reference as written."""
+    if source in SEEDS:
+        return f"{source[:3]} “{SEEDS[source]}”"
+    return source
