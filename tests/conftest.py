@@ -91,18 +91,26 @@ def build_clinic(name: str, prefix: str, tz: str = "America/New_York") -> World:
     practitioner = make_user(clinic, f"{prefix}practitioner", Membership.Role.PRACTITIONER)
     front_desk = make_user(clinic, f"{prefix}frontdesk", Membership.Role.FRONT_DESK, licensed=False)
     product = Product.objects.create(
-        clinic=clinic, name=f"{prefix}Lipo mix", supplier="Acme Pharma", vial=Product.Vial.SINGLE_DOSE
+        clinic=clinic,
+        name=f"{prefix}Lipo mix",
+        supplier="Acme Pharma",
+        vial=Product.Vial.SINGLE_DOSE,
     )
     for key, conc in (("phosphatidylcholine", "50"), ("l_carnitine", "20")):
         ProductIngredient.objects.create(
-            product=product, ingredient=Ingredient.objects.get(key=key, clinic=None),
+            product=product,
+            ingredient=Ingredient.objects.get(key=key, clinic=None),
             concentration=Decimal(conc),
         )
     lido = Product.objects.create(
-        clinic=clinic, name=f"{prefix}Lidocaine 1%", supplier="Acme Pharma", vial=Product.Vial.MULTI_DOSE
+        clinic=clinic,
+        name=f"{prefix}Lidocaine 1%",
+        supplier="Acme Pharma",
+        vial=Product.Vial.MULTI_DOSE,
     )
     ProductIngredient.objects.create(
-        product=lido, ingredient=Ingredient.objects.get(key="lidocaine", clinic=None),
+        product=lido,
+        ingredient=Ingredient.objects.get(key="lidocaine", clinic=None),
         concentration=Decimal("10"),
     )
     today = dt.date.today()
@@ -112,10 +120,16 @@ def build_clinic(name: str, prefix: str, tz: str = "America/New_York") -> World:
         practitioner=practitioner,
         front_desk=front_desk,
         product=product,
-        lot=Lot.objects.create(product=product, lot_number=f"{prefix}L100", expires_on=today + dt.timedelta(days=200)),
-        expired_lot=Lot.objects.create(product=product, lot_number=f"{prefix}L-OLD", expires_on=today - dt.timedelta(days=1)),
+        lot=Lot.objects.create(
+            product=product, lot_number=f"{prefix}L100", expires_on=today + dt.timedelta(days=200)
+        ),
+        expired_lot=Lot.objects.create(
+            product=product, lot_number=f"{prefix}L-OLD", expires_on=today - dt.timedelta(days=1)
+        ),
         lidocaine_product=lido,
-        lidocaine_lot=Lot.objects.create(product=lido, lot_number=f"{prefix}LD1", expires_on=today + dt.timedelta(days=200)),
+        lidocaine_lot=Lot.objects.create(
+            product=lido, lot_number=f"{prefix}LD1", expires_on=today + dt.timedelta(days=200)
+        ),
     )
 
 
@@ -132,8 +146,12 @@ def other(db: Any) -> World:
 @pytest.fixture
 def patient(world: World) -> Patient:
     return Patient.objects.create(
-        clinic=world.clinic, first_name="Ana", last_name="Lopez",
-        date_of_birth=dt.date(1990, 5, 17), email="ana@example.com", phone="+1 212 555 0101",
+        clinic=world.clinic,
+        first_name="Ana",
+        last_name="Lopez",
+        date_of_birth=dt.date(1990, 5, 17),
+        email="ana@example.com",
+        phone="+1 212 555 0101",
     )
 
 

@@ -89,8 +89,6 @@ def walk_sourced(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 
 
 class ShippedProtocolTests:
-    __test__ = True  # collected although the name does not start with Test
-
     def test_all_four_load_by_key(self):
         protocols = shipped_protocols()
         assert sorted(protocols) == SHIPPED
@@ -188,8 +186,6 @@ class ShippedProtocolTests:
 
 
 class CelluliteProtocolTests:
-    __test__ = True  # collected although the name does not start with Test
-
     def test_the_sessions_conflict_keeps_both_options(self):
         sessions = load("cellulite").sessions
         assert sessions.options is not None
@@ -209,8 +205,6 @@ class CelluliteProtocolTests:
 
 
 class LocalizedFatProtocolTests:
-    __test__ = True  # collected although the name does not start with Test
-
     def test_indications_and_areas(self):
         protocol = load("localized_fat")
         assert set(protocol.indications.v) == {Indication.LOCALIZED_FAT, Indication.WEIGHT_LOSS}
@@ -231,8 +225,6 @@ class LocalizedFatProtocolTests:
 
 
 class FacialProtocolTests:
-    __test__ = True  # collected although the name does not start with Test
-
     def test_indications_and_areas(self):
         protocol = load("facial_rejuvenation")
         assert set(protocol.indications.v) == {Indication.WRINKLES, Indication.SAGGING_SKIN}
@@ -251,8 +243,6 @@ class FacialProtocolTests:
 
 
 class HairLossProtocolTests:
-    __test__ = True  # collected although the name does not start with Test
-
     def test_hair_loss_on_the_scalp_from_003(self):
         protocol = load("hair_loss")
         assert protocol.indications.v == [Indication.HAIR_LOSS]
@@ -266,8 +256,6 @@ class HairLossProtocolTests:
 
 
 class ProtocolLoaderTests:
-    __test__ = True  # collected although the name does not start with Test
-
     def test_an_unchanged_copy_loads(self, tmp_path):
         assert load_protocol_file(write(tmp_path, cellulite_text())).key == "cellulite"
 
@@ -309,7 +297,10 @@ class ProtocolLoaderTests:
         )
         path = write(tmp_path, text)
         assert_problem(
-            refused(path), path, "maintenance_months", "'009_nope.txt' is not one of the seed files"
+            refused(path),
+            path,
+            "maintenance_months.source",
+            "'009_nope.txt' is not one of the seed files",
         )
 
     def test_it_refuses_a_seed_that_does_not_exist_inside_an_option(self, tmp_path):

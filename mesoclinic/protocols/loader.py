@@ -40,16 +40,23 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return "".join(parts) or "(top level)"
 
 
-def validate_protocol(data: dict[str, Any], origin: str) -> Protocol:
-    """Validate a parsed document. Raises ProtocolError naming every field that is wrong."""
+def validate_protocol(
+    data: dict[str, Any], origin: str, expected_key: str | None = None
+) -> Protocol:
+    """Validate a parsed document. Raises ProtocolError naming every field that is wrong,
+    including a key that differs from `expected_key` (the file name, or the edited copy)."""
+    problems: list[tuple[str, str]] = []
+    if expected_key is not None and data.get("key") != expected_key:
+        problems.append(("key", f"is {data.get('key')!r} but must be {expected_key!r}"))
     try:
-        return Protocol.model_validate(data)
+        protocol = Protocol.model_validate(data)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
             message = error["msg"].removeprefix("Value error, ")
             problems.append((_field_path(tuple(error["loc"])), message))
-        raise ProtocolError(origin, problems) from None
+    if problems:
+        raise ProtocolError(origin, problems)
+    return protocol
 
 
 def load_protocol_file(path: Path) -> Protocol:

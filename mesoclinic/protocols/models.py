@@ -91,11 +91,7 @@ def do_edit_protocol(
             .first()
         )
         next_version = (current.version + 1) if current else 1
-        protocol = validate_protocol(document, f"{key} (edit)")
-        if protocol.key != key:
-            from mesoclinic.protocols.loader import ProtocolError
-
-            raise ProtocolError(f"{key} (edit)", [("key", f"cannot change from {key!r}")])
+        protocol = validate_protocol(document, f"{key} (edit)", expected_key=key)
         return ClinicProtocol.objects.create(
             clinic=clinic,
             key=key,

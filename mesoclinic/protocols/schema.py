@@ -7,9 +7,17 @@ several sourced options and the one the clinic has chosen.
 from __future__ import annotations
 
 import re
-from typing import Generic, Literal, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from mesoclinic.protocols.vocab import (
     NEVER_OVERRIDABLE,
@@ -32,27 +40,38 @@ def _check_sources(sources: list[str]) -> list[str]:
     if not sources:
         raise ValueError(f'give at least one source, or "{NO_SOURCE}"')
     for source in sources:
-        if re.match(r"^\d{3}_", source) and source not in SEEDS:
-            raise ValueError(f"{source!r} is not one of the seed files: {', '.join(SEEDS)}")
         if not source.strip():
             raise ValueError("a source may not be blank")
+        looks_like_file = re.match(r"^\d{2,3}_", source) or source.endswith(".txt")
+        if looks_like_file and source not in SEEDS:
+            raise ValueError(f"{source!r} is not one of the seed files: {', '.join(SEEDS)}")
     return sources
+
+
+def _listify(v: object) -> object:
+    return [v] if isinstance(v, str) else v
+
+
+# A list of sources: seed file names, references written out, or "no source".
+Sources = Annotated[list[str], BeforeValidator(_listify), AfterValidator(_check_sources)]
+
+
+def _needs_note(source: list[str], note: str) -> None:
+    if NO_SOURCE in source and not note.strip():
+        raise ValueError(
+            f'a value with "{NO_SOURCE}" needs a note saying what the clinic should set'
+        )
 
 
 class Sourced(Strict, Generic[T]):
     value: T
-    source: list[str]
+    source: Sources
     note: str = ""
 
-    @field_validator("source", mode="before")
-    @classmethod
-    def _listify(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("source")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        return _check_sources(v)
+    @model_validator(mode="after")
+    def _noted(self) -> Sourced[T]:
+        _needs_note(self.source, self.note)
+        return self
 
     @property
     def has_source(self) -> bool:
@@ -63,25 +82,20 @@ class Fact(Strict, Generic[T]):
     """Either `value` + `source`, or `options` (each sourced) + `choose` naming one of them."""
 
     value: T | None = None
-    source: list[str] | None = None
+    source: Sources | None = None
     note: str = ""
     options: dict[str, Sourced[T]] | None = None
     choose: str | None = None
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _listify(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _one_form(self) -> Fact[T]:
         if self.options is None:
             if self.value is None or self.source is None:
                 raise ValueError("give value and source, or options and choose")
-            _check_sources(self.source)
+            _needs_note(self.source, self.note)
         else:
-            if self.value is not None:
-                raise ValueError("give value or options, not both")
+            if self.value is not None or self.source is not None:
+                raise ValueError("a fact with options gives each option its own value and source")
             if self.choose not in self.options:
                 raise ValueError(f"choose must name one of the options: {', '.join(self.options)}")
         return self
@@ -140,7 +154,7 @@ class Comparison(Strict):
 
 
 class Cadence(Strict):
-    days: Fact[list[Literal[7, 14]]]
+    days: Fact[Annotated[list[Literal[7, 14]], Field(min_length=1)]]
     tolerance_days: Fact[int]
 
     @field_validator("tolerance_days")
@@ -159,17 +173,7 @@ class AllergyTest(Strict):
 class Instruction(Strict):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     text: str
-    source: list[str]
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _listify(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("source")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        return _check_sources(v)
+    source: Sources
 
 
 class BeforeSession(Strict):
@@ -191,17 +195,7 @@ class SideEffectKind(Strict):
     label: str
     urgent: bool = False
     expected_hours: Fact[float] | None = None
-    source: list[str]
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _listify(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("source")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        return _check_sources(v)
+    source: Sources
 
     @model_validator(mode="after")
     def _duration(self) -> SideEffectKind:
@@ -220,17 +214,7 @@ class AftercareRule(Strict):
     text: str
     hours: Fact[float] | None = None
     areas: list[Area] | None = None
-    source: list[str]
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _listify(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("source")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        return _check_sources(v)
+    source: Sources
 
     @model_validator(mode="after")
     def _placeholder(self) -> AftercareRule:
@@ -244,12 +228,7 @@ class AftercareRule(Strict):
 class Note(Strict):
     topic: str
     text: str
-    source: list[str]
-
-    @field_validator("source", mode="before")
-    @classmethod
-    def _listify(cls, v: object) -> object:
-        return [v] if isinstance(v, str) else v
+    source: Sources
 
 
 class Protocol(Strict):
