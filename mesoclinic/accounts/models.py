@@ -131,7 +131,7 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["clinic", "at"], name="audit_clinic_at")]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_type} {self.object_id}"
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_type}"
 
 
 def audit(

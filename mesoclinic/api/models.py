@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -41,6 +42,6 @@ class ApiToken(models.Model):
             user=user,
             membership=membership,
             key_hash=hash_token(raw),
-            expires_at=timezone.now() + timezone.timedelta(hours=settings.API_TOKEN_TTL_HOURS),
+            expires_at=timezone.now() + timedelta(hours=settings.API_TOKEN_TTL_HOURS),
         )
         return token, raw

@@ -108,7 +108,9 @@ class Product(models.Model):
     name = models.CharField(max_length=200)
     supplier = models.CharField(max_length=200)
     vial = models.CharField(max_length=10, choices=Vial.choices)
-    ingredients = models.ManyToManyField(Ingredient, through="ProductIngredient")
+    ingredients: models.ManyToManyField[Ingredient, ProductIngredient] = models.ManyToManyField(
+        Ingredient, through="ProductIngredient"
+    )
     active = models.BooleanField(default=True)
 
     class Meta:

@@ -103,10 +103,8 @@ class ScreeningForm(models.Model):
 
     @classmethod
     def current(cls, clinic: Clinic) -> ScreeningForm:
-        form = cls.objects.filter(clinic=clinic).order_by("-version").first()
-        if form is None:
-            form = do_install_screening_form(clinic)
-        return form
+        form = ScreeningForm.objects.filter(clinic=clinic).order_by("-version").first()
+        return form if form is not None else do_install_screening_form(clinic)
 
     @property
     def questions(self) -> list[dict[str, Any]]:

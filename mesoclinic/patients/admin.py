@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Model
+
+from mesoclinic.accounts.admin import ClinicScopedAdmin, ClinicScopedInline
+from mesoclinic.patients.models import (
+    Allergy,
+    Consent,
+    ConsentTemplate,
+    Patient,
+    Screening,
+    ScreeningForm,
+)
+
+
+class AllergyInline(ClinicScopedInline):
+    model = Allergy
+    extra = 0
+
+
+@admin.register(Patient)
+class PatientAdmin(ClinicScopedAdmin):
+    audit_reads = True
+    list_display = ("last_name", "first_name", "date_of_birth", "phone", "email")
+    search_fields = ("last_name", "first_name", "email", "phone")
+    inlines = [AllergyInline]
+
+    def _patient_id(self, obj: Model) -> int | None:
+        return obj.pk
+
+
+@admin.register(Screening)
+class ScreeningAdmin(ClinicScopedAdmin):
+    clinic_path = "patient__clinic"
+    audit_reads = True
+    list_display = ("patient", "result", "screened_at")
+    readonly_fields = (
+        "patient",
+        "form",
+        "answers",
+        "result",
+        "reasons",
+        "screened_at",
+        "screened_by",
+    )
+
+    def has_add_permission(self, request, *args):  # type: ignore[no-untyped-def]
+        # Screening is scored by patients.screening; the API and the web app record it.
+        return False
+
+    def _patient_id(self, obj: Model) -> int | None:
+        return obj.patient_id  # type: ignore[attr-defined]
+
+
+@admin.register(Consent)
+class ConsentAdmin(ClinicScopedAdmin):
+    clinic_path = "patient__clinic"
+    audit_reads = True
+    list_display = ("patient", "signed_name", "signed_at", "method")
+    readonly_fields = [
+        f.name for f in Consent._meta.get_fields() if f.concrete and not f.many_to_many
+    ]
+
+    def has_add_permission(self, request, *args):  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+    def _patient_id(self, obj: Model) -> int | None:
+        return obj.patient_id  # type: ignore[attr-defined]
+
+
+@admin.register(ConsentTemplate)
+class ConsentTemplateAdmin(ClinicScopedAdmin):
+    """A consent text is never edited in place: saving writes the next version, and every
+    patient must then sign again (courses.rules: consent_outdated)."""
+
+    list_display = ("clinic", "version", "created_at")
+    fields = ("clinic", "body")
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        latest = ConsentTemplate.objects.filter(clinic=obj.clinic).order_by("-version").first()
+        obj.version = (latest.version + 1) if latest else 1
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ScreeningForm)
+class ScreeningFormAdmin(ClinicScopedAdmin):
+    list_display = ("clinic", "version", "created_at")
