@@ -180,6 +180,17 @@ class AdminSessionGateTests:
             action="create", object_type="courses.Session", via="admin"
         ).exists()
 
+    def test_an_area_outside_the_course_is_a_form_error(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient)
+        data = session_post(course, world, world.lot.pk, ago(hours=1))
+        data["injections-0-area"] = "face"
+        response = admin_client(world.manager).post("/admin/courses/session/add/", data)
+        assert response.status_code == 200
+        assert b"is not in this course" in response.content
+        assert not Session.objects.exists()
+
     def test_an_override_needs_a_reason(self, world: World, patient: Patient) -> None:
         course = ready_course(world, patient)
         data = session_post(course, world, world.lot.pk, ago(hours=1))

@@ -24,6 +24,8 @@ from mesoclinic.courses.models import (
     SessionRefused,
     SideEffect,
     gather_facts,
+    lot_facts_of,
+    patient_allergies,
 )
 from mesoclinic.formulary.models import Lot
 from mesoclinic.patients.models import Patient
@@ -130,6 +132,14 @@ def do_give_allergy_test(
             raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
     if course.status == Course.Status.STOPPED:
         raise ValidationError({"course": "The course is stopped."})
+    refused = rules.allergy_test_refusals(
+        lot_facts_of([i.lot for i in injections]),
+        given_at,
+        course.clinic.tz,
+        patient_allergies(course.patient),
+    )
+    if refused:
+        raise SessionRefused(refused, subject="allergy test")
     with transaction.atomic():
         test = AllergyTest.objects.create(
             course=course, given_at=given_at, given_by=user, notes=notes
@@ -191,6 +201,20 @@ class InjectionInput:
     technique: str = SessionInjection.Technique.NAPPAGE
 
 
+def check_injections(course: Course, injections: list[InjectionInput]) -> None:
+    """Input checks for a session's injections, shared by the API and the admin."""
+    if not injections:
+        raise ValidationError({"injections": "a session records at least one injection."})
+    for i in injections:
+        if i.area not in course.areas:
+            allowed = ", ".join(course.areas)
+            raise ValidationError(
+                {"injections": f"area {i.area!r} is not in this course ({allowed})."}
+            )
+        if i.lot.product.clinic_id != course.clinic_id:
+            raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
+
+
 def check_session(
     course: Course, performed_at: dt.datetime, practitioner: Any, lots: list[Lot]
 ) -> list[rules.Refusal]:
@@ -225,17 +249,7 @@ def do_record_session(
     """
     override_codes = sorted(set(override_codes or []))
     _not_future(performed_at, "performed_at")
-    if not injections:
-        raise ValidationError({"injections": "a session records at least one injection."})
-    for i in injections:
-        if i.area not in course.areas:
-            raise ValidationError(
-                {
-                    "injections": f"area {i.area!r} is not in this course ({', '.join(course.areas)})."
-                }
-            )
-        if i.lot.product.clinic_id != course.clinic_id:
-            raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
+    check_injections(course, injections)
     if override_codes and not override_reason.strip():
         raise ValidationError({"override_reason": "an override must say why."})
     if practitioner.membership_in(course.clinic) is None:

@@ -74,8 +74,17 @@ class InjectionFormSet(BaseInlineFormSet):
             for f in self.forms
             if f.cleaned_data and not f.cleaned_data.get("DELETE")
         ]
-        if not rows:
-            raise ValidationError("A session records at least one injection.")
+        try:
+            actions.check_injections(
+                session.course,
+                [
+                    actions.InjectionInput(r["area"], r["lot"], r["volume_ml"], r["technique"])
+                    for r in rows
+                ],
+            )
+        except ValidationError as exc:
+            # A formset's own errors are a plain list; the action names the field.
+            raise ValidationError(exc.messages) from None
         found = actions.check_session(
             session.course, session.performed_at, session.practitioner, [r["lot"] for r in rows]
         )

@@ -116,7 +116,10 @@ def plan(
                 "after_sessions": {"min": chosen.value.min, "max": chosen.value.max},
                 "expected_by": windows[at - 1]["due"] if at >= 1 else None,
                 "improvement_percent": m.improvement_percent,
-                "single_source": len(chosen.source) == 1,
+                # Shown as "a single source" only when one source stands alone; where the
+                # seeds disagree the milestone is marked disputed instead.
+                "single_source": len(chosen.source) == 1 and m.after_sessions.options is None,
+                "disputed": m.after_sessions.options is not None,
                 "note": chosen.note,
                 "sources": sources(chosen.source),
             }
@@ -186,7 +189,10 @@ def aftercare(
             continue
         item: dict[str, object] = {"key": rule.key, "sources": sources(rule.source)}
         if rule.hours is not None:
-            until = (performed + dt.timedelta(hours=rule.hours.v)).astimezone(tz)
+            # Add the hours in UTC: adding them to a local time would add wall-clock hours,
+            # one too many or too few across a daylight-saving change.
+            later = performed_at.astimezone(dt.UTC) + dt.timedelta(hours=rule.hours.v)
+            until = later.astimezone(tz)
             item["text"] = rule.text.replace("{until}", _clock(until, performed))
             item["until"] = until.isoformat()
         else:
@@ -217,8 +223,9 @@ def side_effect_status(
     3. Otherwise it is expected until onset + the protocol's duration; lasting past that
        (resolved later, or still unresolved now) is beyond expected.
     """
+    # Real hours, counted in UTC, whatever zone onset_at is given in.
     expected_until = (
-        onset_at + dt.timedelta(hours=kind.expected_hours.v)
+        onset_at.astimezone(dt.UTC) + dt.timedelta(hours=kind.expected_hours.v)
         if kind is not None and kind.expected_hours is not None
         else None
     )

@@ -23,11 +23,22 @@ from mesoclinic.protocols.vocab import Area, Indication
 
 
 class SessionRefused(ValidationError):
-    """Raised by every save path when a gate refuses the session. `refusals` lists them all."""
+    """Raised by every save path when a gate refuses the session (or the allergy test's
+    injections, `subject="allergy test"`). `refusals` lists every reason."""
 
-    def __init__(self, refusals: list[rules.Refusal]):
+    def __init__(self, refusals: list[rules.Refusal], subject: str = "session"):
         self.refusals = refusals
+        self.subject = subject
         super().__init__([f"{r.code}: {r.message}" for r in refusals], code="session_refused")
+
+
+def _refuse_changes(obj: models.Model, fields: tuple[str, ...]) -> None:
+    """A charted injection is a clinical record: what, where, when and by whom never change.
+    A correction goes in the notes (and a wrong record is reported, not rewritten)."""
+    old = type(obj)._default_manager.filter(pk=obj.pk).values(*fields).first()
+    if old is not None and any(old[f] != getattr(obj, f) for f in fields):
+        changed = ", ".join(f.removesuffix("_id") for f in fields if old[f] != getattr(obj, f))
+        raise ValidationError(f"A charted record cannot be changed ({changed}).")
 
 
 class Course(models.Model):
@@ -256,6 +267,10 @@ class Session(models.Model):
             refused = rules.blocking(found, self.override_codes)
             if refused:
                 raise SessionRefused(refused)
+        else:
+            _refuse_changes(
+                self, ("course_id", "performed_at", "practitioner_id", "override_codes")
+            )
         super().save(*args, **kwargs)
 
     @property
@@ -312,6 +327,8 @@ class SessionInjection(models.Model):
             refused = rules.blocking(found, session.override_codes)
             if refused:
                 raise SessionRefused(refused)
+        else:
+            _refuse_changes(self, ("session_id", "area", "lot_id", "volume_ml"))
         super().save(*args, **kwargs)
 
 
@@ -406,6 +423,30 @@ class FollowUp(models.Model):
         return f"{self.get_priority_display()}: {self.reason}"
 
 
+def lot_facts_of(lots: list[Lot]) -> list[rules.LotFacts]:
+    return [
+        rules.LotFacts(
+            lot_id=lot.pk,
+            label=str(lot),
+            product_id=lot.product_id,
+            expires_on=lot.expires_on,
+            recalled=lot.recalled,
+            recall_reason=lot.recall_reason,
+            ingredients={
+                c.ingredient_id: c.ingredient.name
+                for c in lot.product.components.select_related("ingredient")
+            },
+        )
+        for lot in lots
+    ]
+
+
+def patient_allergies(patient: Patient) -> dict[int, str]:
+    return {
+        a.ingredient_id: a.ingredient.name for a in patient.allergies.select_related("ingredient")
+    }
+
+
 def gather_facts(
     course: Course,
     performed_at: dt.datetime,
@@ -449,24 +490,8 @@ def gather_facts(
         others = others.exclude(pk=exclude_session_id)
 
     licence = practitioner.licences.filter(clinic=clinic).order_by("-expires_on").first()
-    allergies = {
-        a.ingredient_id: a.ingredient.name for a in patient.allergies.select_related("ingredient")
-    }
-    lot_facts = tuple(
-        rules.LotFacts(
-            lot_id=lot.pk,
-            label=str(lot),
-            product_id=lot.product_id,
-            expires_on=lot.expires_on,
-            recalled=lot.recalled,
-            recall_reason=lot.recall_reason,
-            ingredients={
-                c.ingredient_id: c.ingredient.name
-                for c in lot.product.components.select_related("ingredient")
-            },
-        )
-        for lot in lots
-    )
+    allergies = patient_allergies(patient)
+    lot_facts = tuple(lot_facts_of(lots))
     return rules.SessionFacts(
         performed_at=performed_at,
         tz=clinic.tz,

@@ -81,8 +81,16 @@ def _when(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
 
 
 def _hours(delta: dt.timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    return f"{hours:.0f} h" if hours >= 1 else f"{delta.total_seconds() / 60:.0f} min"
+    # Round down, never up: a reading 23 h 59 min after the test must not be described as
+    # "24 h after" in the very message that says it had to wait 24 h.
+    hours, minutes = divmod(int(delta.total_seconds() // 60), 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _wall_clock(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
+    return moment.astimezone(tz).replace(tzinfo=None)
 
 
 def refusals(f: SessionFacts) -> list[Refusal]:
@@ -121,7 +129,9 @@ def refusals(f: SessionFacts) -> list[Refusal]:
         refuse(Code.ALLERGY_TEST_MISSING, "No allergy test has been given for this course.")
     else:
         latest = f.allergy_tests[-1]
-        readable_from = latest.given_at + wait
+        # In UTC, so that the wait is 24 real hours even across a daylight-saving change.
+        given_at = latest.given_at.astimezone(dt.UTC)
+        readable_from = given_at + wait
         if not latest.readings:
             refuse(
                 Code.ALLERGY_TEST_UNREAD,
@@ -129,10 +139,10 @@ def refusals(f: SessionFacts) -> list[Refusal]:
                 f"it can be read from {_when(readable_from, f.tz)}.",
             )
         elif all(r.read_at < readable_from for r in latest.readings):
-            first = min(r.read_at for r in latest.readings)
+            first = min(r.read_at for r in latest.readings).astimezone(dt.UTC)
             refuse(
                 Code.ALLERGY_READ_TOO_EARLY,
-                f"The allergy test was read {_hours(first - latest.given_at)} after it was "
+                f"The allergy test was read {_hours(first - given_at)} after it was "
                 f"given; it must be read at least {f.allergy_wait_hours} h after, from "
                 f"{_when(readable_from, f.tz)}.",
             )
@@ -146,10 +156,13 @@ def refusals(f: SessionFacts) -> list[Refusal]:
         elif any(r.result == "local" for r in readings):
             refuse(Code.ALLERGY_REACTION, "The allergy test caused a local reaction.")
 
-    # 4. Interval to the nearest charted session on either side.
+    # 4. Interval to the nearest charted session on either side, counted on the clinic's wall
+    #    clock: a weekly session keeps its local hour across a daylight-saving change
+    #    (logic.next_window), so the time it is due must never be an hour too soon.
     min_gap = dt.timedelta(days=f.min_interval_days)
+    here = _wall_clock(f.performed_at, f.tz)
     for other in f.other_sessions_at:
-        gap = abs(f.performed_at - other)
+        gap = abs(here - _wall_clock(other, f.tz))
         if gap < min_gap:
             refuse(
                 Code.INTERVAL_TOO_SHORT,
@@ -161,22 +174,8 @@ def refusals(f: SessionFacts) -> list[Refusal]:
 
     # 5. Every lot: in date, not recalled, free of the patient's allergens.
     day = f.performed_at.astimezone(f.tz).date()
-    for lot in f.lots:
-        if day > lot.expires_on:
-            refuse(Code.LOT_EXPIRED, f"{lot.label} expired on {lot.expires_on:%d %b %Y}.")
-        if lot.recalled:
-            refuse(
-                Code.LOT_RECALLED,
-                f"{lot.label} has been recalled ({lot.recall_reason}). This can never be "
-                "overridden.",
-                never=True,
-            )
-        allergens = sorted(n for i, n in lot.ingredients.items() if i in f.patient_allergies)
-        if allergens:
-            refuse(
-                Code.INGREDIENT_ALLERGY,
-                f"{lot.label} contains {', '.join(allergens)}, which the patient is allergic to.",
-            )
+    for code, message, never in _lot_problems(f.lots, day, f.patient_allergies):
+        refuse(code, message, never=never)
 
     # 6. The practitioner's licence on the day of the session.
     if f.licence_expires_on is None:
@@ -190,6 +189,53 @@ def refusals(f: SessionFacts) -> list[Refusal]:
             f"{f.practitioner_name}'s licence expired on {f.licence_expires_on:%d %b %Y}.",
         )
     return out
+
+
+def _lot_problems(
+    lots: Iterable[LotFacts], day: dt.date, patient_allergies: dict[int, str]
+) -> list[tuple[Code, str, bool]]:
+    """(code, message, never overridable) for each lot that may not be injected on `day`.
+    A lot may be used on its expiry date, in the clinic's local date, and not after."""
+    out: list[tuple[Code, str, bool]] = []
+    for lot in lots:
+        if day > lot.expires_on:
+            out.append(
+                (Code.LOT_EXPIRED, f"{lot.label} expired on {lot.expires_on:%d %b %Y}.", False)
+            )
+        if lot.recalled:
+            out.append(
+                (
+                    Code.LOT_RECALLED,
+                    f"{lot.label} has been recalled ({lot.recall_reason}). "
+                    "This can never be overridden.",
+                    True,
+                )
+            )
+        allergens = sorted(n for i, n in lot.ingredients.items() if i in patient_allergies)
+        if allergens:
+            out.append(
+                (
+                    Code.INGREDIENT_ALLERGY,
+                    f"{lot.label} contains {', '.join(allergens)}, "
+                    "which the patient is allergic to.",
+                    False,
+                )
+            )
+    return out
+
+
+def allergy_test_refusals(
+    lots: Iterable[LotFacts],
+    given_at: dt.datetime,
+    tz: zoneinfo.ZoneInfo,
+    patient_allergies: dict[int, str],
+) -> list[Refusal]:
+    """The test injections are injections too: the same lot gates apply, with no override."""
+    day = given_at.astimezone(tz).date()
+    return [
+        Refusal(code.value, message, overridable=False)
+        for code, message, _ in _lot_problems(lots, day, patient_allergies)
+    ]
 
 
 def blocking(found: Iterable[Refusal], override_codes: Iterable[str]) -> list[Refusal]:
