@@ -765,3 +765,34 @@ class ChartedRecordTests:
         injection.lot = world.expired_lot
         with pytest.raises(ValidationError, match="lot"):
             injection.save()
+
+
+class ScreeningTimeTests:
+    def test_a_paper_screening_can_be_charted_later_at_its_own_time(
+        self, patient: Patient, world: World
+    ) -> None:
+        answers = {q["key"]: False for q in ScreeningForm.current(patient.clinic).questions}
+        screening = do_screen_patient(patient, answers, world.practitioner, screened_at=ago(days=2))
+        assert abs((timezone.now() - screening.screened_at) - dt.timedelta(days=2)) < dt.timedelta(
+            minutes=1
+        )
+
+    def test_a_screening_in_the_future_is_refused(self, patient: Patient, world: World) -> None:
+        answers = {q["key"]: False for q in ScreeningForm.current(patient.clinic).questions}
+        with pytest.raises(ValidationError, match="screened_at"):
+            do_screen_patient(patient, answers, world.practitioner, screened_at=ago(days=-1))
+
+    def test_the_age_rule_uses_the_day_of_the_screening(self, world: World) -> None:
+        today = timezone.now().astimezone(world.clinic.tz).date()
+        try:
+            eighteenth = today.replace(year=today.year - 18)
+        except ValueError:  # 29 February
+            eighteenth = today.replace(year=today.year - 18, day=28)
+        turned_18_yesterday = eighteenth - dt.timedelta(days=1)
+        teen = Patient.objects.create(
+            clinic=world.clinic, first_name="T", last_name="Teen", date_of_birth=turned_18_yesterday
+        )
+        answers = {q["key"]: False for q in ScreeningForm.current(world.clinic).questions}
+        assert do_screen_patient(teen, answers, world.practitioner).result == "eligible"
+        earlier = do_screen_patient(teen, answers, world.practitioner, screened_at=ago(days=3))
+        assert earlier.result == "ineligible"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,13 +28,21 @@ def do_setup_clinic(clinic: Clinic) -> None:
 
 
 def do_screen_patient(
-    patient: Patient, answers: dict[str, Any], user: Any, via: str = "api"
+    patient: Patient,
+    answers: dict[str, Any],
+    user: Any,
+    via: str = "api",
+    screened_at: dt.datetime | None = None,
 ) -> Screening:
     """Score the answers against the clinic's current form and store the result.
+    `screened_at` may be in the past (a paper form charted later), never in the future.
     Raises screening.AnswerError naming each bad answer."""
+    screened_at = screened_at or timezone.now()
+    if screened_at > timezone.now() + dt.timedelta(minutes=1):
+        raise ValidationError({"screened_at": "cannot be in the future."})
     form = ScreeningForm.current(patient.clinic)
-    today = timezone.now().astimezone(patient.clinic.tz).date()
-    outcome = score(form.document, answers, patient.date_of_birth, today)
+    on = screened_at.astimezone(patient.clinic.tz).date()
+    outcome = score(form.document, answers, patient.date_of_birth, on)
     with transaction.atomic():
         screening = Screening.objects.create(
             patient=patient,
@@ -41,6 +50,7 @@ def do_screen_patient(
             answers=answers,
             result=outcome.result,
             reasons=outcome.reasons,
+            screened_at=screened_at,
             screened_by=user,
         )
         audit(
