@@ -157,3 +157,157 @@ def patient(world: World) -> Patient:
 
 def ago(**kwargs: float) -> dt.datetime:
     return timezone.now() - dt.timedelta(**kwargs)
+
+
+# Helpers for the API tests (test_api_*.py, test_audit.py): a course made ready for a session
+# through the API itself, and the shape every error response must have.
+
+PROBLEM_FIELDS = ("type", "title", "status", "detail")
+
+
+def problem_of(response: Any, status: int) -> dict[str, Any]:
+    """Assert that `response` is an RFC 9457 problem with this status, and return its body."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response["Content-Type"] == "application/problem+json", response["Content-Type"]
+    body = response.json()
+    for name in PROBLEM_FIELDS:
+        assert name in body, f"problem body lacks {name!r}: {body}"
+    assert body["status"] == status
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def error_fields(response: Any, status: int = 422) -> set[str]:
+    """The fields a validation problem names."""
+    body = problem_of(response, status)
+    return {e["field"] for e in body.get("errors", [])}
+
+
+def all_no(clinic: Clinic) -> dict[str, bool]:
+    """A screening with every question of the clinic's current form answered no."""
+    from mesoclinic.patients.models import ScreeningForm
+
+    return {q["key"]: False for q in ScreeningForm.current(clinic).questions}
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat()
+
+
+def plan_course_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "protocol": "cellulite",
+        "areas": ["thighs", "buttocks"],
+        "cadence_days": 7,
+        "planned_sessions": 15,
+    }
+    body.update(changes)
+    return body
+
+
+def session_body(
+    lot: Lot, performed_at: dt.datetime | str | None = None, **changes: Any
+) -> dict[str, Any]:
+    when = performed_at or ago(hours=1)
+    body: dict[str, Any] = {
+        "performed_at": when if isinstance(when, str) else iso(when),
+        "stimulants_avoided": True,
+        "numbing_cream": True,
+        "injections": [{"area": "thighs", "lot": lot.pk, "volume_ml": "2.5"}],
+    }
+    body.update(changes)
+    return body
+
+
+def ready_course(api: Api, world: World, patient: Patient, **plan: Any) -> dict[str, Any]:
+    """Plan a cellulite course and take it through every gate, through the API: a screening
+    with every answer no, a consent for the course, and an allergy test of two injections
+    given 50 h ago and read 25 h later with no reaction. Returns the course as the API shows
+    it, with `allergy_test` set to the test's id."""
+    course = api.post(f"/patients/{patient.pk}/courses", plan_course_body(**plan))
+    assert course.status_code == 201, course.content
+    course_id = course.json()["id"]
+    screening = api.post(f"/patients/{patient.pk}/screenings", {"answers": all_no(patient.clinic)})
+    assert screening.status_code == 201 and screening.json()["result"] == "eligible"
+    consent = api.post(
+        f"/patients/{patient.pk}/consents",
+        {"signed_name": str(patient), "course": course_id},
+    )
+    assert consent.status_code == 201, consent.content
+    test = api.post(
+        f"/courses/{course_id}/allergy-tests",
+        {
+            "given_at": iso(ago(hours=50)),
+            "injections": [
+                {"lot": world.lot.pk, "site": "left inner forearm"},
+                {"lot": world.lidocaine_lot.pk, "site": "right inner forearm"},
+            ],
+        },
+    )
+    assert test.status_code == 201, test.content
+    test_id = test.json()["id"]
+    reading = api.post(
+        f"/allergy-tests/{test_id}/reading", {"read_at": iso(ago(hours=25)), "result": "none"}
+    )
+    assert reading.status_code == 200 and reading.json()["read_too_early"] is False
+    out = api.get(f"/courses/{course_id}").json()
+    out["allergy_test"] = test_id
+    return out
+
+
+@dataclass
+class Scene:
+    """One of everything in the `world` clinic, made through the API by its manager: a
+    patient with a course ready for sessions, one session, a swelling and a follow-up."""
+
+    world: World
+    patient: Patient
+    course: dict[str, Any]
+    session: dict[str, Any]
+    side_effect: dict[str, Any]
+    follow_up: int
+
+    @property
+    def ids(self) -> dict[str, Any]:
+        return {
+            "patient": self.patient.pk,
+            "course": self.course["id"],
+            "test": self.course["allergy_test"],
+            "session": self.session["id"],
+            "effect": self.side_effect["id"],
+            "follow_up": self.follow_up,
+            "product": self.world.product.pk,
+            "lot": self.world.lot.pk,
+        }
+
+
+@pytest.fixture
+def scene(world: World, patient: Patient) -> Scene:
+    api = api_for(world.manager)
+    course = ready_course(api, world, patient)
+    session = api.post(f"/courses/{course['id']}/sessions", session_body(world.lot))
+    assert session.status_code == 201, session.content
+    session_id = session.json()["id"]
+    swelling = api.post(
+        f"/sessions/{session_id}/side-effects",
+        {"kind": "swelling", "onset_at": iso(ago(minutes=30)), "grade": 1},
+    )
+    assert swelling.status_code == 201, swelling.content
+    itching = api.post(
+        f"/sessions/{session_id}/side-effects",
+        {
+            "kind": "other",
+            "description": "Itching around the papules",
+            "onset_at": iso(ago(minutes=20)),
+            "grade": 1,
+        },
+    )
+    assert itching.status_code == 201 and itching.json()["follow_up"], itching.content
+    return Scene(
+        world=world,
+        patient=patient,
+        course=course,
+        session=session.json(),
+        side_effect=swelling.json(),
+        follow_up=itching.json()["follow_up"],
+    )

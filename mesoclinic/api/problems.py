@@ -63,6 +63,9 @@ def install(api: NinjaAPI) -> None:
                 str(p) for p in e.get("loc", []) if p not in ("body", "payload", "query", "path")
             ]
             message = str(e.get("msg", "is invalid")).removeprefix("Value error, ")
+            if e.get("type") == "timezone_aware":
+                # Say what to send, in the words the session check uses for the same mistake.
+                message = "must include a time zone offset, e.g. Z or +01:00."
             errors.append({"field": ".".join(loc), "message": message})
         return problem(422, _summary(errors), errors=errors)
 
@@ -78,7 +81,7 @@ def install(api: NinjaAPI) -> None:
         reasons = [r.as_dict() for r in exc.refusals]
         return problem(
             409,
-            "The session may not go ahead: " + " ".join(r.message for r in exc.refusals),
+            f"The {exc.subject} may not go ahead: " + " ".join(r.message for r in exc.refusals),
             type_="/api/v1/problems/session-refused",
             reasons=reasons,
         )

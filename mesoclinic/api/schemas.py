@@ -4,18 +4,46 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator
+
+# The largest primary key the databases store (a signed 64-bit integer). A larger number in a
+# lookup overflows the database driver instead of finding nothing, so it is refused here.
+MAX_ID = 2**63 - 1
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
+def check_plausible_year(value: dt.date) -> None:
+    """Refuse a date or time outside 1900–2999: it is a typing mistake, and a year such as 1 or
+    9999 overflows date arithmetic once it is moved into a clinic's time zone."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be between the years {FIRST_YEAR} and {LAST_YEAR}")
+
+
+def _plausible_time(value: dt.datetime) -> dt.datetime:
+    check_plausible_year(value)
+    return value
+
+
+def _plausible_date(value: dt.date) -> dt.date:
+    check_plausible_year(value)
+    return value
+
+
+# Every time the API accepts must carry a time zone and fall in a plausible year.
+When = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
+Day = Annotated[dt.date, AfterValidator(_plausible_date)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class TokenIn(Schema):
     username: str
     password: str
-    clinic: int | None = Field(
+    clinic: Id | None = Field(
         None, description="Clinic id, needed only when the user belongs to several clinics."
     )
 
@@ -65,7 +93,7 @@ class PatientIn(Schema):
 
 class AllergyIn(Schema):
     ingredient: str = Field(description="Ingredient key, e.g. lidocaine.")
-    reaction: str = ""
+    reaction: str = Field("", max_length=200)
 
 
 class ScreeningIn(Schema):
@@ -86,9 +114,9 @@ class ConsentIn(Schema):
     signed_name: str = Field(min_length=1, max_length=200)
     method: Literal["typed", "drawn", "paper"] = "typed"
     signature: str = Field("", description="A drawn signature (SVG path or data URL).")
-    signed_at: AwareDatetime | None = None
-    course: int | None = Field(None, description="Take the use (indication, areas) from a course.")
-    products: list[int] | None = Field(
+    signed_at: When | None = None
+    course: Id | None = Field(None, description="Take the use (indication, areas) from a course.")
+    products: list[Id] | None = Field(
         None, description="Product ids covered; default every active product of the clinic."
     )
 
@@ -116,7 +144,7 @@ class CourseIn(Schema):
     areas: list[str] = Field(min_length=1)
     cadence_days: int
     planned_sessions: int
-    first_session_on: dt.date | None = Field(
+    first_session_on: Day | None = Field(
         None, description="Planned date of session 1; default the day the allergy wait ends."
     )
 
@@ -126,38 +154,38 @@ class StopIn(Schema):
 
 
 class TestInjectionIn(Schema):
-    lot: int
+    lot: Id
     site: str = Field(min_length=1, max_length=100)
-    given_at: AwareDatetime | None = None
+    given_at: When | None = None
 
 
 class AllergyTestIn(Schema):
-    given_at: AwareDatetime
+    given_at: When
     injections: list[TestInjectionIn]
     notes: str = ""
 
 
 class ReadingIn(Schema):
-    read_at: AwareDatetime
+    read_at: When
     result: Literal["none", "local", "systemic"]
     notes: str = ""
 
 
 class InjectionIn(Schema):
     area: str
-    lot: int = Field(description="Lot id.")
+    lot: Id = Field(description="Lot id.")
     volume_ml: Decimal = Field(gt=0, le=50, max_digits=6, decimal_places=2)
     technique: Literal["nappage", "papule", "point", "linear"] = "nappage"
 
 
 class SessionIn(Schema):
-    performed_at: AwareDatetime
+    performed_at: When
     injections: list[InjectionIn] = Field(min_length=1)
     numbing_cream: bool = False
     stimulants_avoided: bool = Field(
         description="Pre-check: no caffeine or stimulants today (seed 004)."
     )
-    practitioner: int | None = Field(None, description="User id; default the caller.")
+    practitioner: Id | None = Field(None, description="User id; default the caller.")
     burning_minutes: int | None = Field(None, ge=0, le=1440)
     discomfort_minutes: int | None = Field(None, ge=0, le=1440)
     notes: str = ""
@@ -169,14 +197,14 @@ class SessionIn(Schema):
 
 class SideEffectIn(Schema):
     kind: str = Field(description='A side-effect key of the protocol, or "other".')
-    onset_at: AwareDatetime
-    resolved_at: AwareDatetime | None = None
+    onset_at: When
+    resolved_at: When | None = None
     grade: int = Field(ge=1, le=5, description="CTCAE injection site reaction grade.")
     description: str = ""
 
 
 class ResolveIn(Schema):
-    resolved_at: AwareDatetime
+    resolved_at: When
 
 
 class CloseIn(Schema):
@@ -187,13 +215,13 @@ class ProtocolEditIn(Schema):
     document: dict[str, Any] = Field(
         description="The whole protocol, in the protocol file's shape."
     )
-    change_note: str = ""
+    change_note: str = Field("", max_length=300)
 
 
 class ProductComponentIn(Schema):
     ingredient: str = Field(description="Ingredient key.")
     concentration: Decimal = Field(ge=0, max_digits=10, decimal_places=4)
-    unit: str = "mg/mL"
+    unit: str = Field("mg/mL", min_length=1, max_length=20)
 
 
 class ProductIn(Schema):
@@ -205,12 +233,19 @@ class ProductIn(Schema):
 
 class LotIn(Schema):
     lot_number: str = Field(min_length=1, max_length=60)
-    expires_on: dt.date
-    received_on: dt.date | None = None
+    expires_on: Day
+    received_on: Day | None = None
 
 
 class RecallIn(Schema):
     reason: str = Field(min_length=1)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
 
 
 class PatientOut(Schema):

@@ -477,7 +477,9 @@ def screening_form(request: HttpRequest) -> dict[str, Any]:
     who = caller(request)
     who.require(ALL_STAFF)
     form = ScreeningForm.current(who.clinic)
-    return {"version": form.version, **form.document}
+    # The stored form's version wins over the `version` written inside its document, which
+    # stays at the file's version when a clinic saves an edited copy.
+    return {**form.document, "version": form.version}
 
 
 @api.post("/patients/{patient_id}/screenings", response={201: s.ScreeningOut}, tags=["patients"])
@@ -530,9 +532,13 @@ def _id_list(raw: str, field: str) -> list[int] | None:
     if not raw.strip():
         return None
     try:
-        return [int(x) for x in raw.split(",") if x.strip()]
+        ids = [int(x) for x in raw.split(",") if x.strip()]
     except ValueError:
         raise ValidationError({field: "must be a comma-separated list of ids."}) from None
+    # A number past the largest key overflows the database driver rather than matching nothing.
+    if any(not 1 <= i <= s.MAX_ID for i in ids):
+        raise ValidationError({field: f"ids are between 1 and {s.MAX_ID}."})
+    return ids
 
 
 def _consent_products(patient: Patient, ids: list[int] | None) -> list[Product]:
@@ -595,7 +601,8 @@ def plan_course(
     course = actions.do_plan_course(
         patient,
         protocol,
-        indication=payload.indication or protocol.spec.indications.v[0],
+        # An edited protocol may list no indication; Course.clean then names the field.
+        indication=payload.indication or next(iter(protocol.spec.indications.v), ""),
         areas=payload.areas,
         cadence_days=payload.cadence_days,
         planned_sessions=payload.planned_sessions,
@@ -691,6 +698,10 @@ def session_check(
             raise ValidationError({"performed_at": "must be an ISO 8601 date-time."}) from None
         if when.tzinfo is None:
             raise ValidationError({"performed_at": "must include a time zone offset."})
+        try:
+            s.check_plausible_year(when)
+        except ValueError as exc:
+            raise ValidationError({"performed_at": str(exc)}) from None
     lot_map = _lots(who, _id_list(lots, "lots") or [])
     doer = _practitioner(who, practitioner)
     found = actions.check_session(course, when, doer, list(lot_map.values()))
@@ -700,6 +711,8 @@ def session_check(
 def _practitioner(who: Caller, user_id: int | None) -> Any:
     if user_id is None or user_id == who.user.pk:
         return who.user
+    if not 1 <= user_id <= s.MAX_ID:
+        raise ValidationError({"practitioner": "is not a practitioner of this clinic."})
     membership = (
         Membership.objects.select_related("user")
         .filter(clinic=who.clinic, user_id=user_id, role__in=CLINICAL)
