@@ -51,12 +51,17 @@ def _build() -> tuple[list[int], object, list[object]]:
     doc = User.objects.create_user("bench-doc", password="x")
     Membership.objects.create(user=doc, clinic=clinic, role=Membership.Role.PRACTITIONER)
     PractitionerLicence.objects.create(
-        user=doc, clinic=clinic, kind="physician", number="1", jurisdiction="NY",
+        user=doc,
+        clinic=clinic,
+        kind="physician",
+        number="1",
+        jurisdiction="NY",
         expires_on=dt.date.today() + dt.timedelta(days=365),
     )
     product = Product.objects.create(clinic=clinic, name="Mix", supplier="S", vial="single")
     ProductIngredient.objects.create(
-        product=product, ingredient=Ingredient.objects.get(key="l_carnitine", clinic=None),
+        product=product,
+        ingredient=Ingredient.objects.get(key="l_carnitine", clinic=None),
         concentration=Decimal(1),
     )
     lots = [
@@ -74,22 +79,45 @@ def _build() -> tuple[list[int], object, list[object]]:
             clinic=clinic, first_name=f"P{n}", last_name="Bench", date_of_birth=dt.date(1985, 1, 1)
         )
         do_screen_patient(patient, answers, doc)
-        do_sign_consent(patient, products=[product], signed_name="P", method="typed",
-                        indication="cellulite", areas=["thighs"], user=doc)
+        do_sign_consent(
+            patient,
+            products=[product],
+            signed_name="P",
+            method="typed",
+            indication="cellulite",
+            areas=["thighs"],
+            user=doc,
+        )
         course = actions.do_plan_course(
-            patient, protocol, indication="cellulite", areas=["thighs"], cadence_days=7,
-            planned_sessions=20, first_session_on=start.date(), user=doc,
+            patient,
+            protocol,
+            indication="cellulite",
+            areas=["thighs"],
+            cadence_days=7,
+            planned_sessions=20,
+            first_session_on=start.date(),
+            user=doc,
         )
         test = actions.do_give_allergy_test(
-            course, given_at=start - dt.timedelta(days=2), user=doc,
-            injections=[actions.TestInjection(lots[0], "arm"), actions.TestInjection(lots[1], "arm")],
+            course,
+            given_at=start - dt.timedelta(days=2),
+            user=doc,
+            injections=[
+                actions.TestInjection(lots[0], "arm"),
+                actions.TestInjection(lots[1], "arm"),
+            ],
         )
-        actions.do_read_allergy_test(test, read_at=start - dt.timedelta(days=1), result="none", user=doc)
+        actions.do_read_allergy_test(
+            test, read_at=start - dt.timedelta(days=1), result="none", user=doc
+        )
         for s in range(SESSIONS):
             actions.do_record_session(
-                course, performed_at=start + dt.timedelta(days=7 * s), practitioner=doc,
+                course,
+                performed_at=start + dt.timedelta(days=7 * s),
+                practitioner=doc,
                 injections=[actions.InjectionInput("thighs", lots[s % 2], Decimal("2"))],
-                stimulants_avoided=True, user=doc,
+                stimulants_avoided=True,
+                user=doc,
             )
         course_ids.append(course.pk)
     return course_ids, doc, lots
@@ -108,7 +136,9 @@ def run() -> None:
     baseline = _time(lambda: Course.objects.get(pk=rng.choice(course_ids)), RUNS)
 
     def check() -> None:
-        course = Course.objects.select_related("clinic", "patient", "protocol").get(pk=rng.choice(course_ids))
+        course = Course.objects.select_related("clinic", "patient", "protocol").get(
+            pk=rng.choice(course_ids)
+        )
         actions.check_session(course, now, doc, lots)
 
     gate = _time(check, RUNS)
@@ -119,19 +149,29 @@ def run() -> None:
     def record() -> None:
         course = Course.objects.select_related("clinic", "patient", "protocol").get(pk=queue.pop())
         actions.do_record_session(
-            course, performed_at=now, practitioner=doc,
+            course,
+            performed_at=now,
+            practitioner=doc,
             injections=[actions.InjectionInput("thighs", lots[0], Decimal("2"))],
-            stimulants_avoided=True, user=doc,
+            stimulants_avoided=True,
+            user=doc,
         )
 
     charting = _time(record, min(RUNS, len(course_ids)))
 
     base_p95 = _percentile(baseline, 0.95)
-    print(f"session gate benchmark · {platform.machine()} · {platform.python_version()} · "
-          f"{dt.date.today().isoformat()}")
+    print(
+        f"session gate benchmark · {platform.machine()} · {platform.python_version()} · "
+        f"{dt.date.today().isoformat()}"
+    )
     print(f"data: {PATIENTS} patients × {SESSIONS} sessions (built in {build_s:.1f} s), SQLite")
-    for name, samples in (("baseline: fetch a course", baseline), ("check_session (every gate)", gate),
-                          ("do_record_session (gate + write)", charting)):
+    for name, samples in (
+        ("baseline: fetch a course", baseline),
+        ("check_session (every gate)", gate),
+        ("do_record_session (gate + write)", charting),
+    ):
         p95 = _percentile(samples, 0.95)
-        print(f"  {name:34s} p50 {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
-              f"ratio p95/baseline {p95 / base_p95:6.1f}")
+        print(
+            f"  {name:34s} p50 {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
+            f"ratio p95/baseline {p95 / base_p95:6.1f}"
+        )
