@@ -415,10 +415,9 @@ def _screen(d: Demo, patient: Patient, at: dt.datetime, yes: Iterable[str] = ())
     keys = [q["key"] for q in ScreeningForm.current(d.clinic).questions]
     said_yes = set(yes)
     assert said_yes <= set(keys), said_yes - set(keys)
-    screening = do_screen_patient(
-        patient, {k: k in said_yes for k in keys}, d.staff.frontdesk, via=VIA
+    do_screen_patient(
+        patient, {k: k in said_yes for k in keys}, d.staff.frontdesk, via=VIA, screened_at=at
     )
-    _backdate(screening, screened_at=at)
 
 
 def _consent(d: Demo, patient: Patient, t: Treatment, at: dt.datetime) -> Consent:

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mesoclinic.api.middleware.ApiProblemMiddleware",
 ]
 
 ROOT_URLCONF = "mesoclinic.urls"

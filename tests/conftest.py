@@ -227,11 +227,15 @@ def ready_course(api: Api, world: World, patient: Patient, **plan: Any) -> dict[
     course = api.post(f"/patients/{patient.pk}/courses", plan_course_body(**plan))
     assert course.status_code == 201, course.content
     course_id = course.json()["id"]
-    screening = api.post(f"/patients/{patient.pk}/screenings", {"answers": all_no(patient.clinic)})
+    # Dated before the allergy test: a session is judged by the records of its own time.
+    screening = api.post(
+        f"/patients/{patient.pk}/screenings",
+        {"answers": all_no(patient.clinic), "screened_at": iso(ago(hours=51))},
+    )
     assert screening.status_code == 201 and screening.json()["result"] == "eligible"
     consent = api.post(
         f"/patients/{patient.pk}/consents",
-        {"signed_name": str(patient), "course": course_id},
+        {"signed_name": str(patient), "course": course_id, "signed_at": iso(ago(hours=51))},
     )
     assert consent.status_code == 201, consent.content
     test = api.post(

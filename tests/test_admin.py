@@ -29,7 +29,10 @@ def admin_client(user: Any) -> Client:
 def ready_course(world: World, patient: Patient) -> Course:
     """A course whose next session passes every gate."""
     form = ScreeningForm.current(world.clinic)
-    do_screen_patient(patient, {q["key"]: False for q in form.questions}, world.practitioner)
+    before = ago(hours=40)
+    do_screen_patient(
+        patient, {q["key"]: False for q in form.questions}, world.practitioner, screened_at=before
+    )
     protocol = ClinicProtocol.current(world.clinic, "cellulite")
     assert protocol is not None
     course = actions.do_plan_course(
@@ -49,6 +52,7 @@ def ready_course(world: World, patient: Patient) -> Course:
         indication="cellulite",
         areas=["thighs"],
         user=world.practitioner,
+        signed_at=before,
     )
     test = actions.do_give_allergy_test(
         course,

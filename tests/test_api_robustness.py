@@ -7,6 +7,7 @@ from the `scene` fixture; a body given as a str is sent as the raw request body.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -423,8 +424,8 @@ class ApiRobustnessTests:
             r = api.get("/patients", q=q)
             assert r.status_code == 200, (q, r.content[:200])
             assert r.json() == [], q
-        # A NUL character must not crash the search (PostgreSQL refuses it in a query).
-        assert api.get("/patients", q="\x00").status_code == 200
+        # A NUL character is refused by name, not a crash (PostgreSQL refuses it in a query).
+        assert problem_of(api.get("/patients", q="\x00"), 422)["detail"].startswith("Text may")
         assert api.get("/lots", number="' OR 1=1 --").json() == []
         clinical = api_for(scene.world.practitioner)
         assert clinical.get("/follow-ups", status="' OR 1=1 --").json() == []
@@ -437,3 +438,26 @@ class ApiRobustnessTests:
         send(api, "GET", "/patients/999999", None)
         assert AuditEvent.objects.count() == events
         assert Lot.objects.filter(recalled=True).count() == 0
+
+
+class ApiEdgeTests:
+    def test_an_unknown_api_path_is_a_problem(self, world) -> None:
+        r = api_for(world.front_desk).get("/no-such-thing")
+        assert r.status_code == 404
+        assert r["Content-Type"] == "application/problem+json"
+        assert "/api/v1/no-such-thing" in r.json()["detail"]
+
+    def test_a_wrong_method_is_a_problem_that_names_the_allowed_ones(self, world) -> None:
+        r = api_for(world.front_desk).put("/patients", {})
+        assert r.status_code == 405
+        assert r["Content-Type"] == "application/problem+json"
+        assert "POST" in r["Allow"]
+
+    def test_a_nul_character_is_refused_in_a_body_and_a_query(self, world) -> None:
+        api = api_for(world.front_desk)
+        body = {"first_name": "A\\u0000", "last_name": "B", "date_of_birth": "1990-01-01"}
+        r = api.post("/patients", raw=json.dumps(body).replace("\\\\u0000", "\\u0000"))
+        assert r.status_code == 422
+        assert "NUL" in r.json()["detail"]
+        r = api.client.get("/api/v1/patients?q=%00", headers=api._headers())
+        assert r.status_code == 422

@@ -14,6 +14,7 @@ from tests.conftest import (
     ago,
     all_no,
     api_for,
+    iso,
     plan_course_body,
     problem_of,
     ready_course,
@@ -136,7 +137,10 @@ class AuditTests:
     ) -> None:
         api = api_for(world.practitioner)
         course = api.post(f"/patients/{patient.pk}/courses", plan_course_body()).json()
-        api.post(f"/patients/{patient.pk}/screenings", {"answers": all_no(world.clinic)})
+        api.post(
+            f"/patients/{patient.pk}/screenings",
+            {"answers": all_no(world.clinic), "screened_at": iso(ago(hours=2))},
+        )
         since = last_id()
         r = api.post(f"/courses/{course['id']}/sessions", session_body(world.expired_lot))
         codes = [x["code"] for x in problem_of(r, 409)["reasons"]]

@@ -53,10 +53,15 @@ PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 AREAS = ["thighs", "buttocks"]
 
 
+# Screening and consent are dated well before any session a test charts: the gates judge a
+# session by the records that existed when it was performed.
+BEFORE_EVERYTHING = dt.timedelta(days=400)
+
+
 def screen(patient: Patient, user: Any, **yes: bool) -> Any:
     answers = {q["key"]: False for q in ScreeningForm.current(patient.clinic).questions}
     answers.update(yes)
-    return do_screen_patient(patient, answers, user)
+    return do_screen_patient(patient, answers, user, screened_at=timezone.now() - BEFORE_EVERYTHING)
 
 
 def sign(world: World, patient: Patient, products: list[Any] | None = None) -> Any:
@@ -64,6 +69,7 @@ def sign(world: World, patient: Patient, products: list[Any] | None = None) -> A
         patient,
         products=products if products is not None else [world.product, world.lidocaine_product],
         signed_name=str(patient),
+        signed_at=timezone.now() - BEFORE_EVERYTHING,
         method="typed",
         indication="cellulite",
         areas=AREAS,
@@ -796,3 +802,32 @@ class ScreeningTimeTests:
         assert do_screen_patient(teen, answers, world.practitioner).result == "eligible"
         earlier = do_screen_patient(teen, answers, world.practitioner, screened_at=ago(days=3))
         assert earlier.result == "ineligible"
+
+
+class BackDatingTests:
+    """A session charted after the fact is judged by the records of its own time."""
+
+    def test_it_refuses_a_session_dated_before_the_allergy_test_was_read(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=3))  # read 25 h after, about 47 h ago
+        assert "allergy_test_unread" in refused_codes(
+            world, course, ago(days=2, hours=12), [world.lot]
+        )
+        assert "allergy_test_missing" in refused_codes(world, course, ago(days=4), [world.lot])
+        assert refused_codes(world, course, ago(hours=1), [world.lot]) == []
+
+    def test_it_refuses_a_session_dated_before_the_screening_and_the_consent(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=3))
+        codes = refused_codes(world, course, ago(days=500), [world.lot])
+        assert {"no_screening", "no_consent", "allergy_test_missing"} <= set(codes)
+
+    def test_a_reaction_read_later_still_counts_for_an_earlier_session(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=5))
+        test = course.allergy_tests.get()
+        do_read_allergy_test(test, read_at=ago(hours=1), result="systemic", user=world.practitioner)
+        assert "allergy_reaction" in refused_codes(world, course, ago(days=2), [world.lot])

@@ -100,6 +100,9 @@ class ScreeningIn(Schema):
     answers: dict[str, Any] = Field(
         description="Every question key of the current form, each true or false."
     )
+    screened_at: When | None = Field(
+        None, description="When the patient answered; default now. Never in the future."
+    )
 
 
 class ScreeningOut(Schema):

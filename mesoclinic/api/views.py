@@ -487,7 +487,9 @@ def screen_patient(
     request: HttpRequest, patient_id: int, payload: s.ScreeningIn
 ) -> Status[dict[str, Any]]:
     patient = _get_patient(request, patient_id, CLINICAL)
-    screening = patient_actions.do_screen_patient(patient, payload.answers, caller(request).user)
+    screening = patient_actions.do_screen_patient(
+        patient, payload.answers, caller(request).user, screened_at=payload.screened_at
+    )
     return Status(
         201,
         {

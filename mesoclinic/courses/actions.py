@@ -127,9 +127,16 @@ def do_give_allergy_test(
         raise ValidationError(
             {"injections": f"this protocol's allergy test is {wanted} injections."}
         )
-    for i in injections:
+    for n, i in enumerate(injections):
         if i.lot.product.clinic_id != course.clinic_id:
             raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
+        if i.given_at is not None:
+            # The two test injections are one visit: each within an hour of the test's time.
+            _not_future(i.given_at, f"injections.{n}.given_at")
+            if abs(i.given_at - given_at) > dt.timedelta(hours=1):
+                raise ValidationError(
+                    {f"injections.{n}.given_at": "must be within an hour of the test's given_at."}
+                )
     if course.status == Course.Status.STOPPED:
         raise ValidationError({"course": "The course is stopped."})
     refused = rules.allergy_test_refusals(

@@ -454,17 +454,32 @@ def gather_facts(
     lots: list[Lot],
     exclude_session_id: int | None = None,
 ) -> rules.SessionFacts:
-    """Read from the database everything rules.refusals needs for one session."""
+    """Read from the database everything rules.refusals needs for one session.
+
+    A session is judged by the records that existed when it was performed: the latest
+    screening, the consents signed, and the allergy tests given and read by `performed_at`.
+    So a session charted after the fact cannot lean on a screening, consent or reading made
+    later. Two things count whenever they were recorded: a reaction to an allergy test and
+    an allergy the patient reported, because each means the injection is unsafe.
+    """
     spec = course.spec
     patient = course.patient
     clinic = course.clinic
 
-    screening = Screening.objects.filter(patient=patient).order_by("-screened_at", "-id").first()
+    screening = (
+        Screening.objects.filter(patient=patient, screened_at__lte=performed_at)
+        .order_by("-screened_at", "-id")
+        .first()
+    )
     hard_stops: tuple[str, ...] = ()
     if screening is not None:
         hard_stops = tuple(r["text"] for r in screening.reasons if r["outcome"] == "hard_stop")
 
-    consents = list(patient.consents.prefetch_related("products__components__ingredient"))
+    consents = list(
+        patient.consents.filter(signed_at__lte=performed_at).prefetch_related(
+            "products__components__ingredient"
+        )
+    )
     template = consent_text.current_template(clinic)
     current_products: set[int] = set()
     for c in consents:
@@ -481,9 +496,15 @@ def gather_facts(
     tests = tuple(
         rules.AllergyTestFacts(
             given_at=t.given_at,
-            readings=tuple(rules.ReadingFacts(r.read_at, r.result) for r in t.readings.all()),
+            readings=tuple(
+                rules.ReadingFacts(r.read_at, r.result)
+                for r in t.readings.all()
+                if r.read_at <= performed_at or r.result != AllergyReading.Result.NONE
+            ),
         )
-        for t in course.allergy_tests.prefetch_related("readings").order_by("given_at")
+        for t in course.allergy_tests.filter(given_at__lte=performed_at)
+        .prefetch_related("readings")
+        .order_by("given_at")
     )
     others = course.sessions.all()
     if exclude_session_id is not None:

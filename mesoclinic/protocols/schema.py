@@ -114,8 +114,8 @@ class Fact(Strict, Generic[T]):
 
 
 class Range(Strict):
-    min: float = Field(ge=0)
-    max: float = Field(ge=0)
+    min: float = Field(ge=0, le=1_000_000)
+    max: float = Field(ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _ordered(self) -> Range:
@@ -125,8 +125,9 @@ class Range(Strict):
 
 
 class IntRange(Strict):
-    min: int = Field(ge=0)
-    max: int = Field(ge=0)
+    # Session counts, months and milestones: a course has at most 60 sessions.
+    min: int = Field(ge=0, le=60)
+    max: int = Field(ge=0, le=60)
 
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
@@ -136,8 +137,8 @@ class IntRange(Strict):
 
 
 class Money(Strict):
-    min: float = Field(ge=0)
-    max: float = Field(ge=0)
+    min: float = Field(ge=0, le=10_000_000)
+    max: float = Field(ge=0, le=10_000_000)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
     @model_validator(mode="after")
@@ -148,8 +149,8 @@ class Money(Strict):
 
 
 class Comparison(Strict):
-    label: str
-    amount: float = Field(ge=0)
+    label: str = Field(max_length=200)
+    amount: float = Field(ge=0, le=10_000_000)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
@@ -166,8 +167,8 @@ class Cadence(Strict):
 
 
 class AllergyTest(Strict):
-    injections: Fact[int]
-    wait_hours: Fact[int]
+    injections: Fact[Annotated[int, Field(ge=1, le=10)]]
+    wait_hours: Fact[Annotated[int, Field(ge=1, le=24 * 14)]]
 
 
 class Instruction(Strict):
@@ -178,7 +179,7 @@ class Instruction(Strict):
 
 class BeforeSession(Strict):
     instructions: list[Instruction]
-    numbing_cream_minutes: Fact[int]
+    numbing_cream_minutes: Fact[Annotated[int, Field(ge=0, le=240)]]
 
 
 class Milestone(Strict):
@@ -194,7 +195,8 @@ class SideEffectKind(Strict):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
     urgent: bool = False
-    expected_hours: Fact[float] | None = None
+    # Up to a year: beyond that a side effect is not an expected one.
+    expected_hours: Fact[Annotated[float, Field(gt=0, le=24 * 365)]] | None = None
     source: Sources
 
     @model_validator(mode="after")
@@ -212,7 +214,7 @@ class AftercareRule(Strict):
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     text: str
-    hours: Fact[float] | None = None
+    hours: Fact[Annotated[float, Field(gt=0, le=24 * 90)]] | None = None
     areas: list[Area] | None = None
     source: Sources
 
@@ -232,12 +234,12 @@ class Note(Strict):
 
 
 class Protocol(Strict):
-    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    name: str = Field(min_length=1)
-    version: int = Field(ge=1)
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=60)
+    name: str = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1, le=1_000_000)
     summary: str = ""
-    indications: Fact[list[Indication]]
-    areas: Fact[list[Area]]
+    indications: Fact[Annotated[list[Indication], Field(min_length=1)]]
+    areas: Fact[Annotated[list[Area], Field(min_length=1)]]
     classes: Fact[list[IngredientClass]]
     sessions: Fact[IntRange]
     cadence: Cadence

@@ -1,0 +1,43 @@
+"""Keeps every answer under /api/ in problem+json, including those Django gives before the
+API sees the request (an unknown path, a wrong method), and refuses NUL characters, which
+PostgreSQL cannot store in text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
+
+from django.http import HttpRequest, HttpResponse
+
+from mesoclinic.api.problems import problem
+
+API_PREFIX = "/api/"
+
+
+class ApiProblemMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(API_PREFIX):
+            return self.get_response(request)
+        query = unquote_to_bytes(request.META.get("QUERY_STRING", ""))
+        if b"\x00" in query or b"\x00" in request.body or b"\\u0000" in request.body:
+            return problem(
+                422,
+                "Text may not contain NUL characters.",
+                errors=[{"field": "", "message": "contains a NUL character"}],
+            )
+        response = self.get_response(request)
+        content_type = response.get("Content-Type", "")
+        if "json" in content_type:
+            return response
+        if response.status_code == 404:
+            return problem(404, f"No API endpoint at {request.path}.")
+        if response.status_code == 405:
+            allowed = response.get("Allow", "")
+            answer = problem(405, f"{request.method} is not allowed here; use {allowed}.")
+            if allowed:
+                answer["Allow"] = allowed
+            return answer
+        return response
