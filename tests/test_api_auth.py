@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -256,3 +257,30 @@ class ApiSchemaTests:
         page = r.content.decode()
         assert "<title>mesoclinic API</title>" in page
         assert "openapi.json" in page
+
+
+class OpenApiShapeTests:
+    def test_the_schema_has_no_duplicate_keys(self, db) -> None:
+        """Swagger UI parses the schema as YAML, which refuses a key given twice."""
+        from django.test import Client
+
+        raw = Client().get("/api/v1/openapi.json").content.decode()
+        duplicates: list[str] = []
+
+        def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+            keys = [k for k, _ in pairs]
+            duplicates.extend(k for k in set(keys) if keys.count(k) > 1)
+            return dict(pairs)
+
+        json.loads(raw, object_pairs_hook=hook)
+        assert duplicates == []
+
+    def test_the_refusal_is_documented_with_its_reasons(self, db) -> None:
+        from django.test import Client
+
+        schema = Client().get("/api/v1/openapi.json").json()
+        refused = schema["paths"]["/api/v1/courses/{course_id}/sessions"]["post"]["responses"][
+            "409"
+        ]
+        ref = refused["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        assert "reasons" in schema["components"]["schemas"][ref]["properties"]

@@ -290,6 +290,16 @@ class RefusalOut(Schema):
     overridable: bool
 
 
+class RefusedOut(Schema):
+    """A refused session (409, application/problem+json): every reason, each with its code."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    reasons: list[RefusalOut]
+
+
 class CheckOut(Schema):
     may_proceed: bool
     reasons: list[RefusalOut]

@@ -727,9 +727,8 @@ def _practitioner(who: Caller, user_id: int | None) -> Any:
 
 @api.post(
     "/courses/{course_id}/sessions",
-    response={201: s.SessionOut, 409: dict},
+    response={201: s.SessionOut, 409: s.RefusedOut},
     tags=["courses"],
-    openapi_extra={"responses": {"409": {"description": "Refused: problem+json with reasons."}}},
 )
 def record_session(
     request: HttpRequest, course_id: int, payload: s.SessionIn
