@@ -603,8 +603,7 @@ def plan_course(
     course = actions.do_plan_course(
         patient,
         protocol,
-        # An edited protocol may list no indication; Course.clean then names the field.
-        indication=payload.indication or next(iter(protocol.spec.indications.v), ""),
+        indication=payload.indication or protocol.spec.indications.v[0],
         areas=payload.areas,
         cadence_days=payload.cadence_days,
         planned_sessions=payload.planned_sessions,
