@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "mesoclinic.formulary",
     "mesoclinic.courses",
     "mesoclinic.api",
+    "mesoclinic.web",
 ]
 
 MIDDLEWARE = [
@@ -78,6 +79,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mesoclinic.web.context.staff",
             ],
         },
     },
@@ -140,7 +142,9 @@ WHITENOISE_USE_FINDERS = True
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "clinic@localhost")
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/today/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # How long an API token stays valid, in hours.
 API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", "12"))

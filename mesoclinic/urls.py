@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from mesoclinic.api.views import api
@@ -8,7 +8,9 @@ admin.site.site_header = "mesoclinic"
 admin.site.site_title = "mesoclinic"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/today/", permanent=False)),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -32,6 +32,7 @@ from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredi
 from mesoclinic.patients import actions as patient_actions
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
+from mesoclinic.patients.search import search
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
 
 api = NinjaAPI(
@@ -390,29 +391,9 @@ def create_patient(request: HttpRequest, payload: s.PatientIn) -> Status[dict[st
 @api.get("/patients", tags=["patients"])
 def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
     """Find patients by name, phone, email or date of birth (YYYY-MM-DD)."""
-    from django.db.models import Q
-
     who = caller(request)
     who.require(ALL_STAFF)
-    qs = Patient.objects.filter(clinic=who.clinic)
-    q = q.strip()
-    if q:
-        match = (
-            Q(first_name__icontains=q)
-            | Q(last_name__icontains=q)
-            | Q(email__icontains=q)
-            | Q(phone__icontains=q)
-        )
-        parts = q.split()
-        if len(parts) == 2:
-            match |= Q(first_name__icontains=parts[0], last_name__icontains=parts[1])
-        try:
-            import datetime as dt
-
-            match |= Q(date_of_birth=dt.date.fromisoformat(q))
-        except ValueError:
-            pass
-        qs = qs.filter(match)
+    qs = search(who.clinic, q)
     audit(
         clinic=who.clinic,
         user=who.user,

@@ -1,0 +1,121 @@
+"""What the Today page shows: a few queries over the clinic, no per-row queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from mesoclinic.accounts.models import Clinic
+from mesoclinic.courses import logic
+from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session
+from mesoclinic.formulary.models import Lot
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.protocols.schema import Protocol
+
+NEAR_EXPIRY_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Due:
+    course: Course
+    kind: str  # "session" or "maintenance"
+    earliest: dt.datetime | dt.date
+    latest: dt.datetime | dt.date
+    overdue: bool
+
+
+def _specs(clinic: Clinic) -> dict[int, Protocol]:
+    """Each protocol version the clinic's open courses use, validated once."""
+    return {p.pk: p.spec for p in ClinicProtocol.objects.filter(clinic=clinic)}
+
+
+def due_courses(clinic: Clinic, now: dt.datetime) -> list[Due]:
+    """Courses whose next session window has opened (or passed), and completed courses whose
+    maintenance window has opened, most overdue first."""
+    tz = clinic.tz
+    today = now.astimezone(tz).date()
+    specs = _specs(clinic)
+    courses = (
+        Course.objects.filter(
+            clinic=clinic,
+            status__in=[Course.Status.ACTIVE, Course.Status.COMPLETED, Course.Status.MAINTENANCE],
+        )
+        .select_related("patient")
+        .annotate(last_at=Max("sessions__performed_at"))
+    )
+    out: list[Due] = []
+    for course in courses:
+        if course.last_at is None:
+            continue
+        spec = specs[course.protocol_id]
+        if course.status == Course.Status.ACTIVE:
+            w = logic.next_window(
+                course.last_at, course.cadence_days, spec.cadence.tolerance_days.v, tz
+            )
+            if w.earliest <= now:
+                out.append(Due(course, "session", w.earliest, w.latest, now > w.latest))
+        else:
+            window = logic.maintenance_window(course.last_at.astimezone(tz).date(), spec)
+            start, end = dt.date.fromisoformat(window["from"]), dt.date.fromisoformat(window["to"])
+            if start <= today:
+                out.append(Due(course, "maintenance", start, end, today > end))
+    return sorted(out, key=lambda d: (not d.overdue, str(d.latest)))
+
+
+def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    tz = clinic.tz
+    start = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tzinfo=tz)
+    sessions = (
+        Session.objects.filter(
+            course__clinic=clinic,
+            performed_at__gte=start,
+            performed_at__lt=start + dt.timedelta(days=1),
+        )
+        .select_related("course__patient", "practitioner")
+        .annotate(n_injections=Count("injections"))
+        .order_by("practitioner__last_name", "performed_at")
+    )
+    by_practitioner: dict[str, list[Session]] = {}
+    for s in sessions:
+        name = s.practitioner.get_full_name() or s.practitioner.get_username()
+        by_practitioner.setdefault(name, []).append(s)
+    waiting_tests = (
+        AllergyTest.objects.filter(course__clinic=clinic, readings__isnull=True)
+        .exclude(course__status=Course.Status.STOPPED)
+        .select_related("course__patient", "course__protocol")
+        .order_by("given_at")
+    )
+    specs = _specs(clinic)
+    tests = [
+        {
+            "test": t,
+            "readable_from": t.given_at
+            + dt.timedelta(hours=specs[t.course.protocol_id].allergy_test.wait_hours.v),
+        }
+        for t in waiting_tests
+    ]
+    follow_ups = (
+        FollowUp.objects.filter(clinic=clinic, status=FollowUp.Status.OPEN)
+        .select_related("side_effect__session__course__patient")
+        .order_by("-priority", "opened_at")
+    )
+    today = now.astimezone(tz).date()
+    lots = (
+        Lot.objects.filter(product__clinic=clinic)
+        .filter(Q(recalled=True) | Q(expires_on__lte=today + dt.timedelta(days=NEAR_EXPIRY_DAYS)))
+        .select_related("product")
+        .order_by("-recalled", "expires_on")
+    )
+    return {
+        "now": now,
+        "sessions_by_practitioner": by_practitioner,
+        "due": due_courses(clinic, now),
+        "follow_ups": list(follow_ups),
+        "allergy_tests": tests,
+        "lots": [{"lot": lot, "expired": lot.expires_on < today} for lot in lots],
+    }

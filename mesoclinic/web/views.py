@@ -1,0 +1,84 @@
+"""Staff pages. Every view fetches its objects through one helper per kind, which answers
+404 for another clinic's object and 403 for a role that may not see it."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.patients.models import Patient
+from mesoclinic.patients.search import search
+from mesoclinic.web import today as today_page
+from mesoclinic.web.context import ALL_STAFF, require
+from mesoclinic.web.forms import PatientForm
+
+
+def _get_patient(request: HttpRequest, patient_id: int) -> Patient:
+    found = require(request, ALL_STAFF)
+    return get_object_or_404(Patient, pk=patient_id, clinic=found.clinic)
+
+
+@login_required
+def today(request: HttpRequest) -> HttpResponse:
+    found = require(request, ALL_STAFF)
+    context = today_page.build(found.clinic)
+    return render(request, "web/today.html", {"page": "today", **context})
+
+
+@login_required
+def patients(request: HttpRequest) -> HttpResponse:
+    found = require(request, ALL_STAFF)
+    query = request.GET.get("q", "")
+    results = list(search(found.clinic, query)[:50]) if query.strip() else []
+    if query.strip():
+        audit(
+            clinic=found.clinic,
+            user=request.user,
+            action=AuditEvent.Action.VIEW,
+            object_type="patients.Patient",
+            via="web",
+            query=query,
+        )
+    template = (
+        "web/_patient_results.html" if request.headers.get("HX-Request") else "web/patients.html"
+    )
+    return render(request, template, {"page": "patients", "query": query, "results": results})
+
+
+@login_required
+def register_patient(request: HttpRequest) -> HttpResponse:
+    found = require(request, ALL_STAFF)
+    form = PatientForm(request.POST or None, instance=Patient(clinic=found.clinic))
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            patient = form.save()
+            audit(
+                clinic=found.clinic,
+                user=request.user,
+                action=AuditEvent.Action.CREATE,
+                obj=patient,
+                patient_id=patient.pk,
+                via="web",
+            )
+        return redirect("web:chart", patient_id=patient.pk)
+    return render(request, "web/register_patient.html", {"page": "patients", "form": form})
+
+
+@login_required
+def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _get_patient(request, patient_id)
+    audit(
+        clinic=patient.clinic,
+        user=request.user,
+        action=AuditEvent.Action.VIEW,
+        obj=patient,
+        patient_id=patient.pk,
+        via="web",
+    )
+    courses = patient.courses.select_related("protocol").order_by("-created_at")
+    return render(
+        request, "web/chart.html", {"page": "patients", "patient": patient, "courses": courses}
+    )
