@@ -282,3 +282,39 @@ class PatientPagesTests:
             )
         )
         assert actions_seen == {"create", "view"}
+
+
+class PresentationTests:
+    def test_times_are_shown_in_the_clinics_time_zone(self, world: World, patient: Patient) -> None:
+        protocol = ClinicProtocol.current(world.clinic, "cellulite")
+        course = actions.do_plan_course(
+            patient,
+            protocol,
+            indication="cellulite",
+            areas=["thighs"],
+            cadence_days=7,
+            planned_sessions=15,
+            user=world.practitioner,
+        )
+        given = ago(hours=2)
+        actions.do_give_allergy_test(
+            course,
+            given_at=given,
+            user=world.practitioner,
+            injections=[
+                actions.TestInjection(world.lot, "arm"),
+                actions.TestInjection(world.lot, "arm"),
+            ],
+        )
+        page = signed_in(world.manager).get("/today/").content.decode()
+        tests = page[page.index("Allergy tests to read") :]
+        assert given.astimezone(world.clinic.tz).strftime("%H:%M") in tests  # New York
+        assert given.astimezone(dt.UTC).strftime("%H:%M") not in tests
+
+    def test_the_stylesheet_and_htmx_are_served_from_the_app(self, world: World) -> None:
+        client = Client()
+        page = client.get("/accounts/login/").content.decode()
+        for url in re.findall(r'(?:href|src)="(/static/[^"]+)"', page):
+            response = client.get(url)
+            assert response.status_code == 200, url
+        assert "/static/vendor/htmx/htmx.min.js" in page
