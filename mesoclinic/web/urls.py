@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from mesoclinic.web import views
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("patients/", views.patients, name="patients"),
     path("patients/new/", views.register_patient, name="register_patient"),
     path("patients/<int:patient_id>/", views.chart, name="chart"),
+    path("manage/", include("mesoclinic.web.manage_urls")),
 ]
