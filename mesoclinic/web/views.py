@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.patients.models import Patient
@@ -14,11 +14,6 @@ from mesoclinic.patients.search import search
 from mesoclinic.web import today as today_page
 from mesoclinic.web.context import ALL_STAFF, require
 from mesoclinic.web.forms import PatientForm
-
-
-def _get_patient(request: HttpRequest, patient_id: int) -> Patient:
-    found = require(request, ALL_STAFF)
-    return get_object_or_404(Patient, pk=patient_id, clinic=found.clinic)
 
 
 @login_required
@@ -65,20 +60,3 @@ def register_patient(request: HttpRequest) -> HttpResponse:
             )
         return redirect("web:chart", patient_id=patient.pk)
     return render(request, "web/register_patient.html", {"page": "patients", "form": form})
-
-
-@login_required
-def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id)
-    audit(
-        clinic=patient.clinic,
-        user=request.user,
-        action=AuditEvent.Action.VIEW,
-        obj=patient,
-        patient_id=patient.pk,
-        via="web",
-    )
-    courses = patient.courses.select_related("protocol").order_by("-created_at")
-    return render(
-        request, "web/chart.html", {"page": "patients", "patient": patient, "courses": courses}
-    )

@@ -1,0 +1,307 @@
+"""The patient's chart: screening, consent, planning a course, the allergy test, and every
+reason a session may not go ahead. Each change goes through the same actions as the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.courses import actions
+from mesoclinic.courses.models import AllergyTest, Course
+from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.patients import consent as consent_text
+from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
+from mesoclinic.patients.models import Patient, ScreeningForm
+from mesoclinic.patients.screening import AnswerError
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.protocols.vocab import Area
+from mesoclinic.web import forms
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
+
+
+def _get_patient(request: HttpRequest, patient_id: int, roles: frozenset[str]) -> Patient:
+    found = require(request, roles)
+    return get_object_or_404(
+        Patient.objects.select_related("clinic"), pk=patient_id, clinic=found.clinic
+    )
+
+
+def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
+    found = require(request, roles)
+    return get_object_or_404(
+        Course.objects.select_related("clinic", "patient", "protocol"),
+        pk=course_id,
+        clinic=found.clinic,
+    )
+
+
+def _get_test(request: HttpRequest, test_id: int, roles: frozenset[str]) -> AllergyTest:
+    found = require(request, roles)
+    return get_object_or_404(
+        AllergyTest.objects.select_related("course__clinic", "course__patient", "course__protocol"),
+        pk=test_id,
+        course__clinic=found.clinic,
+    )
+
+
+def _put_errors(form: Form, exc: ValidationError) -> None:
+    """Show an action's ValidationError on the form, on the field it names where there is one."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            target = field if field in form.fields else None
+            for e in errors:
+                form.add_error(target, f"{'' if target else field + ': '}{' '.join(e.messages)}")
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _find_lot(clinic_id: int, number: str) -> Lot | None:
+    return (
+        Lot.objects.select_related("product")
+        .filter(product__clinic_id=clinic_id, lot_number__iexact=number.strip())
+        .first()
+    )
+
+
+@login_required
+def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _get_patient(request, patient_id, ALL_STAFF)
+    audit(
+        clinic=patient.clinic,
+        user=request.user,
+        action=AuditEvent.Action.VIEW,
+        obj=patient,
+        patient_id=patient.pk,
+        via="web",
+    )
+    courses = []
+    for course in patient.courses.select_related("protocol", "clinic").order_by("-created_at"):
+        open_course = course.status in (
+            Course.Status.PLANNED,
+            Course.Status.ACTIVE,
+            Course.Status.COMPLETED,
+            Course.Status.MAINTENANCE,
+        )
+        reasons = (
+            actions.check_session(course, _now(), request.user, [])
+            if open_course and course.status != Course.Status.STOPPED
+            else []
+        )
+        courses.append(
+            {
+                "course": course,
+                "progress": course.progress(),
+                "plan": course.plan(),
+                "tests": list(course.allergy_tests.prefetch_related("readings", "injections__lot")),
+                "reasons": reasons,
+                "open": open_course,
+            }
+        )
+    return render(
+        request,
+        "web/chart.html",
+        {
+            "page": "patients",
+            "patient": patient,
+            "screening": patient.screenings.order_by("-screened_at", "-id").first(),
+            "consents": patient.consents.select_related("template"),
+            "allergies": patient.allergies.select_related("ingredient"),
+            "courses": courses,
+            "reading_form": forms.ReadingForm(initial={"read_at": _now_local(patient)}),
+            "test_form": forms.AllergyTestForm(initial={"given_at": _now_local(patient)}),
+        },
+    )
+
+
+def _now() -> Any:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def _now_local(patient: Patient) -> str:
+    return _now().astimezone(patient.clinic.tz).strftime("%Y-%m-%dT%H:%M")
+
+
+@login_required
+def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    questionnaire = ScreeningForm.current(patient.clinic)
+    form = forms.ScreeningForm(questionnaire.questions, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            screening = do_screen_patient(patient, form.cleaned_data, request.user, via="web")
+        except AnswerError as exc:
+            for key, message in exc.problems:
+                form.add_error(key if key in form.fields else None, message)
+        else:
+            messages.success(request, f"Screening recorded: {screening.get_result_display()}.")
+            return redirect("web:chart", patient_id=patient.pk)
+    return render(
+        request,
+        "web/screen.html",
+        {"page": "patients", "patient": patient, "form": form, "version": questionnaire.version},
+    )
+
+
+@login_required
+def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpResponse:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    course = _get_course(request, course_id, CLINICAL)
+    if course.patient_id != patient.pk:
+        raise_404()
+    products = list(
+        Product.objects.filter(clinic=patient.clinic, active=True).prefetch_related(
+            "components__ingredient"
+        )
+    )
+    template = consent_text.current_template(patient.clinic)
+    text = consent_text.render(template, products, course.indication, list(course.areas))
+    form = forms.ConsentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        signature = form.cleaned_data["signature"]
+        do_sign_consent(
+            patient,
+            products=products,
+            signed_name=form.cleaned_data["signed_name"],
+            method="drawn" if signature else "typed",
+            signature=signature,
+            indication=course.indication,
+            areas=list(course.areas),
+            user=request.user,
+            via="web",
+        )
+        messages.success(request, "Consent signed.")
+        return redirect("web:chart", patient_id=patient.pk)
+    return render(
+        request,
+        "web/consent.html",
+        {
+            "page": "patients",
+            "patient": patient,
+            "course": course,
+            "text": text,
+            "form": form,
+            "template": template,
+        },
+    )
+
+
+def raise_404() -> None:
+    from django.http import Http404
+
+    raise Http404("Not this patient's course.")
+
+
+@login_required
+def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = _get_patient(request, patient_id, CLINICAL)
+    protocols = ClinicProtocol.current_for_clinic(patient.clinic)
+    form = forms.CourseForm(
+        [(p.key, p.name) for p in protocols],
+        list(Area.choices),
+        request.POST or None,
+        initial={"cadence_days": 7, "planned_sessions": 15},
+    )
+    if request.method == "POST" and form.is_valid():
+        protocol = next(p for p in protocols if p.key == form.cleaned_data["protocol"])
+        try:
+            course = actions.do_plan_course(
+                patient,
+                protocol,
+                indication=protocol.spec.indications.v[0],
+                areas=form.cleaned_data["areas"],
+                cadence_days=form.cleaned_data["cadence_days"],
+                planned_sessions=form.cleaned_data["planned_sessions"],
+                first_session_on=form.cleaned_data["first_session_on"],
+                user=request.user,
+                via="web",
+            )
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            messages.success(request, f"Course planned: {course.protocol.name}.")
+            return redirect(f"/patients/{patient.pk}/#course-{course.pk}")
+    return render(
+        request,
+        "web/plan_course.html",
+        {
+            "page": "patients",
+            "patient": patient,
+            "form": form,
+            "protocols": [(p, p.spec) for p in protocols],
+        },
+    )
+
+
+@login_required
+@require_POST
+def give_allergy_test(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _get_course(request, course_id, CLINICAL)
+    form = forms.AllergyTestForm(request.POST)
+    if form.is_valid():
+        lots = [_find_lot(course.clinic_id, form.cleaned_data[f"lot_{n}"]) for n in (1, 2)]
+        for n, lot in enumerate(lots, start=1):
+            if lot is None:
+                form.add_error(f"lot_{n}", "No lot with this number in the clinic.")
+        if form.is_valid():
+            try:
+                actions.do_give_allergy_test(
+                    course,
+                    given_at=form.cleaned_data["given_at"],
+                    user=request.user,
+                    via="web",
+                    injections=[
+                        actions.TestInjection(lot, form.cleaned_data[f"site_{n}"])  # type: ignore[arg-type]
+                        for n, lot in enumerate(lots, start=1)
+                    ],
+                )
+            except ValidationError as exc:
+                _put_errors(form, exc)
+    if form.errors:
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else "Allergy test"
+            messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
+    else:
+        messages.success(request, "Allergy test recorded.")
+    return redirect(f"/patients/{course.patient_id}/#course-{course.pk}")
+
+
+@login_required
+@require_POST
+def read_allergy_test(request: HttpRequest, test_id: int) -> HttpResponse:
+    test = _get_test(request, test_id, CLINICAL)
+    form = forms.ReadingForm(request.POST)
+    if form.is_valid():
+        try:
+            reading = actions.do_read_allergy_test(
+                test,
+                read_at=form.cleaned_data["read_at"],
+                result=form.cleaned_data["result"],
+                notes=form.cleaned_data["notes"],
+                user=request.user,
+                via="web",
+            )
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            if reading.read_at < test.readable_from():
+                messages.error(
+                    request,
+                    "Recorded, but read before the wait was over: "
+                    "read it again from the time shown.",
+                )
+            else:
+                messages.success(request, f"Reading recorded: {reading.get_result_display()}.")
+    for field, errors in form.errors.items():
+        label = form.fields[field].label if field in form.fields else "Reading"
+        messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
+    return redirect(f"/patients/{test.course.patient_id}/#course-{test.course_id}")

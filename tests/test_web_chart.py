@@ -1,0 +1,238 @@
+"""The chart in the web app: screening, consent, planning, the allergy test and the reasons a
+session may not go ahead, all through the same actions as the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.test import Client
+from django.utils import timezone
+
+from mesoclinic.courses.models import AllergyReading, AllergyTest, Course
+from mesoclinic.patients.models import Consent, Patient, Screening, ScreeningForm
+from tests.conftest import World, ago
+from tests.test_web import signed_in
+
+
+def local(moment: dt.datetime, world: World) -> str:
+    return moment.astimezone(world.clinic.tz).strftime("%Y-%m-%dT%H:%M")
+
+
+def answers(world: World, **yes: bool) -> dict[str, str]:
+    keys = [q["key"] for q in ScreeningForm.current(world.clinic).questions]
+    return {k: "yes" if yes.get(k) else "no" for k in keys}
+
+
+def plan(client: Client, patient: Patient, **changes: object) -> object:
+    data = {
+        "protocol": "cellulite",
+        "areas": ["thighs"],
+        "cadence_days": "7",
+        "planned_sessions": "15",
+        **changes,
+    }
+    return client.post(f"/patients/{patient.pk}/courses/new/", data)
+
+
+class ChartScreeningTests:
+    def test_a_practitioner_screens_and_a_hard_stop_shows_on_the_chart(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        response = client.post(f"/patients/{patient.pk}/screening/", answers(world, pregnant=True))
+        assert response.status_code == 302
+        assert Screening.objects.get(patient=patient).result == "ineligible"
+        page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert "Not eligible (hard stop)" in page
+        assert "Are you pregnant" in page
+
+    def test_every_question_needs_an_answer(self, world: World, patient: Patient) -> None:
+        data = answers(world)
+        del data["pregnant"]
+        response = signed_in(world.practitioner).post(f"/patients/{patient.pk}/screening/", data)
+        assert response.status_code == 200
+        assert "pregnant" in response.context["form"].errors
+        assert not Screening.objects.exists()
+
+    def test_the_front_desk_may_read_the_chart_but_not_screen(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.front_desk)
+        assert client.get(f"/patients/{patient.pk}/").status_code == 200
+        assert client.get(f"/patients/{patient.pk}/screening/").status_code == 403
+        assert client.post(f"/patients/{patient.pk}/screening/", answers(world)).status_code == 403
+
+    def test_another_clinic_gets_nothing(
+        self, world: World, other: World, patient: Patient
+    ) -> None:
+        client = signed_in(other.practitioner)
+        assert client.get(f"/patients/{patient.pk}/").status_code == 404
+        assert client.post(f"/patients/{patient.pk}/screening/", answers(world)).status_code == 404
+        assert plan(client, patient).status_code == 404
+
+
+class ChartCourseTests:
+    def test_planning_shows_the_cost_insurance_and_milestones_with_sources(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        response = plan(client, patient)
+        course = Course.objects.get(patient=patient)
+        assert response["Location"] == f"/patients/{patient.pk}/#course-{course.pk}"
+        page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert "USD 7500–12000" in page
+        assert "health insurance generally does not cover it" in page
+        assert "About 50 % improvement" in page and "(a single source)" in page
+        assert "002 “Reducing Cellulite with Mesotherapy”" in page
+
+    def test_a_plan_outside_the_protocol_names_the_field(
+        self, world: World, patient: Patient
+    ) -> None:
+        response = plan(
+            signed_in(world.practitioner), patient, planned_sessions="8", areas=["scalp"]
+        )
+        assert response.status_code == 200
+        errors = response.context["form"].errors
+        assert "planned_sessions" in errors and "areas" in errors
+        assert not Course.objects.exists()
+
+    def test_the_chart_lists_every_reason_the_session_may_not_go_ahead(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        page = client.get(f"/patients/{patient.pk}/").content.decode()
+        for words in (
+            "The patient has not been screened.",
+            "The patient has not signed a consent.",
+            "No allergy test has been given for this course.",
+        ):
+            assert words in page
+
+    def test_consent_is_signed_with_a_typed_name_and_a_drawn_signature(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        course = Course.objects.get()
+        page = client.get(f"/patients/{patient.pk}/courses/{course.pk}/consent/").content.decode()
+        assert "No mesotherapy mixture is approved by the FDA." in page
+        assert "Phosphatidylcholine / deoxycholate (Lipodissolve): Not approved by the FDA." in page
+        response = client.post(
+            f"/patients/{patient.pk}/courses/{course.pk}/consent/",
+            {"signed_name": "Ana Lopez", "signature": "M10 10 L20 25 L30 12"},
+        )
+        assert response.status_code == 302
+        consent = Consent.objects.get()
+        assert consent.method == "drawn" and consent.signature.startswith("M10 10")
+        assert consent.witnessed_by == world.practitioner
+        assert consent.indication == "cellulite" and consent.areas == ["thighs"]
+
+    def test_a_consent_without_a_name_is_refused(self, world: World, patient: Patient) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        course = Course.objects.get()
+        response = client.post(
+            f"/patients/{patient.pk}/courses/{course.pk}/consent/", {"signed_name": " "}
+        )
+        assert response.status_code == 200
+        assert "signed_name" in response.context["form"].errors
+        assert not Consent.objects.exists()
+
+
+class ChartAllergyTestTests:
+    def test_giving_and_reading_the_test_by_lot_number(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        course = Course.objects.get()
+        given = ago(hours=26)
+        client.post(
+            f"/courses/{course.pk}/allergy-tests/",
+            {
+                "given_at": local(given, world),
+                "lot_1": "l100",
+                "site_1": "left forearm",
+                "lot_2": "LD1",
+                "site_2": "right forearm",
+            },
+        )
+        test = AllergyTest.objects.get()
+        assert sorted(i.lot.lot_number for i in test.injections.all()) == ["L100", "LD1"]
+        assert abs(test.given_at - given) < dt.timedelta(minutes=1)
+        client.post(
+            f"/allergy-tests/{test.pk}/reading/",
+            {"read_at": local(timezone.now(), world), "result": "none"},
+        )
+        reading = AllergyReading.objects.get()
+        assert reading.result == "none" and reading.read_by == world.practitioner
+        page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert "No allergy test has been given" not in page
+        assert "has not been read" not in page
+
+    def test_an_unknown_lot_number_is_named(self, world: World, patient: Patient) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        course = Course.objects.get()
+        response = client.post(
+            f"/courses/{course.pk}/allergy-tests/",
+            {
+                "given_at": local(ago(hours=1), world),
+                "lot_1": "NOPE",
+                "site_1": "arm",
+                "lot_2": "LD1",
+                "site_2": "arm",
+            },
+            follow=True,
+        )
+        assert (
+            "First injection: lot number: No lot with this number in the clinic."
+            in response.content.decode()
+        )
+        assert not AllergyTest.objects.exists()
+
+    def test_an_expired_lot_is_refused_for_the_test_too(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        course = Course.objects.get()
+        response = client.post(
+            f"/courses/{course.pk}/allergy-tests/",
+            {
+                "given_at": local(ago(hours=1), world),
+                "lot_1": "L-OLD",
+                "site_1": "arm",
+                "lot_2": "LD1",
+                "site_2": "arm",
+            },
+            follow=True,
+        )
+        assert "expired on" in response.content.decode()
+        assert not AllergyTest.objects.exists()
+
+    def test_a_reading_before_the_wait_is_recorded_and_flagged(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        plan(client, patient)
+        course = Course.objects.get()
+        client.post(
+            f"/courses/{course.pk}/allergy-tests/",
+            {
+                "given_at": local(ago(hours=3), world),
+                "lot_1": "L100",
+                "site_1": "arm",
+                "lot_2": "LD1",
+                "site_2": "arm",
+            },
+        )
+        test = AllergyTest.objects.get()
+        page = client.post(
+            f"/allergy-tests/{test.pk}/reading/",
+            {"read_at": local(ago(minutes=5), world), "result": "none"},
+            follow=True,
+        )
+        assert "read before the wait was over" in page.content.decode()
+        assert "read at least 24 h after" in page.content.decode()
