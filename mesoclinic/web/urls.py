@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from mesoclinic.web import chart, views
+from mesoclinic.web import chart, session, views
 
 app_name = "web"
 urlpatterns = [
@@ -15,5 +15,8 @@ urlpatterns = [
     ),
     path("courses/<int:course_id>/allergy-tests/", chart.give_allergy_test, name="give_test"),
     path("allergy-tests/<int:test_id>/reading/", chart.read_allergy_test, name="read_test"),
+    path("courses/<int:course_id>/sessions/new/", session.chart_session, name="chart_session"),
+    path("sessions/<int:session_id>/", session.session_detail, name="session"),
+    path("sessions/<int:session_id>/email/", session.email_aftercare, name="email_aftercare"),
     path("manage/", include("mesoclinic.web.manage_urls")),
 ]

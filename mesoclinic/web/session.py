@@ -1,0 +1,197 @@
+"""Charting a session in the web app, and its aftercare sheet."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.courses import actions
+from mesoclinic.courses.models import Session, SessionInjection, SessionRefused
+from mesoclinic.protocols.vocab import Area, RefusalCode
+from mesoclinic.web.chart import _find_lot, _get_course
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
+
+TECHNIQUES = SessionInjection.Technique.choices
+
+
+def _get_session(request: HttpRequest, session_id: int, roles: frozenset[str]) -> Session:
+    found = require(request, roles)
+    return get_object_or_404(
+        Session.objects.select_related("course__clinic", "course__patient", "course__protocol"),
+        pk=session_id,
+        course__clinic=found.clinic,
+    )
+
+
+def _rows(
+    request: HttpRequest, clinic_id: int, areas: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The injection rows the form posted, one per ticked area, with any input errors. Lot
+    numbers are looked up in the course's clinic only."""
+    rows, errors = [], []
+    for area in areas:
+        if request.POST.get(f"area_{area}") != "on":
+            continue
+        label = Area(area).label
+        number = request.POST.get(f"lot_{area}", "").strip()
+        raw_volume = request.POST.get(f"volume_{area}", "").strip()
+        technique = request.POST.get(f"technique_{area}", "nappage")
+        row: dict[str, Any] = {
+            "area": area,
+            "lot_number": number,
+            "volume": raw_volume,
+            "technique": technique,
+        }
+        lot = _find_lot(clinic_id, number) if number else None
+        if not number:
+            errors.append(f"{label}: enter or scan the lot number.")
+        elif lot is None:
+            errors.append(f"{label}: no lot {number!r} in this clinic.")
+        try:
+            volume = Decimal(raw_volume)
+            if not Decimal("0.01") <= volume <= Decimal("50"):
+                raise InvalidOperation
+        except InvalidOperation:
+            errors.append(f"{label}: the volume must be a number of mL between 0.01 and 50.")
+            volume = None
+        if technique not in dict(TECHNIQUES):
+            errors.append(f"{label}: choose a technique.")
+        row.update(lot=lot, volume_ml=volume)
+        rows.append(row)
+    if not rows and not errors:
+        errors.append("Tick at least one area on the map.")
+    return rows, errors
+
+
+@login_required
+def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _get_course(request, course_id, CLINICAL)
+    tz = course.clinic.tz
+    errors: list[str] = []
+    refusals: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    when = timezone.now()
+    if request.method == "POST":
+        rows, errors = _rows(request, course.clinic_id, list(course.areas))
+        parsed = parse_datetime(request.POST.get("performed_at", ""))
+        if parsed is None:
+            errors.append("Performed at: enter a date and time.")
+        else:
+            when = timezone.make_aware(parsed, tz) if timezone.is_naive(parsed) else parsed
+        overrides = [c for c in request.POST.getlist("override_codes") if c in RefusalCode.values]
+        if not errors:
+            try:
+                session = actions.do_record_session(
+                    course,
+                    performed_at=when,
+                    practitioner=request.user,
+                    injections=[
+                        actions.InjectionInput(r["area"], r["lot"], r["volume_ml"], r["technique"])
+                        for r in rows
+                    ],
+                    stimulants_avoided=request.POST.get("stimulants_avoided") == "on",
+                    numbing_cream=request.POST.get("numbing_cream") == "on",
+                    notes=request.POST.get("notes", ""),
+                    override_codes=overrides,
+                    override_reason=request.POST.get("override_reason", ""),
+                    user=request.user,
+                    via="web",
+                )
+            except SessionRefused as exc:
+                refusals = [r.as_dict() for r in exc.refusals]
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+            else:
+                messages.success(request, f"Session {session.number} charted.")
+                return redirect("web:session", session_id=session.pk)
+    else:
+        refusals = [r.as_dict() for r in actions.check_session(course, when, request.user, [])]
+    return render(
+        request,
+        "web/chart_session.html",
+        {
+            "page": "patients",
+            "course": course,
+            "patient": course.patient,
+            "areas": [(a, Area(a).label) for a in course.areas],
+            "all_areas": Area.values,
+            "rows": {r["area"]: r for r in rows},
+            "errors": errors,
+            "refusals": refusals,
+            "techniques": TECHNIQUES,
+            "performed_at": when.astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
+            "posted": request.POST,
+            "override_choices": RefusalCode.choices,
+        },
+        status=409 if refusals and request.method == "POST" else 200,
+    )
+
+
+@login_required
+def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_session(request, session_id, ALL_STAFF)
+    audit(
+        clinic=session.course.clinic,
+        user=request.user,
+        action=AuditEvent.Action.VIEW,
+        obj=session,
+        patient_id=session.course.patient_id,
+        via="web",
+    )
+    return render(
+        request,
+        "web/session.html",
+        {
+            "page": "patients",
+            "session": session,
+            "course": session.course,
+            "patient": session.course.patient,
+            "aftercare": session.aftercare(),
+            "injections": session.injections.select_related("lot__product"),
+        },
+    )
+
+
+def aftercare_text(session: Session) -> str:
+    lines = [f"Aftercare for your session at {session.course.clinic.name}", ""]
+    lines += [f"- {item['text']}" for item in session.aftercare()]
+    lines += ["", "If something worries you, call the clinic."]
+    return "\n".join(lines)
+
+
+@login_required
+@require_POST
+def email_aftercare(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_session(request, session_id, CLINICAL)
+    patient = session.course.patient
+    if not patient.email:
+        messages.error(request, "The patient has no email address on file.")
+    else:
+        send_mail(
+            f"Your aftercare · {session.course.clinic.name}",
+            aftercare_text(session),
+            None,
+            [patient.email],
+        )
+        audit(
+            clinic=session.course.clinic,
+            user=request.user,
+            action=AuditEvent.Action.EXPORT,
+            obj=session,
+            patient_id=patient.pk,
+            via="web",
+            sent_to=patient.email,
+        )
+        messages.success(request, f"Aftercare emailed to {patient.email}.")
+    return redirect("web:session", session_id=session.pk)
