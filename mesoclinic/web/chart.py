@@ -95,12 +95,18 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             if open_course and course.status != Course.Status.STOPPED
             else []
         )
+        tests = list(course.allergy_tests.prefetch_related("readings", "injections__lot"))
+        for t in tests:
+            # A reading is still needed until one is taken after the wait.
+            t.needs_reading = not any(  # type: ignore[attr-defined]
+                r.read_at >= t.readable_from() for r in t.readings.all()
+            )
         courses.append(
             {
                 "course": course,
                 "progress": course.progress(),
                 "plan": course.plan(),
-                "tests": list(course.allergy_tests.prefetch_related("readings", "injections__lot")),
+                "tests": tests,
                 "reasons": reasons,
                 "open": open_course,
             }
