@@ -68,7 +68,8 @@ def ready_course(world: World, patient: Patient) -> Course:
 
 
 def session_post(course: Course, world: World, lot_id: int, when: dt.datetime) -> dict[str, Any]:
-    when = when.astimezone(dt.UTC)
+    # The admin shows and reads times in the clinic's time zone.
+    when = when.astimezone(world.clinic.tz)
     return {
         "course": course.pk,
         "performed_at_0": when.strftime("%Y-%m-%d"),
@@ -193,6 +194,14 @@ class AdminSessionGateTests:
         response = admin_client(world.manager).post("/admin/courses/session/add/", data)
         assert response.status_code == 200
         assert b"is not in this course" in response.content
+        assert not Session.objects.exists()
+
+    def test_a_session_in_the_future_is_a_form_error(self, world: World, patient: Patient) -> None:
+        course = ready_course(world, patient)
+        data = session_post(course, world, world.lot.pk, ago(hours=-3))
+        response = admin_client(world.manager).post("/admin/courses/session/add/", data)
+        assert response.status_code == 200
+        assert b"cannot be in the future" in response.content
         assert not Session.objects.exists()
 
     def test_an_override_needs_a_reason(self, world: World, patient: Patient) -> None:

@@ -32,7 +32,7 @@ from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.models import ClinicProtocol
 
 
-def _not_future(moment: dt.datetime, field: str) -> None:
+def not_future(moment: dt.datetime, field: str) -> None:
     # Clinics chart after the fact, so the past is fine; the future is not.
     if moment > timezone.now() + dt.timedelta(minutes=1):
         raise ValidationError({field: "cannot be in the future."})
@@ -121,7 +121,7 @@ def do_give_allergy_test(
     notes: str = "",
     via: str = "api",
 ) -> AllergyTest:
-    _not_future(given_at, "given_at")
+    not_future(given_at, "given_at")
     wanted = course.spec.allergy_test.injections.v
     if len(injections) != wanted:
         raise ValidationError(
@@ -132,7 +132,7 @@ def do_give_allergy_test(
             raise ValidationError({"injections": f"lot {i.lot.pk} is not in this clinic."})
         if i.given_at is not None:
             # The two test injections are one visit: each within an hour of the test's time.
-            _not_future(i.given_at, f"injections.{n}.given_at")
+            not_future(i.given_at, f"injections.{n}.given_at")
             if abs(i.given_at - given_at) > dt.timedelta(hours=1):
                 raise ValidationError(
                     {f"injections.{n}.given_at": "must be within an hour of the test's given_at."}
@@ -177,7 +177,7 @@ def do_read_allergy_test(
 ) -> AllergyReading:
     """Record a reading. A reading earlier than the wait is kept as a fact; the session gate
     then refuses with allergy_read_too_early until a later reading."""
-    _not_future(read_at, "read_at")
+    not_future(read_at, "read_at")
     if read_at < test.given_at:
         raise ValidationError({"read_at": "cannot be before the test was given."})
     if result not in AllergyReading.Result.values:
@@ -255,7 +255,7 @@ def do_record_session(
        status on, and audit the session and any override.
     """
     override_codes = sorted(set(override_codes or []))
-    _not_future(performed_at, "performed_at")
+    not_future(performed_at, "performed_at")
     check_injections(course, injections)
     if override_codes and not override_reason.strip():
         raise ValidationError({"override_reason": "an override must say why."})
@@ -424,11 +424,11 @@ def do_report_side_effect(
         raise ValidationError({"description": "describe a side effect of kind other."})
     if not 1 <= grade <= 5:
         raise ValidationError({"grade": "a CTCAE grade is between 1 and 5."})
-    _not_future(onset_at, "onset_at")
+    not_future(onset_at, "onset_at")
     if onset_at < session.performed_at:
         raise ValidationError({"onset_at": "cannot be before the session."})
     if resolved_at is not None:
-        _not_future(resolved_at, "resolved_at")
+        not_future(resolved_at, "resolved_at")
         if resolved_at < onset_at:
             raise ValidationError({"resolved_at": "cannot be before the onset."})
     effect = SideEffect(
@@ -459,7 +459,7 @@ def do_report_side_effect(
 def do_resolve_side_effect(
     effect: SideEffect, resolved_at: dt.datetime, user: Any, via: str = "api"
 ) -> SideEffect:
-    _not_future(resolved_at, "resolved_at")
+    not_future(resolved_at, "resolved_at")
     if resolved_at < effect.onset_at:
         raise ValidationError({"resolved_at": "cannot be before the onset."})
     with transaction.atomic():

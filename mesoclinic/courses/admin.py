@@ -75,6 +75,7 @@ class InjectionFormSet(BaseInlineFormSet):
             if f.cleaned_data and not f.cleaned_data.get("DELETE")
         ]
         try:
+            actions.not_future(session.performed_at, "performed_at")
             actions.check_injections(
                 session.course,
                 [
