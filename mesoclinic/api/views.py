@@ -28,6 +28,7 @@ from mesoclinic.courses.models import (
     SessionInjection,
     SideEffect,
 )
+from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
 from mesoclinic.patients import actions as patient_actions
 from mesoclinic.patients import consent as consent_text
@@ -542,7 +543,7 @@ def sign_consent(
     if payload.method == "drawn" and not payload.signature:
         raise ValidationError({"signature": "a drawn consent needs the signature."})
     if payload.signed_at is not None:
-        actions._not_future(payload.signed_at, "signed_at")
+        actions.not_future(payload.signed_at, "signed_at")
     chosen = _consent_products(patient, payload.products)
     indication, areas = _consent_use(request, patient, payload.course)
     consent = patient_actions.do_sign_consent(
@@ -938,37 +939,7 @@ def recall_lot(request: HttpRequest, lot_id: int, payload: s.RecallIn) -> dict[s
 
 def _lot_patients(lot: Lot) -> list[dict[str, Any]]:
     """Every patient who received the lot, in a session or an allergy test."""
-    rows: dict[int, dict[str, Any]] = {}
-    for inj in SessionInjection.objects.filter(lot=lot).select_related("session__course__patient"):
-        p = inj.session.course.patient
-        row = rows.setdefault(p.pk, _exposed(p))
-        row["exposures"].append(
-            {
-                "kind": "session",
-                "session": inj.session_id,
-                "at": inj.session.performed_at,
-                "area": inj.area,
-                "volume_ml": str(inj.volume_ml),
-            }
-        )
-    for t in lot.allergy_test_injections.select_related("test__course__patient"):
-        p = t.test.course.patient
-        row = rows.setdefault(p.pk, _exposed(p))
-        row["exposures"].append(
-            {"kind": "allergy_test", "allergy_test": t.test_id, "at": t.given_at, "site": t.site}
-        )
-    return sorted(rows.values(), key=lambda r: (r["last_name"], r["first_name"]))
-
-
-def _exposed(p: Patient) -> dict[str, Any]:
-    return {
-        "id": p.pk,
-        "first_name": p.first_name,
-        "last_name": p.last_name,
-        "phone": p.phone,
-        "email": p.email,
-        "exposures": [],
-    }
+    return lot_exposures(lot)
 
 
 @api.get("/lots/{lot_id}/patients", tags=["formulary"])

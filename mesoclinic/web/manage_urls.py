@@ -1,5 +1,18 @@
-"""The manager's pages: formulary and lots, staff and licences."""
+"""The manager's pages: formulary and lots, staff and licences. Included at /manage/ by
+web/urls.py, so the names live in the "web" namespace: {% url 'web:manage_formulary' %}."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from mesoclinic.web import manage
+
+urlpatterns: list[URLPattern] = [
+    path("formulary/", manage.formulary, name="manage_formulary"),
+    path("formulary/products/new/", manage.add_product, name="manage_add_product"),
+    path("formulary/products/<int:product_id>/lots/new/", manage.add_lot, name="manage_add_lot"),
+    path("lots/<int:lot_id>/", manage.lot_detail, name="manage_lot"),
+    path("lots/<int:lot_id>/patients.csv", manage.lot_patients_csv, name="manage_lot_csv"),
+    path("staff/", manage.staff, name="manage_staff"),
+    path("staff/invite/", manage.invite, name="manage_invite"),
+    path("staff/<int:membership_id>/role/", manage.change_role, name="manage_change_role"),
+    path("staff/<int:membership_id>/licences/new/", manage.add_licence, name="manage_add_licence"),
+]

@@ -1,0 +1,180 @@
+"""Forms for the manager's pages: products, lots, recalls, staff and licences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db.models import Q
+
+from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
+from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+class ProductForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = ["name", "supplier", "vial"]
+        labels = {"vial": "Vial"}
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        # The unique constraint covers the clinic, which is not a field of this form, so
+        # Django would not check it: ask here and name the field.
+        taken = Product.objects.filter(clinic=self.instance.clinic, name__iexact=name)
+        if taken.exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("This clinic already has a product with this name.")
+        return name
+
+    def clean_supplier(self) -> str:
+        return str(self.cleaned_data["supplier"]).strip()
+
+
+class ComponentForm(forms.Form):
+    ingredient = forms.ModelChoiceField(queryset=Ingredient.objects.none())
+    concentration = forms.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+    )
+    unit = forms.CharField(max_length=20, initial="mg/mL")
+
+    def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["ingredient"]
+        assert isinstance(field, forms.ModelChoiceField)
+        # The shipped reference ingredients and the clinic's own.
+        field.queryset = Ingredient.objects.filter(Q(clinic=None) | Q(clinic=clinic))
+
+    def has_changed(self) -> bool:
+        # The unit has an initial value; a row with only that is still an empty row.
+        return any(name != "unit" for name in self.changed_data)
+
+
+class BaseComponentFormSet(forms.BaseFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        seen: set[int] = set()
+        for form in self.forms:
+            ingredient = form.cleaned_data.get("ingredient")
+            if ingredient is None:
+                continue
+            if ingredient.pk in seen:
+                raise forms.ValidationError(f"{ingredient} is listed twice.")
+            seen.add(ingredient.pk)
+
+
+ComponentFormSet = forms.formset_factory(
+    ComponentForm, formset=BaseComponentFormSet, extra=3, min_num=1, validate_min=True
+)
+
+
+def save_components(product: Product, formset: Any) -> list[ProductIngredient]:
+    return [
+        ProductIngredient.objects.create(
+            product=product,
+            ingredient=form.cleaned_data["ingredient"],
+            concentration=form.cleaned_data["concentration"],
+            unit=form.cleaned_data["unit"].strip(),
+        )
+        for form in formset.forms
+        if form.cleaned_data.get("ingredient") is not None
+    ]
+
+
+class LotForm(forms.ModelForm):
+    class Meta:
+        model = Lot
+        fields = ["lot_number", "expires_on", "received_on"]
+        labels = {"expires_on": "Expires on", "received_on": "Received on"}
+        widgets = {"expires_on": DATE, "received_on": DATE}
+
+    def clean_lot_number(self) -> str:
+        number = str(self.cleaned_data["lot_number"]).strip()
+        if Lot.objects.filter(product=self.instance.product, lot_number__iexact=number).exists():
+            raise forms.ValidationError("This product already has a lot with this number.")
+        return number
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        expires, received = data.get("expires_on"), data.get("received_on")
+        if expires and received and expires < received:
+            self.add_error("expires_on", "The expiry date is before the date the lot came in.")
+        return data
+
+
+class RecallForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The supplier's notice or what was found, for the record.",
+    )
+
+    def clean_reason(self) -> str:
+        reason = str(self.cleaned_data["reason"]).strip()
+        if not reason:
+            raise forms.ValidationError("A recall needs a reason.")
+        return reason
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    first_name = forms.CharField(max_length=150)
+    last_name = forms.CharField(max_length=150)
+    email = forms.EmailField(help_text="The invitation goes here; they choose their password.")
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+    def clean_username(self) -> str:
+        username = str(self.cleaned_data["username"]).strip()
+        field = User._meta.get_field("username")
+        for validator in field.validators:
+            validator(username)
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("This username is taken.")
+        return username
+
+    def clean_email(self) -> str:
+        email = str(self.cleaned_data["email"]).strip()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this email already exists.")
+        return email
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+    def __init__(self, *args: Any, member: Membership, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.member = member
+
+    def clean_role(self) -> str:
+        role = str(self.cleaned_data["role"])
+        managers = Membership.objects.filter(
+            clinic=self.member.clinic, role=Membership.Role.MANAGER
+        )
+        if (
+            self.member.role == Membership.Role.MANAGER
+            and role != Membership.Role.MANAGER
+            and not managers.exclude(pk=self.member.pk).exists()
+        ):
+            # Otherwise nobody could manage the clinic from the web any more.
+            raise forms.ValidationError("The clinic needs at least one manager.")
+        return role
+
+
+class LicenceForm(forms.ModelForm):
+    class Meta:
+        model = PractitionerLicence
+        fields = ["kind", "number", "jurisdiction", "expires_on"]
+        labels = {"expires_on": "Expires on"}
+        widgets = {"expires_on": DATE}
+
+    def clean_number(self) -> str:
+        return str(self.cleaned_data["number"]).strip()
+
+    def clean_jurisdiction(self) -> str:
+        return str(self.cleaned_data["jurisdiction"]).strip()
