@@ -89,6 +89,14 @@ class SignInTests:
         assert response["Location"] == "/today/"
         assert "Demo Mesotherapy Clinic" in client.get("/today/").content.decode()
 
+    def test_only_a_manager_sees_the_manager_links(self, world: World) -> None:
+        manager_page = signed_in(world.manager).get("/today/").content.decode()
+        assert (
+            'href="/manage/formulary/"' in manager_page and 'href="/manage/staff/"' in manager_page
+        )
+        practitioner_page = signed_in(world.practitioner).get("/today/").content.decode()
+        assert "/manage/" not in practitioner_page
+
     def test_a_wrong_password_is_a_clear_error(self, world: World) -> None:
         response = Client().post("/accounts/login/", {"username": "practitioner", "password": "no"})
         assert response.status_code == 200
