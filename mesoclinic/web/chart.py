@@ -3,14 +3,13 @@ reason a session may not go ahead. Each change goes through the same actions as 
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.forms import Form
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.models import AuditEvent, audit
@@ -84,16 +83,9 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
     courses = []
     for course in patient.courses.select_related("protocol", "clinic").order_by("-created_at"):
-        open_course = course.status in (
-            Course.Status.PLANNED,
-            Course.Status.ACTIVE,
-            Course.Status.COMPLETED,
-            Course.Status.MAINTENANCE,
-        )
+        open_course = course.status != Course.Status.STOPPED
         reasons = (
-            actions.check_session(course, _now(), request.user, [])
-            if open_course and course.status != Course.Status.STOPPED
-            else []
+            actions.check_session(course, timezone.now(), request.user, []) if open_course else []
         )
         tests = list(course.allergy_tests.prefetch_related("readings", "injections__lot"))
         for t in tests:
@@ -127,14 +119,8 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
 
 
-def _now() -> Any:
-    from django.utils import timezone
-
-    return timezone.now()
-
-
 def _now_local(patient: Patient) -> str:
-    return _now().astimezone(patient.clinic.tz).strftime("%Y-%m-%dT%H:%M")
+    return timezone.now().astimezone(patient.clinic.tz).strftime("%Y-%m-%dT%H:%M")
 
 
 @login_required
@@ -163,7 +149,7 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
     patient = _get_patient(request, patient_id, CLINICAL)
     course = _get_course(request, course_id, CLINICAL)
     if course.patient_id != patient.pk:
-        raise_404()
+        raise Http404("Not this patient's course.")
     products = list(
         Product.objects.filter(clinic=patient.clinic, active=True).prefetch_related(
             "components__ingredient"
@@ -199,12 +185,6 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
             "template": template,
         },
     )
-
-
-def raise_404() -> None:
-    from django.http import Http404
-
-    raise Http404("Not this patient's course.")
 
 
 @login_required
