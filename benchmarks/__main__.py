@@ -2,7 +2,8 @@
 
 Each benchmark runs against a throwaway SQLite database in a temporary folder and reports
 percentiles and a ratio to a baseline run in the same process, because the machines are
-shared and noisy. Record the figures with the machine and the date in docs/benchmarks.md.
+shared and noisy. `python -m benchmarks pages` runs one of them. Record the figures with
+the machine and the date in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+
+BENCHMARKS = ("session_gate", "pages")
 
 
 def main() -> int:
@@ -22,9 +25,16 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import session_gate
+    from benchmarks import pages, session_gate
 
-    session_gate.run()
+    chosen = sys.argv[1:] or list(BENCHMARKS)
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        print(f"No benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}.")
+        return 2
+    runs = {"session_gate": session_gate.run, "pages": pages.run}
+    for name in chosen:
+        runs[name]()
     return 0
 
 

@@ -53,7 +53,7 @@ import datetime as dt
 import random
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -912,8 +912,11 @@ def _refused_attempt(d: Demo) -> None:
         raise AssertionError("practitioner2's session was not refused")
 
 
-def load() -> bool:
-    """Create the demo clinic, or do nothing (and return False) if it exists already."""
+def load(scale: int = 1) -> bool:
+    """Create the demo clinic, or do nothing (and return False) if it exists already.
+
+    `scale` repeats the cast that many times, each copy with its own surname suffix, for the
+    benchmarks that need a busier clinic than the demo (`scale=10` is ten times the demo)."""
     if Clinic.objects.filter(name=CLINIC_NAME).exists():
         return False
     with transaction.atomic():
@@ -925,8 +928,9 @@ def load() -> bool:
         today = now.astimezone(clinic.tz).date()
         d = Demo(clinic, _create_staff(clinic, today), now, random.Random(SEED))
         _create_formulary(d)
-        for person, story in CAST:
-            story(d, person)
+        for copy in range(scale):
+            for person, story in CAST:
+                story(d, replace(person, last=f"{person.last}-{copy + 1}") if copy else person)
         _recall(d)
         _refused_attempt(d)
         do_sweep_side_effects(timezone.now())

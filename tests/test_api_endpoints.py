@@ -1659,6 +1659,19 @@ class FollowUpEndpointTests:
         assert [(f["id"], f["status"]) for f in done] == [(scene.follow_up, "done")]
         assert FollowUp.objects.get().closed_by == scene.world.practitioner
 
+    def test_a_closed_follow_up_is_not_closed_again(self, scene: Scene) -> None:
+        path = f"/follow-ups/{scene.follow_up}/close"
+        api_for(scene.world.practitioner).post(path, {"outcome": "Called the patient."})
+        again = api_for(scene.world.manager).post(path, {"outcome": "Rewritten."})
+        assert again.status_code in (400, 422)
+        assert again["Content-Type"] == "application/problem+json"
+        assert "already closed" in again.content.decode()
+        closed = FollowUp.objects.get()
+        assert (closed.outcome, closed.closed_by) == (
+            "Called the patient.",
+            scene.world.practitioner,
+        )
+
 
 class FormularyEndpointTests:
     def test_it_lists_ingredients_with_their_regulatory_status(self, world: World) -> None:

@@ -498,9 +498,14 @@ def do_sweep_side_effects(now: dt.datetime | None = None) -> int:
 
 
 def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = "api") -> FollowUp:
+    """Close an open follow-up with what was done. A closed one is never closed again: that
+    would rewrite who closed it, when and how."""
     if not outcome.strip():
         raise ValidationError({"outcome": "say what was done."})
     with transaction.atomic():
+        locked = FollowUp.objects.select_for_update().only("status").get(pk=follow_up.pk)
+        if locked.status != FollowUp.Status.OPEN:
+            raise ValidationError("This follow-up is already closed.")
         follow_up.status = FollowUp.Status.DONE
         follow_up.outcome = outcome.strip()
         follow_up.closed_at = timezone.now()

@@ -11,7 +11,8 @@ from mesoclinic.patients.models import Patient
 
 
 def lot_exposures(lot: Lot) -> list[dict[str, Any]]:
-    """Every patient who received the lot, in a session or an allergy test, sorted by name.
+    """Every patient who received the lot, in a session or an allergy test, sorted by name,
+    with each patient's exposures in time order.
 
     Each row holds the patient's id, names, phone and email, and `exposures`: one entry per
     injection, with `kind` ("session" or "allergy_test"), `at`, and where it went (`area`
@@ -37,6 +38,8 @@ def lot_exposures(lot: Lot) -> list[dict[str, Any]]:
         row["exposures"].append(
             {"kind": "allergy_test", "allergy_test": t.test_id, "at": t.given_at, "site": t.site}
         )
+    for row in rows.values():
+        row["exposures"].sort(key=lambda e: e["at"])
     return sorted(rows.values(), key=lambda r: (r["last_name"], r["first_name"], r["id"]))
 
 

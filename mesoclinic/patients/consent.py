@@ -47,7 +47,7 @@ def status_sentence(ingredient: Ingredient, indication: str | None, areas: list[
         return f"FDA-approved for this use: {ingredient.approved_use}."
     if status == Ingredient.Status.APPROVED_OTHER_USE:
         detail = f" ({ingredient.approved_use})" if ingredient.approved_use else ""
-        return f"FDA-approved for another use, not for this one: its use here is off-label{detail}."
+        return f"FDA-approved for another use{detail}, not for this one: its use here is off-label."
     if status == Ingredient.Status.HOMEOPATHIC:
         return "Homeopathic: no product labelled homeopathic is FDA-approved."
     if status == Ingredient.Status.DEVICE:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+import json
+from functools import cached_property, lru_cache
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +45,10 @@ class ClinicProtocol(models.Model):
 
     @cached_property
     def spec(self) -> Protocol:
-        return validate_protocol(self.document, f"{self.clinic_id}/{self.key} v{self.version}")
+        return _validated(
+            json.dumps(self.document, sort_keys=True),
+            f"{self.clinic_id}/{self.key} v{self.version}",
+        )
 
     @classmethod
     def current(cls, clinic: Clinic, key: str) -> ClinicProtocol | None:
@@ -56,6 +60,13 @@ class ClinicProtocol(models.Model):
         for p in cls.objects.filter(clinic=clinic).order_by("key", "-version"):
             latest.setdefault(p.key, p)
         return list(latest.values())
+
+
+@lru_cache(maxsize=256)
+def _validated(document: str, origin: str) -> Protocol:
+    """A stored document, validated once per process. Stored versions are never edited in
+    place and the validated model is frozen, so the same text always gives the same model."""
+    return validate_protocol(json.loads(document), origin)
 
 
 def do_install_protocols(clinic: Clinic) -> list[ClinicProtocol]:

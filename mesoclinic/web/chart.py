@@ -22,7 +22,7 @@ from mesoclinic.patients.models import Patient, ScreeningForm
 from mesoclinic.patients.screening import AnswerError
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import Area
-from mesoclinic.web import forms
+from mesoclinic.web import forms, timeline
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
 
 
@@ -82,7 +82,9 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
         via="web",
     )
     courses = []
-    for course in patient.courses.select_related("protocol", "clinic").order_by("-created_at"):
+    for course in patient.courses.select_related("protocol", "clinic", "created_by").order_by(
+        "-created_at"
+    ):
         open_course = course.status != Course.Status.STOPPED
         reasons = (
             actions.check_session(course, timezone.now(), request.user, []) if open_course else []
@@ -93,6 +95,7 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             t.needs_reading = not any(  # type: ignore[attr-defined]
                 r.read_at >= t.readable_from() for r in t.readings.all()
             )
+        records = timeline.load(course)
         courses.append(
             {
                 "course": course,
@@ -101,6 +104,8 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "tests": tests,
                 "reasons": reasons,
                 "open": open_course,
+                "side_effects": records.side_effects,
+                "timeline": timeline.build(course, records),
             }
         )
     return render(
@@ -115,6 +120,7 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             "courses": courses,
             "reading_form": forms.ReadingForm(initial={"read_at": _now_local(patient)}),
             "test_form": forms.AllergyTestForm(initial={"given_at": _now_local(patient)}),
+            "now_local": _now_local(patient),
         },
     )
 

@@ -112,3 +112,69 @@ class ReadingForm(forms.Form):
         widget=forms.RadioSelect,
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+# CTCAE v5.0, "injection site reaction": the grade with the words that define it.
+CTCAE_GRADES = [
+    (1, "1 · Mild: tenderness, warmth, redness or itching"),
+    (2, "2 · Moderate: pain, swelling (edema), lipodystrophy or phlebitis"),
+    (3, "3 · Severe: ulceration, necrosis or severe tissue damage"),
+    (4, "4 · Life-threatening: urgent intervention needed"),
+    (5, "5 · Death"),
+]
+
+
+def datetime_local() -> forms.DateTimeInput:
+    # The browser's datetime-local input reads and writes "2025-06-03T14:30", with no zone:
+    # the form reads it in the active zone, which is the clinic's (ClinicTimezoneMiddleware).
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+
+
+class SideEffectForm(forms.Form):
+    """A side effect after a session. The field names are the action's, so that its
+    ValidationError lands on the field it names. `sessions` is None when the session is
+    already chosen (the form reached from a session's page)."""
+
+    session = forms.TypedChoiceField(label="After session", coerce=int)
+    kind = forms.ChoiceField(label="Side effect")
+    description = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='What the patient reports and what you see. Needed for "Other".',
+    )
+    onset_at = forms.DateTimeField(label="Onset", widget=datetime_local())
+    grade = forms.TypedChoiceField(label="Grade (CTCAE)", coerce=int, choices=CTCAE_GRADES)
+    resolved_at = forms.DateTimeField(
+        label="Resolved at",
+        required=False,
+        widget=datetime_local(),
+        help_text="Leave empty while it lasts.",
+    )
+
+    def __init__(
+        self,
+        kinds: list[tuple[str, str]],
+        sessions: list[tuple[int, str]] | None,
+        zone: str,
+        *args: object,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["kind"].choices = kinds  # type: ignore[attr-defined]
+        if sessions is None:
+            del self.fields["session"]
+        else:
+            self.fields["session"].choices = sessions  # type: ignore[attr-defined]
+        self.fields["onset_at"].help_text = f"When it began, in the clinic's time ({zone})."
+
+
+class ResolveSideEffectForm(forms.Form):
+    resolved_at = forms.DateTimeField(label="Resolved at", widget=datetime_local())
+
+
+class CloseFollowUpForm(forms.Form):
+    outcome = forms.CharField(
+        label="Outcome",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="What was done, and how the patient is.",
+    )

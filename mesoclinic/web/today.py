@@ -33,12 +33,14 @@ def _specs(clinic: Clinic) -> dict[int, Protocol]:
     return {p.pk: p.spec for p in ClinicProtocol.objects.filter(clinic=clinic)}
 
 
-def due_courses(clinic: Clinic, now: dt.datetime) -> list[Due]:
+def due_courses(
+    clinic: Clinic, now: dt.datetime, specs: dict[int, Protocol] | None = None
+) -> list[Due]:
     """Courses whose next session window has opened (or passed), and completed courses whose
     maintenance window has opened, most overdue first."""
     tz = clinic.tz
     today = now.astimezone(tz).date()
-    specs = _specs(clinic)
+    specs = specs if specs is not None else _specs(clinic)
     courses = (
         Course.objects.filter(
             clinic=clinic,
@@ -114,7 +116,7 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     return {
         "now": now,
         "sessions_by_practitioner": by_practitioner,
-        "due": due_courses(clinic, now),
+        "due": due_courses(clinic, now, specs),
         "follow_ups": list(follow_ups),
         "allergy_tests": tests,
         "lots": [{"lot": lot, "expired": lot.expires_on < today} for lot in lots],

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from mesoclinic.web import chart, session, views
+from mesoclinic.web import chart, documents, effects, session, views
 
 app_name = "web"
 urlpatterns = [
@@ -18,5 +18,20 @@ urlpatterns = [
     path("courses/<int:course_id>/sessions/new/", session.chart_session, name="chart_session"),
     path("sessions/<int:session_id>/", session.session_detail, name="session"),
     path("sessions/<int:session_id>/email/", session.email_aftercare, name="email_aftercare"),
+    path("courses/<int:course_id>/plan.pdf", documents.course_plan_pdf, name="course_plan_pdf"),
+    path("consents/<int:consent_id>.pdf", documents.consent_pdf, name="consent_pdf"),
+    path("sessions/<int:session_id>/aftercare.pdf", documents.aftercare_pdf, name="aftercare_pdf"),
+    path(
+        "sessions/<int:session_id>/side-effects/new/",
+        effects.report_for_session,
+        name="report_side_effect",
+    ),
+    path(
+        "courses/<int:course_id>/side-effects/new/",
+        effects.report_for_course,
+        name="report_course_side_effect",
+    ),
+    path("side-effects/<int:effect_id>/resolve/", effects.resolve, name="resolve_side_effect"),
+    path("follow-ups/<int:follow_up_id>/close/", effects.close_follow_up, name="close_follow_up"),
     path("manage/", include("mesoclinic.web.manage_urls")),
 ]

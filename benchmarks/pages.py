@@ -1,0 +1,101 @@
+"""Server-side time of the two pages staff open most: Today and the patient's chart.
+
+1. Load the demo clinic ten times over (DEMO_SCALE copies of its 30 patients, every state).
+2. Baseline: the login page, through the same client and middleware, with no data behind it.
+3. Measure GET /today/ as the practitioner, and GET /patients/<id>/ for every patient in turn
+   (the chart, which also writes its audit row).
+4. Print p50/p95 in ms, the query count of each page, and the p95 ratio to the baseline.
+
+The issue's target is a p95 under 50 ms for both pages.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+DEMO_SCALE = 10
+RUNS = 200
+TARGET_MS = 50.0
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _time(fn: Callable[[int], object], runs: int) -> list[float]:
+    out = []
+    for n in range(runs):
+        start = time.perf_counter()
+        fn(n)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def run() -> dict[str, float]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from mesoclinic import demo
+    from mesoclinic.accounts.models import Clinic, User
+    from mesoclinic.courses.models import Session
+    from mesoclinic.patients.models import Patient
+
+    started = time.perf_counter()
+    demo.load(scale=DEMO_SCALE)
+    built = time.perf_counter() - started
+    clinic = Clinic.objects.get(name=demo.CLINIC_NAME)
+    patients = list(Patient.objects.filter(clinic=clinic).values_list("pk", flat=True))
+    sessions = Session.objects.filter(course__clinic=clinic).count()
+
+    anonymous = Client(HTTP_HOST="localhost")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(User.objects.get(username="practitioner"))
+
+    def get(c: Client, path: str) -> None:
+        response = c.get(path)
+        if response.status_code != 200:
+            raise AssertionError(f"{path} answered {response.status_code}")
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            get(client, path)
+        return len(captured)
+
+    # Warm up the template and URL caches so the first request is not what is measured.
+    get(anonymous, "/accounts/login/")
+    get(client, "/today/")
+    get(client, f"/patients/{patients[0]}/")
+
+    baseline = _time(lambda n: get(anonymous, "/accounts/login/"), RUNS)
+    today = _time(lambda n: get(client, "/today/"), RUNS)
+    chart = _time(lambda n: get(client, f"/patients/{patients[n % len(patients)]}/"), RUNS)
+    chart_queries = [queries(f"/patients/{pk}/") for pk in patients]
+
+    base95 = _percentile(baseline, 0.95)
+    figures = {
+        "baseline_p95": base95,
+        "today_p50": statistics.median(today),
+        "today_p95": _percentile(today, 0.95),
+        "chart_p50": statistics.median(chart),
+        "chart_p95": _percentile(chart, 0.95),
+    }
+    print(f"\nPages: Today and the chart ({platform.processor() or platform.machine()}, SQLite)")
+    print(
+        f"  demo x{DEMO_SCALE}: {len(patients)} patients, {sessions} sessions, "
+        f"loaded in {built:.1f} s; {RUNS} requests each"
+    )
+    print(f"  baseline (login page)  p95 {base95:7.2f} ms")
+    for name in ("today", "chart"):
+        p50, p95 = figures[f"{name}_p50"], figures[f"{name}_p95"]
+        verdict = "under" if p95 < TARGET_MS else "OVER"
+        print(
+            f"  {name:<22} p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  "
+            f"({p95 / base95:4.1f}x baseline; {verdict} the {TARGET_MS:.0f} ms target)"
+        )
+    print(f"  queries: Today {queries('/today/')}, chart {min(chart_queries)}–{max(chart_queries)}")
+    return figures

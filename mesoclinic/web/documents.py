@@ -1,0 +1,156 @@
+"""Printable documents as PDF: a course's plan and quote, a signed consent and a session's
+aftercare sheet. Each is fetched for the caller's clinic only (another clinic's record is a
+404), may be read by every staff role, and is audited as an export from the patient's chart.
+The PDFs themselves are built in web/pdf.py."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_safe
+
+from mesoclinic.accounts.models import AuditEvent, Clinic, audit
+from mesoclinic.patients.models import Consent
+from mesoclinic.protocols.vocab import Area, Indication
+from mesoclinic.web import pdf
+from mesoclinic.web.chart import _get_course
+from mesoclinic.web.context import ALL_STAFF, require
+from mesoclinic.web.session import _get_session
+
+
+def _get_consent(request: HttpRequest, consent_id: int, roles: frozenset[str]) -> Consent:
+    found = require(request, roles)
+    return get_object_or_404(
+        Consent.objects.select_related("patient__clinic", "template", "witnessed_by"),
+        pk=consent_id,
+        patient__clinic=found.clinic,
+    )
+
+
+def _letterhead(clinic: Clinic, title: str) -> pdf.Letterhead:
+    return pdf.Letterhead(
+        clinic=clinic.name,
+        city=clinic.city,
+        title=title,
+        generated_at=clinic.local(timezone.now()),
+        page_size=pdf.page_size_for(clinic.timezone),
+    )
+
+
+def _label(choices: type[models.TextChoices], value: str) -> str:
+    """A stored key in words; a key the vocabulary no longer has is shown as it is."""
+    return str(dict(choices.choices).get(value, value))
+
+
+def _pdf(
+    request: HttpRequest,
+    content: bytes,
+    filename: str,
+    *,
+    clinic: Clinic,
+    obj: models.Model,
+    patient_id: int,
+    document: str,
+) -> HttpResponse:
+    audit(
+        clinic=clinic,
+        user=request.user,
+        action=AuditEvent.Action.EXPORT,
+        obj=obj,
+        patient_id=patient_id,
+        via="web",
+        document=document,
+    )
+    response = HttpResponse(content, content_type="application/pdf")
+    # The filename names the record, not the patient, since it lands in a downloads folder;
+    # it is made of a word and a number, so it needs no quoting.
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    # A chart document must not linger in a shared browser's or a proxy's cache.
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_safe
+def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _get_course(request, course_id, ALL_STAFF)
+    content = pdf.course_plan_pdf(
+        _letterhead(course.clinic, "Course plan and quote"),
+        patient=f"{course.patient.first_name} {course.patient.last_name}",
+        protocol=course.protocol.name,
+        protocol_version=course.protocol.version,
+        status=course.get_status_display(),
+        areas=[_label(Area, a) for a in course.areas],
+        cadence_days=course.cadence_days,
+        plan=course.plan(),
+        progress=course.progress(),
+    )
+    return _pdf(
+        request,
+        content,
+        f"course-{course.pk}-plan.pdf",
+        clinic=course.clinic,
+        obj=course,
+        patient_id=course.patient_id,
+        document="course_plan",
+    )
+
+
+@login_required
+@require_safe
+def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
+    consent = _get_consent(request, consent_id, ALL_STAFF)
+    patient, clinic = consent.patient, consent.patient.clinic
+    witness = consent.witnessed_by
+    content = pdf.consent_pdf(
+        _letterhead(clinic, "Signed consent"),
+        patient=f"{patient.first_name} {patient.last_name}",
+        born=patient.date_of_birth,
+        text=consent.text,
+        text_sha256=consent.text_sha256,
+        template_version=consent.template.version,
+        signed_name=consent.signed_name,
+        signed_at=clinic.local(consent.signed_at),
+        method=consent.get_method_display(),
+        signature=consent.signature,
+        witnessed_by=(witness.get_full_name() or witness.get_username()) if witness else "",
+        indication=_label(Indication, consent.indication) if consent.indication else "",
+        areas=[_label(Area, a) for a in consent.areas],
+    )
+    return _pdf(
+        request,
+        content,
+        f"consent-{consent.pk}.pdf",
+        clinic=clinic,
+        obj=consent,
+        patient_id=patient.pk,
+        document="consent",
+    )
+
+
+@login_required
+@require_safe
+def aftercare_pdf(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_session(request, session_id, ALL_STAFF)
+    course = session.course
+    content = pdf.aftercare_pdf(
+        _letterhead(course.clinic, "Aftercare"),
+        first_name=course.patient.first_name,
+        performed_at=course.clinic.local(session.performed_at),
+        session_number=session.number,
+        protocol=course.protocol.name,
+        items=session.aftercare(),
+    )
+    return _pdf(
+        request,
+        content,
+        f"session-{session.pk}-aftercare.pdf",
+        clinic=course.clinic,
+        obj=session,
+        patient_id=course.patient_id,
+        document="aftercare",
+    )

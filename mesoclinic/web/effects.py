@@ -1,0 +1,214 @@
+"""Side effects in the web app: reporting one after a session, marking it resolved, and
+closing the follow-up it opened. Each change goes through the same actions as the API, which
+judge the status by the protocol and write the audit row."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from mesoclinic.courses import actions, logic
+from mesoclinic.courses.models import Course, FollowUp, Session, SideEffect
+from mesoclinic.protocols.schema import Protocol
+from mesoclinic.web import forms
+from mesoclinic.web.chart import _get_course, _put_errors
+from mesoclinic.web.context import CLINICAL, require
+from mesoclinic.web.session import _get_session
+from mesoclinic.web.timeline import effect_label
+
+
+def _get_side_effect(request: HttpRequest, effect_id: int, roles: frozenset[str]) -> SideEffect:
+    found = require(request, roles)
+    return get_object_or_404(
+        SideEffect.objects.select_related(
+            "session__course__clinic", "session__course__protocol", "session__course__patient"
+        ),
+        pk=effect_id,
+        session__course__clinic=found.clinic,
+    )
+
+
+def _get_follow_up(request: HttpRequest, follow_up_id: int, roles: frozenset[str]) -> FollowUp:
+    found = require(request, roles)
+    return get_object_or_404(
+        FollowUp.objects.select_related("clinic", "side_effect__session__course__protocol"),
+        pk=follow_up_id,
+        clinic=found.clinic,
+    )
+
+
+def _chart_url(course: Course) -> str:
+    return f"{reverse('web:chart', args=[course.patient_id])}#course-{course.pk}"
+
+
+def _duration(hours: float) -> str:
+    if hours < 1:
+        return f"{round(hours * 60)} min"
+    if hours < 48 and hours % 24:
+        return f"{hours:g} h"
+    days = hours / 24
+    return f"{days:g} day{'' if days == 1 else 's'}"
+
+
+def kind_choices(spec: Protocol) -> list[tuple[str, str]]:
+    """The protocol's side effects, each with what the protocol expects of it, then "other"."""
+    choices = []
+    for kind in spec.side_effects:
+        if kind.urgent:
+            note = "always urgent"
+        elif kind.expected_hours is not None:
+            note = f"expected up to {_duration(kind.expected_hours.v)}"
+        else:
+            note = ""
+        choices.append((kind.key, f"{kind.label} ({note})" if note else kind.label))
+    choices.append((SideEffect.OTHER, "Other (describe it below)"))
+    return choices
+
+
+def _session_label(session: Session, tz: zoneinfo.ZoneInfo) -> str:
+    return f"Session {session.number} · {session.performed_at.astimezone(tz):%a %d %b %Y, %H:%M}"
+
+
+def status_words(effect: SideEffect, tz: zoneinfo.ZoneInfo) -> str:
+    """The derived status in words, and what the clinic does next."""
+    has_follow_up = effect.follow_ups.filter(status=FollowUp.Status.OPEN).exists()
+    if effect.status == logic.URGENT:
+        return "urgent — " + (
+            "an urgent follow-up was opened; it heads the follow-ups on Today."
+            if has_follow_up
+            else "see the patient."
+        )
+    if effect.status == logic.BEYOND_EXPECTED:
+        return "beyond what is expected — " + (
+            "a follow-up was opened." if has_follow_up else "review it."
+        )
+    if effect.expected_until is not None and effect.resolved_at is None:
+        until: dt.datetime = effect.expected_until.astimezone(tz)
+        return f"expected, until {until:%a %d %b %H:%M}."
+    return "expected."
+
+
+def _flash_errors(request: HttpRequest, form: Form, what: str) -> None:
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else what
+        messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
+
+
+@login_required
+def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    session = _get_session(request, session_id, CLINICAL)
+    return _report(request, session.course, session)
+
+
+@login_required
+def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _get_course(request, course_id, CLINICAL)
+    return _report(request, course, None)
+
+
+def _report(request: HttpRequest, course: Course, session: Session | None) -> HttpResponse:
+    """The form for one session, or (from the chart) for a session of the course to choose."""
+    tz = course.clinic.tz
+    spec = course.spec
+    sessions: list[Session] = [session] if session else list(course.sessions.order_by("-number"))
+    for s in sessions:
+        s.course = course  # the action reads the protocol through it; no second query
+    choices = None if session else [(s.pk, _session_label(s, tz)) for s in sessions]
+    chosen = request.GET.get("session", "")
+    initial: dict[str, object] = {
+        "onset_at": timezone.now(),
+        "session": next((s.pk for s in sessions if str(s.pk) == chosen), None)
+        or (sessions[0].pk if sessions else None),
+    }
+    form = forms.SideEffectForm(
+        kind_choices(spec), choices, course.clinic.timezone, request.POST or None, initial=initial
+    )
+    if request.method == "POST" and sessions and form.is_valid():
+        data = form.cleaned_data
+        target = session or next(s for s in sessions if s.pk == data["session"])
+        try:
+            effect = actions.do_report_side_effect(
+                target,
+                kind=data["kind"],
+                description=data["description"],
+                onset_at=data["onset_at"],
+                resolved_at=data["resolved_at"],
+                grade=data["grade"],
+                user=request.user,
+                via="web",
+            )
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Side effect recorded after session {target.number}: "
+                f"{effect_label(effect, spec)}, grade {effect.grade}. "
+                f"Status: {status_words(effect, tz)}",
+            )
+            return redirect(_chart_url(course))
+    return render(
+        request,
+        "web/report_side_effect.html",
+        {
+            "page": "patients",
+            "patient": course.patient,
+            "course": course,
+            "session": session,
+            "has_sessions": bool(sessions),
+            "form": form,
+            "urgent_from_grade": spec.urgent_from_grade.v,
+        },
+    )
+
+
+@login_required
+@require_POST
+def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
+    effect = _get_side_effect(request, effect_id, CLINICAL)
+    course = effect.session.course
+    form = forms.ResolveSideEffectForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.do_resolve_side_effect(
+                effect, form.cleaned_data["resolved_at"], request.user, via="web"
+            )
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"{effect_label(effect, course.spec)} marked resolved. "
+                f"Status: {status_words(effect, course.clinic.tz)}",
+            )
+    _flash_errors(request, form, "Side effect")
+    return redirect(_chart_url(course))
+
+
+@login_required
+@require_POST
+def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
+    follow_up = _get_follow_up(request, follow_up_id, CLINICAL)
+    course = follow_up.side_effect.session.course
+    form = forms.CloseFollowUpForm(request.POST)
+    if form.is_valid():
+        try:
+            actions.do_close_follow_up(
+                follow_up, form.cleaned_data["outcome"], request.user, via="web"
+            )
+        except ValidationError as exc:
+            _put_errors(form, exc)
+        else:
+            messages.success(request, f"Follow-up closed: {follow_up.reason}.")
+    _flash_errors(request, form, "Follow-up")
+    return redirect(_chart_url(course))

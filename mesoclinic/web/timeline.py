@@ -1,0 +1,362 @@
+"""A course's history as one chronological list, and its side effects as the chart shows them.
+
+`load(course)` reads everything in a fixed number of queries, however many sessions, tests or
+side effects the course has; `build(course, records)` turns the records into events without
+touching the database. `course_timeline(course)` does both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Prefetch
+from django.urls import reverse
+from django.utils import timezone
+
+from mesoclinic.accounts.models import AuditEvent
+from mesoclinic.courses import logic
+from mesoclinic.courses.models import (
+    AllergyReading,
+    AllergyTest,
+    AllergyTestInjection,
+    Course,
+    FollowUp,
+    Session,
+    SideEffect,
+)
+from mesoclinic.patients.models import Consent
+from mesoclinic.protocols.schema import Protocol
+from mesoclinic.protocols.vocab import Area
+
+# The order of events that share a moment: the order they happen in on a visit.
+RANK = {
+    "planned": 0,
+    "consent": 1,
+    "test_given": 2,
+    "test_read": 3,
+    "session": 4,
+    "side_effect": 5,
+    "follow_up_opened": 6,
+    "side_effect_resolved": 7,
+    "follow_up_closed": 8,
+    "stopped": 9,
+    "maintenance": 10,
+}
+
+STATUS_WORDS = {
+    logic.EXPECTED: "Expected",
+    logic.BEYOND_EXPECTED: "Beyond expected",
+    logic.URGENT: "Urgent",
+}
+# The tag class for each status, from app.css.
+STATUS_TONE = {logic.EXPECTED: "ok", logic.BEYOND_EXPECTED: "warn", logic.URGENT: "bad"}
+
+
+@dataclass(frozen=True)
+class Event:
+    at: dt.datetime  # aware, in the clinic's time zone
+    kind: str  # a key of RANK
+    title: str
+    detail: str = ""
+    who: str = ""
+    url: str = ""
+    tone: str = ""  # "", "ok", "warn" or "bad": the tag class, from app.css
+    date_only: bool = False  # a day (the maintenance window), not a moment
+    time_unknown: bool = False  # no record says when (a course stopped without an audit row)
+
+
+@dataclass
+class EffectRow:
+    """One side effect as the chart shows it. `status` is worked out now by the protocol's
+    rule; it differs from the stored status only when an unresolved side effect has
+    outlasted its expected time and no sweep has moved it on yet."""
+
+    effect: SideEffect
+    label: str
+    status: str
+    follow_ups: list[FollowUp] = field(default_factory=list)
+
+    @property
+    def status_words(self) -> str:
+        return STATUS_WORDS.get(self.status, self.status)
+
+    @property
+    def tone(self) -> str:
+        return STATUS_TONE.get(self.status, "")
+
+    @property
+    def outlasted(self) -> bool:
+        return self.status != self.effect.status
+
+    @property
+    def open_follow_ups(self) -> list[FollowUp]:
+        return [f for f in self.follow_ups if f.status == FollowUp.Status.OPEN]
+
+
+@dataclass
+class Records:
+    sessions: list[Session]
+    tests: list[AllergyTest]
+    consents: list[Consent]
+    side_effects: list[EffectRow]
+    stopped: AuditEvent | None
+
+
+def name_of(user: Any) -> str:
+    if user is None:
+        return ""
+    return str(user.get_full_name() or user.get_username())
+
+
+def _day(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def _moment(moment: dt.datetime) -> str:
+    return f"{moment:%a} {moment.day} {moment:%b %H:%M}"
+
+
+def effect_label(effect: SideEffect, spec: Protocol) -> str:
+    kind = spec.side_effect(effect.kind)
+    if kind is not None:
+        return kind.label
+    described = effect.description.strip()
+    return f"Other: {described}" if described else "Other"
+
+
+def load(course: Course, now: dt.datetime | None = None) -> Records:
+    """Everything the timeline and the chart's side effects need, in a fixed number of
+    queries: the course's own row should come with its clinic, protocol and created_by."""
+    now = now or timezone.now()
+    spec = course.spec
+    sessions = list(
+        Session.objects.filter(course=course)
+        .select_related("practitioner")
+        .prefetch_related("injections")
+        .order_by("performed_at")
+    )
+    tests = list(
+        AllergyTest.objects.filter(course=course)
+        .select_related("given_by")
+        .prefetch_related(
+            Prefetch("readings", queryset=AllergyReading.objects.select_related("read_by")),
+            Prefetch("injections", queryset=AllergyTestInjection.objects.select_related("lot")),
+        )
+        .order_by("given_at")
+    )
+    # A consent belongs to the course it was taken for: the same indication and areas.
+    consents = [
+        c
+        for c in Consent.objects.filter(patient_id=course.patient_id, indication=course.indication)
+        .select_related("template", "witnessed_by")
+        .order_by("signed_at")
+        if sorted(c.areas or []) == sorted(course.areas)
+    ]
+    by_id = {s.pk: s for s in sessions}
+    # Only the sessions read above, so each side effect finds its session in `by_id`.
+    effects = SideEffect.objects.filter(session_id__in=list(by_id)).select_related("reported_by")
+    effects = effects.prefetch_related(
+        Prefetch(
+            "follow_ups",
+            queryset=FollowUp.objects.select_related("closed_by").order_by("opened_at"),
+        )
+    ).order_by("-onset_at")
+    rows = []
+    for effect in effects:
+        # The sessions are already read; reuse them rather than one query per side effect.
+        effect.session = by_id[effect.session_id]
+        live, _ = logic.side_effect_status(
+            spec.side_effect(effect.kind),
+            effect.grade,
+            effect.onset_at,
+            effect.resolved_at,
+            now,
+            spec.urgent_from_grade.v,
+        )
+        rows.append(
+            EffectRow(
+                effect=effect,
+                label=effect_label(effect, spec),
+                status=live,
+                follow_ups=list(effect.follow_ups.all()),
+            )
+        )
+    stopped = None
+    if course.status == Course.Status.STOPPED:
+        # The course keeps its stop reason but not when or by whom: the audit row has both.
+        stopped = (
+            AuditEvent.objects.filter(
+                object_type=Course._meta.label,
+                object_id=str(course.pk),
+                action=AuditEvent.Action.UPDATE,
+                detail__status=Course.Status.STOPPED.value,
+            )
+            .select_related("user")
+            .order_by("-at")
+            .first()
+        )
+    return Records(sessions, tests, consents, rows, stopped)
+
+
+def _area_labels(areas: list[str]) -> str:
+    return ", ".join(Area(a).label if a in Area.values else a for a in areas)
+
+
+def build(course: Course, records: Records) -> list[Event]:
+    """The course's events, oldest first, each in the clinic's time zone.
+
+    1. Collect one event per recorded fact: the plan, consents, the allergy test and its
+       readings, sessions, side effects and their resolution, follow-ups opened and closed,
+       the stop, and the maintenance window once the course is completed.
+    2. Sort by time; events at the same moment keep the order of a visit (RANK).
+    """
+    tz = course.clinic.tz
+    spec = course.spec
+
+    def local(moment: dt.datetime) -> dt.datetime:
+        return moment.astimezone(tz)
+
+    events: list[Event] = [
+        Event(
+            at=local(course.created_at),
+            kind="planned",
+            title="Course planned",
+            detail=(
+                f"{course.protocol.name}, protocol v{course.protocol.version} · "
+                f"{course.planned_sessions} sessions every {course.cadence_days} days · "
+                f"{_area_labels(list(course.areas))}"
+            ),
+            who=name_of(course.created_by),
+        )
+    ]
+    for c in records.consents:
+        events.append(
+            Event(
+                at=local(c.signed_at),
+                kind="consent",
+                title="Consent signed",
+                detail=(
+                    f"Text v{c.template.version}, signed by {c.signed_name} "
+                    f"({c.get_method_display().lower()})"
+                ),
+                who=name_of(c.witnessed_by),
+                tone="ok",
+            )
+        )
+    for t in records.tests:
+        sites = "; ".join(f"{i.site}: lot {i.lot.lot_number}" for i in t.injections.all())
+        events.append(
+            Event(
+                at=local(t.given_at),
+                kind="test_given",
+                title="Allergy test given",
+                detail=sites,
+                who=name_of(t.given_by),
+            )
+        )
+        for r in t.readings.all():
+            tone = "ok" if r.result == AllergyReading.Result.NONE else "bad"
+            events.append(
+                Event(
+                    at=local(r.read_at),
+                    kind="test_read",
+                    title=f"Allergy test read: {r.get_result_display()}",
+                    detail=r.notes,
+                    who=name_of(r.read_by),
+                    tone=tone,
+                )
+            )
+    for s in records.sessions:
+        maintenance = s.kind == Session.Kind.MAINTENANCE
+        detail = _area_labels(s.areas)
+        if s.override_codes:
+            detail += f" · overridden: {', '.join(s.override_codes)} ({s.override_reason})"
+        events.append(
+            Event(
+                at=local(s.performed_at),
+                kind="session",
+                title=f"Session {s.number}" + (" (maintenance)" if maintenance else ""),
+                detail=detail,
+                who=name_of(s.practitioner),
+                url=reverse("web:session", args=[s.pk]),
+                tone="warn" if s.override_codes else "",
+            )
+        )
+    for row in records.side_effects:
+        e = row.effect
+        reported = f"reported {_moment(local(e.reported_at))}"
+        events.append(
+            Event(
+                at=local(e.onset_at),
+                kind="side_effect",
+                title=f"Side effect: {row.label}, grade {e.grade} (session {e.session.number})",
+                detail=f"{STATUS_WORDS.get(e.status, e.status)} · {reported}",
+                who=name_of(e.reported_by),
+                tone=STATUS_TONE.get(e.status, ""),
+            )
+        )
+        if e.resolved_at is not None:
+            events.append(
+                Event(
+                    at=local(e.resolved_at),
+                    kind="side_effect_resolved",
+                    title=f"Side effect resolved: {row.label}",
+                )
+            )
+        for f in row.follow_ups:
+            events.append(
+                Event(
+                    at=local(f.opened_at),
+                    kind="follow_up_opened",
+                    title=f"Follow-up opened ({f.get_priority_display().lower()})",
+                    detail=f.reason,
+                    tone="bad" if f.priority == FollowUp.Priority.URGENT else "warn",
+                )
+            )
+            if f.closed_at is not None:
+                events.append(
+                    Event(
+                        at=local(f.closed_at),
+                        kind="follow_up_closed",
+                        title="Follow-up closed",
+                        detail=f.outcome,
+                        who=name_of(f.closed_by),
+                        tone="ok",
+                    )
+                )
+    if course.status == Course.Status.STOPPED:
+        latest = max(e.at for e in events)
+        stop = records.stopped
+        events.append(
+            Event(
+                at=local(stop.at) if stop else latest,
+                kind="stopped",
+                title="Course stopped",
+                detail=course.stop_reason,
+                who=name_of(stop.user) if stop else "",
+                tone="bad",
+                time_unknown=stop is None,
+            )
+        )
+    if course.status in (Course.Status.COMPLETED, Course.Status.MAINTENANCE) and records.sessions:
+        # From the last session, maintenance ones included, as Course.progress() counts it.
+        last = max(s.performed_at for s in records.sessions)
+        window = logic.maintenance_window(local(last).date(), spec)
+        start = dt.date.fromisoformat(window["from"])
+        end = dt.date.fromisoformat(window["to"])
+        events.append(
+            Event(
+                at=dt.datetime.combine(start, dt.time(0), tzinfo=tz),
+                kind="maintenance",
+                title="Maintenance window",
+                detail=f"From {_day(start)} to {_day(end)}",
+                date_only=True,
+            )
+        )
+    return sorted(events, key=lambda e: (e.at, RANK[e.kind]))
+
+
+def course_timeline(course: Course, now: dt.datetime | None = None) -> list[Event]:
+    return build(course, load(course, now))
