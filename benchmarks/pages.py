@@ -35,7 +35,8 @@ def _time(fn: Callable[[int], object], runs: int) -> list[float]:
     return out
 
 
-def run() -> dict[str, float]:
+def run(scale: int = DEMO_SCALE, runs: int = RUNS) -> dict[str, float]:
+    """Load the demo `scale` times over, measure, print the figures and return them in ms."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -46,7 +47,7 @@ def run() -> dict[str, float]:
     from mesoclinic.patients.models import Patient
 
     started = time.perf_counter()
-    demo.load(scale=DEMO_SCALE)
+    demo.load(scale=scale)
     built = time.perf_counter() - started
     clinic = Clinic.objects.get(name=demo.CLINIC_NAME)
     patients = list(Patient.objects.filter(clinic=clinic).values_list("pk", flat=True))
@@ -71,9 +72,9 @@ def run() -> dict[str, float]:
     get(client, "/today/")
     get(client, f"/patients/{patients[0]}/")
 
-    baseline = _time(lambda n: get(anonymous, "/accounts/login/"), RUNS)
-    today = _time(lambda n: get(client, "/today/"), RUNS)
-    chart = _time(lambda n: get(client, f"/patients/{patients[n % len(patients)]}/"), RUNS)
+    baseline = _time(lambda n: get(anonymous, "/accounts/login/"), runs)
+    today = _time(lambda n: get(client, "/today/"), runs)
+    chart = _time(lambda n: get(client, f"/patients/{patients[n % len(patients)]}/"), runs)
     chart_queries = [queries(f"/patients/{pk}/") for pk in patients]
 
     base95 = _percentile(baseline, 0.95)
@@ -86,8 +87,8 @@ def run() -> dict[str, float]:
     }
     print(f"\nPages: Today and the chart ({platform.processor() or platform.machine()}, SQLite)")
     print(
-        f"  demo x{DEMO_SCALE}: {len(patients)} patients, {sessions} sessions, "
-        f"loaded in {built:.1f} s; {RUNS} requests each"
+        f"  demo x{scale}: {len(patients)} patients, {sessions} sessions, "
+        f"loaded in {built:.1f} s; {runs} requests each"
     )
     print(f"  baseline (login page)  p95 {base95:7.2f} ms")
     for name in ("today", "chart"):

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from mesoclinic.accounts.models import AuditEvent, User
+from mesoclinic.accounts.models import AuditEvent, Membership, User
 from mesoclinic.courses import actions
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Patient, ScreeningForm
@@ -130,6 +130,58 @@ class SignInTests:
         client = signed_in(person)
         assert client.get("/today/").status_code == 403
         assert client.get(f"/patients/{patient.pk}/").status_code == 403
+
+
+class ClinicSwitchTests:
+    """A member of several clinics acts in one at a time, with the role they have there."""
+
+    def in_both(self, world: World, other: World) -> User:
+        Membership.objects.create(
+            user=world.practitioner, clinic=other.clinic, role=Membership.Role.FRONT_DESK
+        )
+        return world.practitioner
+
+    def test_the_header_offers_only_the_users_clinics(self, world: World, other: World) -> None:
+        page = signed_in(self.in_both(world, other)).get("/today/").content.decode()
+        options = re.findall(r'<option value="(\d+)"( selected)?>([^<]+)</option>', page)
+        assert [(int(pk), name) for pk, _, name in options] == sorted(
+            [(world.clinic.pk, world.clinic.name), (other.clinic.pk, other.clinic.name)],
+            key=lambda o: o[1],
+        )
+        assert [int(pk) for pk, selected, _ in options if selected] == [world.clinic.pk]
+        single = signed_in(world.manager).get("/today/").content.decode()
+        assert 'name="clinic"' not in single
+
+    def test_switching_changes_what_the_user_sees_and_may_do(
+        self, world: World, other: World, patient: Patient
+    ) -> None:
+        client = signed_in(self.in_both(world, other))
+        elsewhere = Patient.objects.create(
+            clinic=other.clinic,
+            first_name="Jo",
+            last_name="Roux",
+            date_of_birth=dt.date(1980, 1, 1),
+        )
+        assert client.get(f"/patients/{patient.pk}/").status_code == 200
+        assert client.get(f"/patients/{elsewhere.pk}/").status_code == 404
+
+        response = client.post("/clinic/", {"clinic": other.clinic.pk})
+        assert response.status_code == 302 and response["Location"] == "/today/"
+        assert client.get(f"/patients/{patient.pk}/").status_code == 404
+        assert client.get(f"/patients/{elsewhere.pk}/").status_code == 200
+        # There they are front desk: they may read the chart but not screen.
+        assert client.get(f"/patients/{elsewhere.pk}/screening/").status_code == 403
+        assert other.clinic.name in client.get("/today/").content.decode()
+
+    def test_a_clinic_the_user_is_not_in_cannot_be_chosen(
+        self, world: World, other: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        for value in (other.clinic.pk, "nonsense", ""):
+            response = client.post("/clinic/", {"clinic": value}, follow=True)
+            assert "You are not a member of that clinic." in response.content.decode()
+        assert client.get(f"/patients/{patient.pk}/").status_code == 200
+        assert client.get("/clinic/").status_code == 405
 
 
 class TodayTests:

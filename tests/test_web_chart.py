@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from mesoclinic.courses.models import AllergyReading, AllergyTest, Course
+from mesoclinic.courses import actions
+from mesoclinic.courses.models import AllergyReading, AllergyTest, Course, FollowUp, Session
 from mesoclinic.patients.models import Consent, Patient, Screening, ScreeningForm
+from mesoclinic.web.templatetags.clinic import iso_day
 from tests.conftest import World, ago
-from tests.test_web import signed_in
+from tests.test_web import course_with_sessions, signed_in
 
 
 def local(moment: dt.datetime, world: World) -> str:
@@ -236,3 +240,78 @@ class ChartAllergyTestTests:
         )
         assert "read before the wait was over" in page.content.decode()
         assert "read at least 24 h after" in page.content.decode()
+
+
+class ChartQueryCountTests:
+    """The chart reads a fixed number of queries per course, however long its history."""
+
+    def chart_queries(self, client: Client, patient: Patient) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/patients/{patient.pk}/").status_code == 200
+        return len(captured)
+
+    def report(self, world: World, session: Session) -> None:
+        actions.do_report_side_effect(
+            session,
+            kind="other",
+            description="Itching",
+            onset_at=session.performed_at + dt.timedelta(hours=2),
+            grade=1,
+            user=world.practitioner,
+        )
+
+    def test_sessions_side_effects_and_follow_ups_add_no_queries(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = course_with_sessions(world, patient, 1, ago(days=40))
+        self.report(world, course.sessions.get())
+        client = signed_in(world.practitioner)
+        short = self.chart_queries(client, patient)
+        for n in range(1, 5):
+            session = actions.do_record_session(
+                course,
+                performed_at=ago(days=40) + dt.timedelta(days=7 * n),
+                practitioner=world.practitioner,
+                injections=[actions.InjectionInput("thighs", world.lot, 2)],
+                stimulants_avoided=True,
+                user=world.practitioner,
+            )
+            self.report(world, session)
+        long = self.chart_queries(client, patient)
+        assert course.sessions.count() == 5 and FollowUp.objects.count() == 5
+        assert long == short
+
+    def test_each_course_costs_the_same_fixed_number_of_queries(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        none = self.chart_queries(client, patient)
+        course_with_sessions(world, patient, 2, ago(days=30))
+        one = self.chart_queries(client, patient)
+        course_with_sessions(world, patient, 1, ago(days=10))
+        two = self.chart_queries(client, patient)
+        assert Course.objects.filter(patient=patient).count() == 2
+        assert two - one == one - none
+
+
+class ChartWindowTests:
+    def test_the_next_window_is_shown_as_days_in_the_clinics_zone(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = course_with_sessions(world, patient, 1, ago(days=2))
+        window = course.progress()["next_session_window"]
+        assert isinstance(window, dict)
+        earliest = dt.datetime.fromisoformat(window["earliest"]).date()
+        latest = dt.datetime.fromisoformat(window["latest"]).date()
+        page = signed_in(world.practitioner).get(f"/patients/{patient.pk}/").content.decode()
+        shown = (
+            f"Next session: {earliest:%a} {earliest.day} {earliest:%b %Y} "
+            f"to {latest:%a} {latest.day} {latest:%b %Y}"
+        )
+        assert shown in page
+
+    def test_the_filter_leaves_what_is_not_a_date_alone(self) -> None:
+        assert iso_day("2026-11-27T09:00:00-05:00") == "Fri 27 Nov 2026"
+        assert iso_day("2027-06-01") == "Tue 1 Jun 2027"
+        assert iso_day("soon") == "soon"
+        assert iso_day(None) == ""

@@ -8,6 +8,7 @@ from django.core import mail
 from django.utils import timezone
 
 from mesoclinic.courses.models import Course, Session
+from mesoclinic.formulary.models import Lot
 from mesoclinic.patients.models import Patient
 from tests.conftest import World, ago
 from tests.test_web import course_with_sessions, signed_in
@@ -109,6 +110,25 @@ class ChartSessionTests:
             .content.decode()
         )
         assert "this protocol needs at least 5 days between sessions" in page
+
+    def test_the_lot_fields_suggest_only_lots_usable_today(
+        self, world: World, other: World, patient: Patient
+    ) -> None:
+        course = ready(world, patient)
+        recalled = Lot.objects.create(
+            product=world.product,
+            lot_number="L-RECALLED",
+            expires_on=world.lot.expires_on,
+            recalled=True,
+            recall_reason="Supplier notice.",
+        )
+        response = signed_in(world.practitioner).get(f"/courses/{course.pk}/sessions/new/")
+        suggested = {lot.lot_number for lot in response.context["usable_lots"]}
+        assert suggested == {world.lot.lot_number, world.lidocaine_lot.lot_number}
+        page = response.content.decode()
+        assert 'list="usable-lots"' in page
+        for absent in (world.expired_lot, recalled, other.lot):
+            assert f'<option value="{absent.lot_number}">' not in page
 
 
 class AftercareTests:

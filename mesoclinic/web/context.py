@@ -16,18 +16,36 @@ CLINICAL = frozenset({Role.MANAGER, Role.PRACTITIONER})
 MANAGER = frozenset({Role.MANAGER})
 
 
+def memberships(request: HttpRequest) -> list[Membership]:
+    """Every clinic the signed-in user belongs to, by clinic name. Cached on the request."""
+    if not hasattr(request, "_memberships"):
+        request._memberships = (  # type: ignore[attr-defined]
+            list(
+                Membership.objects.select_related("clinic")
+                .filter(user=request.user)
+                .order_by("clinic__name", "clinic_id")
+            )
+            if request.user.is_authenticated
+            else []
+        )
+    found: list[Membership] = request._memberships  # type: ignore[attr-defined]
+    return found
+
+
 def membership(request: HttpRequest) -> Membership | None:
     """The membership the user acts in: the clinic chosen in this browser session, or their
-    only (or first) clinic. Cached on the request."""
-    if hasattr(request, "_membership"):
-        cached: Membership | None = request._membership
-        return cached
-    found: Membership | None = None
-    if request.user.is_authenticated:
-        memberships = Membership.objects.select_related("clinic").filter(user=request.user)
-        chosen = request.session.get(SESSION_KEY)
-        found = next((m for m in memberships if m.clinic_id == chosen), None) or memberships.first()
-    request._membership = found  # type: ignore[attr-defined]
+    only (or first) clinic."""
+    mine = memberships(request)
+    chosen = request.session.get(SESSION_KEY) if mine else None
+    return next((m for m in mine if m.clinic_id == chosen), None) or (mine[0] if mine else None)
+
+
+def choose_clinic(request: HttpRequest, clinic_id: int) -> Membership | None:
+    """Act in `clinic_id` from now on in this browser session, if the user is a member of it;
+    answer the membership, or None if they are not."""
+    found = next((m for m in memberships(request) if m.clinic_id == clinic_id), None)
+    if found is not None:
+        request.session[SESSION_KEY] = clinic_id
     return found
 
 
@@ -48,6 +66,7 @@ def staff(request: HttpRequest) -> dict[str, Any]:
         return {"membership": None}
     return {
         "membership": found,
+        "memberships": memberships(request),
         "clinic": found.clinic,
         "is_manager": found.role == Role.MANAGER,
         "is_clinical": found.role in CLINICAL,

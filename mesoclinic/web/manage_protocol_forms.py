@@ -1,19 +1,9 @@
-"""Reading a clinic's protocol in words, and the forms a manager edits it with.
+"""The forms a manager edits a clinic's protocol with: value by value, each beside its
+sources (`ProtocolValuesForm`), or the whole document as text (`ProtocolDocumentForm`).
 
-A protocol document is the JSON a `ClinicProtocol` stores, in the shape of a protocol file
-(docs/protocols.md). Every fact is a value with its source, or several sourced options and
-the one the clinic chose. Editing keeps that honest:
-
-1. A sourced value is never overwritten. A clinic that wants its own value gets an extra
-   option, `clinic`, next to the sourced ones, and `choose` names it; choosing a sourced
-   option again is one click.
-2. The clinic's own value keeps a source only when it lies inside what a source gives (a
-   narrower session range, only the weekly cadence of "weekly or fortnightly"): it takes the
-   sources of every option it lies inside, and a note saying so.
-3. Anywhere else it is marked `"no source"`, as the schema marks a value the articles do not
-   give, and the schema's rule applies: it needs a note saying why. The form asks for it.
-4. A value that already has no source (the clinic set it from the start) is edited in place,
-   and its note stays required.
+What a document says in words is `mesoclinic.protocols.describe`; how an edited value keeps
+or loses its source is `mesoclinic.protocols.editing`. This module turns those into fields,
+radio buttons and form errors.
 """
 
 from __future__ import annotations
@@ -26,518 +16,35 @@ from typing import Any
 
 from django import forms
 
-from mesoclinic.protocols.models import ClinicProtocol
-from mesoclinic.protocols.vocab import NO_SOURCE, SEEDS, Area, Indication, IngredientClass
-
-CLINIC_OPTION = "clinic"  # The option a clinic's own value is saved under.
-SOURCED_OPTION = "sourced"  # A single sourced value, once it becomes one option of several.
-OWN = "own"  # The radio button for "the clinic's own value".
-
-Path = tuple[str | int, ...]
-
-
-# Words: how a value, a source and a field path read on a page.
-
-
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}".rstrip("0").rstrip(".")
-
-
-def _span(lo: float, hi: float) -> str:
-    return _num(lo) if lo == hi else f"{_num(lo)}–{_num(hi)}"
-
-
-def _plural(n: float, one: str, many: str) -> str:
-    return one if n == 1 else many
-
-
-def duration(hours: float) -> str:
-    """0.25 → "15 min", 8 → "8 h", 48 → "2 days"."""
-    if hours < 1:
-        return f"{round(hours * 60)} min"
-    if hours >= 48 and hours % 24 == 0:
-        return f"{_num(hours / 24)} days"
-    return f"{_num(hours)} h"
-
-
-_CODES: dict[str, dict[str, str]] = {
-    "indications": dict(Indication.choices),
-    "areas": dict(Area.choices),
-    "classes": dict(IngredientClass.choices),
-}
-
-
-def words(kind: str, value: Any) -> str:
-    """A value in words, for the `kind` that `kind_of` gives its path."""
-    try:
-        if kind in ("sessions", "months"):
-            unit = "session" if kind == "sessions" else "month"
-            return f"{_span(value['min'], value['max'])} {unit}{'' if value['max'] == 1 else 's'}"
-        if kind == "money":
-            return f"{value['currency']} {_span(value['min'], value['max'])}"
-        if kind == "comparison":
-            return f"{value['label']}: {value['currency']} {_num(value['amount'])}"
-        if kind == "cadence":
-            return "every " + " or ".join(str(d) for d in value) + " days"
-        if kind == "days":
-            return f"{value} {_plural(value, 'day', 'days')}"
-        if kind == "injections":
-            return f"{value} {_plural(value, 'injection', 'injections')}"
-        if kind == "hours":
-            return duration(float(value))
-        if kind == "minutes":
-            return f"{value} min"
-        if kind == "grade":
-            return f"grade {value} and above"
-        if kind in _CODES:
-            return ", ".join(_CODES[kind].get(str(v), str(v)) for v in value) or "none"
-    except (KeyError, TypeError, ValueError):
-        pass  # A value that does not fit its kind is shown as it is stored.
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-_KINDS = {
-    "indications": "indications",
-    "areas": "areas",
-    "classes": "classes",
-    "sessions": "sessions",
-    "after_sessions": "sessions",
-    "maintenance_months": "months",
-    "price_per_session": "money",
-    "comparison": "comparison",
-    "tolerance_days": "days",
-    "injections": "injections",
-    "wait_hours": "hours",
-    "expected_hours": "hours",
-    "hours": "hours",
-    "numbing_cream_minutes": "minutes",
-    "urgent_from_grade": "grade",
-}
-
-
-def kind_of(path: Path) -> str:
-    if path == ("cadence", "days"):
-        return "cadence"
-    return _KINDS.get(str(path[-1]), "text")
-
-
-_LABELS: dict[Path, str] = {
-    ("indications",): "Indications",
-    ("areas",): "Treatment areas",
-    ("classes",): "Classes of ingredient injected",
-    ("sessions",): "Sessions in a course",
-    ("cadence", "days"): "Days between sessions",
-    ("cadence", "tolerance_days"): "Days a session may fall early or late",
-    ("allergy_test", "injections"): "Allergy test: test injections",
-    ("allergy_test", "wait_hours"): "Allergy test: wait before the reading",
-    ("before_session", "numbing_cream_minutes"): "Numbing cream: minutes before injecting",
-    ("maintenance_months",): "Maintenance sessions after the course",
-    ("price_per_session",): "Price per session",
-    ("comparison",): "Price comparison",
-    ("insurance",): "Insurance",
-    ("downtime",): "Downtime",
-    ("durability",): "How long results last",
-    ("urgent_from_grade",): "Any side effect is urgent from CTCAE",
-}
-
-
-def label_of(path: Path, document: dict[str, Any]) -> str:
-    """A field path in words: "Sessions in a course", "Soreness: how long it lasts"."""
-    if path in _LABELS:
-        return _LABELS[path]
-    if len(path) >= 2 and isinstance(path[1], int):
-        item = _get(document, path[:2]) or {}
-        name = item.get("label") or item.get("topic") or str(item.get("key", path[1]))
-        rest = path[2:]
-        if path[0] == "milestones" and rest == ("after_sessions",):
-            return f"{name}: after how many sessions"
-        if path[0] == "side_effects" and rest == ("expected_hours",):
-            return f"{name}: how long it is expected to last"
-        if path[0] == "aftercare" and rest == ("hours",):
-            return f"Aftercare “{name}”: for how long"
-        return " · ".join([name, *(str(p) for p in rest)])
-    return " · ".join(str(p).replace("_", " ") for p in path).capitalize()
-
-
-def dotted(path: Path) -> str:
-    """The path as the loader names it in a problem: "milestones[0].after_sessions"."""
-    out = ""
-    for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (("." if out else "") + p)
-    return out
-
-
-@dataclass(frozen=True)
-class SourceWords:
-    kind: str  # "seed", "reference" or "none"
-    text: str  # the seed's title, the reference as written, or "No source"
-    file: str = ""  # the seed's file name
-    number: str = ""  # "002"
-
-    @property
-    def short(self) -> str:
-        return self.number or self.text
-
-
-def source_words(sources: list[str] | str | None) -> list[SourceWords]:
-    if isinstance(sources, str):
-        sources = [sources]
-    out = []
-    for s in sources or []:
-        if s in SEEDS:
-            out.append(SourceWords("seed", SEEDS[s], file=s, number=s[:3]))
-        elif s == NO_SOURCE:
-            out.append(SourceWords("none", "No source"))
-        else:
-            out.append(SourceWords("reference", s))
-    return out
-
-
-def has_source(sources: list[str] | None) -> bool:
-    return bool(sources) and NO_SOURCE not in (sources or [])
-
-
-# Reading a whole document as rows of facts.
-
-
-@dataclass
-class Choice:
-    """One sourced value: the only one of a plain fact, or one option of a disputed one."""
-
-    key: str
-    value: str
-    sources: list[SourceWords]
-    note: str = ""
-    chosen: bool = True
-    own: bool = False  # the clinic's own value
-
-    @property
-    def unsourced(self) -> bool:
-        return any(s.kind == "none" for s in self.sources)
-
-    @property
-    def option_label(self) -> str:
-        if self.own:
-            return "The clinic's own value"
-        if self.key == SOURCED_OPTION:
-            return "as its source gives it"
-        return self.key.replace("_", " ")
-
-    @property
-    def source_line(self) -> str:
-        return ", ".join(s.short for s in self.sources)
-
-
-@dataclass
-class FactRow:
-    path: str
-    label: str
-    choices: list[Choice]
-    listed_by: list[SourceWords] = field(default_factory=list)
-
-    @property
-    def disputed(self) -> bool:
-        return len(self.choices) > 1
-
-    @property
-    def has_own(self) -> bool:
-        return any(c.own for c in self.choices)
-
-
-@dataclass
-class Section:
-    title: str
-    rows: list[FactRow]
-
-
-def _get(document: Any, path: Path) -> Any:
-    node = document
-    for p in path:
-        try:
-            node = node[p]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
-def fact_choices(fact: dict[str, Any], kind: str) -> list[Choice]:
-    """The choices of a fact, the chosen one marked; the clinic's own value last."""
-    if "options" not in fact:
-        return [
-            Choice(
-                key="",
-                value=words(kind, fact.get("value")),
-                sources=source_words(fact.get("source")),
-                note=fact.get("note", ""),
-            )
-        ]
-    out = [
-        Choice(
-            key=key,
-            value=words(kind, option.get("value")),
-            sources=source_words(option.get("source")),
-            note=option.get("note", ""),
-            chosen=key == fact.get("choose"),
-            own=key == CLINIC_OPTION,
-        )
-        for key, option in fact["options"].items()
-    ]
-    return sorted(out, key=lambda c: c.own)
-
-
-def _fact_row(document: dict[str, Any], path: Path) -> FactRow | None:
-    fact = _get(document, path)
-    if not isinstance(fact, dict):
-        return None
-    return FactRow(dotted(path), label_of(path, document), fact_choices(fact, kind_of(path)))
-
-
-def _text_row(path: Path, label: str, text: str, sources: Any) -> FactRow:
-    return FactRow(dotted(path), label, [Choice("", text, source_words(sources))])
-
-
-def sections(document: dict[str, Any]) -> list[Section]:
-    """Every fact of a protocol document, grouped as a reader looks for them."""
-
-    def facts(*paths: Path) -> list[FactRow]:
-        return [row for p in paths if (row := _fact_row(document, p)) is not None]
-
-    milestones = []
-    for i, m in enumerate(document.get("milestones", [])):
-        row = _fact_row(document, ("milestones", i, "after_sessions"))
-        if row is not None:
-            if m.get("improvement_percent") is not None and "%" not in row.label:
-                row.label += f" (about {_num(m['improvement_percent'])} % improvement)"
-            milestones.append(row)
-
-    before = [
-        _text_row(
-            ("before_session", "instructions", i), "Before a session", ins["text"], ins["source"]
-        )
-        for i, ins in enumerate(_get(document, ("before_session", "instructions")) or [])
-    ]
-
-    effects = []
-    for i, s in enumerate(document.get("side_effects", [])):
-        if s.get("expected_hours") is not None:
-            row = _fact_row(document, ("side_effects", i, "expected_hours"))
-            assert row is not None
-            listed = source_words(s.get("source"))
-            if any(c.sources != listed for c in row.choices):
-                row.listed_by = listed
-        else:
-            text = "Always urgent: an urgent follow-up is opened" if s.get("urgent") else ""
-            row = _text_row(("side_effects", i), s.get("label", ""), text, s.get("source"))
-        effects.append(row)
-
-    aftercare = []
-    for i, rule in enumerate(document.get("aftercare", [])):
-        text = str(rule.get("text", ""))
-        if rule.get("areas"):
-            text += f" (only after sessions on: {words('areas', rule['areas']).lower()})"
-        hours = rule.get("hours")
-        if isinstance(hours, dict):
-            choices = fact_choices(hours, "hours")
-            for c in choices:
-                c.value = text.replace("{until}", f"{c.value} after the session")
-            listed = source_words(rule.get("source"))
-            same = all(c.sources == listed for c in choices)
-            aftercare.append(
-                FactRow(dotted(("aftercare", i)), "Aftercare", choices, [] if same else listed)
-            )
-        else:
-            aftercare.append(_text_row(("aftercare", i), "Aftercare", text, rule.get("source")))
-
-    overridable = document.get("overridable") or []
-    gates = FactRow(
-        "overridable",
-        "Gates a practitioner may override, with a reason",
-        [
-            Choice(
-                "",
-                ", ".join(g.replace("_", " ") for g in overridable) or "none",
-                [],
-                note="The clinic's setting; a recalled lot can never be overridden.",
-            )
-        ],
-    )
-    notes = [
-        _text_row(("notes", i), n.get("topic", ""), n.get("text", ""), n.get("source"))
-        for i, n in enumerate(document.get("notes", []))
-    ]
-    return [
-        Section("What it treats", facts(("indications",), ("areas",), ("classes",))),
-        Section(
-            "The course",
-            facts(("sessions",), ("cadence", "days"), ("cadence", "tolerance_days"))
-            + milestones
-            + facts(("maintenance_months",), ("durability",)),
-        ),
-        Section(
-            "Before treatment",
-            facts(("allergy_test", "injections"), ("allergy_test", "wait_hours"))
-            + before
-            + facts(("before_session", "numbing_cream_minutes")),
-        ),
-        Section("Cost", facts(("price_per_session",), ("comparison",), ("insurance",))),
-        Section(
-            "Side effects and aftercare",
-            facts(("downtime",)) + effects + facts(("urgent_from_grade",)) + aftercare,
-        ),
-        Section("Safety gates", [gates]),
-        Section("Notes for the record", notes),
-    ]
-
-
-def option_paths(document: Any, path: Path = ()) -> list[Path]:
-    """The path of every fact whose sources disagree (it has `options` and `choose`)."""
-    found: list[Path] = []
-    if isinstance(document, dict):
-        if isinstance(document.get("options"), dict) and "choose" in document:
-            return [path]
-        for key, value in document.items():
-            found += option_paths(value, (*path, key))
-    elif isinstance(document, list):
-        for i, value in enumerate(document):
-            found += option_paths(value, (*path, i))
-    return found
-
-
-def changed_paths(before: Any, after: Any, path: Path = ()) -> list[str]:
-    """The facts that differ between two documents, as the loader would name them."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        if "value" in before or "options" in before or "value" in after or "options" in after:
-            return [] if before == after else [dotted(path)]
-        out: list[str] = []
-        for key in sorted(set(before) | set(after), key=str):
-            out += changed_paths(before.get(key), after.get(key), (*path, key))
-        return out
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        out = []
-        for i, (b, a) in enumerate(zip(before, after, strict=True)):
-            out += changed_paths(b, a, (*path, i))
-        return out
-    return [] if before == after else [dotted(path) or "(top level)"]
-
-
-# The edit form's values: what a clinic legitimately adjusts, and how its sources follow.
-
-
-@dataclass(frozen=True)
-class Editable:
-    path: tuple[str, ...]
-    kind: str  # "sessions", "months", "money", "cadence" or "days"
-    low: int = 0
-    high: int = 60
-
-    @property
-    def prefix(self) -> str:
-        return "_".join(self.path)
-
-
-EDITABLE = (
-    Editable(("sessions",), "sessions", low=1, high=60),
-    Editable(("cadence", "days"), "cadence"),
-    Editable(("cadence", "tolerance_days"), "days", low=0, high=6),
-    Editable(("price_per_session",), "money"),
-    Editable(("maintenance_months",), "months", low=0, high=60),
+from mesoclinic.protocols.describe import (
+    CLINIC_OPTION,
+    SOURCED_OPTION,
+    Choice,
+    FactRow,
+    Path,
+    dotted,
+    fact_choices,
+    get,
+    has_source,
+    kind_of,
+    label_of,
+    num,
+    option_paths,
+    source_words,
+    text_row,
+    words,
 )
-
-
-def inside(kind: str, value: Any, sourced: Any) -> bool:
-    """Whether `value` lies within what a source gives (`sourced`)."""
-    try:
-        if kind in ("sessions", "months"):
-            return bool(sourced["min"] <= value["min"] and value["max"] <= sourced["max"])
-        if kind == "money":
-            return bool(
-                value["currency"] == sourced["currency"]
-                and sourced["min"] <= value["min"]
-                and value["max"] <= sourced["max"]
-            )
-        if kind == "cadence":
-            return set(value) <= set(sourced)
-    except (KeyError, TypeError):
-        return False
-    return bool(value == sourced)
-
-
-def sourced_options(fact: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The values of a fact that a source gives: every option but the clinic's own and those
-    marked "no source"."""
-    if "options" not in fact:
-        plain = {"value": fact.get("value"), "source": fact.get("source"), "note": ""}
-        return {SOURCED_OPTION: plain} if has_source(fact.get("source")) else {}
-    return {
-        k: o
-        for k, o in fact["options"].items()
-        if k != CLINIC_OPTION and has_source(o.get("source"))
-    }
-
-
-def covering(kind: str, fact: dict[str, Any], value: Any) -> dict[str, dict[str, Any]]:
-    return {k: o for k, o in sourced_options(fact).items() if inside(kind, value, o["value"])}
-
-
-def auto_note(kind: str, options: dict[str, dict[str, Any]]) -> str:
-    """What a clinic's value inside the sources says about them, e.g.
-    "Within what 002 (15–20 sessions) gives."."""
-    parts = []
-    for o in options.values():
-        numbers = ", ".join(s.short for s in source_words(o["source"]))
-        parts.append(f"{numbers} ({words(kind, o['value'])})")
-    return f"Within what {'; '.join(parts)} give{'s' if len(parts) == 1 else ''}."
-
-
-def _own_note(kind: str, fact: dict[str, Any]) -> tuple[Any, str]:
-    """The clinic's current own value of a fact and its note as the manager wrote it."""
-    if "options" not in fact:
-        if has_source(fact.get("source")):
-            return None, ""
-        return fact.get("value"), fact.get("note", "")
-    own = fact["options"].get(CLINIC_OPTION)
-    if own is None:
-        return None, ""
-    note = str(own.get("note", ""))
-    auto = auto_note(kind, covering(kind, fact, own["value"]))
-    return own["value"], note.removeprefix(auto).strip()
-
-
-def apply_edit(kind: str, fact: dict[str, Any], pick: str, value: Any, note: str) -> dict[str, Any]:
-    """The fact after the manager picked an option, or their own value with a note. The caller
-    has checked that a value outside every source comes with a note."""
-    fact = copy.deepcopy(fact)
-    in_place = "options" not in fact and not has_source(fact.get("source"))
-    if in_place:
-        return {"value": value, "source": fact["source"], "note": note}
-    if pick != OWN:
-        if "options" in fact:
-            fact["choose"] = pick
-        return fact
-    if "options" not in fact:
-        if value == fact["value"]:
-            return fact
-        option = {"value": fact["value"], "source": fact["source"]}
-        if fact.get("note"):
-            option["note"] = fact["note"]
-        fact = {"options": {SOURCED_OPTION: option}, "choose": SOURCED_OPTION}
-    # The same value as an option: choose that option rather than copy it.
-    for key, option in fact["options"].items():
-        if key != CLINIC_OPTION and option.get("value") == value:
-            fact["choose"] = key
-            return fact
-    within = covering(kind, fact, value)
-    if within:
-        sources: list[str] = []
-        for o in within.values():
-            sources += [s for s in o["source"] if s not in sources]
-        own = {"value": value, "source": sources, "note": f"{auto_note(kind, within)} {note}"}
-    else:
-        own = {"value": value, "source": [NO_SOURCE], "note": note}
-    own["note"] = own["note"].strip()
-    fact["options"][CLINIC_OPTION] = own
-    fact["choose"] = CLINIC_OPTION
-    return fact
+from mesoclinic.protocols.editing import (
+    EDITABLE,
+    OWN,
+    Editable,
+    apply_edit,
+    covering,
+    own_note,
+    sourced_options,
+)
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.protocols.vocab import NO_SOURCE
 
 
 def _plain(x: Any) -> Any:
@@ -599,7 +106,7 @@ class ProtocolValuesForm(forms.Form):
         super().__init__(data, initial=initial)
         self.editables: list[Editable] = []
         for e in EDITABLE:
-            fact = _get(self.document, e.path)
+            fact = get(self.document, e.path)
             if isinstance(fact, dict):
                 self.editables.append(e)
                 self._add_value_fields(e, fact)
@@ -607,7 +114,7 @@ class ProtocolValuesForm(forms.Form):
             p for p in option_paths(self.document) if p not in {e.path for e in self.editables}
         ]
         for p in self.choose_paths:
-            fact = _get(self.document, p)
+            fact = get(self.document, p)
             choices = fact_choices(fact, kind_of(p))
             self.fields[self._choose_name(p)] = forms.ChoiceField(
                 label=label_of(p, self.document),
@@ -636,7 +143,7 @@ class ProtocolValuesForm(forms.Form):
 
     def _add_value_fields(self, e: Editable, fact: dict[str, Any]) -> None:
         p = e.prefix
-        own, note = _own_note(e.kind, fact)
+        own, note = own_note(e.kind, fact)
         in_place = "options" not in fact and not has_source(fact.get("source"))
         current = fact.get("value") if "options" not in fact else None
         shown = own if own is not None else current
@@ -744,7 +251,7 @@ class ProtocolValuesForm(forms.Form):
             if missing or lo is None or hi is None:
                 return None
             if lo > hi:
-                self.add_error(f"{p}-max", f"{_num(hi)} is below {_num(lo)}.")
+                self.add_error(f"{p}-max", f"{num(hi)} is below {num(lo)}.")
                 return None
             if e.kind == "money":
                 return {
@@ -770,7 +277,7 @@ class ProtocolValuesForm(forms.Form):
         data: dict[str, Any] = super().clean() or {}
         self.edits: dict[tuple[str, ...], dict[str, Any]] = {}
         for e in self.editables:
-            fact = _get(self.document, e.path)
+            fact = get(self.document, e.path)
             p = e.prefix
             in_place = f"{p}-pick" not in self.fields
             pick = OWN if in_place else data.get(f"{p}-pick")
@@ -828,10 +335,10 @@ class ProtocolValuesForm(forms.Form):
         doc["name"] = data["name"].strip()
         doc["summary"] = data["summary"].strip()
         for path, fact in self.edits.items():
-            parent = _get(doc, path[:-1]) if len(path) > 1 else doc
+            parent = get(doc, path[:-1]) if len(path) > 1 else doc
             parent[path[-1]] = fact
         for p in self.choose_paths:
-            fact = _get(doc, p)
+            fact = get(doc, p)
             fact["choose"] = data[self._choose_name(p)]
         notes = doc.get("notes", [])
         for i in self.own_notes:
@@ -854,7 +361,7 @@ class ProtocolValuesForm(forms.Form):
         """The facts as the template lays them out, each with its sources beside its inputs."""
         out = []
         for e in self.editables:
-            fact = _get(self.document, e.path)
+            fact = get(self.document, e.path)
             p = e.prefix
             choices = fact_choices(fact, e.kind)
             picks: list[tuple[Any, Choice | None]] = []
@@ -879,7 +386,7 @@ class ProtocolValuesForm(forms.Form):
     def choose_groups(self) -> list[EditGroup]:
         out = []
         for path in self.choose_paths:
-            fact = _get(self.document, path)
+            fact = get(self.document, path)
             choices = fact_choices(fact, kind_of(path))
             bound = self[self._choose_name(path)]
             out.append(
@@ -899,7 +406,7 @@ class ProtocolValuesForm(forms.Form):
 
     def sourced_notes(self) -> list[FactRow]:
         return [
-            _text_row(("notes", i), n.get("topic", ""), n.get("text", ""), n.get("source"))
+            text_row(("notes", i), n.get("topic", ""), n.get("text", ""), n.get("source"))
             for i, n in enumerate(self.document.get("notes", []))
             if i not in self.own_notes
         ]

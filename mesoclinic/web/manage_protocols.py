@@ -18,15 +18,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.protocols.describe import changed_paths, sections
 from mesoclinic.protocols.loader import ProtocolError
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
 from mesoclinic.web.context import MANAGER, require
-from mesoclinic.web.manage_protocol_forms import (
-    ProtocolDocumentForm,
-    ProtocolValuesForm,
-    changed_paths,
-    sections,
-)
+from mesoclinic.web.manage_protocol_forms import ProtocolDocumentForm, ProtocolValuesForm
 
 
 def _get_protocol(request: HttpRequest, key: str, version: int | None = None) -> ClinicProtocol:

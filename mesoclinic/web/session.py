@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import Session, SessionInjection, SessionRefused
+from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.vocab import Area, RefusalCode
 from mesoclinic.web.chart import _find_lot, _get_course
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
@@ -133,6 +134,16 @@ def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
             "performed_at": when.astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
             "posted": request.POST,
             "override_choices": RefusalCode.choices,
+            # Suggestions for the lot fields: the clinic's lots that may be used today. A lot
+            # typed or scanned that is not among them is still looked up, and refused in words.
+            "usable_lots": Lot.objects.filter(
+                product__clinic_id=course.clinic_id,
+                product__active=True,
+                recalled=False,
+                expires_on__gte=when.astimezone(tz).date(),
+            )
+            .select_related("product")
+            .order_by("product__name", "expires_on"),
         },
         status=409 if refusals and request.method == "POST" else 200,
     )

@@ -47,6 +47,14 @@ def due_courses(
             status__in=[Course.Status.ACTIVE, Course.Status.COMPLETED, Course.Status.MAINTENANCE],
         )
         .select_related("patient")
+        # Only what the window and the row need: a busy clinic has hundreds of open courses.
+        .only(
+            "status",
+            "cadence_days",
+            "protocol_id",
+            "patient__first_name",
+            "patient__last_name",
+        )
         .annotate(last_at=Max("sessions__performed_at"))
     )
     out: list[Due] = []

@@ -5,6 +5,7 @@ from mesoclinic.web import chart, documents, effects, session, views
 app_name = "web"
 urlpatterns = [
     path("today/", views.today, name="today"),
+    path("clinic/", views.switch_clinic, name="switch_clinic"),
     path("patients/", views.patients, name="patients"),
     path("patients/new/", views.register_patient, name="register_patient"),
     path("patients/<int:patient_id>/", chart.chart, name="chart"),

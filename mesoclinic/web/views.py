@@ -3,17 +3,29 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
 from mesoclinic.web import today as today_page
-from mesoclinic.web.context import ALL_STAFF, require
+from mesoclinic.web.context import ALL_STAFF, choose_clinic, require
 from mesoclinic.web.forms import PatientForm
+
+
+@login_required
+@require_POST
+def switch_clinic(request: HttpRequest) -> HttpResponse:
+    """Staff of several clinics choose the one they act in; everything they see follows it."""
+    raw = request.POST.get("clinic", "")
+    if not raw.isdigit() or choose_clinic(request, int(raw)) is None:
+        messages.error(request, "You are not a member of that clinic.")
+    return redirect("web:today")
 
 
 @login_required

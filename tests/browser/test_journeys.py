@@ -1,5 +1,6 @@
 """The journeys of the issue, in Debian's Chromium: the front desk registers a patient; a
-practitioner takes them from screening to their first session and its aftercare; a session
+practitioner takes them from screening to their first session, its aftercare and a side
+effect reported the next day; a session
 with an expired lot is refused in words; a practitioner of another clinic sees nothing; the
 manager recalls a lot and sees who received it.
 
@@ -187,6 +188,22 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         expect(page.get_by_role("button", name="Print")).to_be_hidden()
         expect(page.get_by_text(first_rule)).to_be_visible()
         shot(page, "journey-10-aftercare-print")
+
+        # 8. The next day the patient calls about a bruise: reported, and expected for now.
+        page.emulate_media(media="screen")
+        clock.shift(dt.timedelta(hours=20))
+        page.get_by_role("link", name="Report a side effect").click()
+        page.get_by_label("Side effect").select_option("bruising")
+        page.get_by_label("Grade (CTCAE)").select_option("1")
+        step(page, "journey-11-report-side-effect")
+        page.get_by_role("button", name="Report the side effect").click()
+        expect(page.get_by_text(re.compile("Status: expected"))).to_be_visible()
+        effect = session.side_effects.get()
+        assert (effect.kind, effect.grade, effect.status) == ("bruising", 1, "expected")
+        card = page.locator(f"#course-{course.pk}")
+        expect(card.locator(f"#side-effect-{effect.pk}")).to_contain_text("Expected")
+        expect(card.locator("ol.timeline")).to_contain_text("Session 1")
+        step(page, "journey-12-chart-with-timeline")
 
 
 def test_a_session_with_an_expired_lot_is_refused_with_its_reason(

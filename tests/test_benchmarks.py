@@ -1,0 +1,24 @@
+"""The benchmarks still run: each is run here on a small clinic, so a change to the actions or
+the pages that breaks one fails the suite, not the next `make bench`. No figure is asserted
+on; speed is measured by `make bench`, not by tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks import pages, session_gate
+from mesoclinic.courses.models import Session
+from mesoclinic.patients.models import Patient
+
+
+def test_the_session_gate_benchmark_runs(db: Any) -> None:
+    figures = session_gate.run(patients=3, runs=3)
+    assert set(figures) == {"baseline_p95", "check_p95", "record_p95"}
+    # Every course got its six sessions, and the charting step added one more to each.
+    assert Session.objects.count() == 3 * (session_gate.SESSIONS + 1)
+
+
+def test_the_pages_benchmark_runs_on_the_demo(db: Any) -> None:
+    figures = pages.run(scale=1, runs=3)
+    assert figures["today_p95"] > 0 and figures["chart_p95"] > 0
+    assert Patient.objects.count() == 30
