@@ -164,7 +164,9 @@ def _save(
     note = str(data["change_note"]).strip()
     with transaction.atomic():
         latest = (
-            ClinicProtocol.objects.select_for_update()
+            # Lock the protocol rows only: PostgreSQL refuses FOR UPDATE on the nullable side
+            # of the outer join that fetches who saved the version.
+            ClinicProtocol.objects.select_for_update(of=("self",))
             .select_related("created_by")
             .filter(clinic=current.clinic, key=current.key)
             .order_by("-version")
