@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "mesoclinic.patients",
     "mesoclinic.formulary",
     "mesoclinic.courses",
+    "mesoclinic.scheduling",
     "mesoclinic.api",
     "mesoclinic.web",
 ]

@@ -182,6 +182,21 @@ class BeforeSession(Strict):
     numbing_cream_minutes: Fact[Annotated[int, Field(ge=0, le=240)]]
 
 
+Minutes = Annotated[int, Field(ge=5, le=8 * 60)]
+
+
+class Visits(Strict):
+    """How long each kind of visit is booked for, in minutes. A session (and a maintenance
+    session) takes `session_minutes` for one area plus `extra_area_minutes` for each other area;
+    scheduling.logic.duration() does the sum."""
+
+    allergy_test_minutes: Fact[Minutes]
+    test_reading_minutes: Fact[Minutes]
+    session_minutes: Fact[Minutes]
+    extra_area_minutes: Fact[Annotated[int, Field(ge=0, le=4 * 60)]]
+    review_minutes: Fact[Minutes]
+
+
 class Milestone(Strict):
     """An expected point on the way, e.g. first visible results after 2–3 sessions."""
 
@@ -245,6 +260,9 @@ class Protocol(Strict):
     cadence: Cadence
     allergy_test: AllergyTest
     before_session: BeforeSession
+    # Optional so that a clinic's copy saved before visit lengths existed still loads;
+    # scheduling then takes the lengths from the shipped file with the same key.
+    visits: Visits | None = None
     milestones: list[Milestone]
     maintenance_months: Fact[IntRange]
     price_per_session: Fact[Money]

@@ -1,0 +1,406 @@
+"""Booking, cancelling and marking no-shows. Each runs in one transaction and is audited.
+
+Never double-booking rests on the database, not on this module's check alone:
+
+- PostgreSQL: the exclusion constraints on Appointment refuse an overlapping active row. The
+  check below gives a readable reason first; when two requests race past it, the loser's
+  IntegrityError is translated into the same BookingRefused, naming the appointment that won.
+- SQLite: every transaction begins IMMEDIATE (settings.py), so the check and the insert run
+  while this connection holds the database's only write lock; a second writer waits on the busy
+  timeout and then sees the first one's row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, audit
+from mesoclinic.courses.models import Course
+from mesoclinic.patients.models import Patient
+from mesoclinic.scheduling import logic
+from mesoclinic.scheduling.models import (
+    Appointment,
+    AppointmentOverlap,
+    Holiday,
+    OpeningHours,
+    Room,
+    WorkingException,
+    WorkingHours,
+)
+
+EXCLUSION_CONSTRAINTS = {
+    "appointment_no_practitioner_overlap": "practitioner_busy",
+    "appointment_no_room_overlap": "room_taken",
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+class BookingRefused(ValidationError):
+    """Every reason a booking cannot be made. `refusals` lists them; codes are
+    practitioner_busy, room_taken, overlap_in_request, holiday, clinic_closed,
+    practitioner_not_working and invalid."""
+
+    def __init__(self, refusals: list[Refusal]):
+        self.refusals = refusals
+        super().__init__([r.message for r in refusals], code="booking_refused")
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.refusals]
+
+    def __str__(self) -> str:
+        return "; ".join(r.message for r in self.refusals)
+
+
+@dataclass
+class BookingRequest:
+    """One visit to book. Without `ends_at` the visit lasts as long as the course's protocol
+    says for its kind and number of areas."""
+
+    patient: Patient
+    kind: str
+    practitioner: User
+    starts_at: dt.datetime
+    ends_at: dt.datetime | None = None
+    course: Course | None = None
+    room: Room | None = None
+    notes: str = ""
+
+
+def do_book(
+    patient: Patient,
+    *,
+    kind: str,
+    practitioner: User,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime | None = None,
+    course: Course | None = None,
+    room: Room | None = None,
+    notes: str = "",
+    user: Any,
+    via: str = "api",
+) -> Appointment:
+    """Book one appointment, or raise BookingRefused with every reason it cannot be."""
+    request = BookingRequest(patient, kind, practitioner, starts_at, ends_at, course, room, notes)
+    return do_book_many([request], user=user, via=via)[0]
+
+
+def do_book_many(
+    requests: Sequence[BookingRequest], *, user: Any, via: str = "api"
+) -> list[Appointment]:
+    """Book several appointments, all or none, or raise BookingRefused naming every conflict.
+
+    1. Build the appointments and refuse what is malformed (times, clinics, roles, past).
+    2. In one transaction: check the clinic's holidays and opening hours, each practitioner's
+       working hours, overlaps inside the request, and overlaps with the calendar.
+    3. Save each one (its save() re-checks) and audit it.
+    4. On PostgreSQL a racing request may still win between 2 and 3: the exclusion
+       constraint's IntegrityError becomes a BookingRefused that names the winner.
+    """
+    if not requests:
+        return []
+    appointments = [_build(r, user) for r in requests]
+    invalid = _invalid(requests, appointments)
+    if invalid:
+        raise BookingRefused(invalid)
+    clinic = requests[0].patient.clinic
+    try:
+        with transaction.atomic():
+            refusals = _hours_refusals(clinic, appointments) + _overlap_refusals(
+                clinic, appointments
+            )
+            if refusals:
+                raise BookingRefused(refusals)
+            for appointment in appointments:
+                appointment.save()
+                audit(
+                    clinic=clinic,
+                    user=user,
+                    action=AuditEvent.Action.CREATE,
+                    obj=appointment,
+                    patient_id=appointment.patient_id,
+                    via=via,
+                    kind=appointment.kind,
+                    starts_at=appointment.starts_at.isoformat(),
+                    ends_at=appointment.ends_at.isoformat(),
+                    practitioner=appointment.practitioner_id,
+                    room=appointment.room_id,
+                    course=appointment.course_id,
+                )
+    except AppointmentOverlap:
+        # The check above saw nothing, yet save() did: only possible if something wrote between
+        # them in this same transaction. Report the calendar as it is now.
+        raise BookingRefused(_overlap_refusals(clinic, appointments)) from None
+    except IntegrityError as exc:
+        code = _exclusion_code(exc)
+        if code is None:
+            raise
+        for appointment in appointments:
+            appointment.pk = None  # The rows were rolled back.
+        # The winner has committed (PostgreSQL made this insert wait for it), so it is visible.
+        refusals = _overlap_refusals(clinic, appointments) or [
+            Refusal(code, "Another booking took this time a moment ago; choose another.")
+        ]
+        raise BookingRefused(refusals) from exc
+    return appointments
+
+
+def do_cancel(
+    appointment: Appointment, *, user: Any, reason: str = "", via: str = "api"
+) -> Appointment:
+    """Cancel a booked or confirmed appointment; its slot is free again."""
+    with transaction.atomic():
+        fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
+            raise ValidationError(
+                f"A {fresh.get_status_display().lower()} appointment cannot be cancelled."
+            )
+        previous = fresh.status
+        fresh.status = Appointment.Status.CANCELLED
+        fresh.cancelled_at = timezone.now()
+        fresh.cancelled_by = user if getattr(user, "is_authenticated", False) else None
+        fresh.cancel_reason = reason.strip()[:300]
+        fresh.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason"])
+        audit(
+            clinic=fresh.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=fresh,
+            patient_id=fresh.patient_id,
+            via=via,
+            status=fresh.status,
+            previous=previous,
+            reason=fresh.cancel_reason,
+        )
+    return fresh
+
+
+def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") -> Appointment:
+    """Record that the patient did not come. Only once the appointment has begun; the slot is
+    free again."""
+    with transaction.atomic():
+        fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
+            raise ValidationError(
+                f"A {fresh.get_status_display().lower()} appointment cannot be marked as a no-show."
+            )
+        now = timezone.now()
+        if now < fresh.starts_at:
+            raise ValidationError("An appointment that has not begun cannot be a no-show.")
+        previous = fresh.status
+        fresh.status = Appointment.Status.NO_SHOW
+        fresh.no_show_at = now
+        fresh.no_show_by = user if getattr(user, "is_authenticated", False) else None
+        fresh.save(update_fields=["status", "no_show_at", "no_show_by"])
+        audit(
+            clinic=fresh.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=fresh,
+            patient_id=fresh.patient_id,
+            via=via,
+            status=fresh.status,
+            previous=previous,
+        )
+    return fresh
+
+
+# Building and checking.
+
+
+def _build(request: BookingRequest, user: Any) -> Appointment:
+    ends_at = request.ends_at
+    if ends_at is None and request.course is not None:
+        ends_at = request.starts_at + logic.duration(
+            request.kind, request.course.spec, len(request.course.areas or [])
+        )
+    return Appointment(
+        clinic=request.patient.clinic,
+        patient=request.patient,
+        course=request.course,
+        kind=request.kind,
+        practitioner=request.practitioner,
+        room=request.room,
+        starts_at=request.starts_at,
+        ends_at=ends_at,  # type: ignore[misc]  # None is refused by _invalid().
+        notes=request.notes,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def _invalid(requests: Sequence[BookingRequest], appointments: list[Appointment]) -> list[Refusal]:
+    out: list[str] = []
+    clinic_id = requests[0].patient.clinic_id
+    now = timezone.now()
+    clinical = {
+        Membership.Role.MANAGER,
+        Membership.Role.PRACTITIONER,
+    }
+    practitioners_ok = set(
+        Membership.objects.filter(
+            clinic_id=clinic_id,
+            role__in=clinical,
+            user_id__in={r.practitioner.pk for r in requests},
+        ).values_list("user_id", flat=True)
+    )
+    for r, a in zip(requests, appointments, strict=True):
+        if r.kind not in Appointment.Kind.values:
+            out.append(f"{r.kind!r} is not a kind of appointment.")
+        if r.patient.clinic_id != clinic_id:
+            out.append("All the appointments of one booking must be in the same clinic.")
+        if r.course is not None and r.course.patient_id != r.patient.pk:
+            out.append("The course is another patient's.")
+        if r.room is not None and (r.room.clinic_id != clinic_id or not r.room.active):
+            out.append(f"{r.room} is not an open room of this clinic.")
+        if r.practitioner.pk not in practitioners_ok:
+            out.append(f"{_name(r.practitioner)} is not a practitioner of this clinic.")
+        if timezone.is_naive(r.starts_at) or (a.ends_at and timezone.is_naive(a.ends_at)):
+            out.append("Give times with their time zone.")
+            continue
+        if a.ends_at is None:
+            out.append("Give the end time of a visit that is not part of a course.")
+        elif a.ends_at <= a.starts_at:
+            out.append("An appointment must end after it starts.")
+        if r.starts_at < now:
+            out.append("An appointment cannot be booked in the past.")
+    return [Refusal("invalid", m) for m in dict.fromkeys(out)]
+
+
+def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
+    """Holidays, opening hours and working hours, with four queries for the whole request."""
+    tz = clinic.tz
+    days = {a.starts_at.astimezone(tz).date() for a in appointments}
+    users = {a.practitioner_id for a in appointments}
+    holidays = {h.date: h.name for h in Holiday.objects.filter(clinic=clinic, date__in=days)}
+    opening: dict[int, list[logic.Span]] = defaultdict(list)
+    for o in OpeningHours.objects.filter(clinic=clinic):
+        opening[o.weekday].append((o.opens, o.closes))
+    template: dict[tuple[int, int], list[logic.Span]] = defaultdict(list)
+    for w in WorkingHours.objects.filter(clinic=clinic, user_id__in=users):
+        template[(w.user_id, w.weekday)].append((w.starts, w.ends))
+    exceptions: dict[tuple[int, dt.date], list[WorkingException]] = defaultdict(list)
+    for e in WorkingException.objects.filter(clinic=clinic, user_id__in=users, date__in=days):
+        exceptions[(e.user_id, e.date)].append(e)
+
+    out: list[Refusal] = []
+    for a in appointments:
+        start, end = a.starts_at.astimezone(tz), a.ends_at.astimezone(tz)
+        day, what = start.date(), _what(a, tz)
+        if end.date() != day:
+            out.append(Refusal("clinic_closed", f"{what} would run past midnight."))
+            continue
+        if day in holidays:
+            out.append(
+                Refusal(
+                    "holiday",
+                    f"The clinic is closed on {logic.day_words(start)} ({holidays[day]}): {what}.",
+                )
+            )
+            continue
+        open_spans = opening[day.weekday()]
+        if not logic.covers(open_spans, start.time(), end.time()):
+            out.append(
+                Refusal(
+                    "clinic_closed",
+                    f"The clinic is open {logic.spans_words(logic.merge(open_spans))} on "
+                    f"{start:%A}s: {what} falls outside.",
+                )
+            )
+        excs = exceptions[(a.practitioner_id, day)]
+        spans = logic.working_spans(
+            template[(a.practitioner_id, day.weekday())],
+            [(e.starts, e.ends) for e in excs if e.kind == "extra_hours" and e.starts and e.ends],
+            [(e.starts, e.ends) for e in excs if e.kind == "time_off" and e.starts and e.ends],
+            any(e.kind == "time_off" and e.whole_day for e in excs),
+        )
+        if not logic.covers(spans, start.time(), end.time()):
+            out.append(
+                Refusal(
+                    "practitioner_not_working",
+                    f"{_name(a.practitioner)} works {logic.spans_words(spans)} on "
+                    f"{logic.day_words(start)}: {what} falls outside.",
+                )
+            )
+    return out
+
+
+def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
+    """Overlaps inside the request and with the calendar's active appointments, in one query."""
+    tz = clinic.tz
+    out: list[Refusal] = []
+    for i, a in enumerate(appointments):
+        for b in appointments[i + 1 :]:
+            shared = a.practitioner_id == b.practitioner_id or (
+                a.room_id is not None and a.room_id == b.room_id
+            )
+            if shared and a.starts_at < b.ends_at and b.starts_at < a.ends_at:
+                out.append(
+                    Refusal("overlap_in_request", f"{_what(a, tz)} and {_what(b, tz)} overlap.")
+                )
+    who = Q(practitioner_id__in={a.practitioner_id for a in appointments})
+    rooms = {a.room_id for a in appointments if a.room_id is not None}
+    if rooms:
+        who |= Q(room_id__in=rooms)
+    existing = list(
+        Appointment.objects.filter(
+            who,
+            starts_at__lt=max(a.ends_at for a in appointments),
+            ends_at__gt=min(a.starts_at for a in appointments),
+        )
+        .exclude(status__in=Appointment.INACTIVE)
+        .exclude(pk__in=[a.pk for a in appointments if a.pk is not None])
+        .select_related("practitioner", "room")
+        .order_by("starts_at")
+    )
+    for a in appointments:
+        for b in existing:
+            if not (b.starts_at < a.ends_at and a.starts_at < b.ends_at):
+                continue
+            if b.practitioner_id == a.practitioner_id:
+                out.append(
+                    Refusal(
+                        "practitioner_busy",
+                        f"{_name(b.practitioner)} already has {_what(b, tz, article=True)}.",
+                    )
+                )
+            elif a.room_id is not None and b.room_id == a.room_id:
+                out.append(
+                    Refusal("room_taken", f"{b.room} is taken by {_what(b, tz, article=True)}.")
+                )
+    return list(dict.fromkeys(out))
+
+
+def _exclusion_code(exc: IntegrityError) -> str | None:
+    """The refusal code when PostgreSQL refused a row with one of the overlap constraints."""
+    diag = getattr(exc.__cause__, "diag", None)
+    return EXCLUSION_CONSTRAINTS.get(getattr(diag, "constraint_name", None) or "")
+
+
+def _name(user: Any) -> str:
+    return str(user.get_full_name() or user.get_username())
+
+
+def _what(a: Appointment, tz: dt.tzinfo, article: bool = False) -> str:
+    """ "a session 10:00–10:45 on Tue 1 Dec", in the clinic's time."""
+    start, end = a.starts_at.astimezone(tz), a.ends_at.astimezone(tz)
+    kind = str(a.get_kind_display())
+    if article:
+        kind = ("an " if kind[0].lower() in "aeiou" else "a ") + kind.lower()
+    return f"{kind} {logic.clock(start)}–{logic.clock(end)} on {logic.day_words(start)}"
