@@ -26,6 +26,16 @@ class User(AbstractUser):
     def membership_in(self, clinic: Clinic) -> Membership | None:
         return self.memberships.filter(clinic=clinic).first()
 
+    @property
+    def display_name(self) -> str:
+        """The full name, or the username when no name is recorded."""
+        return str(self.get_full_name() or self.get_username())
+
+
+def acting(user: Any) -> User | None:
+    """The signed-in user a record should name, or None for an anonymous or system caller."""
+    return user if getattr(user, "is_authenticated", False) else None
+
 
 class Clinic(models.Model):
     name = models.CharField(max_length=200)
@@ -153,7 +163,7 @@ def audit(
         object_id = ""
     return AuditEvent.objects.create(
         clinic=clinic,
-        user=user if getattr(user, "is_authenticated", False) else None,
+        user=acting(user),
         action=action,
         object_type=object_type,
         object_id=object_id,

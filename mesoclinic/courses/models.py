@@ -526,7 +526,7 @@ def gather_facts(
         min_interval_days=course.cadence_days - spec.cadence.tolerance_days.v,
         lots=lot_facts,
         patient_allergies=allergies,
-        practitioner_name=practitioner.get_full_name() or practitioner.get_username(),
+        practitioner_name=practitioner.display_name,
         licence_expires_on=licence.expires_on if licence else None,
         overridable=frozenset(c.value for c in spec.overridable),
     )

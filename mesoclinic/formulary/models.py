@@ -11,7 +11,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Clinic
+from mesoclinic.accounts.models import Clinic, acting
 from mesoclinic.protocols.vocab import Area, Indication, IngredientClass
 
 INGREDIENTS_FILE = Path(__file__).resolve().parent / "ingredients.toml"
@@ -181,5 +181,5 @@ class Lot(models.Model):
         self.recalled = True
         self.recall_reason = reason.strip()
         self.recalled_at = timezone.now()
-        self.recalled_by = user if getattr(user, "is_authenticated", False) else None  # type: ignore[assignment]
+        self.recalled_by = acting(user)
         self.save(update_fields=["recalled", "recall_reason", "recalled_at", "recalled_by"])

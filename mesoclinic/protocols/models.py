@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Clinic
+from mesoclinic.accounts.models import Clinic, acting
 from mesoclinic.protocols.loader import shipped_protocols, validate_protocol
 from mesoclinic.protocols.schema import Protocol
 
@@ -89,11 +89,26 @@ def do_install_protocols(clinic: Clinic) -> list[ClinicProtocol]:
     return created
 
 
+class StaleVersion(Exception):
+    """The edit started from an older version than the latest: saving it would silently undo
+    whatever the latest changed."""
+
+    def __init__(self, latest: ClinicProtocol):
+        super().__init__(f"{latest.key} is at version {latest.version}")
+        self.latest = latest
+
+
 def do_edit_protocol(
-    clinic: Clinic, key: str, document: dict[str, Any], user: Any, change_note: str = ""
+    clinic: Clinic,
+    key: str,
+    document: dict[str, Any],
+    user: Any,
+    change_note: str = "",
+    base_version: int | None = None,
 ) -> ClinicProtocol:
     """Validate an edited document and save it as the clinic's next version of the protocol.
-    Raises ProtocolError, naming each field, when the document is malformed."""
+    Raises ProtocolError, naming each field, when the document is malformed, and StaleVersion
+    when `base_version` (the version the editor started from) is no longer the latest."""
     with transaction.atomic():
         current = (
             ClinicProtocol.objects.select_for_update()
@@ -101,6 +116,8 @@ def do_edit_protocol(
             .order_by("-version")
             .first()
         )
+        if current is not None and base_version is not None and current.version != base_version:
+            raise StaleVersion(current)
         next_version = (current.version + 1) if current else 1
         protocol = validate_protocol(document, f"{key} (edit)", expected_key=key)
         return ClinicProtocol.objects.create(
@@ -110,5 +127,5 @@ def do_edit_protocol(
             name=protocol.name,
             document=protocol.model_dump(mode="json", exclude_none=True),
             change_note=change_note,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=acting(user),
         )

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, audit
+from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, acting, audit
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import logic
@@ -175,7 +175,7 @@ def do_cancel(
         previous = fresh.status
         fresh.status = Appointment.Status.CANCELLED
         fresh.cancelled_at = timezone.now()
-        fresh.cancelled_by = user if getattr(user, "is_authenticated", False) else None
+        fresh.cancelled_by = acting(user)
         fresh.cancel_reason = reason.strip()[:300]
         fresh.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason"])
         audit(
@@ -207,7 +207,7 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
         previous = fresh.status
         fresh.status = Appointment.Status.NO_SHOW
         fresh.no_show_at = now
-        fresh.no_show_by = user if getattr(user, "is_authenticated", False) else None
+        fresh.no_show_by = acting(user)
         fresh.save(update_fields=["status", "no_show_at", "no_show_by"])
         audit(
             clinic=fresh.clinic,
@@ -241,7 +241,7 @@ def _build(request: BookingRequest, user: Any) -> Appointment:
         starts_at=request.starts_at,
         ends_at=ends_at,  # type: ignore[misc]  # None is refused by _invalid().
         notes=request.notes,
-        created_by=user if getattr(user, "is_authenticated", False) else None,
+        created_by=acting(user),
     )
 
 
@@ -270,7 +270,7 @@ def _invalid(requests: Sequence[BookingRequest], appointments: list[Appointment]
         if r.room is not None and (r.room.clinic_id != clinic_id or not r.room.active):
             out.append(f"{r.room} is not an open room of this clinic.")
         if r.practitioner.pk not in practitioners_ok:
-            out.append(f"{_name(r.practitioner)} is not a practitioner of this clinic.")
+            out.append(f"{r.practitioner.display_name} is not a practitioner of this clinic.")
         if timezone.is_naive(r.starts_at) or (a.ends_at and timezone.is_naive(a.ends_at)):
             out.append("Give times with their time zone.")
             continue
@@ -334,7 +334,7 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
             out.append(
                 Refusal(
                     "practitioner_not_working",
-                    f"{_name(a.practitioner)} works {logic.spans_words(spans)} on "
+                    f"{a.practitioner.display_name} works {logic.spans_words(spans)} on "
                     f"{logic.day_words(start)}: {what} falls outside.",
                 )
             )
@@ -377,7 +377,7 @@ def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
                 out.append(
                     Refusal(
                         "practitioner_busy",
-                        f"{_name(b.practitioner)} already has {_what(b, tz, article=True)}.",
+                        f"{b.practitioner.display_name} already has {_what(b, tz, article=True)}.",
                     )
                 )
             elif a.room_id is not None and b.room_id == a.room_id:
@@ -391,10 +391,6 @@ def _exclusion_code(exc: IntegrityError) -> str | None:
     """The refusal code when PostgreSQL refused a row with one of the overlap constraints."""
     diag = getattr(exc.__cause__, "diag", None)
     return EXCLUSION_CONSTRAINTS.get(getattr(diag, "constraint_name", None) or "")
-
-
-def _name(user: Any) -> str:
-    return str(user.get_full_name() or user.get_username())
 
 
 def _what(a: Appointment, tz: dt.tzinfo, article: bool = False) -> str:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -60,6 +61,19 @@ def _put_errors(form: Form, exc: ValidationError) -> None:
                 form.add_error(target, f"{'' if target else field + ': '}{' '.join(e.messages)}")
     else:
         form.add_error(None, exc.messages)
+
+
+def flash_errors(request: HttpRequest, form: Form, what: str) -> None:
+    """A form posted from the chart returns to the chart: its errors go in messages, each
+    named by its field's label (or `what` for the form as a whole)."""
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else what
+        messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
+
+
+def chart_url(course: Course) -> str:
+    """The chart, scrolled to the course."""
+    return f"{reverse('web:chart', args=[course.patient_id])}#course-{course.pk}"
 
 
 def _find_lot(clinic_id: int, number: str) -> Lot | None:
@@ -221,7 +235,7 @@ def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
             _put_errors(form, exc)
         else:
             messages.success(request, f"Course planned: {course.protocol.name}.")
-            return redirect(f"/patients/{patient.pk}/#course-{course.pk}")
+            return redirect(chart_url(course))
     return render(
         request,
         "web/plan_course.html",
@@ -259,12 +273,10 @@ def give_allergy_test(request: HttpRequest, course_id: int) -> HttpResponse:
             except ValidationError as exc:
                 _put_errors(form, exc)
     if form.errors:
-        for field, errors in form.errors.items():
-            label = form.fields[field].label if field in form.fields else "Allergy test"
-            messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
+        flash_errors(request, form, "Allergy test")
     else:
         messages.success(request, "Allergy test recorded.")
-    return redirect(f"/patients/{course.patient_id}/#course-{course.pk}")
+    return redirect(chart_url(course))
 
 
 @login_required
@@ -293,7 +305,5 @@ def read_allergy_test(request: HttpRequest, test_id: int) -> HttpResponse:
                 )
             else:
                 messages.success(request, f"Reading recorded: {reading.get_result_display()}.")
-    for field, errors in form.errors.items():
-        label = form.fields[field].label if field in form.fields else "Reading"
-        messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
-    return redirect(f"/patients/{test.course.patient_id}/#course-{test.course_id}")
+    flash_errors(request, form, "Reading")
+    return redirect(chart_url(test.course))

@@ -117,7 +117,7 @@ def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
         signed_at=clinic.local(consent.signed_at),
         method=consent.get_method_display(),
         signature=consent.signature,
-        witnessed_by=(witness.get_full_name() or witness.get_username()) if witness else "",
+        witnessed_by=witness.display_name if witness else "",
         indication=_label(Indication, consent.indication) if consent.indication else "",
         areas=[_label(Area, a) for a in consent.areas],
     )

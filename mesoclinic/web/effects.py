@@ -10,18 +10,17 @@ import zoneinfo
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from mesoclinic.courses import actions, logic
 from mesoclinic.courses.models import Course, FollowUp, Session, SideEffect
+from mesoclinic.protocols.describe import duration
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.web import forms
-from mesoclinic.web.chart import _get_course, _put_errors
+from mesoclinic.web.chart import _get_course, _put_errors, chart_url, flash_errors
 from mesoclinic.web.context import CLINICAL, require
 from mesoclinic.web.session import _get_session
 from mesoclinic.web.timeline import effect_label
@@ -47,19 +46,6 @@ def _get_follow_up(request: HttpRequest, follow_up_id: int, roles: frozenset[str
     )
 
 
-def _chart_url(course: Course) -> str:
-    return f"{reverse('web:chart', args=[course.patient_id])}#course-{course.pk}"
-
-
-def _duration(hours: float) -> str:
-    if hours < 1:
-        return f"{round(hours * 60)} min"
-    if hours < 48 and hours % 24:
-        return f"{hours:g} h"
-    days = hours / 24
-    return f"{days:g} day{'' if days == 1 else 's'}"
-
-
 def kind_choices(spec: Protocol) -> list[tuple[str, str]]:
     """The protocol's side effects, each with what the protocol expects of it, then "other"."""
     choices = []
@@ -67,7 +53,7 @@ def kind_choices(spec: Protocol) -> list[tuple[str, str]]:
         if kind.urgent:
             note = "always urgent"
         elif kind.expected_hours is not None:
-            note = f"expected up to {_duration(kind.expected_hours.v)}"
+            note = f"expected up to {duration(kind.expected_hours.v)}"
         else:
             note = ""
         choices.append((kind.key, f"{kind.label} ({note})" if note else kind.label))
@@ -96,12 +82,6 @@ def status_words(effect: SideEffect, tz: zoneinfo.ZoneInfo) -> str:
         until: dt.datetime = effect.expected_until.astimezone(tz)
         return f"expected, until {until:%a %d %b %H:%M}."
     return "expected."
-
-
-def _flash_errors(request: HttpRequest, form: Form, what: str) -> None:
-    for name, errors in form.errors.items():
-        label = form.fields[name].label if name in form.fields else what
-        messages.error(request, f"{label}: {' '.join(str(e) for e in errors)}")
 
 
 @login_required
@@ -156,7 +136,7 @@ def _report(request: HttpRequest, course: Course, session: Session | None) -> Ht
                 f"{effect_label(effect, spec)}, grade {effect.grade}. "
                 f"Status: {status_words(effect, tz)}",
             )
-            return redirect(_chart_url(course))
+            return redirect(chart_url(course))
     return render(
         request,
         "web/report_side_effect.html",
@@ -191,8 +171,8 @@ def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
                 f"{effect_label(effect, course.spec)} marked resolved. "
                 f"Status: {status_words(effect, course.clinic.tz)}",
             )
-    _flash_errors(request, form, "Side effect")
-    return redirect(_chart_url(course))
+    flash_errors(request, form, "Side effect")
+    return redirect(chart_url(course))
 
 
 @login_required
@@ -210,5 +190,5 @@ def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
             _put_errors(form, exc)
         else:
             messages.success(request, f"Follow-up closed: {follow_up.reason}.")
-    _flash_errors(request, form, "Follow-up")
-    return redirect(_chart_url(course))
+    flash_errors(request, form, "Follow-up")
+    return redirect(chart_url(course))

@@ -76,9 +76,23 @@ class EditGroup:
         return next((c for c in self.choices if c.own), None)
 
 
-class ProtocolValuesForm(forms.Form):
+class _SaveForm(forms.Form):
+    """What every save of a protocol asks for: why, and which version the editor started
+    from (do_edit_protocol refuses the save if another has been saved since)."""
+
+    change_note = forms.CharField(
+        max_length=300,
+        label="What changed and why",
+        help_text="Kept with the version, for the record.",
+    )
+    base_version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ProtocolValuesForm(_SaveForm):
     """The values a clinic adjusts, each beside its source. Build it with the version being
     edited; `new_document()` gives the edited document once the form is valid."""
+
+    field_order = ["name", "summary", "new_note_topic", "new_note_text", "change_note"]
 
     name = forms.CharField(max_length=200, label="Name")
     summary = forms.CharField(
@@ -88,12 +102,6 @@ class ProtocolValuesForm(forms.Form):
     new_note_text = forms.CharField(
         required=False, label="Text", widget=forms.Textarea(attrs={"rows": 2})
     )
-    change_note = forms.CharField(
-        max_length=300,
-        label="What changed and why",
-        help_text="Kept with the version, for the record.",
-    )
-    base_version = forms.IntegerField(widget=forms.HiddenInput)
 
     def __init__(self, data: Any = None, *, current: ClinicProtocol) -> None:
         self.current = current
@@ -165,7 +173,7 @@ class ProtocolValuesForm(forms.Form):
             number: type[forms.Field] = (
                 forms.DecimalField if e.kind == "money" else forms.IntegerField
             )
-            narrow = forms.NumberInput(attrs={"style": "width: 8rem"})
+            narrow = forms.NumberInput(attrs={"class": "narrow-input"})
             bounds: dict[str, Any] = (
                 {"min_value": 0, "max_value": 10_000_000, "decimal_places": 2}
                 if e.kind == "money"
@@ -191,7 +199,7 @@ class ProtocolValuesForm(forms.Form):
                     label="Currency",
                     required=False,
                     initial=shown.get("currency"),
-                    widget=forms.TextInput(attrs={"style": "width: 5.5rem"}),
+                    widget=forms.TextInput(attrs={"class": "currency-input"}),
                     error_messages={"invalid": "Three letters, e.g. USD or EUR."},
                 )
         elif e.kind == "cadence":
@@ -210,7 +218,7 @@ class ProtocolValuesForm(forms.Form):
                 initial=shown,
                 min_value=e.low,
                 max_value=e.high,
-                widget=forms.NumberInput(attrs={"style": "width: 8rem"}),
+                widget=forms.NumberInput(attrs={"class": "narrow-input"}),
             )
         self.fields[f"{p}-note"] = forms.CharField(
             label="Note" if not in_place else "Note (required: no source gives this value)",
@@ -429,8 +437,10 @@ class ProtocolValuesForm(forms.Form):
             self.add_error(target, f"{where}: {message}")
 
 
-class ProtocolDocumentForm(forms.Form):
+class ProtocolDocumentForm(_SaveForm):
     """The whole document as text, for the fields the value form does not offer."""
+
+    field_order = ["document", "change_note"]
 
     document = forms.CharField(
         label="The whole protocol",
@@ -438,16 +448,10 @@ class ProtocolDocumentForm(forms.Form):
             attrs={
                 "rows": 30,
                 "spellcheck": "false",
-                "style": "font-family: ui-monospace, monospace; font-size: .9rem",
+                "class": "code",
             }
         ),
     )
-    change_note = forms.CharField(
-        max_length=300,
-        label="What changed and why",
-        help_text="Kept with the version, for the record.",
-    )
-    base_version = forms.IntegerField(widget=forms.HiddenInput)
 
     def __init__(self, data: Any = None, *, current: ClinicProtocol) -> None:
         initial = {

@@ -20,7 +20,7 @@ from django.shortcuts import redirect, render
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.protocols.describe import changed_paths, sections
 from mesoclinic.protocols.loader import ProtocolError
-from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
+from mesoclinic.protocols.models import ClinicProtocol, StaleVersion, do_edit_protocol
 from mesoclinic.web.context import MANAGER, require
 from mesoclinic.web.manage_protocol_forms import ProtocolDocumentForm, ProtocolValuesForm
 
@@ -56,11 +56,6 @@ def _history(protocol: ClinicProtocol) -> list[Version]:
     return _with_courses(
         ClinicProtocol.objects.filter(clinic=protocol.clinic, key=protocol.key).order_by("-version")
     )
-
-
-class StaleVersion(Exception):
-    def __init__(self, latest: ClinicProtocol):
-        self.latest = latest
 
 
 @login_required
@@ -119,7 +114,7 @@ def protocol_edit(request: HttpRequest, key: str) -> HttpResponse:
                 form.add_problems(exc.problems)
             except StaleVersion as exc:
                 who = exc.latest.created_by
-                by = f", saved by {who.get_full_name() or who.get_username()}" if who else ""
+                by = f", saved by {who.display_name}" if who else ""
                 form.add_error(
                     None,
                     f"This protocol is now at version {exc.latest.version}{by}, not the "
@@ -163,18 +158,14 @@ def _save(
     ProtocolError (nothing saved) when the schema refuses the document."""
     note = str(data["change_note"]).strip()
     with transaction.atomic():
-        latest = (
-            # Lock the protocol rows only: PostgreSQL refuses FOR UPDATE on the nullable side
-            # of the outer join that fetches who saved the version.
-            ClinicProtocol.objects.select_for_update(of=("self",))
-            .select_related("created_by")
-            .filter(clinic=current.clinic, key=current.key)
-            .order_by("-version")
-            .first()
+        new = do_edit_protocol(
+            current.clinic,
+            current.key,
+            document,
+            request.user,
+            note,
+            base_version=data["base_version"],
         )
-        if latest is not None and latest.version != data["base_version"]:
-            raise StaleVersion(latest)
-        new = do_edit_protocol(current.clinic, current.key, document, request.user, note)
         audit(
             clinic=current.clinic,
             user=request.user,

@@ -107,7 +107,7 @@ class Records:
 def name_of(user: Any) -> str:
     if user is None:
         return ""
-    return str(user.get_full_name() or user.get_username())
+    return str(user.display_name)
 
 
 def _day(day: dt.date) -> str:

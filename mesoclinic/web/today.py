@@ -92,7 +92,7 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     )
     by_practitioner: dict[str, list[Session]] = {}
     for s in sessions:
-        name = s.practitioner.get_full_name() or s.practitioner.get_username()
+        name = s.practitioner.display_name
         by_practitioner.setdefault(name, []).append(s)
     waiting_tests = (
         AllergyTest.objects.filter(course__clinic=clinic, readings__isnull=True)
