@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 GRID = dt.timedelta(minutes=15)
@@ -36,6 +36,9 @@ class Preferences:
     latest_time: dt.time | None = None
 
 
+ANY_TIME = Preferences()
+
+
 @dataclass(frozen=True)
 class Rules:
     cadence: dt.timedelta  # between sessions
@@ -53,6 +56,14 @@ class Placed:
     @property
     def end(self) -> dt.datetime:
         return self.start + self.spec.duration
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The last visit of the course already held or booked: the series continues after it."""
+
+    kind: str
+    start: dt.datetime
 
 
 @dataclass
@@ -74,7 +85,7 @@ def _ceil_to_grid(moment: dt.datetime) -> dt.datetime:
     return floor if floor == moment else floor + GRID
 
 
-def _starts(
+def starts_in(
     free: Sequence[Interval], window: Interval, duration: dt.timedelta
 ) -> list[dt.datetime]:
     """Every start on the 15-minute grid inside `window` where `duration` fits in free time."""
@@ -87,7 +98,7 @@ def _starts(
     return out
 
 
-def _preferred(start: dt.datetime, prefs: Preferences, tz: zoneinfo.ZoneInfo) -> bool:
+def preferred(start: dt.datetime, prefs: Preferences, tz: zoneinfo.ZoneInfo) -> bool:
     local = start.astimezone(tz)
     if prefs.weekdays and local.weekday() not in prefs.weekdays:
         return False
@@ -104,7 +115,7 @@ def _same_clock_later(
     return local.replace(tzinfo=tz).astimezone(dt.UTC)
 
 
-def _take(free: list[Interval], start: dt.datetime, end: dt.datetime) -> list[Interval]:
+def take(free: list[Interval], start: dt.datetime, end: dt.datetime) -> list[Interval]:
     """The free time left once [start, end) is taken."""
     out = []
     for gap in free:
@@ -118,21 +129,21 @@ def _take(free: list[Interval], start: dt.datetime, end: dt.datetime) -> list[In
     return out
 
 
-def _place(
+def place(
     spec: VisitSpec,
     window: Interval,
     target: dt.datetime,
     practitioners: Sequence[int],
-    free: dict[int, list[Interval]],
+    free_of: Callable[[int], list[Interval]],
     prefs: Preferences,
     tz: zoneinfo.ZoneInfo,
 ) -> Placed | None:
     """The best start for one visit: the first practitioner who has room (in the order
     given), then the patient's preferred days and times, then closest to the target."""
     for who in practitioners:
-        starts = _starts(free.get(who, []), window, spec.duration)
+        starts = starts_in(free_of(who), window, spec.duration)
         if starts:
-            best = min(starts, key=lambda s: (not _preferred(s, prefs, tz), abs(s - target), s))
+            best = min(starts, key=lambda s: (not preferred(s, prefs, tz), abs(s - target), s))
             return Placed(spec, who, best)
     return None
 
@@ -142,45 +153,66 @@ def _words(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
+def window_after(
+    previous: Anchor, rules: Rules, tz: zoneinfo.ZoneInfo
+) -> tuple[Interval, dt.datetime]:
+    """Where the session after `previous` may go, and when it is due: at least the test wait
+    after an allergy test; the cadence (same wall-clock time) within the tolerance after a
+    session."""
+    start = previous.start.astimezone(dt.UTC)
+    if previous.kind != "session":
+        earliest = start + rules.test_wait
+        return Interval(earliest, earliest + rules.first_within), earliest
+    due = _same_clock_later(start, rules.cadence, tz)
+    return Interval(due - rules.tolerance, due + rules.tolerance), due
+
+
 def propose(
     visits: Sequence[VisitSpec],
     *,
     not_before: dt.datetime,
     rules: Rules,
     practitioners: Sequence[int],
-    free: dict[int, list[Interval]],
+    free: Mapping[int, Sequence[Interval]],
     tz: zoneinfo.ZoneInfo,
-    prefs: Preferences = Preferences(),
+    prefs: Preferences = ANY_TIME,
+    after: Anchor | None = None,
 ) -> Proposal:
-    """Place `visits` in order: the first (the allergy test visit, or session 1 when the test
-    is done) from `not_before`; a session after a test at least `rules.test_wait` later;
-    each session after a session at `rules.cadence`, within `rules.tolerance`.
+    """Place `visits` in order: the first (the allergy test visit, or the next session) from
+    `not_before`, or in its window after `after`, the course's last visit already held or
+    booked; a session after a test at least `rules.test_wait` later; each session after a
+    session at `rules.cadence`, within `rules.tolerance`. No visit goes before `not_before`;
+    a window that has passed entirely (an overdue course) opens again from `not_before`.
 
     `practitioners` is in order of preference, the patient's own practitioner first; a visit
     goes to the next one only when the first has no room in its window. Each practitioner's
-    `free` intervals must already leave out what is booked. A visit that cannot be placed is
+    `free` intervals must already leave out what is booked; `free` may compute them lazily,
+    as it is read only for the practitioners it needs. A visit that cannot be placed is
     named in `problems`, and the visits after it are not placed: the caller shows the
     conflict instead of booking part of a course."""
     # Everything in UTC inside: Python subtracts two times of the same zone by wall clock,
     # which is an hour off across a daylight-saving change.
-    free = {
-        who: sorted((_in_utc(g) for g in gaps), key=lambda g: g.start) for who, gaps in free.items()
-    }
+    taken: dict[int, list[Interval]] = {}
+
+    def free_of(who: int) -> list[Interval]:
+        if who not in taken:
+            gaps = free.get(who, [])
+            taken[who] = sorted((_in_utc(g) for g in gaps), key=lambda g: g.start)
+        return taken[who]
+
     not_before = not_before.astimezone(dt.UTC)
     proposal = Proposal()
-    previous: Placed | None = None
+    previous = after
     for n, spec in enumerate(visits, start=1):
         if previous is None:
-            window = Interval(not_before, not_before + rules.first_within)
-            target = not_before
-        elif previous.spec.kind != "session":
-            earliest = previous.start + rules.test_wait
-            window = Interval(earliest, earliest + rules.first_within)
-            target = earliest
+            window, target = Interval(not_before, not_before + rules.first_within), not_before
         else:
-            target = _same_clock_later(previous.start, rules.cadence, tz)
-            window = Interval(target - rules.tolerance, target + rules.tolerance)
-        placed = _place(spec, window, target, practitioners, free, prefs, tz)
+            window, target = window_after(previous, rules, tz)
+            if window.end < not_before:
+                window, target = Interval(not_before, not_before + rules.first_within), not_before
+            elif window.start < not_before:
+                window, target = Interval(not_before, window.end), max(target, not_before)
+        placed = place(spec, window, target, practitioners, free_of, prefs, tz)
         if placed is None:
             proposal.problems.append(
                 f"Visit {n} ({spec.kind.replace('_', ' ')}) has no free time between "
@@ -188,6 +220,6 @@ def propose(
             )
             return proposal
         proposal.visits.append(placed)
-        free[placed.practitioner] = _take(free[placed.practitioner], placed.start, placed.end)
-        previous = placed
+        taken[placed.practitioner] = take(free_of(placed.practitioner), placed.start, placed.end)
+        previous = Anchor(placed.spec.kind, placed.start)
     return proposal

@@ -1,0 +1,907 @@
+"""Planning against the calendar: free time, booking a whole course, moving a visit with the
+visits after it, the maintenance visit, and courses whose cadence is broken.
+
+series.py places visits in free time without a database; this module reads the calendar
+(working hours, opening hours, holidays, rooms and what is booked), asks series.py, and books
+through actions.py, so every booking passes the same checks whatever page or endpoint made it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, audit
+from mesoclinic.courses import logic as course_logic
+from mesoclinic.courses.models import AllergyTest, Course, Session
+from mesoclinic.scheduling import actions, logic, series
+from mesoclinic.scheduling.actions import BookingRefused, BookingRequest, Refusal
+from mesoclinic.scheduling.models import (
+    Appointment,
+    AppointmentOverlap,
+    Holiday,
+    OpeningHours,
+    Room,
+    WorkingException,
+    WorkingHours,
+)
+from mesoclinic.scheduling.series import ANY_TIME, Anchor, Interval, Placed, Preferences, VisitSpec
+
+OPEN = (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED)
+SESSION_KINDS = (Appointment.Kind.SESSION,)
+
+
+# Free time.
+
+
+def _local_span(day: dt.date, span: logic.Span, tz: dt.tzinfo) -> Interval:
+    return Interval(
+        dt.datetime.combine(day, span[0], tzinfo=tz).astimezone(dt.UTC),
+        dt.datetime.combine(day, span[1], tzinfo=tz).astimezone(dt.UTC),
+    )
+
+
+def _days(start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> Iterator[dt.date]:
+    day, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+    while day <= last:
+        yield day
+        day += dt.timedelta(days=1)
+
+
+def _minus(free: list[Interval], busy: Iterable[tuple[dt.datetime, dt.datetime]]) -> list[Interval]:
+    for start, end in busy:
+        free = series.take(free, start.astimezone(dt.UTC), end.astimezone(dt.UTC))
+    return free
+
+
+def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    out = []
+    for x in a:
+        for y in b:
+            start, end = max(x.start, y.start), min(x.end, y.end)
+            if start < end:
+                out.append(Interval(start, end))
+    return sorted(out, key=lambda i: i.start)
+
+
+@dataclass
+class Calendar:
+    """The clinic's hours between two moments, read once: opening hours, holidays, and each
+    practitioner's template and exceptions. `free(user)` is their working time inside the
+    clinic's opening hours, minus holidays and active appointments (except `ignore`)."""
+
+    clinic: Clinic
+    start: dt.datetime
+    end: dt.datetime
+    ignore: frozenset[int] = frozenset()
+    _opening: dict[int, list[logic.Span]] = field(default_factory=dict)
+    _holidays: set[dt.date] = field(default_factory=set)
+    _rooms: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        tz = self.clinic.tz
+        opening: dict[int, list[logic.Span]] = defaultdict(list)
+        for o in OpeningHours.objects.filter(clinic=self.clinic):
+            opening[o.weekday].append((o.opens, o.closes))
+        self._opening = dict(opening)
+        self._holidays = set(
+            Holiday.objects.filter(
+                clinic=self.clinic,
+                date__gte=self.start.astimezone(tz).date(),
+                date__lte=self.end.astimezone(tz).date(),
+            ).values_list("date", flat=True)
+        )
+
+    def _open_days(self) -> Iterator[dt.date]:
+        for day in _days(self.start, self.end, self.clinic.tz):
+            if day not in self._holidays and self._opening.get(day.weekday()):
+                yield day
+
+    def working(self, user_id: int) -> list[Interval]:
+        """The practitioner's working intervals inside opening hours, in UTC."""
+        tz = self.clinic.tz
+        template: dict[int, list[logic.Span]] = defaultdict(list)
+        for w in WorkingHours.objects.filter(clinic=self.clinic, user_id=user_id):
+            template[w.weekday].append((w.starts, w.ends))
+        exceptions: dict[dt.date, list[WorkingException]] = defaultdict(list)
+        for e in WorkingException.objects.filter(
+            clinic=self.clinic,
+            user_id=user_id,
+            date__gte=self.start.astimezone(tz).date(),
+            date__lte=self.end.astimezone(tz).date(),
+        ):
+            exceptions[e.date].append(e)
+        out: list[Interval] = []
+        for day in self._open_days():
+            excs = exceptions.get(day, [])
+            spans = logic.working_spans(
+                template.get(day.weekday(), []),
+                [
+                    (e.starts, e.ends)
+                    for e in excs
+                    if e.kind == "extra_hours" and e.starts and e.ends
+                ],
+                [(e.starts, e.ends) for e in excs if e.kind == "time_off" and e.starts and e.ends],
+                any(e.kind == "time_off" and e.whole_day for e in excs),
+            )
+            for span in spans:
+                for o in logic.merge(self._opening[day.weekday()]):
+                    start, end = max(span[0], o[0]), min(span[1], o[1])
+                    if start < end:
+                        out.append(_local_span(day, (start, end), tz))
+        return self._clip(out)
+
+    def _clip(self, intervals: list[Interval]) -> list[Interval]:
+        start, end = self.start.astimezone(dt.UTC), self.end.astimezone(dt.UTC)
+        return [
+            Interval(max(i.start, start), min(i.end, end))
+            for i in intervals
+            if i.end > start and i.start < end
+        ]
+
+    def _busy(self, q: Q) -> list[tuple[dt.datetime, dt.datetime]]:
+        return list(
+            Appointment.objects.filter(q, starts_at__lt=self.end, ends_at__gt=self.start)
+            .exclude(status__in=Appointment.INACTIVE)
+            .exclude(pk__in=self.ignore)
+            .values_list("starts_at", "ends_at")
+        )
+
+    def free(self, user_id: int) -> list[Interval]:
+        free = _minus(self.working(user_id), self._busy(Q(practitioner_id=user_id)))
+        rooms = self.room_ids()
+        if rooms:
+            free = _intersect(free, self.any_room_free())
+        return free
+
+    def room_ids(self) -> list[int]:
+        if self._rooms is None:
+            self._rooms = list(
+                Room.objects.filter(clinic=self.clinic, active=True).values_list("pk", flat=True)
+            )
+        return self._rooms
+
+    def room_free(self, room_id: int) -> list[Interval]:
+        tz = self.clinic.tz
+        hours = [
+            _local_span(day, span, tz)
+            for day in self._open_days()
+            for span in logic.merge(self._opening[day.weekday()])
+        ]
+        return _minus(self._clip(hours), self._busy(Q(room_id=room_id)))
+
+    def any_room_free(self) -> list[Interval]:
+        """When at least one room is free (merged across rooms; a visit that only fits by
+        changing rooms halfway is caught when a room is assigned)."""
+        spans = sorted(
+            (i for room in self.room_ids() for i in self.room_free(room)), key=lambda i: i.start
+        )
+        merged: list[Interval] = []
+        for i in spans:
+            if merged and i.start <= merged[-1].end:
+                merged[-1] = Interval(merged[-1].start, max(merged[-1].end, i.end))
+            else:
+                merged.append(i)
+        return merged
+
+
+class FreeTime(Mapping[int, list[Interval]]):
+    """Each practitioner's free time, computed the first time it is asked for: booking a
+    course usually needs only the patient's own practitioner, not the whole clinic."""
+
+    def __init__(self, calendar: Calendar, practitioners: Sequence[int]):
+        self.calendar = calendar
+        self.practitioners = list(practitioners)
+        self._cache: dict[int, list[Interval]] = {}
+
+    def __getitem__(self, user_id: int) -> list[Interval]:
+        if user_id not in self.practitioners:
+            raise KeyError(user_id)
+        if user_id not in self._cache:
+            self._cache[user_id] = self.calendar.free(user_id)
+        return self._cache[user_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.practitioners)
+
+    def __len__(self) -> int:
+        return len(self.practitioners)
+
+
+def practitioners_of(clinic: Clinic) -> list[User]:
+    return list(
+        User.objects.filter(
+            memberships__clinic=clinic,
+            memberships__role__in=[Membership.Role.MANAGER, Membership.Role.PRACTITIONER],
+            is_active=True,
+        )
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+def assign_rooms(
+    calendar: Calendar, visits: Sequence[Placed]
+) -> tuple[list[int | None], list[str]]:
+    """A room for each visit: the first active room free for the whole visit, counting the
+    visits before it. None for every visit when the clinic keeps no rooms."""
+    rooms = calendar.room_ids()
+    if not rooms:
+        return [None] * len(visits), []
+    free = {room: calendar.room_free(room) for room in rooms}
+    out: list[int | None] = []
+    problems: list[str] = []
+    tz = calendar.clinic.tz
+    for visit in visits:
+        room = next(
+            (
+                r
+                for r in rooms
+                if any(g.start <= visit.start and visit.end <= g.end for g in free[r])
+            ),
+            None,
+        )
+        if room is None:
+            problems.append(f"No room is free for the {_visit_words(visit, tz)}.")
+        else:
+            free[room] = series.take(free[room], visit.start, visit.end)
+        out.append(room)
+    return out, problems
+
+
+def _visit_words(visit: Placed, tz: dt.tzinfo) -> str:
+    local = visit.start.astimezone(tz)
+    return (
+        f"{visit.spec.kind.replace('_', ' ')} at {logic.clock(local)} on {logic.day_words(local)}"
+    )
+
+
+# Booking a course.
+
+
+def rules_of(course: Course) -> series.Rules:
+    spec = course.spec
+    return series.Rules(
+        cadence=dt.timedelta(days=course.cadence_days),
+        tolerance=dt.timedelta(days=spec.cadence.tolerance_days.v),
+        test_wait=dt.timedelta(hours=spec.allergy_test.wait_hours.v),
+    )
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """What a course still needs booked: the visits, and the last visit already held or
+    booked that they follow."""
+
+    visits: list[VisitSpec]
+    after: Anchor | None
+    readable_from: dt.datetime | None = None
+
+
+def remaining(course: Course) -> Remaining:
+    """The allergy test visit when no test has been given or booked, then every planned
+    session neither done nor booked."""
+    spec = course.spec
+    n_areas = len(course.areas or [])
+    held: list[Anchor] = [
+        Anchor(logic.SESSION, s.performed_at)
+        for s in Session.objects.filter(course=course, kind=Session.Kind.COURSE)
+    ]
+    tests = list(AllergyTest.objects.filter(course=course).order_by("given_at"))
+    held += [Anchor(logic.ALLERGY_TEST, t.given_at) for t in tests]
+    booked = list(
+        Appointment.objects.filter(
+            course=course,
+            status__in=OPEN,
+            kind__in=[Appointment.Kind.ALLERGY_TEST, Appointment.Kind.SESSION],
+        )
+    )
+    held += [Anchor(a.kind, a.starts_at) for a in booked]
+    visits: list[VisitSpec] = []
+    if not tests and not any(a.kind == logic.ALLERGY_TEST for a in booked):
+        visits.append(
+            VisitSpec(logic.ALLERGY_TEST, logic.duration(logic.ALLERGY_TEST, spec, n_areas))
+        )
+    sessions_held = sum(1 for h in held if h.kind == logic.SESSION)
+    session = VisitSpec(logic.SESSION, logic.duration(logic.SESSION, spec, n_areas))
+    visits += [session] * max(course.planned_sessions - sessions_held, 0)
+    after = max(held, key=lambda h: h.start) if held else None
+    readable = (
+        tests[-1].given_at + dt.timedelta(hours=spec.allergy_test.wait_hours.v) if tests else None
+    )
+    return Remaining(visits, after, readable)
+
+
+@dataclass
+class CoursePlan:
+    course: Course
+    visits: list[Placed]
+    rooms: list[int | None]
+    problems: list[str]
+    practitioners: dict[int, User]
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def rows(self) -> list[dict[str, Any]]:
+        tz = self.course.clinic.tz
+        return [
+            {
+                "kind": v.spec.kind,
+                "starts_at": v.start.astimezone(tz),
+                "ends_at": v.end.astimezone(tz),
+                "practitioner": self.practitioners[v.practitioner],
+                "room_id": room,
+            }
+            for v, room in zip(self.visits, self.rooms, strict=True)
+        ]
+
+
+def propose_course(
+    course: Course,
+    *,
+    practitioner: User | None = None,
+    not_before: dt.datetime | None = None,
+    prefs: Preferences = ANY_TIME,
+) -> CoursePlan:
+    """Every visit the course still needs, placed in free time: the chosen practitioner
+    (else whoever gave its last session, else the course's creator) first, then the
+    clinic's others only where the first has no room."""
+    clinic = course.clinic
+    now = timezone.now()
+    not_before = max(not_before or now, now)
+    todo = remaining(course)
+    if todo.readable_from is not None and not any(
+        v.kind == logic.ALLERGY_TEST for v in todo.visits
+    ):
+        not_before = max(not_before, todo.readable_from)
+    staff = practitioners_of(clinic)
+    by_id = {u.pk: u for u in staff}
+    first = practitioner or _usual_practitioner(course, by_id)
+    order = [first.pk] if first is not None and first.pk in by_id else []
+    order += [u.pk for u in staff if u.pk not in order]
+    if not todo.visits:
+        return CoursePlan(
+            course, [], [], ["Every visit of this course is already booked or done."], by_id
+        )
+    rules = rules_of(course)
+    # Far enough for the whole series, from the later of now and the last visit held.
+    start = max(not_before, todo.after.start) if todo.after else not_before
+    horizon = start + rules.first_within * 2 + (rules.cadence + rules.tolerance) * len(todo.visits)
+    calendar = Calendar(clinic, not_before, horizon)
+    proposal = series.propose(
+        todo.visits,
+        not_before=not_before,
+        rules=rules,
+        practitioners=order,
+        free=FreeTime(calendar, order),
+        tz=clinic.tz,
+        prefs=prefs,
+        after=todo.after,
+    )
+    rooms, room_problems = assign_rooms(calendar, proposal.visits)
+    return CoursePlan(course, proposal.visits, rooms, proposal.problems + room_problems, by_id)
+
+
+def _usual_practitioner(course: Course, by_id: dict[int, User]) -> User | None:
+    last = Session.objects.filter(course=course).order_by("-performed_at").first()
+    if last is not None and last.practitioner_id in by_id:
+        return by_id[last.practitioner_id]
+    booked = (
+        Appointment.objects.filter(course=course, status__in=OPEN).order_by("-starts_at").first()
+    )
+    if booked is not None and booked.practitioner_id in by_id:
+        return by_id[booked.practitioner_id]
+    return by_id.get(course.created_by_id) if course.created_by_id else None
+
+
+def do_book_course(
+    course: Course,
+    *,
+    user: Any,
+    practitioner: User | None = None,
+    not_before: dt.datetime | None = None,
+    prefs: Preferences = ANY_TIME,
+    via: str = "api",
+) -> list[Appointment]:
+    """Propose the rest of the course and book it in one transaction, all or nothing. A
+    course that cannot be placed whole is refused with the reason; nothing is booked."""
+    if course.status not in (Course.Status.PLANNED, Course.Status.ACTIVE):
+        raise BookingRefused(
+            [
+                Refusal(
+                    "invalid", f"A {course.get_status_display().lower()} course takes no bookings."
+                )
+            ]
+        )
+    with transaction.atomic():
+        plan = propose_course(course, practitioner=practitioner, not_before=not_before, prefs=prefs)
+        if not plan.complete:
+            raise BookingRefused([Refusal("no_free_time", p) for p in plan.problems])
+        rooms = {r.pk: r for r in Room.objects.filter(pk__in=[r for r in plan.rooms if r])}
+        requests = [
+            BookingRequest(
+                patient=course.patient,
+                kind=v.spec.kind,
+                practitioner=plan.practitioners[v.practitioner],
+                starts_at=v.start,
+                ends_at=v.end,
+                course=course,
+                room=rooms.get(room) if room else None,
+            )
+            for v, room in zip(plan.visits, plan.rooms, strict=True)
+        ]
+        return actions.do_book_many(requests, user=user, via=via)
+
+
+# Moving a visit.
+
+
+@dataclass(frozen=True)
+class Change:
+    appointment: Appointment
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    practitioner_id: int
+
+    @property
+    def moved(self) -> bool:
+        return (
+            self.starts_at != self.appointment.starts_at
+            or self.practitioner_id != self.appointment.practitioner_id
+        )
+
+
+@dataclass
+class MovePlan:
+    changes: list[Change]
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _chain(appointment: Appointment) -> tuple[Anchor | None, list[Appointment]]:
+    """The course's visit before this one (held or booked), and its open visits after it."""
+    if appointment.course_id is None:
+        return None, []
+    course_visits = [
+        Appointment.Kind.ALLERGY_TEST,
+        Appointment.Kind.SESSION,
+    ]
+    later = list(
+        Appointment.objects.filter(
+            course_id=appointment.course_id,
+            status__in=OPEN,
+            kind__in=course_visits,
+            starts_at__gt=appointment.starts_at,
+        )
+        .exclude(pk=appointment.pk)
+        .order_by("starts_at")
+    )
+    before: list[Anchor] = [
+        Anchor(a.kind, a.starts_at)
+        for a in Appointment.objects.filter(
+            course_id=appointment.course_id,
+            kind__in=course_visits,
+            starts_at__lt=appointment.starts_at,
+        )
+        .exclude(status__in=Appointment.INACTIVE)
+        .exclude(pk=appointment.pk)
+    ]
+    before += [
+        Anchor(logic.SESSION, s.performed_at)
+        for s in Session.objects.filter(
+            course_id=appointment.course_id,
+            kind=Session.Kind.COURSE,
+            performed_at__lt=appointment.starts_at,
+        )
+    ]
+    before += [
+        Anchor(logic.ALLERGY_TEST, t.given_at)
+        for t in AllergyTest.objects.filter(
+            course_id=appointment.course_id, given_at__lt=appointment.starts_at
+        )
+    ]
+    previous = max(before, key=lambda a: a.start) if before else None
+    return previous, later
+
+
+def _fits(start: dt.datetime, window: Interval) -> bool:
+    return window.start <= start.astimezone(dt.UTC) <= window.end
+
+
+def plan_move(
+    appointment: Appointment,
+    starts_at: dt.datetime,
+    *,
+    practitioner: User | None = None,
+) -> MovePlan:
+    """Move one visit, and shift each later visit of its course that would fall outside its
+    cadence window, to the free time nearest its new due date with the same practitioner.
+    A visit that cannot keep its window is named in `problems`; the caller shows them and
+    books nothing unless the front desk accepts the break."""
+    clinic = appointment.clinic
+    tz = clinic.tz
+    who = practitioner.pk if practitioner is not None else appointment.practitioner_id
+    new = Change(appointment, starts_at, starts_at + appointment.duration, who)
+    changes = [new]
+    problems: list[str] = []
+    previous, later = _chain(appointment)
+    course = appointment.course
+    if course is None:
+        return MovePlan(changes, problems)
+    rules = rules_of(course)
+    if previous is not None and appointment.kind == logic.SESSION:
+        window, _ = series.window_after(previous, rules, tz)
+        if not _fits(starts_at, window):
+            problems.append(
+                f"The new time is outside this session's window after the visit before it "
+                f"({_interval_words(window, tz)})."
+            )
+    if not later:
+        return MovePlan(changes, problems)
+    moving = frozenset([appointment.pk, *(a.pk for a in later)])
+    horizon = starts_at + (rules.cadence + rules.tolerance) * (len(later) + 1) + rules.first_within
+    calendar = Calendar(clinic, timezone.now(), horizon, ignore=moving)
+    free: dict[int, list[Interval]] = {}
+    anchor = Anchor(appointment.kind, starts_at)
+
+    def free_of(user_id: int) -> list[Interval]:
+        if user_id not in free:
+            free[user_id] = calendar.free(user_id)
+        return free[user_id]
+
+    free[who] = series.take(free_of(who), new.starts_at, new.ends_at)
+    for visit in later:
+        window, due = series.window_after(anchor, rules, tz)
+        if _fits(visit.starts_at, window):
+            start, user_id = visit.starts_at, visit.practitioner_id
+            free[user_id] = series.take(free_of(user_id), start, visit.ends_at)
+        else:
+            spec = VisitSpec(visit.kind, visit.duration)
+            placed = series.place(spec, window, due, [visit.practitioner_id], free_of, ANY_TIME, tz)
+            if placed is None:
+                problems.append(
+                    f"The {_what(visit, tz)} cannot keep its window "
+                    f"({_interval_words(window, tz)}): {_busy_words(visit)}."
+                )
+                start, user_id = visit.starts_at, visit.practitioner_id
+            else:
+                start, user_id = placed.start, placed.practitioner
+                free[user_id] = series.take(free_of(user_id), placed.start, placed.end)
+        changes.append(Change(visit, start, start + visit.duration, user_id))
+        anchor = Anchor(visit.kind, start)
+    return MovePlan(changes, problems)
+
+
+def _busy_words(visit: Appointment) -> str:
+    minutes = int(visit.duration.total_seconds() // 60)
+    return f"{visit.practitioner.display_name} has no free {minutes} minutes in it"
+
+
+def _what(a: Appointment, tz: dt.tzinfo) -> str:
+    local = a.starts_at.astimezone(tz)
+    return f"{a.get_kind_display().lower()} on {logic.day_words(local)} at {logic.clock(local)}"
+
+
+def _interval_words(window: Interval, tz: dt.tzinfo) -> str:
+    start, end = window.start.astimezone(tz), window.end.astimezone(tz)
+    return (
+        f"{logic.day_words(start)} {logic.clock(start)} to "
+        f"{logic.day_words(end)} {logic.clock(end)}"
+    )
+
+
+def do_move(
+    appointment: Appointment,
+    starts_at: dt.datetime,
+    *,
+    user: Any,
+    practitioner: User | None = None,
+    accept_break: bool = False,
+    via: str = "api",
+) -> list[Appointment]:
+    """Move a visit and shift the later visits of its course to keep their windows, in one
+    transaction. Refused with every conflict when a window cannot be kept, unless
+    `accept_break`: then the visits that cannot move stay where they are, the break is
+    audited, and the Today page flags the course."""
+    with transaction.atomic():
+        fresh = (
+            Appointment.objects.select_for_update(of=("self",))
+            .select_related("clinic", "course", "practitioner")
+            .get(pk=appointment.pk)
+        )
+        if fresh.status not in OPEN:
+            raise BookingRefused(
+                [
+                    Refusal(
+                        "invalid",
+                        f"A {fresh.get_status_display().lower()} appointment cannot be moved.",
+                    )
+                ]
+            )
+        if timezone.is_naive(starts_at):
+            raise BookingRefused([Refusal("invalid", "Give times with their time zone.")])
+        if starts_at < timezone.now():
+            raise BookingRefused(
+                [Refusal("invalid", "An appointment cannot be moved into the past.")]
+            )
+        if (
+            practitioner is not None
+            and not Membership.objects.filter(
+                clinic_id=fresh.clinic_id,
+                user=practitioner,
+                role__in=[Membership.Role.MANAGER, Membership.Role.PRACTITIONER],
+            ).exists()
+        ):
+            raise BookingRefused(
+                [
+                    Refusal(
+                        "invalid",
+                        f"{practitioner.display_name} is not a practitioner of this clinic.",
+                    )
+                ]
+            )
+        plan = plan_move(fresh, starts_at, practitioner=practitioner)
+        if plan.problems and not accept_break:
+            raise BookingRefused([Refusal("cadence", p) for p in plan.problems])
+        return _apply(fresh.clinic, [c for c in plan.changes if c.moved], plan.problems, user, via)
+
+
+def _apply(
+    clinic: Clinic, changes: list[Change], broken: list[str], user: Any, via: str
+) -> list[Appointment]:
+    """Write moves with the booking path's checks. The moving rows are first set aside
+    (cancelled, inside this transaction only), so a chain shifting onto its own old times
+    never trips the overlap constraint half-way; each then returns at its new time and is
+    checked against everything else."""
+    if not changes:
+        return []
+    rows = []
+    for change in changes:
+        a = change.appointment
+        a.starts_at, a.ends_at = change.starts_at, change.ends_at
+        a.practitioner_id = change.practitioner_id
+        a.room_id = _room_for(clinic, a, {c.appointment.pk for c in changes})
+        rows.append(a)
+    refusals = actions._hours_refusals(clinic, rows) + actions._overlap_refusals(clinic, rows)
+    if refusals:
+        raise BookingRefused(refusals)
+    statuses = {a.pk: a.status for a in rows}
+    old = {
+        a["pk"]: a
+        for a in Appointment.objects.filter(pk__in=statuses).values(
+            "pk", "starts_at", "practitioner_id"
+        )
+    }
+    Appointment.objects.filter(pk__in=statuses).update(status=Appointment.Status.CANCELLED)
+    for a in rows:
+        a.status = statuses[a.pk]
+        try:
+            a.save(update_fields=["starts_at", "ends_at", "practitioner", "room", "status"])
+        except (AppointmentOverlap, IntegrityError) as exc:
+            # A booking that committed after the checks above (PostgreSQL's constraint).
+            raise BookingRefused(
+                [Refusal("practitioner_busy", "Another booking took this time a moment ago.")]
+            ) from exc
+        audit(
+            clinic=clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=a,
+            patient_id=a.patient_id,
+            via=via,
+            moved_from=old[a.pk]["starts_at"].isoformat(),
+            starts_at=a.starts_at.isoformat(),
+            practitioner=a.practitioner_id,
+            previous_practitioner=old[a.pk]["practitioner_id"],
+            cadence_break_accepted=broken,
+        )
+    return rows
+
+
+def _room_for(clinic: Clinic, a: Appointment, moving: set[int]) -> int | None:
+    """Keep the room when it is free at the new time, else the first free one."""
+    rooms = list(Room.objects.filter(clinic=clinic, active=True).values_list("pk", flat=True))
+    if not rooms:
+        return None
+    taken = set(
+        Appointment.objects.filter(
+            room_id__in=rooms, starts_at__lt=a.ends_at, ends_at__gt=a.starts_at
+        )
+        .exclude(status__in=Appointment.INACTIVE)
+        .exclude(pk__in=moving)
+        .values_list("room_id", flat=True)
+    )
+    if a.room_id in rooms and a.room_id not in taken:
+        return a.room_id
+    return next((r for r in rooms if r not in taken), a.room_id)
+
+
+# The next free slot and the maintenance visit.
+
+
+def next_free_slot(
+    clinic: Clinic,
+    practitioner: User,
+    duration: dt.timedelta,
+    *,
+    not_before: dt.datetime | None = None,
+    within: dt.timedelta = dt.timedelta(days=28),
+    prefs: Preferences = ANY_TIME,
+) -> dt.datetime | None:
+    """The first start on the 15-minute grid where the practitioner (and a room) is free
+    for `duration`, preferring the patient's days and times; None within `within`."""
+    start = max(not_before or timezone.now(), timezone.now())
+    calendar = Calendar(clinic, start, start + within)
+    free = calendar.free(practitioner.pk)
+    starts = series.starts_in(
+        free, Interval(start.astimezone(dt.UTC), (start + within).astimezone(dt.UTC)), duration
+    )
+    if not starts:
+        return None
+    preferred = [s for s in starts if series.preferred(s, prefs, clinic.tz)]
+    return (preferred or starts)[0].astimezone(clinic.tz)
+
+
+def propose_maintenance(course: Course) -> CoursePlan | None:
+    """For a completed course, a maintenance visit in the protocol's window after the last
+    session (6–8 months for the shipped protocols), with the course's practitioner. None
+    when the course is not completed or a maintenance visit is already booked."""
+    if course.status not in (Course.Status.COMPLETED, Course.Status.MAINTENANCE):
+        return None
+    if Appointment.objects.filter(
+        course=course, kind=Appointment.Kind.MAINTENANCE, status__in=OPEN
+    ).exists():
+        return None
+    last = Session.objects.filter(course=course).order_by("-performed_at").first()
+    if last is None:
+        return None
+    tz = course.clinic.tz
+    window = course_logic.maintenance_window(last.performed_at.astimezone(tz).date(), course.spec)
+    start = dt.datetime.combine(dt.date.fromisoformat(window["from"]), dt.time(0), tzinfo=tz)
+    end = dt.datetime.combine(dt.date.fromisoformat(window["to"]), dt.time(23, 59), tzinfo=tz)
+    start = max(start, timezone.now())
+    staff = {u.pk: u for u in practitioners_of(course.clinic)}
+    order = [last.practitioner_id] if last.practitioner_id in staff else []
+    order += [pk for pk in staff if pk not in order]
+    calendar = Calendar(course.clinic, start, end)
+    spec = VisitSpec(
+        logic.MAINTENANCE, logic.duration(logic.MAINTENANCE, course.spec, len(course.areas or []))
+    )
+    target = _same_clock(start, last.performed_at, tz)
+    placed = series.place(
+        spec,
+        Interval(start, end),
+        target,
+        order,
+        FreeTime(calendar, order).__getitem__,
+        Preferences(),
+        tz,
+    )
+    if placed is None:
+        problem = (
+            f"No free time for a maintenance visit between {window['from']} and {window['to']}."
+        )
+        return CoursePlan(course, [], [], [problem], staff)
+    rooms, problems = assign_rooms(calendar, [placed])
+    return CoursePlan(course, [placed], rooms, problems, staff)
+
+
+def _same_clock(day: dt.datetime, clock_of: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
+    local = clock_of.astimezone(tz)
+    return dt.datetime.combine(day.astimezone(tz).date(), local.time(), tzinfo=tz)
+
+
+def do_book_maintenance(course: Course, *, user: Any, via: str = "api") -> Appointment:
+    with transaction.atomic():
+        plan = propose_maintenance(course)
+        if plan is None:
+            raise BookingRefused(
+                [Refusal("invalid", "This course has no maintenance visit to book.")]
+            )
+        if not plan.complete:
+            raise BookingRefused([Refusal("no_free_time", p) for p in plan.problems])
+        visit, room = plan.visits[0], plan.rooms[0]
+        return actions.do_book(
+            course.patient,
+            kind=logic.MAINTENANCE,
+            practitioner=plan.practitioners[visit.practitioner],
+            starts_at=visit.start,
+            ends_at=visit.end,
+            course=course,
+            room=Room.objects.get(pk=room) if room else None,
+            user=user,
+            via=via,
+        )
+
+
+# Broken cadence.
+
+
+@dataclass(frozen=True)
+class CadenceFlag:
+    course: Course
+    message: str
+
+
+def cadence_flags(clinic: Clinic, now: dt.datetime) -> list[CadenceFlag]:
+    """Active courses whose cadence is broken: a session missed or cancelled and not
+    rebooked inside its window, a window passed with nothing booked, or a booked session
+    outside its window. Three queries for the whole clinic."""
+    tz = clinic.tz
+    courses = {
+        c.pk: c
+        for c in Course.objects.filter(clinic=clinic, status=Course.Status.ACTIVE).select_related(
+            "patient", "protocol"
+        )
+    }
+    if not courses:
+        return []
+    held: dict[int, list[dt.datetime]] = defaultdict(list)
+    for course_id, at in Session.objects.filter(
+        course_id__in=courses, kind=Session.Kind.COURSE
+    ).values_list("course_id", "performed_at"):
+        held[course_id].append(at)
+    booked: dict[int | None, list[Appointment]] = defaultdict(list)
+    missed: dict[int | None, list[Appointment]] = defaultdict(list)
+    for a in Appointment.objects.filter(
+        course_id__in=courses, kind=Appointment.Kind.SESSION
+    ).filter(Q(status__in=OPEN, starts_at__gte=now) | Q(status__in=Appointment.INACTIVE)):
+        (booked if a.status in OPEN else missed)[a.course_id].append(a)
+    out: list[CadenceFlag] = []
+    for course_id, course in courses.items():
+        sessions = sorted(held[course_id])
+        if not sessions or len(sessions) >= course.planned_sessions:
+            continue
+        rules = rules_of(course)
+        anchor = Anchor(logic.SESSION, sessions[-1])
+        window, _ = series.window_after(anchor, rules, tz)
+        upcoming = sorted(booked[course_id], key=lambda a: a.starts_at)
+        number = len(sessions) + 1
+        lost = [a for a in missed[course_id] if a.starts_at > sessions[-1]]
+        if not upcoming:
+            if window.end < now:
+                out.append(
+                    CadenceFlag(
+                        course,
+                        f"Session {number} was due by {_day(window.end, tz)}; nothing is booked.",
+                    )
+                )
+            elif lost:
+                what = "missed" if lost[-1].status == Appointment.Status.NO_SHOW else "cancelled"
+                out.append(
+                    CadenceFlag(
+                        course,
+                        f"Session {number} was {what} and is not rebooked; its window closes "
+                        f"{_day(window.end, tz)}.",
+                    )
+                )
+            continue
+        for a in upcoming:
+            if not _fits(a.starts_at, window):
+                out.append(
+                    CadenceFlag(
+                        course,
+                        f"Session {number} is booked for {_day(a.starts_at, tz)}, outside its "
+                        f"window ({_day(window.start, tz)} to {_day(window.end, tz)}).",
+                    )
+                )
+                break
+            window, _ = series.window_after(Anchor(logic.SESSION, a.starts_at), rules, tz)
+            number += 1
+    return out
+
+
+def _day(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    return logic.day_words(moment.astimezone(tz))
