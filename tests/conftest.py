@@ -18,6 +18,9 @@ from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredi
 from mesoclinic.patients.actions import do_setup_clinic
 from mesoclinic.patients.models import Patient
 
+# The calendar fixtures (cal, course, now) for every scheduling test.
+pytest_plugins = ["tests.scheduling_fixtures"]
+
 
 class Api:
     """A JSON client that sends a bearer token, as an API consumer would."""

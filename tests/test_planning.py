@@ -18,7 +18,7 @@ from mesoclinic.scheduling.actions import BookingRefused, do_book, do_cancel, do
 from mesoclinic.scheduling.models import Appointment, Holiday, WorkingException
 from mesoclinic.scheduling.series import Preferences
 from tests.conftest import World
-from tests.test_scheduling import NEW_YORK, NOW, at, cal, course, now  # noqa: F401
+from tests.scheduling_fixtures import NEW_YORK, NOW, at
 
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(days=7)
@@ -181,7 +181,7 @@ def test_a_stopped_course_takes_no_bookings(cal: World, course: Course) -> None:
 
 def test_a_small_move_keeps_the_later_visits_where_they_are(cal: World, course: Course) -> None:
     made = planning.do_book_course(course, user=cal.front_desk, practitioner=cal.practitioner)
-    third, fourth = made[3], made[4]
+    third = made[3]
     target = _free_start(cal, third.starts_at + DAY)
 
     plan = planning.plan_move(third, target)

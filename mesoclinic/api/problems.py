@@ -15,6 +15,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from mesoclinic.courses.models import SessionRefused
 from mesoclinic.patients.screening import AnswerError
 from mesoclinic.protocols.loader import ProtocolError
+from mesoclinic.scheduling.actions import BookingRefused
 
 TITLES = {
     400: "Bad request",
@@ -73,6 +74,8 @@ def install(api: NinjaAPI) -> None:
     def invalid_model(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
         if isinstance(exc, SessionRefused):
             return refused(request, exc)
+        if isinstance(exc, BookingRefused):
+            return booking_refused(exc)
         errors = _errors_from_django(exc)
         return problem(422, _summary(errors), errors=errors)
 
@@ -84,6 +87,18 @@ def install(api: NinjaAPI) -> None:
             f"The {exc.subject} may not go ahead: " + " ".join(r.message for r in exc.refusals),
             type_="/api/v1/problems/session-refused",
             reasons=reasons,
+        )
+
+    def booking_refused(exc: BookingRefused) -> HttpResponse:
+        """A booking the calendar cannot take: 409 when it conflicts with the calendar (a
+        busy practitioner, a holiday, a broken cadence), 422 when the request itself is
+        malformed."""
+        status = 422 if set(exc.codes) == {"invalid"} else 409
+        return problem(
+            status,
+            str(exc),
+            type_="/api/v1/problems/booking-refused",
+            reasons=[r.as_dict() for r in exc.refusals],
         )
 
     @api.exception_handler(ProtocolError)

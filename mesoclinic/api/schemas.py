@@ -329,3 +329,115 @@ class SideEffectOut(Schema):
     expected_until: dt.datetime | None
     status: Literal["expected", "beyond_expected", "urgent"]
     follow_up: int | None
+
+
+# Scheduling.
+
+
+AppointmentKind = Literal["allergy_test", "test_reading", "session", "review", "maintenance"]
+
+
+class AppointmentIn(Schema):
+    patient: Id
+    kind: AppointmentKind
+    practitioner: Id
+    starts_at: When
+    ends_at: When | None = Field(
+        None, description="Default: the course protocol's length for the kind and areas."
+    )
+    course: Id | None = None
+    room: Id | None = None
+    notes: str = Field("", max_length=2000)
+
+
+class AppointmentOut(Schema):
+    id: int
+    patient: int
+    patient_name: str
+    course: int | None
+    kind: str
+    practitioner: int
+    practitioner_name: str
+    room: int | None
+    room_name: str | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str
+    cancel_reason: str
+    notes: str
+
+
+class CancelIn(Schema):
+    reason: str = Field("", max_length=300)
+
+
+class MoveIn(Schema):
+    starts_at: When
+    practitioner: Id | None = Field(None, description="Default: the same practitioner.")
+    accept_break: bool = Field(
+        False,
+        description="Move even when a later visit cannot keep its cadence window; the break "
+        "is audited and flagged on the Today page.",
+    )
+    dry_run: bool = Field(False, description="Only show what would change.")
+
+
+class ChangeOut(Schema):
+    appointment: int
+    kind: str
+    from_starts_at: dt.datetime
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    practitioner: int
+
+
+class MoveOut(Schema):
+    applied: bool
+    changes: list[ChangeOut]
+    problems: list[str]
+
+
+class PreferencesIn(Schema):
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(
+        default_factory=list, description="Preferred days, Monday 0 to Sunday 6; empty: any."
+    )
+    earliest_time: dt.time | None = None
+    latest_time: dt.time | None = None
+
+
+class BookCourseIn(Schema):
+    practitioner: Id | None = Field(
+        None, description="Default: who gave the course's last session, else who planned it."
+    )
+    not_before: When | None = None
+    preferences: PreferencesIn = Field(default_factory=PreferencesIn)
+    dry_run: bool = Field(False, description="Only propose the series; book nothing.")
+
+
+class ProposedVisitOut(Schema):
+    kind: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    practitioner: int
+    practitioner_name: str
+    room: int | None
+
+
+class ProposalOut(Schema):
+    booked: bool
+    visits: list[ProposedVisitOut]
+    problems: list[str]
+    appointments: list[AppointmentOut] = Field(default_factory=list)
+
+
+class FreeSlotOut(Schema):
+    practitioner: int
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+
+
+class CadenceFlagOut(Schema):
+    course: int
+    patient: int
+    patient_name: str
+    message: str
