@@ -92,6 +92,16 @@ from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredi
 from mesoclinic.patients.actions import do_screen_patient, do_setup_clinic, do_sign_consent
 from mesoclinic.patients.models import Allergy, Consent, Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.scheduling.actions import BookingRefused, do_cancel
+from mesoclinic.scheduling.models import (
+    Appointment,
+    Holiday,
+    OpeningHours,
+    Room,
+    WorkingException,
+    WorkingHours,
+)
+from mesoclinic.scheduling.planning import do_book_course
 
 CLINIC_NAME = "Demo Mesotherapy Clinic"
 PASSWORD = "demo"
@@ -912,6 +922,90 @@ def _refused_attempt(d: Demo) -> None:
         raise AssertionError("practitioner2's session was not refused")
 
 
+# ---------------------------------------------------------------------------------------------
+# The calendar: hours, rooms, a holiday, and every active course booked to its end.
+
+# Courses booked by the demo; at scale=10 booking all 600 would only slow the benchmarks.
+BOOKED_COURSES = 40
+
+
+def _calendar(d: Demo) -> None:
+    clinic, staff = d.clinic, d.staff
+    for weekday in range(6):  # Monday to Saturday
+        OpeningHours.objects.create(
+            clinic=clinic, weekday=weekday, opens=dt.time(8), closes=dt.time(20)
+        )
+    for n in (1, 2, 3):
+        Room.objects.create(clinic=clinic, name=f"Room {n}")
+    week = {
+        staff.practitioner: ((0, 1, 2, 3, 4), ((9, 13), (14, 18))),
+        staff.manager: ((1, 3), ((9, 13), (14, 17))),
+        staff.practitioner2: ((0, 2, 4), ((10, 16),)),
+    }
+    for user, (days, blocks) in week.items():
+        for weekday in days:
+            for starts, ends in blocks:
+                WorkingHours.objects.create(
+                    clinic=clinic,
+                    user=user,
+                    weekday=weekday,
+                    starts=dt.time(starts),
+                    ends=dt.time(ends),
+                )
+    for day, name in _holidays(d.today):
+        Holiday.objects.create(clinic=clinic, date=day, name=name)
+    WorkingException.objects.create(
+        clinic=clinic,
+        user=staff.practitioner,
+        date=_next_weekday(d.day(14), 4),
+        kind=WorkingException.Kind.TIME_OFF,
+        note="Conference",
+    )
+    # One patient missed yesterday's session: Today flags the course until it is rebooked.
+    active = list(Course.objects.filter(clinic=clinic, status=Course.Status.ACTIVE).order_by("pk"))
+    missed = active[0] if active else None
+    if missed is not None:
+        yesterday = d.at(d.day(-1), 11)
+        Appointment.objects.create(
+            clinic=clinic,
+            patient=missed.patient,
+            course=missed,
+            kind=Appointment.Kind.SESSION,
+            practitioner=staff.practitioner,
+            starts_at=yesterday,
+            ends_at=yesterday + dt.timedelta(minutes=40),
+            status=Appointment.Status.NO_SHOW,
+            no_show_at=yesterday + dt.timedelta(minutes=20),
+            no_show_by=staff.frontdesk,
+            created_by=staff.frontdesk,
+        )
+    planned = Course.objects.filter(clinic=clinic, status=Course.Status.PLANNED).order_by("pk")
+    for course in [*active[1:], *planned][:BOOKED_COURSES]:
+        try:
+            do_book_course(course, user=staff.frontdesk, via=VIA)
+        except BookingRefused:
+            continue  # a course whose window has passed is left to Today's due list
+    # A cancellation, shown struck through on the chart and the calendar.
+    first = (
+        Appointment.objects.filter(clinic=clinic, status=Appointment.Status.BOOKED)
+        .order_by("-starts_at")
+        .first()
+    )
+    if first is not None:
+        do_cancel(first, user=staff.frontdesk, reason="Patient moving away", via=VIA)
+
+
+def _holidays(today: dt.date) -> list[tuple[dt.date, str]]:
+    out = []
+    for year in (today.year, today.year + 1):
+        out += [(dt.date(year, 12, 25), "Christmas Day"), (dt.date(year, 1, 1), "New Year's Day")]
+    return [(day, name) for day, name in out if day >= today]
+
+
+def _next_weekday(day: dt.date, weekday: int) -> dt.date:
+    return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
+
+
 def load(scale: int = 1) -> bool:
     """Create the demo clinic, or do nothing (and return False) if it exists already.
 
@@ -933,6 +1027,7 @@ def load(scale: int = 1) -> bool:
                 story(d, replace(person, last=f"{person.last}-{copy + 1}") if copy else person)
         _recall(d)
         _refused_attempt(d)
+        _calendar(d)
         do_sweep_side_effects(timezone.now())
     return True
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from benchmarks import pages, session_gate
 from mesoclinic.courses.models import Session
 from mesoclinic.patients.models import Patient
@@ -22,3 +24,28 @@ def test_the_pages_benchmark_runs_on_the_demo(db: Any) -> None:
     figures = pages.run(scale=1, runs=3)
     assert figures["today_p95"] > 0 and figures["chart_p95"] > 0
     assert Patient.objects.count() == 30
+
+
+def test_the_course_booking_benchmark_runs(db: Any) -> None:
+    from benchmarks import booking
+    from mesoclinic.scheduling.models import Appointment
+
+    figures = booking.run_course(practitioners=3, existing=300, courses=3)
+    assert figures["course_p95"] > 0
+    # Three courses of 13 visits, and a baseline visit for each course.
+    assert Appointment.objects.filter(course__isnull=False).count() == 39
+    assert Appointment.objects.count() == 300 + 39 + 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_booking_storm_never_double_books(django_db_setup: Any) -> None:
+    from django.db import connection
+
+    from benchmarks import booking
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the storm runs on PostgreSQL (the suite's PostgreSQL run covers it)")
+    figures = booking.run_storm(clients=6, attempts=8)
+    assert figures is not None
+    assert figures["booked"] + figures["refused"] == 48
+    assert figures["booked"] >= 1 and figures["double_bookings"] == 0

@@ -257,3 +257,21 @@ class DemoCommandTests:
         assert "already loaded" in out
         for username in ("manager", "practitioner", "frontdesk"):
             assert username in out
+
+    def test_the_calendar_has_hours_rooms_and_every_open_course_booked(
+        self, clinic: Clinic
+    ) -> None:
+        from mesoclinic.scheduling.models import Appointment, OpeningHours, Room, WorkingHours
+        from mesoclinic.scheduling.planning import cadence_flags, remaining
+
+        assert OpeningHours.objects.filter(clinic=clinic).count() == 6
+        assert Room.objects.filter(clinic=clinic).count() == 3
+        assert WorkingHours.objects.filter(clinic=clinic).values("user").distinct().count() == 3
+        statuses = set(Appointment.objects.filter(clinic=clinic).values_list("status", flat=True))
+        assert {"booked", "cancelled", "no_show"} <= statuses
+        open_courses = Course.objects.filter(clinic=clinic, status__in=["planned", "active"])
+        unbooked = [c for c in open_courses if remaining(c).visits]
+        # The course with the missed session (flagged) and the cancelled visit's course.
+        assert len(unbooked) <= 2
+        flags = cadence_flags(clinic, timezone.now())
+        assert any("missed and is not rebooked" in f.message for f in flags)

@@ -23,13 +23,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, acting, audit
+from mesoclinic.accounts.models import (
+    AuditEvent,
+    Clinic,
+    Membership,
+    User,
+    acting,
+    audit,
+    audit_many,
+)
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import logic
 from mesoclinic.scheduling.models import (
     Appointment,
-    AppointmentOverlap,
     Holiday,
     OpeningHours,
     Room,
@@ -110,7 +117,7 @@ def do_book_many(
     1. Build the appointments and refuse what is malformed (times, clinics, roles, past).
     2. In one transaction: check the clinic's holidays and opening hours, each practitioner's
        working hours, overlaps inside the request, and overlaps with the calendar.
-    3. Save each one (its save() re-checks) and audit it.
+    3. Insert them together and audit each one.
     4. On PostgreSQL a racing request may still win between 2 and 3: the exclusion
        constraint's IntegrityError becomes a BookingRefused that names the winner.
     """
@@ -128,26 +135,16 @@ def do_book_many(
             )
             if refusals:
                 raise BookingRefused(refusals)
-            for appointment in appointments:
-                appointment.save()
-                audit(
-                    clinic=clinic,
-                    user=user,
-                    action=AuditEvent.Action.CREATE,
-                    obj=appointment,
-                    patient_id=appointment.patient_id,
-                    via=via,
-                    kind=appointment.kind,
-                    starts_at=appointment.starts_at.isoformat(),
-                    ends_at=appointment.ends_at.isoformat(),
-                    practitioner=appointment.practitioner_id,
-                    room=appointment.room_id,
-                    course=appointment.course_id,
-                )
-    except AppointmentOverlap:
-        # The check above saw nothing, yet save() did: only possible if something wrote between
-        # them in this same transaction. Report the calendar as it is now.
-        raise BookingRefused(_overlap_refusals(clinic, appointments)) from None
+            # Checked above inside this transaction, which on SQLite holds the write lock, so
+            # one insert for all; on PostgreSQL the exclusion constraints still decide.
+            Appointment.objects.bulk_create(appointments)
+            audit_many(
+                clinic=clinic,
+                user=user,
+                action=AuditEvent.Action.CREATE,
+                via=via,
+                entries=[(a, a.patient_id, _booked_detail(a)) for a in appointments],
+            )
     except IntegrityError as exc:
         code = _exclusion_code(exc)
         if code is None:
@@ -160,6 +157,17 @@ def do_book_many(
         ]
         raise BookingRefused(refusals) from exc
     return appointments
+
+
+def _booked_detail(a: Appointment) -> dict[str, Any]:
+    return {
+        "kind": a.kind,
+        "starts_at": a.starts_at.isoformat(),
+        "ends_at": a.ends_at.isoformat(),
+        "practitioner": a.practitioner_id,
+        "room": a.room_id,
+        "course": a.course_id,
+    }
 
 
 def do_cancel(
@@ -358,12 +366,17 @@ def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
     rooms = {a.room_id for a in appointments if a.room_id is not None}
     if rooms:
         who |= Q(room_id__in=rooms)
+    # Only what overlaps one of the visits: a course spans months of a busy calendar.
+    overlaps = Q()
+    for a in appointments:
+        overlaps |= Q(starts_at__lt=a.ends_at, ends_at__gt=a.starts_at)
     existing = list(
         Appointment.objects.filter(
             who,
             starts_at__lt=max(a.ends_at for a in appointments),
             ends_at__gt=min(a.starts_at for a in appointments),
         )
+        .filter(overlaps)
         .exclude(status__in=Appointment.INACTIVE)
         .exclude(pk__in=[a.pk for a in appointments if a.pk is not None])
         .select_related("practitioner", "room")

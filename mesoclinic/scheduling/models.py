@@ -324,3 +324,50 @@ class Appointment(models.Model):
         if self.pk is not None:
             qs = qs.exclude(pk=self.pk)
         return qs.select_related("practitioner", "room")
+
+
+class CalendarFeed(models.Model):
+    """A private iCalendar address for one practitioner's or one patient's visits.
+
+    A calendar app subscribes without signing in, so the address itself is the secret: a
+    random token, shown once to whoever made it, and revoked by setting `revoked_at` (a new
+    feed gets a new token). A practitioner's feed names patients by initials only, because a
+    phone's calendar is not a place for health data."""
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="calendar_feeds")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="calendar_feeds",
+    )
+    patient = models.ForeignKey(
+        Patient, models.CASCADE, null=True, blank=True, related_name="calendar_feeds"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(user__isnull=False, patient__isnull=True)
+                    | Q(user__isnull=True, patient__isnull=False)
+                ),
+                name="calendar_feed_for_one_person",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        whose = self.user if self.user_id else self.patient
+        return f"Calendar feed of {whose}"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

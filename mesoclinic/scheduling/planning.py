@@ -56,9 +56,9 @@ def _days(start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> Iterator[dt.da
 
 
 def _minus(free: list[Interval], busy: Iterable[tuple[dt.datetime, dt.datetime]]) -> list[Interval]:
-    for start, end in busy:
-        free = series.take(free, start.astimezone(dt.UTC), end.astimezone(dt.UTC))
-    return free
+    return series.without(
+        free, [Interval(s.astimezone(dt.UTC), e.astimezone(dt.UTC)) for s, e in busy]
+    )
 
 
 def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
@@ -90,7 +90,7 @@ class Calendar:
         opening: dict[int, list[logic.Span]] = defaultdict(list)
         for o in OpeningHours.objects.filter(clinic=self.clinic):
             opening[o.weekday].append((o.opens, o.closes))
-        self._opening = dict(opening)
+        self._opening = {weekday: logic.merge(spans) for weekday, spans in opening.items()}
         self._holidays = set(
             Holiday.objects.filter(
                 clinic=self.clinic,
@@ -132,7 +132,7 @@ class Calendar:
                 any(e.kind == "time_off" and e.whole_day for e in excs),
             )
             for span in spans:
-                for o in logic.merge(self._opening[day.weekday()]):
+                for o in self._opening[day.weekday()]:
                     start, end = max(span[0], o[0]), min(span[1], o[1])
                     if start < end:
                         out.append(_local_span(day, (start, end), tz))
@@ -173,7 +173,7 @@ class Calendar:
         hours = [
             _local_span(day, span, tz)
             for day in self._open_days()
-            for span in logic.merge(self._opening[day.weekday()])
+            for span in self._opening[day.weekday()]
         ]
         return _minus(self._clip(hours), self._busy(Q(room_id=room_id)))
 
@@ -375,7 +375,7 @@ def propose_course(
     rules = rules_of(course)
     # Far enough for the whole series, from the later of now and the last visit held.
     start = max(not_before, todo.after.start) if todo.after else not_before
-    horizon = start + rules.first_within * 2 + (rules.cadence + rules.tolerance) * len(todo.visits)
+    horizon = start + rules.first_within + (rules.cadence + rules.tolerance) * len(todo.visits)
     calendar = Calendar(clinic, not_before, horizon)
     proposal = series.propose(
         todo.visits,

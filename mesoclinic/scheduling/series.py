@@ -88,9 +88,14 @@ def _ceil_to_grid(moment: dt.datetime) -> dt.datetime:
 def starts_in(
     free: Sequence[Interval], window: Interval, duration: dt.timedelta
 ) -> list[dt.datetime]:
-    """Every start on the 15-minute grid inside `window` where `duration` fits in free time."""
+    """Every start on the 15-minute grid inside `window` where `duration` fits in free time
+    (`free` in time order)."""
     out = []
     for gap in free:
+        if gap.end <= window.start:
+            continue
+        if gap.start > window.end:
+            break
         start = _ceil_to_grid(max(gap.start, window.start))
         while start + duration <= gap.end and start <= window.end:
             out.append(start)
@@ -113,6 +118,27 @@ def _same_clock_later(
     """`later` after `moment` at the same wall-clock time, across daylight-saving changes."""
     local = moment.astimezone(tz).replace(tzinfo=None) + later
     return local.replace(tzinfo=tz).astimezone(dt.UTC)
+
+
+def without(free: Sequence[Interval], busy: Sequence[Interval]) -> list[Interval]:
+    """The free time left once every busy interval is taken, in one pass over both sorted
+    lists (a practitioner's months of bookings would make `take` one by one quadratic)."""
+    out: list[Interval] = []
+    busy = sorted(busy, key=lambda b: b.start)
+    i = 0
+    for gap in sorted(free, key=lambda g: g.start):
+        start = gap.start
+        while i < len(busy) and busy[i].end <= start:
+            i += 1
+        j = i
+        while j < len(busy) and busy[j].start < gap.end:
+            if busy[j].start > start:
+                out.append(Interval(start, busy[j].start))
+            start = max(start, busy[j].end)
+            j += 1
+        if start < gap.end:
+            out.append(Interval(start, gap.end))
+    return out
 
 
 def take(free: list[Interval], start: dt.datetime, end: dt.datetime) -> list[Interval]:
