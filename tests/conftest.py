@@ -116,7 +116,8 @@ def build_clinic(name: str, prefix: str, tz: str = "America/New_York") -> World:
         ingredient=Ingredient.objects.get(key="lidocaine", clinic=None),
         concentration=Decimal("10"),
     )
-    today = dt.date.today()
+    # The clinic's own date: expiry is judged in its time zone, not the machine's.
+    today = timezone.localtime(timezone.now(), clinic.tz).date()
     return World(
         clinic=clinic,
         manager=manager,
@@ -273,6 +274,43 @@ class Scene:
     session: dict[str, Any]
     side_effect: dict[str, Any]
     follow_up: int
+    appointment: int
+    started: int
+
+    def completed_course(self) -> int:
+        """Another patient's course, completed ten weekly sessions ago (made on demand: most
+        tests expect the scene's one course)."""
+        from mesoclinic.courses.actions import do_plan_course
+        from mesoclinic.courses.models import Course, Session
+        from mesoclinic.protocols.models import ClinicProtocol
+
+        other = Patient.objects.create(
+            clinic=self.world.clinic,
+            first_name="Cora",
+            last_name="Done",
+            date_of_birth=dt.date(1980, 3, 3),
+        )
+        done = do_plan_course(
+            other,
+            ClinicProtocol.current(self.world.clinic, "hair_loss"),  # type: ignore[arg-type]
+            indication="hair_loss",
+            areas=["scalp"],
+            cadence_days=7,
+            planned_sessions=10,
+            user=self.world.manager,
+        )
+        Session.objects.bulk_create(
+            Session(
+                course=done,
+                number=n,
+                performed_at=ago(days=7 * (11 - n)),
+                practitioner=self.world.practitioner,
+                stimulants_avoided=True,
+            )
+            for n in range(1, 11)
+        )
+        Course.objects.filter(pk=done.pk).update(status=Course.Status.COMPLETED)
+        return done.pk
 
     @property
     def ids(self) -> dict[str, Any]:
@@ -283,6 +321,9 @@ class Scene:
             "session": self.session["id"],
             "effect": self.side_effect["id"],
             "follow_up": self.follow_up,
+            "appointment": self.appointment,
+            "started": self.started,
+            "practitioner": self.world.practitioner.pk,
             "product": self.world.product.pk,
             "lot": self.world.lot.pk,
         }
@@ -310,6 +351,7 @@ def scene(world: World, patient: Patient) -> Scene:
         },
     )
     assert itching.status_code == 201 and itching.json()["follow_up"], itching.content
+    appointment, started = _calendar_scene(world, patient)
     return Scene(
         world=world,
         patient=patient,
@@ -317,4 +359,43 @@ def scene(world: World, patient: Patient) -> Scene:
         session=session.json(),
         side_effect=swelling.json(),
         follow_up=itching.json()["follow_up"],
+        appointment=appointment,
+        started=started,
     )
+
+
+def _calendar_scene(world: World, patient: Patient) -> tuple[int, int]:
+    """The clinic open and its clinicians working round the clock (so the scene does not
+    depend on the time of day), a visit tomorrow and one under way."""
+    from mesoclinic.scheduling.actions import do_book
+    from mesoclinic.scheduling.models import Appointment, OpeningHours, WorkingHours
+
+    day = (dt.time(0), dt.time(23, 59))
+    for weekday in range(7):
+        OpeningHours.objects.create(
+            clinic=world.clinic, weekday=weekday, opens=day[0], closes=day[1]
+        )
+        for user in (world.manager, world.practitioner):
+            WorkingHours.objects.create(
+                clinic=world.clinic, user=user, weekday=weekday, starts=day[0], ends=day[1]
+            )
+    tomorrow = timezone.localtime(timezone.now(), world.clinic.tz).date() + dt.timedelta(days=1)
+    at_ten = dt.datetime.combine(tomorrow, dt.time(10), tzinfo=world.clinic.tz)
+    booked = do_book(
+        patient,
+        kind="review",
+        practitioner=world.practitioner,
+        starts_at=at_ten,
+        ends_at=at_ten + dt.timedelta(minutes=20),
+        user=world.front_desk,
+    )
+    began = timezone.now() - dt.timedelta(minutes=10)
+    started = Appointment.objects.create(
+        clinic=world.clinic,
+        patient=patient,
+        kind="review",
+        practitioner=world.manager,
+        starts_at=began,
+        ends_at=began + dt.timedelta(minutes=20),
+    )
+    return booked.pk, started.pk

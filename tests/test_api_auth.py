@@ -55,6 +55,17 @@ ENDPOINTS = {
     ("get", "/api/v1/lots"),
     ("post", "/api/v1/lots/{lot_id}/recall"),
     ("get", "/api/v1/lots/{lot_id}/patients"),
+    ("get", "/api/v1/appointments"),
+    ("post", "/api/v1/appointments"),
+    ("get", "/api/v1/appointments/{appointment_id}"),
+    ("post", "/api/v1/appointments/{appointment_id}/cancel"),
+    ("post", "/api/v1/appointments/{appointment_id}/no-show"),
+    ("post", "/api/v1/appointments/{appointment_id}/move"),
+    ("post", "/api/v1/courses/{course_id}/booking"),
+    ("get", "/api/v1/courses/{course_id}/maintenance"),
+    ("post", "/api/v1/courses/{course_id}/maintenance"),
+    ("get", "/api/v1/calendar/next-free"),
+    ("get", "/api/v1/calendar/cadence-flags"),
 }
 
 

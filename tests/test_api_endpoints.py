@@ -224,11 +224,67 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
     ("GET", "/lots", _none, ALL_STAFF, "test_products_and_lots_stay_in_their_clinic"),
     ("POST", "/lots/{lot}/recall", lambda sc: {"reason": "Supplier notice 12"}, MANAGER, "404"),
     ("GET", "/lots/{lot}/patients", _none, CLINICAL, "404"),
+    (
+        "GET",
+        "/appointments?start=2026-01-01T00:00:00Z&end=2026-02-01T00:00:00Z",
+        _none,
+        ALL_STAFF,
+        "test_appointments_are_listed_for_their_clinic_only",
+    ),
+    (
+        "POST",
+        "/appointments",
+        lambda sc: {
+            "patient": sc.patient.pk,
+            "kind": "review",
+            "practitioner": sc.world.practitioner.pk,
+            "starts_at": iso(_tomorrow_at(sc, 15)),
+            "ends_at": iso(_tomorrow_at(sc, 15) + dt.timedelta(minutes=20)),
+        },
+        ALL_STAFF,
+        "404",
+    ),
+    ("GET", "/appointments/{appointment}", _none, ALL_STAFF, "404"),
+    ("POST", "/appointments/{appointment}/cancel", lambda sc: {"reason": "ill"}, ALL_STAFF, "404"),
+    ("POST", "/appointments/{started}/no-show", _none, ALL_STAFF, "404"),
+    (
+        "POST",
+        "/appointments/{appointment}/move",
+        lambda sc: {"starts_at": iso(_tomorrow_at(sc, 16))},
+        ALL_STAFF,
+        "404",
+    ),
+    ("POST", "/courses/{course}/booking", lambda sc: {"dry_run": True}, ALL_STAFF, "404"),
+    ("GET", "/courses/{done_course}/maintenance", _none, ALL_STAFF, "404"),
+    ("POST", "/courses/{done_course}/maintenance", _none, ALL_STAFF, "404"),
+    (
+        "GET",
+        "/calendar/next-free?practitioner={practitioner}",
+        _none,
+        ALL_STAFF,
+        "test_the_calendar_knows_only_the_clinics_practitioners",
+    ),
+    (
+        "GET",
+        "/calendar/cadence-flags",
+        _none,
+        ALL_STAFF,
+        "test_cadence_flags_are_the_clinics_own",
+    ),
 ]
 
 
+def _tomorrow_at(sc: Scene, hour: int) -> dt.datetime:
+    tz = sc.world.clinic.tz
+    tomorrow = timezone.localtime(timezone.now(), tz).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(hour), tzinfo=tz)
+
+
 def _path(template: str, sc: Scene) -> str:
-    return template.format(key="cellulite", **sc.ids)
+    ids = sc.ids
+    if "{done_course}" in template:
+        ids["done_course"] = sc.completed_course()
+    return template.format(key="cellulite", **ids)
 
 
 def _user(world: World, who: str) -> User:
@@ -275,6 +331,9 @@ class EndpointAccessTests:
             "{follow_up}": "{follow_up_id}",
             "{product}": "{product_id}",
             "{lot}": "{lot_id}",
+            "{appointment}": "{appointment_id}",
+            "{started}": "{appointment_id}",
+            "{done_course}": "{course_id}",
         }
         tabled = set()
         for method, path, _, _, tenancy in ENDPOINTS:
@@ -302,8 +361,9 @@ class EndpointAccessTests:
         self, scene: Scene, method: str, path: str, body: Body, who: str
     ) -> None:
         api = api_for(_user(scene.world, who))
+        path = _path(path, scene)
         events = AuditEvent.objects.count()
-        r = call(api, method, _path(path, scene), body(scene))
+        r = call(api, method, path, body(scene))
         detail = problem_of(r, 403)["detail"]
         if who == "no_membership":
             assert detail == "This account is not a member of a clinic."
@@ -316,14 +376,48 @@ class EndpointAccessTests:
         self, scene: Scene, other: World, method: str, path: str, body: Body
     ) -> None:
         api = api_for(other.manager)
+        path = _path(path, scene)
         events = AuditEvent.objects.count()
-        r = call(api, method, _path(path, scene), body(scene))
+        r = call(api, method, path, body(scene))
         assert problem_of(r, 404)["title"] == "Not found"
         assert AuditEvent.objects.count() == events, "a refused call must change nothing"
 
 
 class EndpointIsolationTests:
     """Lists show only the caller's clinic, and creations land in the caller's clinic."""
+
+    def test_appointments_are_listed_for_their_clinic_only(
+        self, scene: Scene, other: World
+    ) -> None:
+        tz = scene.world.clinic.tz
+        today = timezone.localtime(timezone.now(), tz).date()
+        start = dt.datetime.combine(today, dt.time(0), tzinfo=tz)
+        window = {"start": iso(start), "end": iso(start + dt.timedelta(days=3))}
+        ours = api_for(scene.world.front_desk).get("/appointments", **window).json()
+        assert {a["id"] for a in ours} == {scene.appointment, scene.started}
+        assert api_for(other.front_desk).get("/appointments", **window).json() == []
+
+    def test_the_calendar_knows_only_the_clinics_practitioners(
+        self, scene: Scene, other: World
+    ) -> None:
+        path = f"/calendar/next-free?practitioner={scene.world.practitioner.pk}"
+        refused = problem_of(api_for(other.front_desk).get(path), 422)
+        assert refused["errors"][0]["field"] == "practitioner"
+        assert api_for(scene.world.front_desk).get(path).json()["starts_at"]
+
+    def test_cadence_flags_are_the_clinics_own(self, scene: Scene, other: World) -> None:
+        from mesoclinic.scheduling.actions import do_mark_no_show
+        from mesoclinic.scheduling.models import Appointment
+
+        started = Appointment.objects.get(pk=scene.started)
+        Appointment.objects.filter(pk=started.pk).update(
+            course_id=scene.course["id"], kind="session"
+        )
+        started.refresh_from_db()
+        do_mark_no_show(started, user=scene.world.front_desk)
+        ours = api_for(scene.world.front_desk).get("/calendar/cadence-flags").json()
+        assert [f["course"] for f in ours] == [scene.course["id"]]
+        assert api_for(other.front_desk).get("/calendar/cadence-flags").json() == []
 
     def test_protocol_lists_show_only_the_clinics_versions(
         self, world: World, other: World

@@ -422,3 +422,36 @@ def _free_start(cal: World, near: dt.datetime) -> dt.datetime:
     ):
         start += dt.timedelta(hours=1)
     return start
+
+
+def test_a_patient_is_never_in_two_places_at_once(cal: World, patient: Patient) -> None:
+    do_book(
+        patient,
+        kind="review",
+        practitioner=cal.practitioner,
+        starts_at=at(10),
+        ends_at=at(10, 30),
+        user=cal.front_desk,
+    )
+
+    with pytest.raises(BookingRefused) as refused:
+        do_book(
+            patient,
+            kind="review",
+            practitioner=cal.manager,
+            starts_at=at(10, 15),
+            ends_at=at(10, 45),
+            user=cal.front_desk,
+        )
+    assert refused.value.codes == ["patient_busy"]
+    assert "Ana Lopez already has a review 10:00–10:30 on Tue 1 Dec with Maria Silva" in str(
+        refused.value
+    )
+    slot = planning.next_free_slot(
+        cal.clinic,
+        cal.manager,
+        dt.timedelta(minutes=30),
+        not_before=at(10),
+        patient=patient,
+    )
+    assert slot == at(10, 30)

@@ -378,3 +378,11 @@ class PresentationTests:
             response = client.get(url)
             assert response.status_code == 200, url
         assert "/static/vendor/htmx/htmx.min.js" in page
+
+
+def test_a_search_with_a_nul_character_finds_nothing_instead_of_failing(
+    world: World, patient: Patient
+) -> None:
+    page = signed_in(world.front_desk).get("/patients/", {"q": "lo\x00pez"})
+    assert page.status_code == 200
+    assert "Lopez, Ana" in page.content.decode()

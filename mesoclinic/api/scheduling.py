@@ -298,10 +298,12 @@ def next_free(
     practitioner: int,
     minutes: int = 30,
     not_before: s.When | None = None,
+    patient: int | None = None,
     prefs: Query[s.PreferencesIn] = None,  # type: ignore[assignment]
 ) -> dict[str, Any]:
-    """The first 15-minute start where the practitioner and a room are free for `minutes`,
-    within four weeks, on the preferred days and times where there is one."""
+    """The first 15-minute start where the practitioner and a room (and the patient, when
+    given) are free for `minutes`, within four weeks, on the preferred days and times where
+    there is one."""
     who = caller(request)
     who.require(ALL_STAFF)
     if not 5 <= minutes <= 8 * 60:
@@ -314,6 +316,7 @@ def next_free(
         length,
         not_before=not_before,
         prefs=_prefs(prefs) if prefs is not None else Preferences(),
+        patient=_get_patient(request, patient, ALL_STAFF) if patient is not None else None,
     )
     return {
         "practitioner": user.pk,

@@ -61,8 +61,8 @@ class Refusal:
 
 class BookingRefused(ValidationError):
     """Every reason a booking cannot be made. `refusals` lists them; codes are
-    practitioner_busy, room_taken, overlap_in_request, holiday, clinic_closed,
-    practitioner_not_working and invalid."""
+    practitioner_busy, room_taken, patient_busy, overlap_in_request, holiday, clinic_closed,
+    practitioner_not_working and invalid (planning.py adds no_free_time and cadence)."""
 
     def __init__(self, refusals: list[Refusal]):
         self.refusals = refusals
@@ -355,14 +355,18 @@ def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
     out: list[Refusal] = []
     for i, a in enumerate(appointments):
         for b in appointments[i + 1 :]:
-            shared = a.practitioner_id == b.practitioner_id or (
-                a.room_id is not None and a.room_id == b.room_id
+            shared = (
+                a.practitioner_id == b.practitioner_id
+                or a.patient_id == b.patient_id
+                or (a.room_id is not None and a.room_id == b.room_id)
             )
             if shared and a.starts_at < b.ends_at and b.starts_at < a.ends_at:
                 out.append(
                     Refusal("overlap_in_request", f"{_what(a, tz)} and {_what(b, tz)} overlap.")
                 )
-    who = Q(practitioner_id__in={a.practitioner_id for a in appointments})
+    who = Q(practitioner_id__in={a.practitioner_id for a in appointments}) | Q(
+        patient_id__in={a.patient_id for a in appointments}
+    )
     rooms = {a.room_id for a in appointments if a.room_id is not None}
     if rooms:
         who |= Q(room_id__in=rooms)
@@ -379,7 +383,7 @@ def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
         .filter(overlaps)
         .exclude(status__in=Appointment.INACTIVE)
         .exclude(pk__in=[a.pk for a in appointments if a.pk is not None])
-        .select_related("practitioner", "room")
+        .select_related("practitioner", "room", "patient")
         .order_by("starts_at")
     )
     for a in appointments:
@@ -396,6 +400,14 @@ def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
             elif a.room_id is not None and b.room_id == a.room_id:
                 out.append(
                     Refusal("room_taken", f"{b.room} is taken by {_what(b, tz, article=True)}.")
+                )
+            elif b.patient_id == a.patient_id:
+                out.append(
+                    Refusal(
+                        "patient_busy",
+                        f"{b.patient} already has {_what(b, tz, article=True)} with "
+                        f"{b.practitioner.display_name}.",
+                    )
                 )
     return list(dict.fromkeys(out))
 

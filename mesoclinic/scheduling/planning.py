@@ -21,6 +21,7 @@ from django.utils import timezone
 from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, audit
 from mesoclinic.courses import logic as course_logic
 from mesoclinic.courses.models import AllergyTest, Course, Session
+from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import actions, logic, series
 from mesoclinic.scheduling.actions import BookingRefused, BookingRequest, Refusal
 from mesoclinic.scheduling.models import (
@@ -81,6 +82,7 @@ class Calendar:
     start: dt.datetime
     end: dt.datetime
     ignore: frozenset[int] = frozenset()
+    patient_id: int | None = None  # whose other visits are not free time either
     _opening: dict[int, list[logic.Span]] = field(default_factory=dict)
     _holidays: set[dt.date] = field(default_factory=set)
     _rooms: list[int] | None = None
@@ -155,7 +157,10 @@ class Calendar:
         )
 
     def free(self, user_id: int) -> list[Interval]:
-        free = _minus(self.working(user_id), self._busy(Q(practitioner_id=user_id)))
+        busy = Q(practitioner_id=user_id)
+        if self.patient_id is not None:
+            busy |= Q(patient_id=self.patient_id)
+        free = _minus(self.working(user_id), self._busy(busy))
         rooms = self.room_ids()
         if rooms:
             free = _intersect(free, self.any_room_free())
@@ -376,7 +381,7 @@ def propose_course(
     # Far enough for the whole series, from the later of now and the last visit held.
     start = max(not_before, todo.after.start) if todo.after else not_before
     horizon = start + rules.first_within + (rules.cadence + rules.tolerance) * len(todo.visits)
-    calendar = Calendar(clinic, not_before, horizon)
+    calendar = Calendar(clinic, not_before, horizon, patient_id=course.patient_id)
     proposal = series.propose(
         todo.visits,
         not_before=not_before,
@@ -552,7 +557,9 @@ def plan_move(
         return MovePlan(changes, problems)
     moving = frozenset([appointment.pk, *(a.pk for a in later)])
     horizon = starts_at + (rules.cadence + rules.tolerance) * (len(later) + 1) + rules.first_within
-    calendar = Calendar(clinic, timezone.now(), horizon, ignore=moving)
+    calendar = Calendar(
+        clinic, timezone.now(), horizon, ignore=moving, patient_id=appointment.patient_id
+    )
     free: dict[int, list[Interval]] = {}
     anchor = Anchor(appointment.kind, starts_at)
 
@@ -739,11 +746,13 @@ def next_free_slot(
     not_before: dt.datetime | None = None,
     within: dt.timedelta = dt.timedelta(days=28),
     prefs: Preferences = ANY_TIME,
+    patient: Patient | None = None,
 ) -> dt.datetime | None:
-    """The first start on the 15-minute grid where the practitioner (and a room) is free
-    for `duration`, preferring the patient's days and times; None within `within`."""
+    """The first start on the 15-minute grid where the practitioner (and a room, and the
+    patient when given) is free for `duration`, preferring the patient's days and times;
+    None within `within`."""
     start = max(not_before or timezone.now(), timezone.now())
-    calendar = Calendar(clinic, start, start + within)
+    calendar = Calendar(clinic, start, start + within, patient_id=patient.pk if patient else None)
     free = calendar.free(practitioner.pk)
     starts = series.starts_in(
         free, Interval(start.astimezone(dt.UTC), (start + within).astimezone(dt.UTC)), duration
@@ -775,7 +784,7 @@ def propose_maintenance(course: Course) -> CoursePlan | None:
     staff = {u.pk: u for u in practitioners_of(course.clinic)}
     order = [last.practitioner_id] if last.practitioner_id in staff else []
     order += [pk for pk in staff if pk not in order]
-    calendar = Calendar(course.clinic, start, end)
+    calendar = Calendar(course.clinic, start, end, patient_id=course.patient_id)
     spec = VisitSpec(
         logic.MAINTENANCE, logic.duration(logic.MAINTENANCE, course.spec, len(course.areas or []))
     )

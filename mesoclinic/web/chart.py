@@ -23,7 +23,9 @@ from mesoclinic.patients.models import Patient, ScreeningForm
 from mesoclinic.patients.screening import AnswerError
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import Area
-from mesoclinic.web import forms, timeline
+from mesoclinic.scheduling import planning
+from mesoclinic.scheduling.models import Appointment
+from mesoclinic.web import feeds, forms, timeline
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
 
 
@@ -110,6 +112,9 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
                 r.read_at >= t.readable_from() for r in t.readings.all()
             )
         records = timeline.load(course)
+        visits = list(
+            Appointment.objects.filter(course=course).select_related("practitioner", "room")
+        )
         courses.append(
             {
                 "course": course,
@@ -120,6 +125,9 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "open": open_course,
                 "side_effects": records.side_effects,
                 "timeline": timeline.build(course, records),
+                "visits": visits,
+                "to_book": open_course and course.status in BOOKABLE and _unbooked(course, visits),
+                "maintenance": planning.propose_maintenance(course),
             }
         )
     return render(
@@ -135,8 +143,20 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             "reading_form": forms.ReadingForm(initial={"read_at": _now_local(patient)}),
             "test_form": forms.AllergyTestForm(initial={"given_at": _now_local(patient)}),
             "now_local": _now_local(patient),
+            **feeds.patient_feed_context(request, patient.pk),
         },
     )
+
+
+BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
+
+
+def _unbooked(course: Course, visits: list[Appointment]) -> bool:
+    """Whether the course still has sessions neither done nor booked."""
+    booked = sum(
+        1 for a in visits if a.kind == Appointment.Kind.SESSION and a.status in planning.OPEN
+    )
+    return course.sessions.filter(kind="course").count() + booked < course.planned_sessions
 
 
 def _now_local(patient: Patient) -> str:

@@ -15,6 +15,8 @@ from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session
 from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.schema import Protocol
+from mesoclinic.scheduling.models import Appointment
+from mesoclinic.scheduling.planning import cadence_flags
 
 NEAR_EXPIRY_DAYS = 30
 
@@ -94,6 +96,17 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     for s in sessions:
         name = s.practitioner.display_name
         by_practitioner.setdefault(name, []).append(s)
+    # Cancelled and missed visits stay on the list, marked, so the front desk can rebook them.
+    visits = (
+        Appointment.objects.filter(
+            clinic=clinic, starts_at__gte=start, starts_at__lt=start + dt.timedelta(days=1)
+        )
+        .select_related("patient", "practitioner", "room")
+        .order_by("practitioner__last_name", "practitioner_id", "starts_at")
+    )
+    visits_by_practitioner: dict[str, list[Appointment]] = {}
+    for a in visits:
+        visits_by_practitioner.setdefault(a.practitioner.display_name, []).append(a)
     waiting_tests = (
         AllergyTest.objects.filter(course__clinic=clinic, readings__isnull=True)
         .exclude(course__status=Course.Status.STOPPED)
@@ -124,6 +137,8 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     return {
         "now": now,
         "sessions_by_practitioner": by_practitioner,
+        "visits_by_practitioner": visits_by_practitioner,
+        "cadence_flags": cadence_flags(clinic, now),
         "due": due_courses(clinic, now, specs),
         "follow_ups": list(follow_ups),
         "allergy_tests": tests,

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from mesoclinic.web import chart, documents, effects, session, views
+from mesoclinic.web import booking, chart, documents, effects, feeds, session, views
 
 app_name = "web"
 urlpatterns = [
@@ -16,6 +16,8 @@ urlpatterns = [
     ),
     path("courses/<int:course_id>/allergy-tests/", chart.give_allergy_test, name="give_test"),
     path("allergy-tests/<int:test_id>/reading/", chart.read_allergy_test, name="read_test"),
+    path("courses/<int:course_id>/booking/", booking.book_course, name="book_course"),
+    path("courses/<int:course_id>/maintenance/", booking.book_maintenance, name="book_maintenance"),
     path("courses/<int:course_id>/sessions/new/", session.chart_session, name="chart_session"),
     path("sessions/<int:session_id>/", session.session_detail, name="session"),
     path("sessions/<int:session_id>/email/", session.email_aftercare, name="email_aftercare"),
@@ -34,5 +36,9 @@ urlpatterns = [
     ),
     path("side-effects/<int:effect_id>/resolve/", effects.resolve, name="resolve_side_effect"),
     path("follow-ups/<int:follow_up_id>/close/", effects.close_follow_up, name="close_follow_up"),
+    path("my-calendar/", feeds.my_feed, name="my_feed"),
+    path("patients/<int:patient_id>/calendar-feed/", feeds.patient_feed, name="patient_feed"),
+    path("feeds/<str:token>.ics", feeds.ics, name="calendar_feed"),
     path("manage/", include("mesoclinic.web.manage_urls")),
+    path("calendar/", include("mesoclinic.web.calendar_urls")),
 ]

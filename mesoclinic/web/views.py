@@ -38,7 +38,8 @@ def today(request: HttpRequest) -> HttpResponse:
 @login_required
 def patients(request: HttpRequest) -> HttpResponse:
     found = require(request, ALL_STAFF)
-    query = request.GET.get("q", "")
+    # PostgreSQL refuses a NUL in text, in the search and in the audit row alike.
+    query = request.GET.get("q", "").replace("\x00", "")
     results = list(search(found.clinic, query)[:50]) if query.strip() else []
     if query.strip():
         audit(

@@ -1,0 +1,145 @@
+"""Booking a patient's whole course from the chart, and the maintenance visit after it.
+
+The page proposes the series first (the allergy test visit, then each session at the cadence,
+on the patient's preferred days and times) and books it only when the front desk confirms.
+Booking proposes again inside the transaction, so a slot taken in between is never
+double-booked: the page then shows the new proposal with the reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from mesoclinic.accounts.models import User
+from mesoclinic.scheduling import planning
+from mesoclinic.scheduling.actions import BookingRefused
+from mesoclinic.scheduling.models import Weekday
+from mesoclinic.scheduling.series import Preferences
+from mesoclinic.web.chart import _get_course, chart_url
+from mesoclinic.web.context import ALL_STAFF
+
+
+class BookCourseForm(forms.Form):
+    practitioner = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        empty_label="Who gave the last session, else who planned the course",
+    )
+    not_before = forms.DateField(
+        required=False,
+        label="Not before",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The first visit goes on this day or later. Empty: from now.",
+    )
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=Weekday.choices,
+        coerce=int,
+        required=False,
+        label="Preferred days",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    earliest_time = forms.TimeField(
+        required=False, label="Not before (time)", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    latest_time = forms.TimeField(
+        required=False, label="Not after (time)", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+
+    def __init__(self, *args: object, clinic: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        field = self.fields["practitioner"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = User.objects.filter(
+            pk__in=[u.pk for u in planning.practitioners_of(clinic)]  # type: ignore[arg-type]
+        ).order_by("first_name", "last_name")
+        field.label_from_instance = _display_name  # type: ignore[assignment,method-assign]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        early, late = data.get("earliest_time"), data.get("latest_time")
+        if early and late and late <= early:
+            self.add_error("latest_time", "must be after the earliest time.")
+        return data
+
+    def preferences(self) -> Preferences:
+        d = self.cleaned_data
+        return Preferences(
+            frozenset(d.get("weekdays") or []), d.get("earliest_time"), d.get("latest_time")
+        )
+
+    def not_before_moment(self, tz: dt.tzinfo) -> dt.datetime | None:
+        day = self.cleaned_data.get("not_before")
+        return dt.datetime.combine(day, dt.time(0), tzinfo=tz) if day else None
+
+
+def _display_name(user: User) -> str:
+    return user.display_name
+
+
+@login_required
+def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _get_course(request, course_id, ALL_STAFF)
+    tz = course.clinic.tz
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = BookCourseForm(data, clinic=course.clinic)
+    plan = None
+    if form.is_bound and form.is_valid():
+        practitioner = form.cleaned_data.get("practitioner")
+        if request.method == "POST" and "book" in request.POST:
+            try:
+                made = planning.do_book_course(
+                    course,
+                    user=request.user,
+                    practitioner=practitioner,
+                    not_before=form.not_before_moment(tz),
+                    prefs=form.preferences(),
+                    via="web",
+                )
+            except BookingRefused as exc:
+                for r in exc.refusals:
+                    form.add_error(None, r.message)
+            else:
+                messages.success(
+                    request,
+                    f"Booked {len(made)} visit{'s' if len(made) != 1 else ''}, from "
+                    f"{timezone.localtime(made[0].starts_at, tz):%a %d %b %H:%M} to "
+                    f"{timezone.localtime(made[-1].starts_at, tz):%a %d %b %H:%M}.",
+                )
+                return redirect(chart_url(course))
+        plan = planning.propose_course(
+            course,
+            practitioner=practitioner,
+            not_before=form.not_before_moment(tz),
+            prefs=form.preferences(),
+        )
+    return render(
+        request,
+        "web/book_course.html",
+        {"page": "patients", "course": course, "form": form, "plan": plan},
+    )
+
+
+@login_required
+@require_POST
+def book_maintenance(request: HttpRequest, course_id: int) -> HttpResponse:
+    course = _get_course(request, course_id, ALL_STAFF)
+    try:
+        made = planning.do_book_maintenance(course, user=request.user, via="web")
+    except BookingRefused as exc:
+        for r in exc.refusals:
+            messages.error(request, r.message)
+    else:
+        local = timezone.localtime(made.starts_at, course.clinic.tz)
+        messages.success(
+            request,
+            f"Maintenance visit booked for {local:%a %d %b %Y %H:%M} with "
+            f"{made.practitioner.display_name}.",
+        )
+    return redirect(chart_url(course))

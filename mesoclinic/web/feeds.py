@@ -1,0 +1,79 @@
+"""Calendar feeds on the web: the public .ics address a calendar app subscribes to, and the
+pages where a practitioner makes their own and the front desk makes a patient's."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from mesoclinic.accounts.models import acting
+from mesoclinic.patients.models import Patient
+from mesoclinic.scheduling import feeds
+from mesoclinic.scheduling.models import CalendarFeed
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
+
+
+@require_GET
+def ics(request: HttpRequest, token: str) -> HttpResponse:
+    """The feed itself. No login: the address is the secret, so an unknown or revoked one is
+    a plain 404 that says nothing about why."""
+    feed = feeds.find(token)
+    if feed is None:
+        raise Http404("No such calendar.")
+    body = feeds.render(feed, host=request.get_host().split(":")[0])
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="visits.ics"'
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+def feed_url(request: HttpRequest, feed: CalendarFeed) -> str:
+    return request.build_absolute_uri(reverse("web:calendar_feed", args=[feed.token]))
+
+
+@login_required
+def my_feed(request: HttpRequest) -> HttpResponse:
+    """A practitioner's own feed: make one, see its address, or stop it."""
+    found = require(request, CLINICAL)
+    user = acting(request.user)
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            for old in CalendarFeed.objects.filter(user=user, revoked_at__isnull=True):
+                feeds.do_revoke_feed(old, user=user)
+            messages.success(request, "The calendar address no longer works.")
+        else:
+            feeds.do_create_feed(user=user, for_user=user)
+            messages.success(request, "New calendar address made; any earlier one stopped working.")
+        return redirect("web:my_feed")
+    feed = CalendarFeed.objects.filter(
+        user=user, clinic=found.clinic, revoked_at__isnull=True
+    ).first()
+    return render(
+        request,
+        "web/my_feed.html",
+        {"page": "today", "feed": feed, "url": feed_url(request, feed) if feed else None},
+    )
+
+
+@login_required
+@require_POST
+def patient_feed(request: HttpRequest, patient_id: int) -> HttpResponse:
+    found = require(request, ALL_STAFF)
+    patient = get_object_or_404(Patient, pk=patient_id, clinic=found.clinic)
+    if "revoke" in request.POST:
+        for feed in CalendarFeed.objects.filter(patient=patient, revoked_at__isnull=True):
+            feeds.do_revoke_feed(feed, user=request.user)
+        messages.success(request, "The patient's calendar address no longer works.")
+    else:
+        feeds.do_create_feed(user=request.user, patient=patient)
+        messages.success(request, "New calendar address made for the patient.")
+    return redirect(f"{reverse('web:chart', args=[patient.pk])}#calendar-feed")
+
+
+def patient_feed_context(request: HttpRequest, patient_id: int) -> dict[str, object]:
+    feed = CalendarFeed.objects.filter(patient_id=patient_id, revoked_at__isnull=True).first()
+    return {"patient_feed": feed, "patient_feed_url": feed_url(request, feed) if feed else None}
