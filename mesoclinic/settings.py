@@ -5,6 +5,8 @@ SECRET_KEY      required when DEBUG is off, except for the demo and tests
 DEBUG           "1" to turn on; off by default
 ALLOWED_HOSTS   comma-separated; default 127.0.0.1,localhost
 DATA_DIR        where the SQLite file and collected static files live; default ./data
+SITE_URL        the public address links in emails point to; default http://127.0.0.1:8000
+EMAIL_*         outgoing mail (reminders): see docs/reminders.md
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ INSTALLED_APPS = [
     "mesoclinic.formulary",
     "mesoclinic.courses",
     "mesoclinic.scheduling",
+    "mesoclinic.reminders",
     "mesoclinic.api",
     "mesoclinic.web",
 ]
@@ -144,6 +147,17 @@ WHITENOISE_USE_FINDERS = True
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "clinic@localhost")
+# The SMTP server, for EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_flag("EMAIL_USE_TLS")
+EMAIL_USE_SSL = _env_flag("EMAIL_USE_SSL")
+# Seconds; Django's default is to wait for ever, which would stall the reminder worker.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
+# The public address of this site, for the links in emails (no trailing slash).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/today/"

@@ -10,6 +10,7 @@ admin.site.site_title = "mesoclinic"
 urlpatterns = [
     path("", RedirectView.as_view(url="/today/", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("r/", include("mesoclinic.reminders.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

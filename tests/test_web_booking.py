@@ -129,3 +129,43 @@ def test_today_lists_the_days_visits_and_the_broken_cadences(cal: World, course:
     assert '<tr class="inactive">' in visits and "Cancelled" in visits
     cadence = page[page.index("Cadence broken") :]
     assert "Session 2 was cancelled and is not rebooked; its window closes Thu 26 Nov." in cadence
+
+
+def test_a_patients_request_to_change_shows_on_today_until_handled(
+    cal: World, other: World, course: Course
+) -> None:
+    from mesoclinic.accounts.models import AuditEvent
+    from mesoclinic.reminders.actions import do_request_change
+    from mesoclinic.reminders.models import ChangeRequest
+
+    visit = do_book(
+        course.patient,
+        kind="session",
+        practitioner=cal.practitioner,
+        starts_at=at(11, 0),
+        ends_at=at(11, 40),
+        course=course,
+        user=cal.front_desk,
+    )
+    asked = do_request_change(visit.pk, visit.starts_at, "Could we make it Thursday?")
+    desk = signed_in(cal.front_desk)
+    page = desk.get("/today/").content.decode()
+    card = page[page.index("Patients asking to change a visit") :]
+    assert "Could we make it Thursday?" in card and "Tue 1 Dec, 11:00" in card
+    assert f'href="/calendar/appointments/{visit.pk}/"' in card
+
+    assert (
+        signed_in(other.front_desk).post(f"/change-requests/{asked.pk}/handled/").status_code == 404
+    )
+    done = desk.post(f"/change-requests/{asked.pk}/handled/", follow=True).content.decode()
+
+    assert "Marked Ana Lopez&#x27;s request as handled." in done
+    assert "No request waiting." in done
+    asked.refresh_from_db()
+    assert asked.handled_by == cal.front_desk
+    assert AuditEvent.objects.filter(
+        object_type="reminders.ChangeRequest", action="update"
+    ).exists()
+    again = desk.post(f"/change-requests/{asked.pk}/handled/", follow=True).content.decode()
+    assert "That request was already handled." in again
+    assert ChangeRequest.objects.filter(handled_at__isnull=True).count() == 0

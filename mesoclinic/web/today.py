@@ -15,6 +15,7 @@ from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session
 from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.schema import Protocol
+from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.scheduling.planning import cadence_flags
 
@@ -139,6 +140,11 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         "sessions_by_practitioner": by_practitioner,
         "visits_by_practitioner": visits_by_practitioner,
         "cadence_flags": cadence_flags(clinic, now),
+        "change_requests": list(
+            ChangeRequest.objects.filter(clinic=clinic, handled_at__isnull=True)
+            .select_related("appointment__patient")
+            .order_by("planned_for")
+        ),
         "due": due_courses(clinic, now, specs),
         "follow_ups": list(follow_ups),
         "allergy_tests": tests,

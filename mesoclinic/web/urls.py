@@ -5,6 +5,11 @@ from mesoclinic.web import booking, chart, documents, effects, feeds, session, v
 app_name = "web"
 urlpatterns = [
     path("today/", views.today, name="today"),
+    path(
+        "change-requests/<int:request_id>/handled/",
+        views.handle_change_request,
+        name="handle_change_request",
+    ),
     path("clinic/", views.switch_clinic, name="switch_clinic"),
     path("patients/", views.patients, name="patients"),
     path("patients/new/", views.register_patient, name="register_patient"),

@@ -7,12 +7,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
+from mesoclinic.reminders.actions import do_handle_change_request
+from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.web import today as today_page
 from mesoclinic.web.context import ALL_STAFF, choose_clinic, require
 from mesoclinic.web.forms import PatientForm
@@ -73,3 +75,21 @@ def register_patient(request: HttpRequest) -> HttpResponse:
             )
         return redirect("web:chart", patient_id=patient.pk)
     return render(request, "web/register_patient.html", {"page": "patients", "form": form})
+
+
+@login_required
+@require_POST
+def handle_change_request(request: HttpRequest, request_id: int) -> HttpResponse:
+    """Mark a patient's request to change a visit as dealt with (the move or cancellation
+    itself is done from the calendar)."""
+    found = require(request, ALL_STAFF)
+    change = get_object_or_404(
+        ChangeRequest.objects.select_related("appointment", "clinic"),
+        pk=request_id,
+        clinic=found.clinic,
+    )
+    if do_handle_change_request(change, user=request.user):
+        messages.success(request, f"Marked {change.appointment.patient}'s request as handled.")
+    else:
+        messages.info(request, "That request was already handled.")
+    return redirect("web:today")

@@ -1,0 +1,84 @@
+"""`mesoclinic worker`: the one background process. Each tick plans reminders, sends the due
+ones, and moves side effects that outlasted their expected duration on (courses.actions).
+
+Run any number of workers: a reminder is claimed by one at a time (reminders/actions.py).
+SIGTERM or Ctrl-C lets the reminder in hand finish and hands the rest of the batch back, then
+the worker exits with status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections
+
+from mesoclinic.courses.actions import do_sweep_side_effects
+from mesoclinic.reminders import actions
+from mesoclinic.reminders.actions import Outcome
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Plan and send appointment reminders, and sweep side effects, every --interval seconds."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="run one tick and exit")
+        parser.add_argument(
+            "--interval", type=float, default=60.0, help="seconds between ticks (default 60)"
+        )
+        parser.add_argument(
+            "--batch", type=int, default=actions.BATCH, help="reminders claimed at a time"
+        )
+
+    def handle(self, *args: Any, once: bool, interval: float, batch: int, **options: Any) -> None:
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.batch = max(batch, 1)
+        self.stopping = threading.Event()
+        if once:
+            self.tick()
+            return
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.say(f"worker {self.worker} started: a tick every {interval:g} s")
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.tick()
+                except Exception:
+                    # A database or mail server that is down for a while must not end the loop.
+                    logger.exception("worker tick failed")
+                finally:
+                    close_old_connections()
+                self.stopping.wait(max(interval, 0.1))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.say(f"worker {self.worker} stopped")
+
+    def stop(self, signum: int, frame: Any) -> None:
+        self.stopping.set()
+
+    def tick(self) -> None:
+        planned = actions.do_plan_reminders()
+        if planned:
+            self.say(f"planned {planned} reminder{'s' if planned != 1 else ''}")
+        actions.send_due(
+            self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
+        )
+        swept = do_sweep_side_effects()
+        if swept:
+            self.say(f"{swept} side effect{'s' if swept != 1 else ''} now beyond expected")
+
+    def report(self, outcome: Outcome) -> None:
+        self.say(str(outcome))
+
+    def say(self, line: str) -> None:
+        # Flushed at once, so a supervisor's log (journald) shows each line as it happens.
+        self.stdout.write(line)
+        self.stdout.flush()
