@@ -50,7 +50,7 @@ def _timed(fn: Callable[[], object]) -> float:
 def _clinic(practitioners: int) -> tuple[Any, list[Any], Any]:
     """A clinic open Monday to Saturday 08:00–20:00, with `practitioners` working 09:00–13:00
     and 14:00–18:00 Monday to Friday, and a front desk."""
-    from mesoclinic.accounts.models import Clinic, Membership, User
+    from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
     from mesoclinic.patients.actions import do_setup_clinic
     from mesoclinic.scheduling.models import OpeningHours, WorkingHours
 
@@ -66,6 +66,14 @@ def _clinic(practitioners: int) -> tuple[Any, list[Any], Any]:
     for n in range(practitioners):
         user = User.objects.create_user(f"p{n}-{clinic.pk}", first_name="P", last_name=str(n))
         Membership.objects.create(user=user, clinic=clinic, role=Membership.Role.PRACTITIONER)
+        PractitionerLicence.objects.create(
+            user=user,
+            clinic=clinic,
+            kind=PractitionerLicence.Kind.PHYSICIAN,
+            number=f"MD-{n}",
+            jurisdiction="New York",
+            expires_on=dt.date(2999, 1, 1),
+        )
         staff.append(user)
     WorkingHours.objects.bulk_create(
         WorkingHours(clinic=clinic, user=u, weekday=d, starts=dt.time(s), ends=dt.time(e))

@@ -455,3 +455,37 @@ def test_a_patient_is_never_in_two_places_at_once(cal: World, patient: Patient) 
         patient=patient,
     )
     assert slot == at(10, 30)
+
+
+def test_an_injecting_visit_needs_a_practitioner_licensed_on_the_day(
+    cal: World, course: Course
+) -> None:
+    from mesoclinic.accounts.models import PractitionerLicence
+
+    PractitionerLicence.objects.filter(user=cal.practitioner).update(
+        expires_on=NOW.date() + 2 * DAY
+    )
+    with pytest.raises(BookingRefused) as refused:
+        do_book(
+            course.patient,
+            kind="session",
+            practitioner=cal.practitioner,
+            starts_at=at(10),
+            course=course,
+            user=cal.front_desk,
+        )
+    assert refused.value.codes == ["practitioner_unlicensed"]
+    assert "Maria Silva's licence expires on 25 Nov 2026" in str(refused.value)
+    # A review is a conversation, not an injection: no licence needed.
+    do_book(
+        course.patient,
+        kind="review",
+        practitioner=cal.practitioner,
+        starts_at=at(10),
+        ends_at=at(10, 20),
+        user=cal.front_desk,
+    )
+
+    PractitionerLicence.objects.filter(user=cal.practitioner).update(expires_on=NOW.date() - DAY)
+    made = planning.do_book_course(course, user=cal.front_desk, practitioner=cal.practitioner)
+    assert {a.practitioner for a in made} == {cal.manager}  # never the unlicensed one

@@ -460,7 +460,7 @@ RACE_SCRIPT = textwrap.dedent(
     import django
     django.setup()
     from django.db import connection
-    from mesoclinic.accounts.models import Clinic, Membership, User
+    from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
     from mesoclinic.patients.models import Patient
     from mesoclinic.scheduling.actions import BookingRefused, do_book
     from mesoclinic.scheduling.models import Appointment, OpeningHours, Room, WorkingHours
@@ -470,6 +470,10 @@ RACE_SCRIPT = textwrap.dedent(
         clinic = Clinic.objects.create(name="Race clinic", timezone="America/New_York")
         user = User.objects.create_user("racer", first_name="Rae", last_name="Cer")
         Membership.objects.create(user=user, clinic=clinic, role="practitioner")
+        PractitionerLicence.objects.create(
+            user=user, clinic=clinic, kind="physician", number="MD-1", jurisdiction="NY",
+            expires_on=dt.date(2999, 1, 1),
+        )
         room = Room.objects.create(clinic=clinic, name="Room 1")
         for weekday in range(7):
             OpeningHours.objects.create(

@@ -27,6 +27,7 @@ from mesoclinic.accounts.models import (
     AuditEvent,
     Clinic,
     Membership,
+    PractitionerLicence,
     User,
     acting,
     audit,
@@ -62,7 +63,8 @@ class Refusal:
 class BookingRefused(ValidationError):
     """Every reason a booking cannot be made. `refusals` lists them; codes are
     practitioner_busy, room_taken, patient_busy, overlap_in_request, holiday, clinic_closed,
-    practitioner_not_working and invalid (planning.py adds no_free_time and cadence)."""
+    practitioner_not_working, practitioner_unlicensed and invalid (planning.py adds
+    no_free_time and cadence)."""
 
     def __init__(self, refusals: list[Refusal]):
         self.refusals = refusals
@@ -130,8 +132,10 @@ def do_book_many(
     clinic = requests[0].patient.clinic
     try:
         with transaction.atomic():
-            refusals = _hours_refusals(clinic, appointments) + _overlap_refusals(
-                clinic, appointments
+            refusals = (
+                _hours_refusals(clinic, appointments)
+                + _licence_refusals(clinic, appointments)
+                + _overlap_refusals(clinic, appointments)
             )
             if refusals:
                 raise BookingRefused(refusals)
@@ -347,6 +351,42 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
                 )
             )
     return out
+
+
+# Visits where the practitioner injects: they need a licence valid on the day, as the session
+# gate does (courses/rules.py), so a course is never booked with someone who may not give it.
+INJECTING = {logic.ALLERGY_TEST, logic.SESSION, logic.MAINTENANCE}
+
+
+def licensed_until(clinic: Clinic, user_ids: set[int]) -> dict[int, dt.date]:
+    """The latest licence expiry of each practitioner in the clinic (absent: no licence)."""
+    out: dict[int, dt.date] = {}
+    for user_id, expires in PractitionerLicence.objects.filter(
+        clinic=clinic, user_id__in=user_ids
+    ).values_list("user_id", "expires_on"):
+        out[user_id] = max(expires, out.get(user_id, expires))
+    return out
+
+
+def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
+    injecting = [a for a in appointments if a.kind in INJECTING]
+    if not injecting:
+        return []
+    until = licensed_until(clinic, {a.practitioner_id for a in injecting})
+    out = []
+    for a in injecting:
+        day = a.starts_at.astimezone(clinic.tz).date()
+        expires = until.get(a.practitioner_id)
+        if expires is None or day > expires:
+            held = f"expires on {expires:%d %b %Y}" if expires else "is not on file"
+            out.append(
+                Refusal(
+                    "practitioner_unlicensed",
+                    f"{a.practitioner.display_name}'s licence {held}: "
+                    f"{_what(a, clinic.tz)} needs a licensed practitioner.",
+                )
+            )
+    return list(dict.fromkeys(out))
 
 
 def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:

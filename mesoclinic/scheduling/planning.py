@@ -373,6 +373,7 @@ def propose_course(
     first = practitioner or _usual_practitioner(course, by_id)
     order = [first.pk] if first is not None and first.pk in by_id else []
     order += [u.pk for u in staff if u.pk not in order]
+    order = _licensed(clinic, order, not_before)
     if not todo.visits:
         return CoursePlan(
             course, [], [], ["Every visit of this course is already booked or done."], by_id
@@ -394,6 +395,15 @@ def propose_course(
     )
     rooms, room_problems = assign_rooms(calendar, proposal.visits)
     return CoursePlan(course, proposal.visits, rooms, proposal.problems + room_problems, by_id)
+
+
+def _licensed(clinic: Clinic, order: list[int], day: dt.datetime) -> list[int]:
+    """Those of `order` whose licence is valid on `day`: a course is not proposed with a
+    practitioner who could not give its sessions. (A licence that lapses mid-course is caught
+    by the booking path, visit by visit.)"""
+    until = actions.licensed_until(clinic, set(order))
+    local = day.astimezone(clinic.tz).date()
+    return [pk for pk in order if pk in until and local <= until[pk]]
 
 
 def _usual_practitioner(course: Course, by_id: dict[int, User]) -> User | None:
@@ -784,6 +794,7 @@ def propose_maintenance(course: Course) -> CoursePlan | None:
     staff = {u.pk: u for u in practitioners_of(course.clinic)}
     order = [last.practitioner_id] if last.practitioner_id in staff else []
     order += [pk for pk in staff if pk not in order]
+    order = _licensed(course.clinic, order, start)
     calendar = Calendar(course.clinic, start, end, patient_id=course.patient_id)
     spec = VisitSpec(
         logic.MAINTENANCE, logic.duration(logic.MAINTENANCE, course.spec, len(course.areas or []))
