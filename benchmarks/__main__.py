@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 
-BENCHMARKS = ("session_gate", "pages", "booking", "booking_storm")
+BENCHMARKS = ("session_gate", "pages", "booking", "booking_storm", "optimiser")
 
 
 def main() -> int:
@@ -25,7 +25,7 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import booking, pages, session_gate
+    from benchmarks import booking, optimiser, pages, session_gate
 
     if sys.argv[1:] == ["storm"]:  # booking_storm re-running itself on PostgreSQL
         booking.storm_from_env()
@@ -40,6 +40,7 @@ def main() -> int:
         "pages": pages.run,
         "booking": booking.run_course,
         "booking_storm": booking.run_storm,
+        "optimiser": optimiser.run,
     }
     for name in chosen:
         runs[name]()

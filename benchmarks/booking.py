@@ -174,14 +174,15 @@ def run_course(
     baseline = []
     for n in range(min(courses, 100)):
         who = staff[n % len(staff)]
+        patient = patients[courses + n % 50]
         slot = planning.next_free_slot(
-            clinic, who, dt.timedelta(minutes=30), not_before=dt.datetime.now(tz)
+            clinic, who, dt.timedelta(minutes=30), not_before=dt.datetime.now(tz), patient=patient
         )
         assert slot is not None
         baseline.append(
             _timed(
-                lambda who=who, slot=slot, n=n: actions.do_book(
-                    patients[courses + n % 50],
+                lambda who=who, slot=slot, patient=patient: actions.do_book(
+                    patient,
                     kind="review",
                     practitioner=who,
                     starts_at=slot,

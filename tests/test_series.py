@@ -174,3 +174,22 @@ def test_weekly_sessions_keep_their_clock_time_across_the_end_of_daylight_saving
     assert got.complete
     assert [v.start.astimezone(NY).time() for v in got.visits] == [dt.time(10)] * 3
     assert got.visits[1].start - got.visits[0].start == dt.timedelta(days=7, hours=1)
+
+
+def test_a_window_across_a_daylight_saving_change_keeps_its_edges_on_the_clock() -> None:
+    import zoneinfo
+
+    from mesoclinic.scheduling.series import Anchor, Rules, window_after
+
+    ny = zoneinfo.ZoneInfo("America/New_York")
+    rules = Rules(
+        cadence=dt.timedelta(days=7),
+        tolerance=dt.timedelta(days=2),
+        test_wait=dt.timedelta(hours=24),
+    )
+    # Clocks go forward on Sun 8 Mar 2026.
+    last = dt.datetime(2026, 3, 2, 10, 0, tzinfo=ny)
+    window, due = window_after(Anchor("session", last), rules, ny)
+    assert window.start.astimezone(ny) == dt.datetime(2026, 3, 7, 10, 0, tzinfo=ny)
+    assert due.astimezone(ny) == dt.datetime(2026, 3, 9, 10, 0, tzinfo=ny)
+    assert window.end.astimezone(ny) == dt.datetime(2026, 3, 11, 10, 0, tzinfo=ny)

@@ -132,11 +132,7 @@ def do_book_many(
     clinic = requests[0].patient.clinic
     try:
         with transaction.atomic():
-            refusals = (
-                _hours_refusals(clinic, appointments)
-                + _licence_refusals(clinic, appointments)
-                + _overlap_refusals(clinic, appointments)
-            )
+            refusals = calendar_refusals(clinic, appointments)
             if refusals:
                 raise BookingRefused(refusals)
             # Checked above inside this transaction, which on SQLite holds the write lock, so
@@ -161,6 +157,17 @@ def do_book_many(
         ]
         raise BookingRefused(refusals) from exc
     return appointments
+
+
+def calendar_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
+    """Everything the calendar has against these visits, new or moved: holidays, opening and
+    working hours, licences, and overlaps (moved rows are not counted against themselves).
+    Run it inside the transaction that writes them."""
+    return (
+        _hours_refusals(clinic, appointments)
+        + _licence_refusals(clinic, appointments)
+        + _overlap_refusals(clinic, appointments)
+    )
 
 
 def _booked_detail(a: Appointment) -> dict[str, Any]:

@@ -691,7 +691,7 @@ def _apply(
         a.practitioner_id = change.practitioner_id
         a.room_id = _room_for(clinic, a, {c.appointment.pk for c in changes})
         rows.append(a)
-    refusals = actions._hours_refusals(clinic, rows) + actions._overlap_refusals(clinic, rows)
+    refusals = actions.calendar_refusals(clinic, rows)
     if refusals:
         raise BookingRefused(refusals)
     statuses = {a.pk: a.status for a in rows}

@@ -183,14 +183,21 @@ def window_after(
     previous: Anchor, rules: Rules, tz: zoneinfo.ZoneInfo
 ) -> tuple[Interval, dt.datetime]:
     """Where the session after `previous` may go, and when it is due: at least the test wait
-    after an allergy test; the cadence (same wall-clock time) within the tolerance after a
-    session."""
+    after an allergy test; the cadence within the tolerance after a session, every edge at the
+    same wall-clock time, so a window across a daylight-saving change is as wide on the clock
+    as the session gate measures it."""
     start = previous.start.astimezone(dt.UTC)
     if previous.kind != "session":
         earliest = start + rules.test_wait
         return Interval(earliest, earliest + rules.first_within), earliest
     due = _same_clock_later(start, rules.cadence, tz)
-    return Interval(due - rules.tolerance, due + rules.tolerance), due
+    return (
+        Interval(
+            _same_clock_later(start, rules.cadence - rules.tolerance, tz),
+            _same_clock_later(start, rules.cadence + rules.tolerance, tz),
+        ),
+        due,
+    )
 
 
 def propose(
