@@ -104,6 +104,8 @@ def starts_in(
 
 
 def preferred(start: dt.datetime, prefs: Preferences, tz: zoneinfo.ZoneInfo) -> bool:
+    if prefs == ANY_TIME:
+        return True  # every start is; and a course has hundreds of candidate starts
     local = start.astimezone(tz)
     if prefs.weekdays and local.weekday() not in prefs.weekdays:
         return False
