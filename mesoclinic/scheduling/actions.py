@@ -13,7 +13,6 @@ Never double-booking rests on the database, not on this module's check alone:
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,13 +35,10 @@ from mesoclinic.accounts.models import (
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import logic
+from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
     Appointment,
-    Holiday,
-    OpeningHours,
     Room,
-    WorkingException,
-    WorkingHours,
 )
 
 EXCLUSION_CONSTRAINTS = {
@@ -306,17 +302,7 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
     """Holidays, opening hours and working hours, with four queries for the whole request."""
     tz = clinic.tz
     days = {a.starts_at.astimezone(tz).date() for a in appointments}
-    users = {a.practitioner_id for a in appointments}
-    holidays = {h.date: h.name for h in Holiday.objects.filter(clinic=clinic, date__in=days)}
-    opening: dict[int, list[logic.Span]] = defaultdict(list)
-    for o in OpeningHours.objects.filter(clinic=clinic):
-        opening[o.weekday].append((o.opens, o.closes))
-    template: dict[tuple[int, int], list[logic.Span]] = defaultdict(list)
-    for w in WorkingHours.objects.filter(clinic=clinic, user_id__in=users):
-        template[(w.user_id, w.weekday)].append((w.starts, w.ends))
-    exceptions: dict[tuple[int, dt.date], list[WorkingException]] = defaultdict(list)
-    for e in WorkingException.objects.filter(clinic=clinic, user_id__in=users, date__in=days):
-        exceptions[(e.user_id, e.date)].append(e)
+    hours = Hours.load(clinic, {a.practitioner_id for a in appointments}, min(days), max(days))
 
     out: list[Refusal] = []
     for a in appointments:
@@ -325,30 +311,25 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
         if end.date() != day:
             out.append(Refusal("clinic_closed", f"{what} would run past midnight."))
             continue
-        if day in holidays:
+        if day in hours.holidays:
             out.append(
                 Refusal(
                     "holiday",
-                    f"The clinic is closed on {logic.day_words(start)} ({holidays[day]}): {what}.",
+                    f"The clinic is closed on {logic.day_words(start)} "
+                    f"({hours.holidays[day]}): {what}.",
                 )
             )
             continue
-        open_spans = opening[day.weekday()]
+        open_spans = hours.open_on(day)
         if not logic.covers(open_spans, start.time(), end.time()):
             out.append(
                 Refusal(
                     "clinic_closed",
-                    f"The clinic is open {logic.spans_words(logic.merge(open_spans))} on "
+                    f"The clinic is open {logic.spans_words(open_spans)} on "
                     f"{start:%A}s: {what} falls outside.",
                 )
             )
-        excs = exceptions[(a.practitioner_id, day)]
-        spans = logic.working_spans(
-            template[(a.practitioner_id, day.weekday())],
-            [(e.starts, e.ends) for e in excs if e.kind == "extra_hours" and e.starts and e.ends],
-            [(e.starts, e.ends) for e in excs if e.kind == "time_off" and e.starts and e.ends],
-            any(e.kind == "time_off" and e.whole_day for e in excs),
-        )
+        spans = hours.working(a.practitioner_id, day)
         if not logic.covers(spans, start.time(), end.time()):
             out.append(
                 Refusal(

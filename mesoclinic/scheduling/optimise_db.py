@@ -24,13 +24,10 @@ from mesoclinic.accounts.models import AuditEvent, Clinic, PractitionerLicence, 
 from mesoclinic.courses.models import AllergyTest, Course, Session
 from mesoclinic.scheduling import logic
 from mesoclinic.scheduling import optimise as opt
+from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
     Appointment,
     AppointmentOverlap,
-    Holiday,
-    OpeningHours,
-    WorkingException,
-    WorkingHours,
 )
 
 # A charted session or a given allergy test is matched to its appointment when the two are
@@ -82,68 +79,23 @@ def working_intervals(
     clinic: Clinic, users: Collection[int], first: dt.date, last: dt.date
 ) -> dict[int, list[tuple[dt.datetime, dt.datetime]]]:
     """Each practitioner's working intervals from `first` to `last` (inclusive), as aware
-    times: their weekly template plus extra hours, less time off (logic.working_spans), inside
-    the clinic's opening hours, and nothing on a holiday. The same rules as booking."""
+    times: their weekly template plus extra hours, less time off, inside the clinic's opening
+    hours, and nothing on a holiday. The same rules as booking (hours.Hours)."""
     tz = clinic.tz
-    holidays = set(
-        Holiday.objects.filter(clinic=clinic, date__range=(first, last)).values_list(
-            "date", flat=True
-        )
-    )
-    opening: dict[int, list[logic.Span]] = defaultdict(list)
-    for o in OpeningHours.objects.filter(clinic=clinic):
-        opening[o.weekday].append((o.opens, o.closes))
-    template: dict[tuple[int, int], list[logic.Span]] = defaultdict(list)
-    for w in WorkingHours.objects.filter(clinic=clinic, user_id__in=users):
-        template[(w.user_id, w.weekday)].append((w.starts, w.ends))
-    exceptions: dict[tuple[int, dt.date], list[WorkingException]] = defaultdict(list)
-    for e in WorkingException.objects.filter(
-        clinic=clinic, user_id__in=users, date__range=(first, last)
-    ):
-        exceptions[(e.user_id, e.date)].append(e)
-
+    hours = Hours.load(clinic, users, first, last)
     out: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {u: [] for u in users}
     day = first
     while day <= last:
-        if day not in holidays:
-            open_spans = logic.merge(opening[day.weekday()])
-            for user in users:
-                excs = exceptions[(user, day)]
-                spans = logic.working_spans(
-                    template[(user, day.weekday())],
-                    [
-                        (e.starts, e.ends)
-                        for e in excs
-                        if e.kind == "extra_hours" and e.starts and e.ends
-                    ],
-                    [
-                        (e.starts, e.ends)
-                        for e in excs
-                        if e.kind == "time_off" and e.starts and e.ends
-                    ],
-                    any(e.kind == "time_off" and e.whole_day for e in excs),
+        for user in users:
+            out[user] += [
+                (
+                    dt.datetime.combine(day, start, tzinfo=tz),
+                    dt.datetime.combine(day, end, tzinfo=tz),
                 )
-                for start, end in _intersect(logic.merge(spans), open_spans):
-                    out[user].append(
-                        (
-                            dt.datetime.combine(day, start, tzinfo=tz),
-                            dt.datetime.combine(day, end, tzinfo=tz),
-                        )
-                    )
+                for start, end in hours.available(user, day)
+            ]
         day += dt.timedelta(days=1)
     return out
-
-
-def _intersect(a: list[logic.Span], b: list[logic.Span]) -> list[logic.Span]:
-    """The stretches inside both lists of merged spans: a visit inside one of them is inside
-    one working span and one opening span, which is what booking checks."""
-    out = []
-    for s1, e1 in a:
-        for s2, e2 in b:
-            start, end = max(s1, s2), min(e1, e2)
-            if start < end:
-                out.append((start, end))
-    return sorted(out)
 
 
 # Reading the calendar.

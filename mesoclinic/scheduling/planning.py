@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,14 +24,11 @@ from mesoclinic.courses.models import AllergyTest, Course, Session
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import actions, logic, series
 from mesoclinic.scheduling.actions import BookingRefused, BookingRequest, Refusal
+from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
     Appointment,
     AppointmentOverlap,
-    Holiday,
-    OpeningHours,
     Room,
-    WorkingException,
-    WorkingHours,
 )
 from mesoclinic.scheduling.series import ANY_TIME, Anchor, Interval, Placed, Preferences, VisitSpec
 
@@ -83,62 +80,33 @@ class Calendar:
     end: dt.datetime
     ignore: frozenset[int] = frozenset()
     patient_id: int | None = None  # whose other visits are not free time either
-    _opening: dict[int, list[logic.Span]] = field(default_factory=dict)
-    _holidays: set[dt.date] = field(default_factory=set)
     _rooms: list[int] | None = None
+    _hours: Hours | None = None
 
-    def __post_init__(self) -> None:
-        tz = self.clinic.tz
-        opening: dict[int, list[logic.Span]] = defaultdict(list)
-        for o in OpeningHours.objects.filter(clinic=self.clinic):
-            opening[o.weekday].append((o.opens, o.closes))
-        self._opening = {weekday: logic.merge(spans) for weekday, spans in opening.items()}
-        self._holidays = set(
-            Holiday.objects.filter(
-                clinic=self.clinic,
-                date__gte=self.start.astimezone(tz).date(),
-                date__lte=self.end.astimezone(tz).date(),
-            ).values_list("date", flat=True)
-        )
+    @property
+    def hours(self) -> Hours:
+        if self._hours is None:
+            tz = self.clinic.tz
+            first, last = self.start.astimezone(tz).date(), self.end.astimezone(tz).date()
+            self._hours = Hours.load(self.clinic, (), first, last)
+        return self._hours
 
     def _open_days(self) -> Iterator[dt.date]:
         for day in _days(self.start, self.end, self.clinic.tz):
-            if day not in self._holidays and self._opening.get(day.weekday()):
+            if self.hours.open_on(day):
                 yield day
 
     def working(self, user_id: int) -> list[Interval]:
         """The practitioner's working intervals inside opening hours, in UTC."""
+        self.hours.add_users([user_id])
         tz = self.clinic.tz
-        template: dict[int, list[logic.Span]] = defaultdict(list)
-        for w in WorkingHours.objects.filter(clinic=self.clinic, user_id=user_id):
-            template[w.weekday].append((w.starts, w.ends))
-        exceptions: dict[dt.date, list[WorkingException]] = defaultdict(list)
-        for e in WorkingException.objects.filter(
-            clinic=self.clinic,
-            user_id=user_id,
-            date__gte=self.start.astimezone(tz).date(),
-            date__lte=self.end.astimezone(tz).date(),
-        ):
-            exceptions[e.date].append(e)
-        out: list[Interval] = []
-        for day in self._open_days():
-            excs = exceptions.get(day, [])
-            spans = logic.working_spans(
-                template.get(day.weekday(), []),
-                [
-                    (e.starts, e.ends)
-                    for e in excs
-                    if e.kind == "extra_hours" and e.starts and e.ends
-                ],
-                [(e.starts, e.ends) for e in excs if e.kind == "time_off" and e.starts and e.ends],
-                any(e.kind == "time_off" and e.whole_day for e in excs),
-            )
-            for span in spans:
-                for o in self._opening[day.weekday()]:
-                    start, end = max(span[0], o[0]), min(span[1], o[1])
-                    if start < end:
-                        out.append(_local_span(day, (start, end), tz))
-        return self._clip(out)
+        return self._clip(
+            [
+                _local_span(day, span, tz)
+                for day in self._open_days()
+                for span in self.hours.available(user_id, day)
+            ]
+        )
 
     def _clip(self, intervals: list[Interval]) -> list[Interval]:
         start, end = self.start.astimezone(dt.UTC), self.end.astimezone(dt.UTC)
@@ -178,7 +146,7 @@ class Calendar:
         hours = [
             _local_span(day, span, tz)
             for day in self._open_days()
-            for span in self._opening[day.weekday()]
+            for span in self.hours.open_on(day)
         ]
         return _minus(self._clip(hours), self._busy(Q(room_id=room_id)))
 

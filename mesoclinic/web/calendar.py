@@ -31,13 +31,10 @@ from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
 from mesoclinic.scheduling import actions, logic, planning
 from mesoclinic.scheduling.actions import BookingRefused, Refusal
+from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
     Appointment,
-    Holiday,
-    OpeningHours,
     Room,
-    WorkingException,
-    WorkingHours,
 )
 from mesoclinic.scheduling.series import Placed, VisitSpec
 from mesoclinic.web.calendar_forms import (
@@ -180,31 +177,6 @@ class Grid:
     rows: list[Row]
 
 
-def _working_spans(
-    day: dt.date,
-    user_id: int,
-    opening: dict[int, list[logic.Span]],
-    template: dict[tuple[int, int], list[logic.Span]],
-    exceptions: dict[tuple[int, dt.date], list[WorkingException]],
-) -> list[Minutes]:
-    """The practitioner's hours on `day` inside the clinic's opening hours, the way
-    planning.Calendar.working() reads them, for many practitioners at once."""
-    excs = exceptions.get((user_id, day), [])
-    spans = logic.working_spans(
-        template.get((user_id, day.weekday()), []),
-        [(e.starts, e.ends) for e in excs if e.kind == "extra_hours" and e.starts and e.ends],
-        [(e.starts, e.ends) for e in excs if e.kind == "time_off" and e.starts and e.ends],
-        any(e.kind == "time_off" and e.whole_day for e in excs),
-    )
-    out: list[Minutes] = []
-    for s, e in spans:
-        for o_start, o_end in logic.merge(opening.get(day.weekday(), [])):
-            start, end = max(s, o_start), min(e, o_end)
-            if start < end:
-                out.append((_minutes(start), _minutes(end)))
-    return out
-
-
 def load_columns(
     clinic: Clinic, days: list[dt.date], staff: list[User], practitioner: User | None
 ) -> tuple[list[User], dict[tuple[int, dt.date], Column], dict[dt.date, str], tuple[int, int]]:
@@ -218,13 +190,8 @@ def load_columns(
     appointment)."""
     tz = clinic.tz
     staff = [practitioner] if practitioner is not None else staff
-    opening: dict[int, list[logic.Span]] = defaultdict(list)
-    for o in OpeningHours.objects.filter(clinic=clinic):
-        opening[o.weekday].append((o.opens, o.closes))
-    holidays = {
-        h.date: h.name
-        for h in Holiday.objects.filter(clinic=clinic, date__gte=days[0], date__lte=days[-1])
-    }
+    hours = Hours.load(clinic, (), days[0], days[-1])
+    holidays = hours.holidays
     start = dt.datetime.combine(days[0], dt.time(0), tzinfo=tz)
     end = dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
     appointments = Appointment.objects.filter(
@@ -240,30 +207,18 @@ def load_columns(
         if a.practitioner_id not in seen:
             seen.add(a.practitioner_id)
             users.append(a.practitioner)
-    ids = [u.pk for u in users]
-    template: dict[tuple[int, int], list[logic.Span]] = defaultdict(list)
-    for w in WorkingHours.objects.filter(clinic=clinic, user_id__in=ids):
-        template[(w.user_id, w.weekday)].append((w.starts, w.ends))
-    exceptions: dict[tuple[int, dt.date], list[WorkingException]] = defaultdict(list)
-    for e in WorkingException.objects.filter(
-        clinic=clinic, user_id__in=ids, date__gte=days[0], date__lte=days[-1]
-    ):
-        exceptions[(e.user_id, e.date)].append(e)
+    hours.add_users([u.pk for u in users])
 
     columns: dict[tuple[int, dt.date], Column] = {}
     for user in users:
         for day in days:
             holiday = holidays.get(day, "")
-            closed = not opening.get(day.weekday())
-            spans = (
-                []
-                if holiday or closed
-                else _working_spans(day, user.pk, opening, template, exceptions)
-            )
+            closed = not hours.opening.get(day.weekday())
+            spans = [(_minutes(b), _minutes(e)) for b, e in hours.available(user.pk, day)]
             columns[(user.pk, day)] = Column(user, day, spans, holiday, closed)
 
-    opens = [_minutes(o) for spans in opening.values() for o, _ in spans]
-    closes = [_minutes(c) for spans in opening.values() for _, c in spans]
+    opens = [_minutes(o) for spans in hours.opening.values() for o, _ in spans]
+    closes = [_minutes(c) for spans in hours.opening.values() for _, c in spans]
     first, last = (min(opens), max(closes)) if opens else DEFAULT_DAY
     for a in found:
         local_start, local_end = a.starts_at.astimezone(tz), a.ends_at.astimezone(tz)
