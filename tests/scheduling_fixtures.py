@@ -5,11 +5,17 @@ tests/conftest.py registers this module as a plugin, so the fixtures need no imp
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
 import zoneinfo
+from pathlib import Path
 from typing import Any
 
 import pytest
 import time_machine
+from django.db import connection
 
 from mesoclinic.courses.actions import do_plan_course
 from mesoclinic.courses.models import Course
@@ -36,6 +42,10 @@ def now() -> Any:
 
 @pytest.fixture
 def cal(world: World, now: Any) -> World:
+    return set_up_calendar(world)
+
+
+def set_up_calendar(world: World) -> World:
     """The clinic opens 08:00–20:00 Monday to Saturday; Maria Silva (the practitioner) and
     the manager work 09:00–13:00 and 14:00–18:00 Monday to Friday; two rooms."""
     world.practitioner.first_name, world.practitioner.last_name = "Maria", "Silva"
@@ -74,3 +84,53 @@ def course(cal: World, patient: Patient) -> Course:
         planned_sessions=15,
         user=cal.manager,
     )
+
+
+# A database that other processes can open, for the races between processes (booking, the
+# reminder workers).
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def process_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a child process running the test settings on `database_url`."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory: Any) -> Path | None:
+    """A migrated SQLite file, made once and copied for each test that needs one."""
+    if connection.vendor != "sqlite":
+        return None
+    path = tmp_path_factory.mktemp("shared") / "template.sqlite3"
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--noinput"],
+        env=process_env(f"sqlite:///{path}"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return path
+
+
+@pytest.fixture
+def shared_db(transactional_db: Any, migrated_sqlite_file: Path | None, tmp_path: Path) -> str:
+    """A database URL that other processes can open: the test database on PostgreSQL, a
+    fresh copy of a migrated file on SQLite."""
+    if connection.vendor == "postgresql":
+        s = connection.settings_dict
+        password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
+        host, port = s.get("HOST") or "localhost", s.get("PORT") or 5432
+        return f"postgres://{s['USER']}{password}@{host}:{port}/{s['NAME']}"
+    assert connection.vendor == "sqlite" and migrated_sqlite_file is not None
+    path = tmp_path / "shared.sqlite3"
+    shutil.copy(migrated_sqlite_file, path)
+    return f"sqlite:///{path}"

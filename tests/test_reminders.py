@@ -10,9 +10,7 @@ import datetime as dt
 import email
 import io
 import json
-import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +32,6 @@ import time_machine
 from aiosmtpd.controller import Controller
 from django.core import signing
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from mesoclinic.accounts.models import AuditEvent
@@ -47,6 +44,7 @@ from mesoclinic.reminders.models import ChangeRequest, Reminder
 from mesoclinic.scheduling.actions import do_cancel
 from mesoclinic.scheduling.models import Appointment
 from tests.conftest import World
+from tests.scheduling_fixtures import process_env
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -756,16 +754,13 @@ SCRIPT = textwrap.dedent(
 
 
 def _env(database_url: str, smtp_port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url,
-        "PYTHONPATH": str(ROOT),
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-        "EMAIL_HOST": "127.0.0.1",
-        "EMAIL_PORT": str(smtp_port),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return process_env(
+        database_url,
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp_port),
+        PYTHONUNBUFFERED="1",
+    )
 
 
 def _run(env: dict[str, str], mode: str, args: dict[str, Any]) -> Any:
@@ -779,37 +774,6 @@ def _run(env: dict[str, str], mode: str, args: dict[str, Any]) -> Any:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def migrated_sqlite_file(tmp_path_factory: Any) -> Path | None:
-    if connection.vendor != "sqlite":
-        return None
-    path = tmp_path_factory.mktemp("reminders") / "template.sqlite3"
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--noinput"],
-        env=_env(f"sqlite:///{path}", 0),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return path
-
-
-@pytest.fixture
-def shared_db(transactional_db: Any, migrated_sqlite_file: Path | None, tmp_path: Path) -> str:
-    """A database URL that other processes can open."""
-    if connection.vendor == "postgresql":
-        s = connection.settings_dict
-        password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-        host, port = s.get("HOST") or "localhost", s.get("PORT") or 5432
-        return f"postgres://{s['USER']}{password}@{host}:{port}/{s['NAME']}"
-    assert connection.vendor == "sqlite" and migrated_sqlite_file is not None
-    path = tmp_path / "reminders.sqlite3"
-    shutil.copy(migrated_sqlite_file, path)
-    return f"sqlite:///{path}"
 
 
 def _race(env: dict[str, str], processes: int, threads: int, batch: int) -> dict[str, list[str]]:

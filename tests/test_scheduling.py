@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,7 +37,7 @@ from mesoclinic.scheduling.models import (
     WorkingHours,
 )
 from tests.conftest import World, make_user
-from tests.scheduling_fixtures import NEW_YORK, NOW, TUESDAY, at, room
+from tests.scheduling_fixtures import NEW_YORK, NOW, TUESDAY, at, process_env, room
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -530,12 +528,7 @@ RACE_SCRIPT = textwrap.dedent(
 
 
 def _env(database_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url,
-        "PYTHONPATH": str(ROOT),
-    }
+    return process_env(database_url)
 
 
 def _run(database_url: str, mode: str, args: dict[str, Any]) -> Any:
@@ -549,37 +542,6 @@ def _run(database_url: str, mode: str, args: dict[str, Any]) -> Any:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def migrated_sqlite_file(tmp_path_factory: Any) -> Path | None:
-    if connection.vendor != "sqlite":
-        return None
-    path = tmp_path_factory.mktemp("race") / "template.sqlite3"
-    done = subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--noinput"],
-        env=_env(f"sqlite:///{path}"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return path
-
-
-@pytest.fixture
-def race_db(transactional_db: Any, migrated_sqlite_file: Path | None, tmp_path: Path) -> str:
-    """A database URL the contenders' processes can open."""
-    if connection.vendor == "postgresql":
-        s = connection.settings_dict
-        password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
-        host, port = s.get("HOST") or "localhost", s.get("PORT") or 5432
-        return f"postgres://{s['USER']}{password}@{host}:{port}/{s['NAME']}"
-    assert connection.vendor == "sqlite" and migrated_sqlite_file is not None
-    path = tmp_path / "race.sqlite3"
-    shutil.copy(migrated_sqlite_file, path)
-    return f"sqlite:///{path}"
 
 
 def _race(database_url: str, processes: int, threads: int) -> list[str]:
@@ -625,17 +587,17 @@ def _race(database_url: str, processes: int, threads: int) -> list[str]:
 
 
 class RaceTests:
-    def test_exactly_one_of_many_threads_wins_a_slot(self, race_db):
-        results = _race(race_db, processes=1, threads=8)
+    def test_exactly_one_of_many_threads_wins_a_slot(self, shared_db):
+        results = _race(shared_db, processes=1, threads=8)
         assert results.count("won") == 1, results
         assert sorted(set(results) - {"won"}) == ["refused:practitioner_busy"], results
 
-    def test_exactly_one_of_many_processes_wins_a_slot(self, race_db):
-        results = _race(race_db, processes=6, threads=1)
+    def test_exactly_one_of_many_processes_wins_a_slot(self, shared_db):
+        results = _race(shared_db, processes=6, threads=1)
         assert results.count("won") == 1, results
         assert sorted(set(results) - {"won"}) == ["refused:practitioner_busy"], results
 
-    def test_exactly_one_of_many_threads_in_many_processes_wins_a_slot(self, race_db):
-        results = _race(race_db, processes=4, threads=4)
+    def test_exactly_one_of_many_threads_in_many_processes_wins_a_slot(self, shared_db):
+        results = _race(shared_db, processes=4, threads=4)
         assert results.count("won") == 1, results
         assert sorted(set(results) - {"won"}) == ["refused:practitioner_busy"], results

@@ -14,6 +14,8 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mesoclinic.courses.logic import next_window
+
 GRID = dt.timedelta(minutes=15)
 
 
@@ -114,14 +116,6 @@ def preferred(start: dt.datetime, prefs: Preferences, tz: zoneinfo.ZoneInfo) -> 
     return not (prefs.latest_time and local.time() > prefs.latest_time)
 
 
-def _same_clock_later(
-    moment: dt.datetime, later: dt.timedelta, tz: zoneinfo.ZoneInfo
-) -> dt.datetime:
-    """`later` after `moment` at the same wall-clock time, across daylight-saving changes."""
-    local = moment.astimezone(tz).replace(tzinfo=None) + later
-    return local.replace(tzinfo=tz).astimezone(dt.UTC)
-
-
 def without(free: Sequence[Interval], busy: Sequence[Interval]) -> list[Interval]:
     """The free time left once every busy interval is taken, in one pass over both sorted
     lists (a practitioner's months of bookings would make `take` one by one quadratic)."""
@@ -186,19 +180,15 @@ def window_after(
 ) -> tuple[Interval, dt.datetime]:
     """Where the session after `previous` may go, and when it is due: at least the test wait
     after an allergy test; the cadence within the tolerance after a session, every edge at the
-    same wall-clock time, so a window across a daylight-saving change is as wide on the clock
-    as the session gate measures it."""
+    same wall-clock time, as the session gate measures it (courses.logic.next_window)."""
     start = previous.start.astimezone(dt.UTC)
     if previous.kind != "session":
         earliest = start + rules.test_wait
         return Interval(earliest, earliest + rules.first_within), earliest
-    due = _same_clock_later(start, rules.cadence, tz)
-    return (
-        Interval(
-            _same_clock_later(start, rules.cadence - rules.tolerance, tz),
-            _same_clock_later(start, rules.cadence + rules.tolerance, tz),
-        ),
-        due,
+    # The same window the session gate reads (courses.logic), in UTC.
+    w = next_window(start, rules.cadence.days, rules.tolerance.days, tz)
+    return Interval(w.earliest.astimezone(dt.UTC), w.latest.astimezone(dt.UTC)), w.due.astimezone(
+        dt.UTC
     )
 
 

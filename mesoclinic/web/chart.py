@@ -126,7 +126,7 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "side_effects": records.side_effects,
                 "timeline": timeline.build(course, records),
                 "visits": visits,
-                "to_book": open_course and course.status in BOOKABLE and _unbooked(course, visits),
+                "to_book": course.status in BOOKABLE and bool(planning.remaining(course).visits),
                 "maintenance": planning.propose_maintenance(course),
             }
         )
@@ -149,14 +149,6 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
-
-
-def _unbooked(course: Course, visits: list[Appointment]) -> bool:
-    """Whether the course still has sessions neither done nor booked."""
-    booked = sum(
-        1 for a in visits if a.kind == Appointment.Kind.SESSION and a.status in planning.OPEN
-    )
-    return course.sessions.filter(kind="course").count() + booked < course.planned_sessions
 
 
 def _now_local(patient: Patient) -> str:

@@ -24,14 +24,12 @@ from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.actions import do_book, do_cancel
 from mesoclinic.scheduling.models import (
     Appointment,
-    OpeningHours,
     Room,
     WorkingException,
-    WorkingHours,
 )
 from tests.browser.conftest import assert_accessible, login, shot
 from tests.conftest import World
-from tests.scheduling_fixtures import NOW, at
+from tests.scheduling_fixtures import NOW, at, set_up_calendar
 
 pytestmark = pytest.mark.browser
 
@@ -55,27 +53,9 @@ def clinic(world: World, clock: Any) -> World:
     """The clinic of tests.scheduling_fixtures.cal, in the live server's database: open
     08:00–20:00 Monday to Saturday, two practitioners on 09:00–13:00 and 14:00–18:00, two
     rooms."""
-    world.practitioner.first_name, world.practitioner.last_name = "Maria", "Silva"
-    world.practitioner.save()
     world.manager.first_name, world.manager.last_name = "Jon", "Reyes"
     world.manager.save()
-    for weekday in range(6):
-        OpeningHours.objects.create(
-            clinic=world.clinic, weekday=weekday, opens=dt.time(8), closes=dt.time(20)
-        )
-    for user in (world.practitioner, world.manager):
-        for weekday in range(5):
-            for starts, ends in ((9, 13), (14, 18)):
-                WorkingHours.objects.create(
-                    clinic=world.clinic,
-                    user=user,
-                    weekday=weekday,
-                    starts=dt.time(starts),
-                    ends=dt.time(ends),
-                )
-    Room.objects.create(clinic=world.clinic, name="Room 1")
-    Room.objects.create(clinic=world.clinic, name="Room 2")
-    return world
+    return set_up_calendar(world)
 
 
 def busy_week(world: World, patient: Patient) -> list[Appointment]:
