@@ -7,6 +7,7 @@ ALLOWED_HOSTS   comma-separated; default 127.0.0.1,localhost
 DATA_DIR        where the SQLite file and collected static files live; default ./data
 SITE_URL        the public address links in emails point to; default http://127.0.0.1:8000
 EMAIL_*         outgoing mail (reminders): see docs/reminders.md
+PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/outcomes.md
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
     "mesoclinic.courses",
     "mesoclinic.scheduling",
     "mesoclinic.reminders",
+    "mesoclinic.outcomes",
+    "mesoclinic.safety",
     "mesoclinic.api",
     "mesoclinic.web",
 ]
@@ -138,9 +141,36 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Clinical photos. The local filesystem under DATA_DIR/media by default, never served as static
+# files: the photo views check the clinic, the role and the consent before streaming one.
+# PHOTO_STORAGE=s3 stores them in S3-compatible object storage instead (pip install
+# 'mesoclinic[s3]'), configured by PHOTO_S3_BUCKET, PHOTO_S3_ENDPOINT_URL, PHOTO_S3_REGION and
+# the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. See docs/outcomes.md.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
+PHOTO_STORAGE = os.environ.get("PHOTO_STORAGE", "local")
+if PHOTO_STORAGE == "s3":
+    _photos: dict[str, object] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ.get("PHOTO_S3_BUCKET", ""),
+            "endpoint_url": os.environ.get("PHOTO_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("PHOTO_S3_REGION") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+elif PHOTO_STORAGE == "local":
+    _photos = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": None},
+    }
+else:
+    raise ValueError(f"PHOTO_STORAGE is 'local' or 's3', not {PHOTO_STORAGE!r}")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "clinical_photos": _photos,
 }
 # Static files are served by whitenoise from the app directories when they have not been collected.
 WHITENOISE_USE_FINDERS = True

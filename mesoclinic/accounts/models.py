@@ -42,6 +42,10 @@ class Clinic(models.Model):
     city = models.CharField(max_length=120, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
+    baseline_required = models.BooleanField(
+        default=True,
+        help_text="Refuse session 1 of a course until a baseline measurement is recorded.",
+    )
     created_at = models.DateTimeField(default=now)
 
     class Meta:

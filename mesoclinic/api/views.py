@@ -786,7 +786,7 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
     who.require(CLINICAL)
     actions.do_sweep_side_effects()
     qs = FollowUp.objects.filter(clinic=who.clinic).select_related(
-        "side_effect__session__course__patient"
+        "session__course__patient"
     )
     if status != "all":
         qs = qs.filter(status=status)
@@ -798,8 +798,8 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
             "status": f.status,
             "opened_at": f.opened_at,
             "side_effect": f.side_effect_id,
-            "patient": f.side_effect.session.course.patient_id,
-            "patient_name": str(f.side_effect.session.course.patient),
+            "patient": f.session.course.patient_id,
+            "patient_name": str(f.session.course.patient),
         }
         for f in qs
     ]

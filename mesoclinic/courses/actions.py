@@ -395,6 +395,7 @@ def _sync_follow_up(effect: SideEffect) -> FollowUp | None:
     if open_one is None:
         return FollowUp.objects.create(
             clinic=effect.session.course.clinic,
+            session=effect.session,
             side_effect=effect,
             priority=priority,
             reason=reason,
@@ -516,7 +517,7 @@ def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = 
             user=user,
             action=AuditEvent.Action.UPDATE,
             obj=follow_up,
-            patient_id=follow_up.side_effect.session.course.patient_id,
+            patient_id=follow_up.session.course.patient_id,
             via=via,
         )
     return follow_up

@@ -386,7 +386,9 @@ class SideEffect(models.Model):
 
 
 class FollowUp(models.Model):
-    """A task for the clinic: a side effect that is beyond expected or urgent."""
+    """A task for the clinic about one session: a side effect that is beyond expected or
+    urgent, or a patient's answer to an infection-watch questionnaire that reports a warning
+    sign (safety.WatchPrompt). `side_effect` is empty for the latter."""
 
     class Priority(models.TextChoices):
         URGENT = "urgent", "Urgent"
@@ -397,7 +399,10 @@ class FollowUp(models.Model):
         DONE = "done", "Done"
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="follow_ups")
-    side_effect = models.ForeignKey(SideEffect, models.CASCADE, related_name="follow_ups")
+    session = models.ForeignKey(Session, models.CASCADE, related_name="follow_ups")
+    side_effect = models.ForeignKey(
+        SideEffect, models.CASCADE, null=True, blank=True, related_name="follow_ups"
+    )
     priority = models.CharField(max_length=10, choices=Priority.choices)
     reason = models.CharField(max_length=300)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)

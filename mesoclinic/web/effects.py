@@ -40,7 +40,7 @@ def _get_side_effect(request: HttpRequest, effect_id: int, roles: frozenset[str]
 def _get_follow_up(request: HttpRequest, follow_up_id: int, roles: frozenset[str]) -> FollowUp:
     found = require(request, roles)
     return get_object_or_404(
-        FollowUp.objects.select_related("clinic", "side_effect__session__course__protocol"),
+        FollowUp.objects.select_related("clinic", "session__course__protocol"),
         pk=follow_up_id,
         clinic=found.clinic,
     )
@@ -179,7 +179,7 @@ def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
 @require_POST
 def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
     follow_up = _get_follow_up(request, follow_up_id, CLINICAL)
-    course = follow_up.side_effect.session.course
+    course = follow_up.session.course
     form = forms.CloseFollowUpForm(request.POST)
     if form.is_valid():
         try:

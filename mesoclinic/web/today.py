@@ -125,7 +125,7 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     ]
     follow_ups = (
         FollowUp.objects.filter(clinic=clinic, status=FollowUp.Status.OPEN)
-        .select_related("side_effect__session__course__patient")
+        .select_related("session__course__patient")
         .order_by("-priority", "opened_at")
     )
     today = now.astimezone(tz).date()
