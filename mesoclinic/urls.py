@@ -11,6 +11,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/today/", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("r/", include("mesoclinic.reminders.urls")),
+    path("w/", include("mesoclinic.safety.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -6,5 +6,6 @@ class ApiConfig(AppConfig):
     label = "api"
 
     def ready(self) -> None:
-        # The calendar's endpoints register themselves on the API defined in views.py.
-        from mesoclinic.api import scheduling  # noqa: F401
+        # The calendar, outcomes, photos, safety and analytics endpoints register themselves on
+        # the API defined in views.py.
+        from mesoclinic.api import analytics, outcomes, photos, safety, scheduling  # noqa: F401

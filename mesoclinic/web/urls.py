@@ -46,4 +46,8 @@ urlpatterns = [
     path("feeds/<str:token>.ics", feeds.ics, name="calendar_feed"),
     path("manage/", include("mesoclinic.web.manage_urls")),
     path("calendar/", include("mesoclinic.web.calendar_urls")),
+    path("", include("mesoclinic.web.outcomes_urls")),
+    path("", include("mesoclinic.web.photos_urls")),
+    path("", include("mesoclinic.web.safety_urls")),
+    path("analytics/", include("mesoclinic.web.analytics_urls")),
 ]

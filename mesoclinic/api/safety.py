@@ -1,0 +1,1 @@
+"""The safety endpoints, registered on the NinjaAPI of views.py by ApiConfig.ready."""
