@@ -12,7 +12,15 @@ import os
 import sys
 import tempfile
 
-BENCHMARKS = ("session_gate", "pages", "booking", "booking_storm", "optimiser")
+BENCHMARKS = (
+    "session_gate",
+    "pages",
+    "booking",
+    "booking_storm",
+    "optimiser",
+    "surveillance",
+    "analytics",
+)
 
 
 def main() -> int:
@@ -25,7 +33,7 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import booking, optimiser, pages, session_gate
+    from benchmarks import analytics, booking, optimiser, pages, session_gate, surveillance
 
     if sys.argv[1:] == ["storm"]:  # booking_storm re-running itself on PostgreSQL
         booking.storm_from_env()
@@ -41,6 +49,8 @@ def main() -> int:
         "booking": booking.run_course,
         "booking_storm": booking.run_storm,
         "optimiser": optimiser.run,
+        "surveillance": surveillance.run,
+        "analytics": analytics.run,
     }
     for name in chosen:
         runs[name]()

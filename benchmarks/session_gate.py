@@ -41,7 +41,11 @@ def _time(fn: Callable[[], object], runs: int) -> list[float]:
 def _build(patients: int) -> tuple[list[int], object, list[object]]:
     from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
     from mesoclinic.courses import actions
+    from mesoclinic.courses.models import Course
     from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+    from mesoclinic.outcomes import scales
+    from mesoclinic.outcomes.actions import do_record_measurement
+    from mesoclinic.outcomes.logic import Raw
     from mesoclinic.patients.actions import do_screen_patient, do_setup_clinic, do_sign_consent
     from mesoclinic.patients.models import Patient, ScreeningForm
     from mesoclinic.protocols.models import ClinicProtocol
@@ -113,6 +117,16 @@ def _build(patients: int) -> tuple[list[int], object, list[object]]:
         )
         actions.do_read_allergy_test(
             test, read_at=start - dt.timedelta(days=1), result="none", user=doc
+        )
+        # The course dates from the intake, and its baseline (the gate before session 1) is
+        # taken then, as a clinic would.
+        Course.objects.filter(pk=course.pk).update(created_at=intake)
+        course.refresh_from_db()
+        do_record_measurement(
+            course,
+            Raw(scales.WEIGHT, "70.5"),
+            taken_at=start - dt.timedelta(days=1),
+            user=doc,
         )
         for s in range(SESSIONS):
             actions.do_record_session(

@@ -89,9 +89,13 @@ from mesoclinic.courses.models import (
     SideEffect,
 )
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.outcomes import demo as outcomes_demo
+from mesoclinic.outcomes import photo_demo
 from mesoclinic.patients.actions import do_screen_patient, do_setup_clinic, do_sign_consent
 from mesoclinic.patients.models import Allergy, Consent, Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.safety import demo as safety_demo
+from mesoclinic.safety import surveil_demo
 from mesoclinic.scheduling.actions import BookingRefused, do_cancel
 from mesoclinic.scheduling.models import (
     Appointment,
@@ -582,7 +586,10 @@ def _course_history(
     test = _give_test(d, course, t, d.at(first - dt.timedelta(days=3), 10, 30))
     _read_test(d, test, d.at(first - dt.timedelta(days=2), 11, 0))
     practitioner = by or d.rng.choice((d.staff.practitioner, d.staff.practitioner, d.staff.manager))
+    at_test = d.at(first - dt.timedelta(days=3), 10, 45)
+    outcomes_demo.record_baseline(course, at_test, d.staff.practitioner, d.rng)
     sessions = [_chart(d, course, t, d.slot(day), practitioner) for day in days]
+    outcomes_demo.record_progress(course, sessions, practitioner, d.rng)
     course.refresh_from_db()
     return History(patient, course, sessions)
 
@@ -1029,6 +1036,9 @@ def load(scale: int = 1) -> bool:
         _refused_attempt(d)
         _calendar(d)
         do_sweep_side_effects(timezone.now())
+        safety_demo.seed(clinic, d.staff.practitioner, timezone.now())
+        surveil_demo.seed(clinic, d.staff.practitioner, timezone.now())
+        photo_demo.seed(clinic, d.staff.practitioner, d.rng)
     return True
 
 

@@ -7,7 +7,7 @@ ALLOWED_HOSTS   comma-separated; default 127.0.0.1,localhost
 DATA_DIR        where the SQLite file and collected static files live; default ./data
 SITE_URL        the public address links in emails point to; default http://127.0.0.1:8000
 EMAIL_*         outgoing mail (reminders): see docs/reminders.md
-PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/outcomes.md
+PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/photos.md
 """
 
 from __future__ import annotations
@@ -142,10 +142,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Clinical photos. The local filesystem under DATA_DIR/media by default, never served as static
-# files: the photo views check the clinic, the role and the consent before streaming one.
+# files: the photo views check the clinic and the role, and audit the read, before streaming one.
 # PHOTO_STORAGE=s3 stores them in S3-compatible object storage instead (pip install
 # 'mesoclinic[s3]'), configured by PHOTO_S3_BUCKET, PHOTO_S3_ENDPOINT_URL, PHOTO_S3_REGION and
-# the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. See docs/outcomes.md.
+# the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY. See docs/photos.md.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", DATA_DIR / "media"))
 PHOTO_STORAGE = os.environ.get("PHOTO_STORAGE", "local")
 if PHOTO_STORAGE == "s3":
@@ -195,6 +195,20 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # How long an API token stays valid, in hours.
 API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", "12"))
+
+# Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the
+# product's choice, with its default in mesoclinic/safety/surveil.py DEFAULTS.
+SURVEIL_INTERVAL_HOURS = float(os.environ.get("SURVEIL_INTERVAL_HOURS", "6"))
+SURVEIL_BASELINE_DAYS = int(os.environ.get("SURVEIL_BASELINE_DAYS", "365"))
+SURVEIL_PRIOR_RATE = float(os.environ.get("SURVEIL_PRIOR_RATE", "0.01"))
+SURVEIL_PRIOR_SESSIONS = float(os.environ.get("SURVEIL_PRIOR_SESSIONS", "100"))
+SURVEIL_CUSUM_RATE_RATIO = float(os.environ.get("SURVEIL_CUSUM_RATE_RATIO", "5"))
+SURVEIL_CUSUM_FALSE_ALARM = float(os.environ.get("SURVEIL_CUSUM_FALSE_ALARM", "0.05"))
+SURVEIL_CUSUM_HORIZON = int(os.environ.get("SURVEIL_CUSUM_HORIZON", "500"))
+SURVEIL_MAXSPRT_ALPHA = float(os.environ.get("SURVEIL_MAXSPRT_ALPHA", "0.05"))
+SURVEIL_MAXSPRT_SESSIONS = int(os.environ.get("SURVEIL_MAXSPRT_SESSIONS", "200"))
+SURVEIL_MAXSPRT_MIN_EVENTS = int(os.environ.get("SURVEIL_MAXSPRT_MIN_EVENTS", "2"))
+SURVEIL_NEW_LOT_DAYS = int(os.environ.get("SURVEIL_NEW_LOT_DAYS", "180"))
 
 LOGGING = {
     "version": 1,

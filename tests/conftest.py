@@ -163,6 +163,30 @@ def ago(**kwargs: float) -> dt.datetime:
     return timezone.now() - dt.timedelta(**kwargs)
 
 
+def give_baseline(course: Any, taken_at: dt.datetime) -> Any:
+    """A baseline Hexsel score on `course`, so that session 1 passes the baseline gate
+    (Clinic.baseline_required). Written through the ORM on purpose: the fixtures date their
+    records before the course was planned (a screening 51 h ago for a course planned now),
+    which do_record_measurement rightly refuses for a real measurement."""
+    from mesoclinic.courses.models import Course
+    from mesoclinic.outcomes import scales
+    from mesoclinic.outcomes.models import Measurement
+
+    if not isinstance(course, Course):
+        course = Course.objects.get(pk=course)
+    items = {"number": 2, "depth": 2, "morphology": 2, "laxity": 1, "nurnberger_muller": 2}
+    return Measurement.objects.create(
+        clinic_id=course.clinic_id,
+        course=course,
+        kind=scales.HEXSEL,
+        area=course.areas[0],
+        value=Decimal(sum(items.values())),
+        items=items,
+        taken_at=taken_at,
+        recorded_by_id=course.created_by_id,
+    )
+
+
 # Helpers for the API tests (test_api_*.py, test_audit.py): a course made ready for a session
 # through the API itself, and the shape every error response must have.
 
@@ -231,6 +255,7 @@ def ready_course(api: Api, world: World, patient: Patient, **plan: Any) -> dict[
     course = api.post(f"/patients/{patient.pk}/courses", plan_course_body(**plan))
     assert course.status_code == 201, course.content
     course_id = course.json()["id"]
+    give_baseline(course_id, ago(hours=51))
     # Dated before the allergy test: a session is judged by the records of its own time.
     screening = api.post(
         f"/patients/{patient.pk}/screenings",

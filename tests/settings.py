@@ -12,3 +12,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Two suites on one PostgreSQL server (a developer's and CI's) each need their own test database.
 if os.environ.get("TEST_DATABASE_NAME"):
     DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["TEST_DATABASE_NAME"]  # noqa: F405
+
+# Photos the tests (and the demo loaded by them) store go to a directory of their own, never
+# into the developer's DATA_DIR/media.
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="mesoclinic-test-media-"))  # noqa: F405
+atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
+STORAGES["clinical_photos"]["OPTIONS"]["location"] = MEDIA_ROOT  # noqa: F405

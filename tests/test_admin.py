@@ -15,7 +15,7 @@ from mesoclinic.courses.models import Course, Session
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import ConsentTemplate, Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
-from tests.conftest import World, ago
+from tests.conftest import World, ago, give_baseline
 
 
 def admin_client(user: Any) -> Client:
@@ -64,6 +64,7 @@ def ready_course(world: World, patient: Patient) -> Course:
         ],
     )
     actions.do_read_allergy_test(test, read_at=ago(hours=4), result="none", user=world.practitioner)
+    give_baseline(course, before)
     return course
 
 

@@ -25,6 +25,24 @@ from tests.conftest import Api, World, ago, api_for, problem_of
 # Every operation of the API, as the OpenAPI schema must list it.
 ENDPOINTS = {
     ("post", "/api/v1/auth/token"),
+    ("get", "/api/v1/patients/{patient_id}/photo-consents"),
+    ("post", "/api/v1/patients/{patient_id}/photo-consents"),
+    ("get", "/api/v1/courses/{course_id}/photos"),
+    ("post", "/api/v1/courses/{course_id}/photos"),
+    ("get", "/api/v1/photos/{photo_id}/image"),
+    ("get", "/api/v1/photos/marketing"),
+    ("post", "/api/v1/adverse-events"),
+    ("get", "/api/v1/adverse-events"),
+    ("get", "/api/v1/adverse-events/{event_id}"),
+    ("patch", "/api/v1/adverse-events/{event_id}"),
+    ("get", "/api/v1/courses/{course_id}/watch"),
+    ("get", "/api/v1/safety/alerts"),
+    ("get", "/api/v1/safety/alerts/{alert_id}"),
+    ("post", "/api/v1/safety/alerts/{alert_id}/acknowledge"),
+    ("post", "/api/v1/safety/alerts/{alert_id}/close"),
+    ("post", "/api/v1/safety/alerts/{alert_id}/recall"),
+    ("post", "/api/v1/safety/surveil"),
+    ("get", "/api/v1/analytics"),
     ("get", "/api/v1/protocols"),
     ("get", "/api/v1/protocols/{key}"),
     ("put", "/api/v1/protocols/{key}"),
@@ -66,6 +84,10 @@ ENDPOINTS = {
     ("post", "/api/v1/courses/{course_id}/maintenance"),
     ("get", "/api/v1/calendar/next-free"),
     ("get", "/api/v1/calendar/cadence-flags"),
+    ("get", "/api/v1/courses/{course_id}/measurements"),
+    ("post", "/api/v1/courses/{course_id}/measurements"),
+    ("post", "/api/v1/courses/{course_id}/visits"),
+    ("get", "/api/v1/courses/{course_id}/progress"),
 }
 
 

@@ -33,6 +33,7 @@ from tests.conftest import (
     all_no,
     api_for,
     error_fields,
+    give_baseline,
     iso,
     plan_course_body,
     problem_of,
@@ -49,6 +50,10 @@ def call(api: Api, method: str, path: str, body: Any = None) -> Any:
         return api.get(path)
     if method == "PUT":
         return api.put(path, body)
+    if method == "PATCH":
+        return api.client.patch(
+            f"/api/v1{path}", body, content_type="application/json", headers=api._headers()
+        )
     return api.post(path, body)
 
 
@@ -88,6 +93,15 @@ def _none(sc: Scene) -> None:
 
 
 ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
+    ("GET", "/patients/{patient}/photo-consents", _none, CLINICAL, "404"),
+    (
+        "POST",
+        "/patients/{patient}/photo-consents",
+        lambda sc: {"purpose": "clinical", "granted": True},
+        CLINICAL,
+        "404",
+    ),
+    ("GET", "/courses/{course}/photos", _none, CLINICAL, "404"),
     ("GET", "/protocols", _none, ALL_STAFF, "test_protocol_lists_show_only_the_clinics_versions"),
     (
         "GET",
@@ -271,6 +285,60 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
         ALL_STAFF,
         "test_cadence_flags_are_the_clinics_own",
     ),
+    ("GET", "/courses/{course}/measurements", _none, ALL_STAFF, "404"),
+    (
+        "POST",
+        "/courses/{course}/measurements",
+        lambda sc: {"kind": "weight", "value": 70, "taken_at": iso(timezone.now())},
+        CLINICAL,
+        "404",
+    ),
+    (
+        "POST",
+        "/courses/{course}/visits",
+        lambda sc: {
+            "taken_at": iso(timezone.now()),
+            "measurements": [{"kind": "circumference", "site": "waist", "value": 80}],
+        },
+        CLINICAL,
+        "404",
+    ),
+    ("GET", "/courses/{course}/progress", _none, ALL_STAFF, "404"),
+    (
+        "POST",
+        "/adverse-events",
+        lambda sc: {
+            "session": sc.session["id"],
+            "kind": "pigmentation_change",
+            "ctcae_grade": 1,
+            "onset_at": iso(timezone.now()),
+        },
+        CLINICAL,
+        "test_adverse_events_stay_in_their_clinic",
+    ),
+    ("GET", "/adverse-events", _none, CLINICAL, "test_adverse_events_stay_in_their_clinic"),
+    ("GET", "/adverse-events/{event}", _none, CLINICAL, "404"),
+    ("PATCH", "/adverse-events/{event}", lambda sc: {"actions_taken": "Seen"}, CLINICAL, "404"),
+    ("GET", "/courses/{course}/watch", _none, CLINICAL, "404"),
+    ("GET", "/safety/alerts", _none, MANAGER, "test_safety_alerts_stay_in_their_clinic"),
+    ("GET", "/safety/alerts/{alert}", _none, MANAGER, "404"),
+    ("POST", "/safety/alerts/{alert}/acknowledge", _none, MANAGER, "404"),
+    ("POST", "/safety/alerts/{alert}/close", lambda sc: {"note": "Reviewed"}, MANAGER, "404"),
+    (
+        "POST",
+        "/safety/alerts/{alert}/recall",
+        lambda sc: {"reason": "Supplier notice"},
+        MANAGER,
+        "404",
+    ),
+    (
+        "POST",
+        "/safety/surveil",
+        lambda sc: {"dry_run": True},
+        MANAGER,
+        "test_safety_alerts_stay_in_their_clinic",
+    ),
+    ("GET", "/analytics", _none, MANAGER, "test_analytics_counts_only_the_callers_clinic"),
 ]
 
 
@@ -280,10 +348,48 @@ def _tomorrow_at(sc: Scene, hour: int) -> dt.datetime:
     return dt.datetime.combine(tomorrow, dt.time(hour), tzinfo=tz)
 
 
+def _adverse_event(sc: Scene) -> int:
+    """A serious adverse event after the scene's session (made on demand)."""
+    from mesoclinic.safety.actions import do_report_adverse_event
+
+    session = Session.objects.select_related("course__clinic").get(pk=sc.session["id"])
+    return do_report_adverse_event(
+        session,
+        kind="pigmentation_change",
+        ctcae_grade=1,
+        onset_at=timezone.now(),
+        user=sc.world.practitioner,
+    ).pk
+
+
+def _alert(sc: Scene) -> int:
+    """An open CUSUM alert on the scene's lot (made on demand, as surveillance would)."""
+    from mesoclinic.safety.models import SafetyAlert
+
+    lot = sc.world.lot
+    return SafetyAlert.objects.create(
+        clinic=sc.world.clinic,
+        method=SafetyAlert.Method.CUSUM,
+        subject=SafetyAlert.Subject.LOT,
+        lot=lot,
+        subject_key=f"lot:{lot.pk}",
+        sessions=20,
+        adverse_sessions=4,
+        baseline_rate=0.01,
+        statistic=6.1,
+        threshold=5.5,
+        message=f"{lot}: 4 sessions with an adverse event in 20",
+    ).pk
+
+
 def _path(template: str, sc: Scene) -> str:
     ids = sc.ids
+    if "{alert}" in template:
+        ids["alert"] = _alert(sc)
     if "{done_course}" in template:
         ids["done_course"] = sc.completed_course()
+    if "{event}" in template:
+        ids["event"] = _adverse_event(sc)
     return template.format(key="cellulite", **ids)
 
 
@@ -322,6 +428,13 @@ class EndpointAccessTests:
             for method in operations
         }
         served.discard(("POST", "/auth/token"))  # covered by test_api_auth.py
+        # A multipart upload, an image (not JSON) and the manager's marketing list are covered,
+        # roles and tenancy alike, by tests/test_photos.py::PhotoApiTests.
+        served -= {
+            ("POST", "/courses/{course_id}/photos"),
+            ("GET", "/photos/{photo_id}/image"),
+            ("GET", "/photos/marketing"),
+        }
         renamed = {
             "{patient}": "{patient_id}",
             "{course}": "{course_id}",
@@ -334,6 +447,8 @@ class EndpointAccessTests:
             "{appointment}": "{appointment_id}",
             "{started}": "{appointment_id}",
             "{done_course}": "{course_id}",
+            "{event}": "{event_id}",
+            "{alert}": "{alert_id}",
         }
         tabled = set()
         for method, path, _, _, tenancy in ENDPOINTS:
@@ -472,6 +587,36 @@ class EndpointIsolationTests:
         assert "recent_surgery" in {q["key"] for q in mine["questions"]}
         assert theirs["version"] == 1
         assert "recent_surgery" not in {q["key"] for q in theirs["questions"]}
+
+    def test_adverse_events_stay_in_their_clinic(self, scene: Scene, other: World) -> None:
+        body = {
+            "session": scene.session["id"],
+            "kind": "pigmentation_change",
+            "ctcae_grade": 1,
+            "onset_at": iso(timezone.now()),
+        }
+        created = api_for(scene.world.practitioner).post("/adverse-events", body)
+        assert created.status_code == 201
+        assert api_for(other.manager).post("/adverse-events", body).status_code == 404
+        assert api_for(other.manager).get("/adverse-events").json() == []
+        mine = api_for(scene.world.manager).get("/adverse-events").json()
+        assert [e["id"] for e in mine] == [created.json()["id"]]
+
+    def test_safety_alerts_stay_in_their_clinic(self, scene: Scene, other: World) -> None:
+        alert = _alert(scene)
+        mine = api_for(scene.world.manager).get("/safety/alerts").json()
+        assert [a["id"] for a in mine] == [alert]
+        assert api_for(other.manager).get("/safety/alerts").json() == []
+        # A run started by the other clinic's manager reads the other clinic only.
+        run = api_for(other.manager).post("/safety/surveil", {"dry_run": True})
+        assert run.status_code == 200, run.content
+        assert run.json()["sessions"] == 0
+
+    def test_analytics_counts_only_the_callers_clinic(self, scene: Scene, other: World) -> None:
+        ours = api_for(scene.world.manager).get("/analytics").json()
+        theirs = api_for(other.manager).get("/analytics").json()
+        assert ours["courses"] >= 1
+        assert theirs["courses"] == 0
 
     def test_follow_ups_are_listed_for_their_clinic_only(self, scene: Scene, other: World) -> None:
         assert len(api_for(scene.world.practitioner).get("/follow-ups").json()) == 1
@@ -1342,6 +1487,7 @@ class SessionEndpointTests:
             "no_consent",
             "allergy_test_missing",
             "lot_expired",
+            "no_baseline",
         }
         assert all(x["message"] for x in body["reasons"])
 
@@ -1416,6 +1562,7 @@ class SessionEndpointTests:
     def test_it_refuses_session_before_allergy_read(self, world: World, patient: Patient) -> None:
         api = api_for(world.practitioner)
         course = api.post(f"/patients/{patient.pk}/courses", plan_course_body()).json()
+        give_baseline(course["id"], ago(hours=31))
         before = iso(ago(hours=31))
         api.post(
             f"/patients/{patient.pk}/screenings",
@@ -1458,7 +1605,13 @@ class SessionEndpointTests:
         course = api.post(f"/patients/{patient.pk}/courses", plan_course_body()).json()
         r = api.post(f"/courses/{course['id']}/sessions", session_body(world.expired_lot))
         codes = {x["code"] for x in problem_of(r, 409)["reasons"]}
-        assert codes == {"no_screening", "no_consent", "allergy_test_missing", "lot_expired"}
+        assert codes == {
+            "no_screening",
+            "no_consent",
+            "allergy_test_missing",
+            "lot_expired",
+            "no_baseline",
+        }
         assert not Session.objects.exists()
 
     @pytest.mark.parametrize(

@@ -157,7 +157,7 @@ class AuditTests:
         assert event.object_id == ""
         assert event.detail["course"] == course["id"]
         assert [x["code"] for x in event.detail["reasons"]] == codes
-        assert set(codes) == {"no_consent", "allergy_test_missing", "lot_expired"}
+        assert set(codes) == {"no_consent", "allergy_test_missing", "lot_expired", "no_baseline"}
 
     def test_a_search_is_audited_without_a_patient(self, world: World, patient: Patient) -> None:
         since = last_id()

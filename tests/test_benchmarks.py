@@ -49,3 +49,16 @@ def test_the_booking_storm_never_double_books(django_db_setup: Any) -> None:
     assert figures is not None
     assert figures["booked"] + figures["refused"] == 48
     assert figures["booked"] >= 1 and figures["double_bookings"] == 0
+
+
+def test_the_surveillance_benchmark_runs(db: Any) -> None:
+    from benchmarks import surveillance
+
+    speed = surveillance.speed(sessions=20_000, subjects=100, repeats=1)
+    assert speed["cusum_s"] > 0 and speed["baseline_s"] > 0
+    read = surveillance.read_path(patients=12, sessions_each=3, lots=3)
+    assert read["sessions"] == 36 and read["statistics"] >= 3
+    found = surveillance.detection(runs=50)
+    # A lot at five times the baseline is caught far more often than clean data alarms.
+    assert found["cusum_detected"] > found["cusum_false_alarm"]
+    assert 0 < found["maxsprt_exact_alpha"] <= 0.05

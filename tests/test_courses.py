@@ -47,7 +47,7 @@ from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Allergy, ConsentTemplate, Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
-from tests.conftest import World, ago, build_clinic
+from tests.conftest import World, ago, build_clinic, give_baseline
 
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 AREAS = ["thighs", "buttocks"]
@@ -87,7 +87,11 @@ def plan(world: World, patient: Patient, **changes: Any) -> Course:
         user=world.manager,
     )
     args.update(changes)
-    return do_plan_course(patient, ClinicProtocol.current(world.clinic, "cellulite"), **args)
+    course = do_plan_course(patient, ClinicProtocol.current(world.clinic, "cellulite"), **args)
+    # A baseline a year back, before any session these tests chart, so that only the gate a
+    # test is about refuses (the baseline gate has its own tests in test_outcomes.py).
+    give_baseline(course, course.created_at - dt.timedelta(days=365))
+    return course
 
 
 def allergy_test(

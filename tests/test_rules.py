@@ -413,7 +413,11 @@ class RulesTests:
             **worst,
         )
         third = facts(allergy_tests=(allergy(),), **worst)
-        reached = set(codes(first)) | set(codes(second)) | set(codes(third))
+        # The baseline gate only judges session 1, which `worst` is not (it has a session
+        # before it), so a fourth case reaches it.
+        fourth = facts(baseline_required=True, has_baseline=False, other_sessions_at=())
+        assert codes(fourth) == ["no_baseline"]
+        reached = set(codes(first)) | set(codes(second)) | set(codes(third)) | set(codes(fourth))
         assert reached == set(RefusalCode.values)
         assert len(codes(first)) == 8
         assert len(codes(second)) == 9

@@ -16,7 +16,7 @@ from mesoclinic.courses import actions
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
-from tests.conftest import World, ago
+from tests.conftest import World, ago, give_baseline
 
 
 def signed_in(user: User) -> Client:
@@ -64,6 +64,7 @@ def course_with_sessions(world: World, patient: Patient, sessions: int, first: d
     actions.do_read_allergy_test(
         test, read_at=before + dt.timedelta(hours=25), result="none", user=world.practitioner
     )
+    give_baseline(course, before)
     for n in range(sessions):
         actions.do_record_session(
             course,

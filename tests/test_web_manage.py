@@ -20,7 +20,7 @@ from mesoclinic.formulary.models import Ingredient, Lot, Product
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
-from tests.conftest import World, ago
+from tests.conftest import World, ago, give_baseline
 
 TODAY = dt.date.today()
 
@@ -78,6 +78,7 @@ def give_session(world: World, patient: Patient, lot: Lot, performed_at: dt.date
     actions.do_read_allergy_test(
         test, read_at=before + dt.timedelta(hours=25), result="none", user=world.practitioner
     )
+    give_baseline(course, before)
     actions.do_record_session(
         course,
         performed_at=performed_at,

@@ -8,4 +8,11 @@ class ApiConfig(AppConfig):
     def ready(self) -> None:
         # The calendar, outcomes, photos, safety and analytics endpoints register themselves on
         # the API defined in views.py.
-        from mesoclinic.api import analytics, outcomes, photos, safety, scheduling  # noqa: F401
+        from mesoclinic.api import (  # noqa: F401
+            analytics,
+            outcomes,
+            photos,
+            safety,
+            scheduling,
+            surveillance,
+        )

@@ -1,1 +1,189 @@
-"""The outcomes endpoints, registered on the NinjaAPI of views.py by ApiConfig.ready."""
+"""Measurements and progress in the JSON API, registered on the NinjaAPI of views.py by
+ApiConfig.ready.
+
+Staff: every role reads; managers and practitioners record. A patient who signs in (a user
+linked to Patient.user, with no clinic membership) reads their own courses' measurements and
+progress and records their own satisfaction, nothing else; another patient's course is a 404.
+Every read is audited as a view of the chart, every write as a creation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Field, Schema, Status
+
+from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.api.auth import ALL_STAFF, CLINICAL, caller
+from mesoclinic.api.schemas import When
+from mesoclinic.api.views import api
+from mesoclinic.courses.models import Course
+from mesoclinic.outcomes import actions, logic, progress, scales
+from mesoclinic.outcomes.models import Measurement
+
+Value = int | float | str | None
+
+
+class MeasurementIn(Schema):
+    kind: str = Field(description=f"One of: {', '.join(logic.KINDS)}.")
+    value: Value = Field(
+        None, description="The score, cm or kg; omitted for a Hexsel score (the item total)."
+    )
+    items: dict[str, Value] | None = Field(
+        None,
+        description="Hexsel: each item 0–3: " + ", ".join(k for k, _ in scales.HEXSEL_ITEMS) + ".",
+    )
+    site: str = Field(
+        "", description="Circumference site: " + ", ".join(s.key for s in scales.SITES)
+    )
+    area: str = Field("", description="The area a Hexsel or Nürnberger–Müller score is for.")
+    taken_at: When
+    session: int | None = Field(None, description="The session of this course it was taken at.")
+    notes: str = Field("", max_length=2000)
+
+
+class ReadingIn(Schema):
+    kind: str
+    value: Value = None
+    items: dict[str, Value] | None = None
+    site: str = ""
+    area: str = ""
+
+
+class VisitIn(Schema):
+    taken_at: When
+    session: int | None = None
+    notes: str = Field("", max_length=2000)
+    measurements: list[ReadingIn] = Field(min_length=1, max_length=30)
+
+
+class MeasurementOut(Schema):
+    id: int
+    course: int
+    session: int | None
+    kind: str
+    site: str
+    area: str
+    value: float
+    unit: str
+    items: dict[str, int]
+    band: str | None = Field(None, description="Hexsel only: none, mild, moderate or severe.")
+    loinc: str
+    taken_at: dt.datetime
+    notes: str
+
+
+def _out(m: Measurement) -> dict[str, Any]:
+    tz = m.course.clinic.tz
+    return {
+        "id": m.pk,
+        "course": m.course_id,
+        "session": m.session_id,
+        "kind": m.kind,
+        "site": m.site,
+        "area": m.area,
+        "value": float(m.value),
+        "unit": m.unit,
+        "items": m.items,
+        "band": scales.hexsel_band(int(m.value)) if m.kind == scales.HEXSEL else None,
+        "loinc": m.loinc,
+        "taken_at": m.taken_at.astimezone(tz),
+        "notes": m.notes,
+    }
+
+
+def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
+    """The course for a staff member of its clinic in one of `roles`, or for the patient whose
+    course it is (reading only their own; anything else about another patient is a 404)."""
+    who = caller(request)
+    courses = Course.objects.select_related("clinic", "patient", "protocol")
+    if who.membership is None:
+        patient = getattr(who.user, "patient", None)
+        if patient is None:
+            raise PermissionDenied("This account is not a member of a clinic.")
+        return get_object_or_404(courses, pk=course_id, patient=patient)
+    who.require(roles)
+    return get_object_or_404(courses, pk=course_id, clinic=who.clinic)
+
+
+def _audit_read(request: HttpRequest, course: Course, what: str) -> None:
+    audit(
+        clinic=course.clinic,
+        user=caller(request).user,
+        action=AuditEvent.Action.VIEW,
+        obj=course,
+        patient_id=course.patient_id,
+        read=what,
+    )
+
+
+def _may_record(request: HttpRequest, kinds: list[str]) -> None:
+    """Managers and practitioners record anything; a patient only their own satisfaction."""
+    who = caller(request)
+    if who.membership is None:
+        if any(k != scales.SATISFACTION for k in kinds):
+            raise PermissionDenied("A patient may record only their own satisfaction.")
+        return
+    who.require(CLINICAL)
+
+
+def _raw(r: ReadingIn | MeasurementIn) -> logic.Raw:
+    return logic.Raw(r.kind, r.value, site=r.site, area=r.area, items=r.items)
+
+
+@api.get("/courses/{course_id}/measurements", response=list[MeasurementOut], tags=["outcomes"])
+def list_measurements(request: HttpRequest, course_id: int) -> list[dict[str, Any]]:
+    course = _get_course(request, course_id, ALL_STAFF)
+    _audit_read(request, course, "measurements")
+    return [_out(m) for m in course.measurements.select_related("course__clinic")]
+
+
+@api.post("/courses/{course_id}/measurements", response={201: MeasurementOut}, tags=["outcomes"])
+def record_measurement(
+    request: HttpRequest, course_id: int, payload: MeasurementIn
+) -> Status[dict[str, Any]]:
+    """One measurement. A bad value is a 422 naming the field: value, items.<item>, site,
+    area, kind or taken_at."""
+    course = _get_course(request, course_id, CLINICAL)
+    _may_record(request, [payload.kind])
+    m = actions.do_record_measurement(
+        course,
+        _raw(payload),
+        taken_at=payload.taken_at,
+        session=payload.session,
+        notes=payload.notes,
+        user=caller(request).user,
+    )
+    return Status(201, _out(m))
+
+
+@api.post("/courses/{course_id}/visits", response={201: list[MeasurementOut]}, tags=["outcomes"])
+def record_visit(
+    request: HttpRequest, course_id: int, payload: VisitIn
+) -> Status[list[dict[str, Any]]]:
+    """A visit's measurements, all or none; fields are named measurements.<n>.<field>."""
+    course = _get_course(request, course_id, CLINICAL)
+    _may_record(request, [r.kind for r in payload.measurements])
+    rows = actions.do_record_measurements(
+        course,
+        [(f"measurements.{n}.", _raw(r)) for n, r in enumerate(payload.measurements)],
+        taken_at=payload.taken_at,
+        session=payload.session,
+        notes=payload.notes,
+        user=caller(request).user,
+    )
+    return Status(201, [_out(m) for m in rows])
+
+
+@api.get("/courses/{course_id}/progress", response=dict, tags=["outcomes"])
+def course_progress(request: HttpRequest, course_id: int) -> dict[str, Any]:
+    """The series the progress chart draws (x: sessions done, 0 = baseline), each with its
+    change from baseline and, for the Hexsel score, the protocol's expected trajectory and
+    its sources."""
+    course = _get_course(request, course_id, ALL_STAFF)
+    _audit_read(request, course, "progress")
+    return {"course": course.pk, **progress.course_progress(course).as_dict()}

@@ -61,7 +61,9 @@ def install(api: NinjaAPI) -> None:
         errors = []
         for e in exc.errors:
             loc = [
-                str(p) for p in e.get("loc", []) if p not in ("body", "payload", "query", "path")
+                str(p)
+                for p in e.get("loc", [])
+                if p not in ("body", "payload", "query", "path", "form", "file")
             ]
             message = str(e.get("msg", "is invalid")).removeprefix("Value error, ")
             if e.get("type") == "timezone_aware":

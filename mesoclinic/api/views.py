@@ -785,9 +785,7 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
     who = caller(request)
     who.require(CLINICAL)
     actions.do_sweep_side_effects()
-    qs = FollowUp.objects.filter(clinic=who.clinic).select_related(
-        "session__course__patient"
-    )
+    qs = FollowUp.objects.filter(clinic=who.clinic).select_related("session__course__patient")
     if status != "all":
         qs = qs.filter(status=status)
     return [

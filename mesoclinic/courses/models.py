@@ -534,4 +534,8 @@ def gather_facts(
         practitioner_name=practitioner.display_name,
         licence_expires_on=licence.expires_on if licence else None,
         overridable=frozenset(c.value for c in spec.overridable),
+        baseline_required=clinic.baseline_required,
+        # Any measurement on the course by then is a baseline. The reverse relation keeps
+        # courses free of an import from outcomes, which depends on courses.
+        has_baseline=course.measurements.filter(taken_at__lte=performed_at).exists(),
     )

@@ -63,6 +63,10 @@ class SessionFacts:
     practitioner_name: str
     licence_expires_on: dt.date | None  # the latest expiry of the practitioner's licences
     overridable: frozenset[str] = field(default_factory=frozenset)
+    # The baseline gate (Clinic.baseline_required): session 1 needs a measurement taken at or
+    # before it, so that the course's progress has a starting point.
+    baseline_required: bool = False
+    has_baseline: bool = True
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,17 @@ def refusals(f: SessionFacts) -> list[Refusal]:
         refuse(
             Code.PRACTITIONER_LICENCE_EXPIRED,
             f"{f.practitioner_name}'s licence expired on {f.licence_expires_on:%d %b %Y}.",
+        )
+
+    # 7. A baseline before session 1: a session with no other charted before it is session 1.
+    is_first = not any(other < f.performed_at for other in f.other_sessions_at)
+    if f.baseline_required and is_first and not f.has_baseline:
+        refuse(
+            Code.NO_BASELINE,
+            "Session 1 needs a baseline first: no measurement (a Hexsel score, a "
+            "circumference, a weight …) was taken on this course by "
+            f"{_when(f.performed_at, f.tz)}. The clinic's manager can turn this rule off.",
+            never=True,
         )
     return out
 

@@ -57,11 +57,14 @@ class RefusalCode(models.TextChoices):
     LOT_RECALLED = "lot_recalled", "Lot recalled"
     INGREDIENT_ALLERGY = "ingredient_allergy", "Patient is allergic to an ingredient"
     PRACTITIONER_LICENCE_EXPIRED = "practitioner_licence_expired", "Practitioner licence expired"
+    NO_BASELINE = "no_baseline", "No baseline measurement before session 1"
 
 
 # Gates that no protocol may make overridable. A systemic allergy reaction is handled in
-# rules.py, because a local reaction under the same code may be overridable.
-NEVER_OVERRIDABLE = frozenset({RefusalCode.LOT_RECALLED.value})
+# rules.py, because a local reaction under the same code may be overridable. A missing baseline
+# is the clinic's own rule (Clinic.baseline_required), which the manager turns off, not a
+# protocol.
+NEVER_OVERRIDABLE = frozenset({RefusalCode.LOT_RECALLED.value, RefusalCode.NO_BASELINE.value})
 
 NO_SOURCE = "no source"
 

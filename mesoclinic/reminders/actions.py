@@ -5,10 +5,8 @@ A reminder goes out once, however many workers run:
 1. `do_plan_reminders` creates the rows a visit needs. The unique constraint on (appointment,
    kind, planned_for) and `ignore_conflicts` make planning twice, or by two workers at once,
    create nothing more.
-2. `claim` takes due rows with one conditional UPDATE (pending and due, or sending with an
-   expired lease) that stamps a fresh token, then reads back the rows holding that token. On
-   PostgreSQL a row that another transaction changed first is re-checked against the WHERE once
-   that one commits, and left alone; on SQLite writers take turns. So no row is held twice.
+2. `claim` takes due rows for one worker at a time (lib/outbox.py, shared with the infection
+   watch, says how).
 3. `deliver` re-reads the appointment, skips what must not go out, checks that it still holds
    the claim (its token is still on the row), sends, and records the outcome under the same
    condition.
@@ -22,17 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, acting, audit
+from mesoclinic.lib.outbox import Outbox
 from mesoclinic.reminders import logic
 from mesoclinic.reminders.emails import reminder_message
 from mesoclinic.reminders.models import ChangeRequest, Reminder
@@ -164,47 +162,14 @@ class Outcome:
         )
 
 
-def _due() -> Q:
-    now = timezone.now()
-    return Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(
-        status=Status.SENDING, claimed_at__lt=now - logic.LEASE
-    )
+# The outbox: claiming, holding, retrying and draining, shared with the infection watch.
+OUTBOX = Outbox(Reminder, lease=logic.LEASE, max_attempts=logic.MAX_ATTEMPTS)
 
 
 def claim(worker: str, limit: int = BATCH) -> list[Reminder]:
     """Take up to `limit` due reminders for `worker`; none is ever held by two workers at once.
-    A row left in `sending` by a worker that died is due again after logic.LEASE. When another
-    worker takes every candidate first, look again: the set only shrinks."""
-    token = secrets.token_hex(16)
-    for _ in range(3):
-        candidates = list(
-            Reminder.objects.filter(_due())
-            .order_by("next_attempt_at", "pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if not candidates:
-            return []
-        taken = Reminder.objects.filter(_due(), pk__in=candidates).update(
-            status=Status.SENDING,
-            claim_token=token,
-            claimed_by=worker[:100],
-            claimed_at=timezone.now(),
-            attempts=F("attempts") + 1,
-        )
-        if taken:
-            break
-    return list(Reminder.objects.filter(claim_token=token).order_by("next_attempt_at", "pk"))
-
-
-def _held(reminder: Reminder) -> QuerySet[Reminder]:
-    return Reminder.objects.filter(
-        pk=reminder.pk, status=Status.SENDING, claim_token=reminder.claim_token
-    )
-
-
-def _finish(reminder: Reminder, **fields: Any) -> bool:
-    """Record the outcome, if this worker still holds the claim."""
-    return _held(reminder).update(**fields) == 1
+    A row left in `sending` by a worker that died is due again after logic.LEASE."""
+    return OUTBOX.claim(worker, limit)
 
 
 def deliver(reminder: Reminder) -> Outcome:
@@ -227,37 +192,26 @@ def deliver(reminder: Reminder) -> Outcome:
         now=now,
     )
     if reason:
-        held = _finish(reminder, status=Status.SKIPPED, skip_reason=reason)
+        held = OUTBOX.finish(reminder, status=Status.SKIPPED, skip_reason=reason)
         return Outcome.of(reminder, "skipped" if held else "lost", reason)
     if reminder.attempts > logic.MAX_ATTEMPTS:
         error = "gave up: the worker making the last attempt stopped before it finished"
-        held = _finish(reminder, status=Status.FAILED, last_error=error)
+        held = OUTBOX.finish(reminder, status=Status.FAILED, last_error=error)
         return Outcome.of(reminder, "failed" if held else "lost", error)
-    if not _held(reminder).exists():
+    if not OUTBOX.held(reminder).exists():
         return Outcome.of(reminder, "lost", "another worker took it over after the lease ran out")
     to = appointment.patient.email
     try:
         reminder_message(appointment, to).send()
     except Exception as exc:
-        return _failed(reminder, exc)
-    held = _finish(reminder, status=Status.SENT, sent_at=timezone.now(), sent_to=to, last_error="")
+        if not isinstance(exc, OSError):  # smtplib's errors are OSErrors; anything else is a bug.
+            logger.exception("reminder %s could not be built or sent", reminder.pk)
+        return Outcome.of(reminder, *OUTBOX.failed(reminder, exc))
+    held = OUTBOX.finish(
+        reminder, status=Status.SENT, sent_at=timezone.now(), sent_to=to, last_error=""
+    )
     # A lost claim here means the lease ran out mid-send; the message went, so say so.
     return Outcome.of(reminder, "sent" if held else "sent, claim lost")
-
-
-def _failed(reminder: Reminder, exc: Exception) -> Outcome:
-    error = f"{type(exc).__name__}: {exc}"[:500]
-    if not isinstance(exc, OSError):  # smtplib's errors are OSErrors; anything else is a bug.
-        logger.exception("reminder %s could not be built or sent", reminder.pk)
-    if reminder.attempts >= logic.MAX_ATTEMPTS:
-        held = _finish(reminder, status=Status.FAILED, last_error=error)
-        return Outcome.of(
-            reminder, "failed" if held else "lost", f"after {reminder.attempts} attempts: {error}"
-        )
-    retry_at = timezone.now() + logic.backoff(reminder.attempts)
-    held = _finish(reminder, status=Status.PENDING, next_attempt_at=retry_at, last_error=error)
-    detail = f"attempt {reminder.attempts} of {logic.MAX_ATTEMPTS}, next at {retry_at:%H:%M}Z"
-    return Outcome.of(reminder, "retry" if held else "lost", f"{detail}: {error}")
 
 
 def send_due(
@@ -268,22 +222,8 @@ def send_due(
     stop: Callable[[], bool] = lambda: False,
 ) -> list[Outcome]:
     """Claim and deliver batches until nothing is due, reporting each outcome as it happens.
-    Once `stop()` is true, the rest of the batch is handed back for another worker at once,
-    rather than left to wait out the lease."""
-    outcomes: list[Outcome] = []
-    while not stop():
-        batch = claim(worker, limit)
-        if not batch:
-            break
-        for reminder in batch:
-            if stop():
-                _finish(reminder, status=Status.PENDING, attempts=F("attempts") - 1)
-                continue
-            outcome = deliver(reminder)
-            outcomes.append(outcome)
-            if report is not None:
-                report(outcome)
-    return outcomes
+    Once `stop()` is true, the rest of the batch is handed back for another worker at once."""
+    return OUTBOX.drain(worker, deliver, limit=limit, report=report, stop=stop)
 
 
 # From a reminder's links.

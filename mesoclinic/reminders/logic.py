@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from mesoclinic.lib.outbox import backoff as backoff
 from mesoclinic.protocols.schema import BeforeSession
 
 # Plan an hour before the first reminder falls due, so a short pause of the worker loses nothing.
@@ -17,10 +18,9 @@ PLAN_GRACE = dt.timedelta(hours=1)
 # A worker that claimed a reminder and has not finished it after this long is taken to have
 # died; another may claim the reminder again. Much longer than an SMTP timeout.
 LEASE = dt.timedelta(minutes=15)
-# Attempts at sending, then the reminder is marked failed. 2, 4, 8, 16 and 32 minutes apart.
+# Attempts at sending, then the reminder is marked failed. 2, 4, 8, 16 and 32 minutes apart
+# (lib/outbox.backoff, shared with the infection watch).
 MAX_ATTEMPTS = 6
-BACKOFF_BASE = dt.timedelta(minutes=2)
-BACKOFF_CAP = dt.timedelta(hours=1)
 
 # Appointment statuses and kinds, as strings, so this module needs no model.
 ACTIVE = ("booked", "confirmed")
@@ -85,11 +85,6 @@ def planned_late(kind: str, starts_at: dt.datetime, now: dt.datetime) -> bool:
     """True for an earlier reminder first planned well after its time. Sending it now would put
     two emails a few hours apart; the last reminder is enough."""
     return kind != LAST.key and now - due_at(kind, starts_at) > PLAN_GRACE
-
-
-def backoff(attempts: int) -> dt.timedelta:
-    """The wait after the `attempts`-th failed attempt: doubling from BACKOFF_BASE, capped."""
-    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
 
 
 def when_words(local: dt.datetime) -> str:

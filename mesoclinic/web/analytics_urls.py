@@ -1,5 +1,7 @@
 """Pages under /analytics/ (see mesoclinic/web/analytics.py)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from mesoclinic.web import analytics
+
+urlpatterns = [path("", analytics.analytics, name="analytics")]

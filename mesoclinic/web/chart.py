@@ -17,6 +17,7 @@ from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import AllergyTest, Course
 from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.outcomes import photo_actions
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Patient, ScreeningForm
@@ -25,7 +26,7 @@ from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.models import Appointment
-from mesoclinic.web import feeds, forms, timeline
+from mesoclinic.web import feeds, forms, safety_card, timeline
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
 
 
@@ -98,6 +99,7 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
         via="web",
     )
     courses = []
+    photo_consents = photo_actions.consent_state(patient)
     for course in patient.courses.select_related("protocol", "clinic", "created_by").order_by(
         "-created_at"
     ):
@@ -128,6 +130,10 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "visits": visits,
                 "to_book": course.status in BOOKABLE and bool(planning.remaining(course).visits),
                 "maintenance": planning.propose_maintenance(course),
+                "photos": photo_actions.summary(course, photo_consents),
+                **safety_card.course_safety(course),
+                # Imported here: web.outcomes builds on this module's helpers.
+                **_outcomes_row(course),
             }
         )
     return render(
@@ -149,6 +155,12 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
+
+
+def _outcomes_row(course: Course) -> dict[str, object]:
+    from mesoclinic.web.outcomes import course_row
+
+    return course_row(course)
 
 
 def _now_local(patient: Patient) -> str:

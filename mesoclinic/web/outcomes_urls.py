@@ -1,5 +1,16 @@
-"""Pages under /outcomes/ (see mesoclinic/web/outcomes.py)."""
+"""Measurements and progress pages (see mesoclinic/web/outcomes.py), in the "web" namespace."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from mesoclinic.web import outcomes
+
+urlpatterns = [
+    path(
+        "courses/<int:course_id>/measurements/new/",
+        outcomes.record_measurements,
+        name="record_measurements",
+    ),
+    path("courses/<int:course_id>/progress/", outcomes.course_progress, name="course_progress"),
+    path("courses/<int:course_id>/progress.pdf", outcomes.progress_pdf, name="progress_pdf"),
+    path("manage/measurements/", outcomes.outcome_settings, name="manage_outcome_settings"),
+]

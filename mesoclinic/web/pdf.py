@@ -788,3 +788,67 @@ def aftercare_pdf(
     where = head.clinic + (f", {head.city}" if head.city else "")
     story.append(_p(where, "body"))
     return _build(head, story, subject="Aftercare")
+
+
+def progress_pdf(
+    head: Letterhead,
+    *,
+    patient: str,
+    protocol: str,
+    protocol_version: int,
+    progress: Any,
+) -> bytes:
+    """A course's progress report: each series drawn (outcomes.progress.drawing, the same
+    picture as the chart's SVG) with its expected trajectory and its source, then a table of
+    the numbers and the change from baseline in points and per cent."""
+    from mesoclinic.outcomes import logic
+    from mesoclinic.outcomes import progress as charts
+
+    found: logic.Progress = progress
+    story: list[Flowable | Group] = _title(
+        f"Progress report for {patient}",
+        f"{protocol} · protocol v{protocol_version} · {found.sessions_done} of "
+        f"{found.sessions_planned} sessions done",
+    )
+    if not found.series:
+        story.append(_p("No measurement has been recorded on this course yet."))
+    if found.no_trajectory:
+        story.append(_p(found.no_trajectory, "small"))
+    for s in found.series:
+        group = Group()
+        group.append(_heading(s.label))
+        group.append(charts.drawing(s, found, font=_fonts()))
+        caption = (
+            charts.trajectory_caption(s.trajectory)
+            if s.trajectory
+            else charts.no_trajectory_caption(s, found)
+        )
+        group.append(_p(caption, "source"))
+        group.append(_p(f"Change from baseline: {logic.describe_change(s)}."))
+        rows = [["Date", "Sessions done", f"Value ({s.unit})", "Change", "Change %"]]
+        base = s.baseline.value
+        for p in s.points:
+            change = p.value - base
+            percent = f"{(change * 100 / base):+.1f} %" if base else "–"
+            rows.append([day(p.day), str(p.sessions), f"{p.value}", f"{change:+}", percent])
+        table = Table([[_p(c, "cell") for c in r] for r in rows], hAlign="LEFT", repeatRows=1)
+        table.setStyle(
+            TableStyle(
+                [
+                    ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ]
+            )
+        )
+        group.append(table)
+        story.append(group)
+    story.append(Spacer(1, 10))
+    story.append(
+        _p(
+            "The expected line is the protocol's figure with its source, drawn from this "
+            "course's baseline; it is what the source reports, not a promise for this patient.",
+            "source",
+        )
+    )
+    return _build(head, story, subject="Progress report")

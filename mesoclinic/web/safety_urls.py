@@ -1,5 +1,20 @@
 """Pages under /safety/ (see mesoclinic/web/safety.py)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from mesoclinic.web import safety
+
+urlpatterns = [
+    path("safety/adverse-events/", safety.adverse_events, name="adverse_events"),
+    path(
+        "safety/courses/<int:course_id>/adverse-events/new/",
+        safety.report_for_course,
+        name="report_course_adverse_event",
+    ),
+    path(
+        "safety/sessions/<int:session_id>/adverse-events/new/",
+        safety.report_for_session,
+        name="report_adverse_event",
+    ),
+    path("safety/adverse-events/<int:event_id>/", safety.update, name="update_adverse_event"),
+]

@@ -29,6 +29,8 @@ from mesoclinic.courses.models import (
 from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.protocols.vocab import Area
+from mesoclinic.safety import logic as safety_logic
+from mesoclinic.safety.models import AdverseEvent, WatchPrompt
 
 # The order of events that share a moment: the order they happen in on a visit.
 RANK = {
@@ -38,6 +40,8 @@ RANK = {
     "test_read": 3,
     "session": 4,
     "side_effect": 5,
+    "adverse_event": 5,
+    "watch_answer": 5,
     "follow_up_opened": 6,
     "side_effect_resolved": 7,
     "follow_up_closed": 8,
@@ -102,6 +106,11 @@ class Records:
     consents: list[Consent]
     side_effects: list[EffectRow]
     stopped: AuditEvent | None
+    # Follow-ups that no side effect opened (an infection-watch answer, a serious adverse
+    # event), the course's serious adverse events and its answered watch prompts.
+    other_follow_ups: list[FollowUp] = field(default_factory=list)
+    adverse_events: list[AdverseEvent] = field(default_factory=list)
+    watch_answers: list[WatchPrompt] = field(default_factory=list)
 
 
 def name_of(user: Any) -> str:
@@ -197,7 +206,20 @@ def load(course: Course, now: dt.datetime | None = None) -> Records:
             .order_by("-at")
             .first()
         )
-    return Records(sessions, tests, consents, rows, stopped)
+    other_follow_ups = list(
+        FollowUp.objects.filter(session_id__in=list(by_id), side_effect__isnull=True)
+        .select_related("closed_by")
+        .order_by("opened_at")
+    )
+    events = list(
+        AdverseEvent.objects.filter(course=course).select_related("reported_by", "session")
+    )
+    answers = list(
+        WatchPrompt.objects.filter(session_id__in=list(by_id), answered_at__isnull=False)
+        .select_related("session")
+        .order_by("answered_at")
+    )
+    return Records(sessions, tests, consents, rows, stopped, other_follow_ups, events, answers)
 
 
 def _area_labels(areas: list[str]) -> str:
@@ -326,6 +348,7 @@ def build(course: Course, records: Records) -> list[Event]:
                         tone="ok",
                     )
                 )
+    events += _safety_events(records, local)
     if course.status == Course.Status.STOPPED:
         latest = max(e.at for e in events)
         stop = records.stopped
@@ -356,6 +379,63 @@ def build(course: Course, records: Records) -> list[Event]:
             )
         )
     return sorted(events, key=lambda e: (e.at, RANK[e.kind]))
+
+
+def _follow_up_events(f: FollowUp, local: Any) -> list[Event]:
+    opened = Event(
+        at=local(f.opened_at),
+        kind="follow_up_opened",
+        title=f"Follow-up opened ({f.get_priority_display().lower()})",
+        detail=f.reason,
+        tone="bad" if f.priority == FollowUp.Priority.URGENT else "warn",
+    )
+    if f.closed_at is None:
+        return [opened]
+    closed = Event(
+        at=local(f.closed_at),
+        kind="follow_up_closed",
+        title="Follow-up closed",
+        detail=f.outcome,
+        who=name_of(f.closed_by),
+        tone="ok",
+    )
+    return [opened, closed]
+
+
+def _safety_events(records: Records, local: Any) -> list[Event]:
+    """Serious adverse events, infection-watch answers, and the follow-ups they opened."""
+    events: list[Event] = []
+    for a in records.adverse_events:
+        events.append(
+            Event(
+                at=local(a.onset_at),
+                kind="adverse_event",
+                title=(
+                    f"Serious adverse event: {a.get_kind_display()}, CTCAE grade "
+                    f"{a.ctcae_grade} (session {a.session.number})"
+                ),
+                detail=f"{a.get_outcome_display()} · reported {_moment(local(a.reported_at))}",
+                who=name_of(a.reported_by),
+                tone="bad" if a.ctcae_grade >= 3 else "warn",
+            )
+        )
+    for p in records.watch_answers:
+        signs = [safety_logic.SIGN_WORDS[s] for s in safety_logic.reported(p.answers)]
+        notes = str(p.answers.get("notes") or "")
+        events.append(
+            Event(
+                at=local(p.answered_at),
+                kind="watch_answer",
+                title=f"Infection watch, week {p.week} (session {p.session.number}): "
+                + (", ".join(signs) if signs else "nothing to report"),
+                detail=f"“{notes}”" if notes else "",
+                who="the patient",
+                tone="bad" if p.warning_signs else ("warn" if signs else "ok"),
+            )
+        )
+    for f in records.other_follow_ups:
+        events += _follow_up_events(f, local)
+    return events
 
 
 def course_timeline(course: Course, now: dt.datetime | None = None) -> list[Event]:

@@ -16,6 +16,7 @@ from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.reminders.models import ChangeRequest
+from mesoclinic.safety.models import SafetyAlert
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.scheduling.planning import cadence_flags
 
@@ -149,4 +150,10 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         "follow_ups": list(follow_ups),
         "allergy_tests": tests,
         "lots": [{"lot": lot, "expired": lot.expires_on < today} for lot in lots],
+        # Surveillance alerts not yet closed; the card is shown to managers only.
+        "safety_alerts": list(
+            SafetyAlert.objects.filter(clinic=clinic)
+            .exclude(status=SafetyAlert.Status.CLOSED)
+            .order_by("-raised_at", "-id")
+        ),
     }

@@ -147,6 +147,16 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         )
         step(page, "journey-06-test-given")
 
+        # The clinic requires a baseline before session 1: the Hexsel score, taken now.
+        course_card = page.locator(f"#course-{course.pk}")
+        expect(course_card.locator("ul.reasons")).to_contain_text("needs a baseline")
+        course_card.get_by_role("link", name="Record the baseline").click()
+        for key, value in (("number", 3), ("depth", 2), ("morphology", 2), ("laxity", 1)):
+            page.locator(f"#id_hexsel_{key}").fill(str(value))
+        page.locator("#id_hexsel_nurnberger_muller").fill("2")
+        page.get_by_role("button", name="Record the measurements").click()
+        expect(page.get_by_text("Recorded 1 measurement(s)")).to_be_visible()
+
         # 5. A day passes on the server's clock; the reading form now starts at the new time.
         clock.shift(dt.timedelta(hours=24, minutes=5))
         page.goto(chart)

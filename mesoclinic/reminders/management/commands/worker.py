@@ -1,5 +1,7 @@
 """`mesoclinic worker`: the one background process. Each tick plans reminders, sends the due
-ones, and moves side effects that outlasted their expected duration on (courses.actions).
+ones, plans and sends infection-watch prompts (safety/watch.py), and moves side effects that
+outlasted their expected duration on (courses.actions). Every SURVEIL_INTERVAL_HOURS it runs
+safety surveillance for each clinic (safety/surveil.py).
 
 Run any number of workers: a reminder is claimed by one at a time (reminders/actions.py).
 SIGTERM or Ctrl-C lets the reminder in hand finish and hands the rest of the batch back, then
@@ -21,6 +23,7 @@ from django.db import close_old_connections
 from mesoclinic.courses.actions import do_sweep_side_effects
 from mesoclinic.reminders import actions
 from mesoclinic.reminders.actions import Outcome
+from mesoclinic.safety import surveil, watch
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +74,29 @@ class Command(BaseCommand):
         actions.send_due(
             self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
         )
+        # The infection watch: prompts 2, 4, 8 and 12 weeks after each session
+        # (mesoclinic/safety/watch.py), through the same kind of outbox as reminders.
+        prompts = watch.do_plan_watch()
+        if prompts:
+            self.say(f"planned {prompts} watch prompt{'s' if prompts != 1 else ''}")
+        watch.send_due(
+            self.worker, limit=self.batch, report=self.say_outcome, stop=self.stopping.is_set
+        )
         swept = do_sweep_side_effects()
         if swept:
             self.say(f"{swept} side effect{'s' if swept != 1 else ''} now beyond expected")
+        # Safety surveillance, per clinic, when its last run is older than
+        # SURVEIL_INTERVAL_HOURS (mesoclinic/safety/surveil.py).
+        for found in surveil.run_due():
+            self.say(
+                f"surveillance of {found.clinic.name}: {len(found.alarms)} signalling, "
+                f"{len(found.raised)} new alert{'s' if len(found.raised) != 1 else ''}"
+            )
 
     def report(self, outcome: Outcome) -> None:
+        self.say(str(outcome))
+
+    def say_outcome(self, outcome: object) -> None:
         self.say(str(outcome))
 
     def say(self, line: str) -> None:

@@ -1,0 +1,272 @@
+"""The safety inbox (issue 5): alerts on Today and under /safety/alerts/, acknowledging,
+closing with a note, recalling a lot from its alert with every affected patient listed, in the
+web app and the API; tenancy and roles for each."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+from mesoclinic.accounts.models import AuditEvent
+from mesoclinic.formulary.models import Lot
+from mesoclinic.safety import surveil
+from mesoclinic.safety.models import SafetyAlert
+from tests.conftest import World, api_for, problem_of
+from tests.test_surveil import Chart, fixed_p0  # noqa: F401
+from tests.test_web import signed_in
+
+
+@pytest.fixture
+def lot_alert(world: World, fixed_p0: None) -> SafetyAlert:  # noqa: F811
+    """A CUSUM alert on the world's lot after four infections in four sessions, one of them
+    in a session that also injected lidocaine."""
+    chart = Chart(world)
+    chart.many([1, 1, 1])
+    chart.session(lots=[world.lidocaine_lot, world.lot], adverse=True, suspected=[world.lot])
+    surveil.run(world.clinic)
+    return SafetyAlert.objects.get(method="cusum", subject_key=f"lot:{world.lot.pk}")
+
+
+@pytest.fixture
+def practitioner_alert(lot_alert: SafetyAlert, world: World) -> SafetyAlert:
+    return SafetyAlert.objects.get(
+        method="cusum", subject_key=f"practitioner:{world.practitioner.pk}"
+    )
+
+
+class TodayTests:
+    def test_a_manager_sees_the_safety_alerts_card(
+        self, world: World, lot_alert: SafetyAlert
+    ) -> None:
+        page = signed_in(world.manager).get("/today/")
+        assert page.status_code == 200
+        text = page.content.decode()
+        assert "Safety alerts" in text and f"/safety/alerts/{lot_alert.pk}/" in text
+
+    def test_a_practitioner_and_the_front_desk_do_not(
+        self, world: World, lot_alert: SafetyAlert
+    ) -> None:
+        for user in (world.practitioner, world.front_desk):
+            text = signed_in(user).get("/today/").content.decode()
+            assert f"/safety/alerts/{lot_alert.pk}/" not in text
+            assert 'id="h-safety-alerts"' not in text
+
+
+class InboxTests:
+    def test_the_list_says_the_numbers_in_words(self, world: World, lot_alert: SafetyAlert) -> None:
+        text = signed_in(world.manager).get("/safety/alerts/").content.decode()
+        assert (
+            f"{world.product.name} lot {world.lot.lot_number}: 4 sessions with an adverse event "
+            "in 4 sessions (100 %)"
+        ) in text
+        assert "against a clinic rate of 2 %" in text
+
+    def test_a_lot_alert_lists_every_patient_who_received_the_lot(
+        self, world: World, lot_alert: SafetyAlert
+    ) -> None:
+        page = signed_in(world.manager).get(f"/safety/alerts/{lot_alert.pk}/")
+        text = page.content.decode()
+        for n in range(1, 5):
+            assert f"Patient{n:04d}" in text and f"+1 212 555 {n:04d}" in text
+        assert "Download the list (CSV)" in text
+        assert AuditEvent.objects.filter(
+            action="view", object_type="safety.SafetyAlert", object_id=str(lot_alert.pk)
+        ).exists()
+
+    def test_a_practitioner_alert_lists_their_sessions_with_events(
+        self, world: World, practitioner_alert: SafetyAlert
+    ) -> None:
+        text = signed_in(world.manager).get(f"/safety/alerts/{practitioner_alert.pk}/").content
+        page = text.decode()
+        assert "4 of 4" in page
+        assert page.count("Non-tuberculous mycobacterial infection") == 4
+        assert "Recall this lot" not in page
+
+    def test_acknowledge_then_close_with_a_note(self, world: World, lot_alert: SafetyAlert) -> None:
+        client = signed_in(world.manager)
+        client.post(f"/safety/alerts/{lot_alert.pk}/acknowledge/")
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "acknowledged" and lot_alert.handled_by == world.manager
+        refused = client.post(f"/safety/alerts/{lot_alert.pk}/close/", {"note": "  "})
+        assert refused.status_code == 200 and "This field is required" in refused.content.decode()
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "acknowledged"
+        client.post(f"/safety/alerts/{lot_alert.pk}/close/", {"note": "Supplier notified."})
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "closed" and lot_alert.note == "Supplier notified."
+        assert AuditEvent.objects.filter(
+            action="update", object_id=str(lot_alert.pk), detail__status="closed"
+        ).exists()
+
+
+class RecallTests:
+    def test_recalling_from_the_alert_recalls_the_lot_and_lists_every_patient(
+        self, world: World, lot_alert: SafetyAlert
+    ) -> None:
+        client = signed_in(world.manager)
+        refused = client.post(f"/safety/alerts/{lot_alert.pk}/recall/", {"reason": ""})
+        assert refused.status_code == 200 and "This field is required" in refused.content.decode()
+        assert not Lot.objects.get(pk=world.lot.pk).recalled
+        done = client.post(
+            f"/safety/alerts/{lot_alert.pk}/recall/",
+            {"reason": "Cluster of mycobacterial infections"},
+            follow=True,
+        )
+        text = done.content.decode()
+        lot = Lot.objects.get(pk=world.lot.pk)
+        assert lot.recalled and lot.recalled_by == world.manager
+        assert lot.recall_reason == "Cluster of mycobacterial infections"
+        assert "4 patients received it" in text
+        # Patient0004's session injected lidocaine too: the lot was one of several.
+        for n in range(1, 5):
+            assert f"Patient{n:04d}" in text
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "acknowledged"
+        assert AuditEvent.objects.filter(
+            action="update", object_type="formulary.Lot", object_id=str(lot.pk)
+        ).exists()
+        again = client.post(
+            f"/safety/alerts/{lot_alert.pk}/recall/", {"reason": "again"}, follow=True
+        )
+        assert "already recalled" in again.content.decode()
+
+    def test_the_csv_of_affected_patients_has_every_patient(
+        self, world: World, lot_alert: SafetyAlert
+    ) -> None:
+        client = signed_in(world.manager)
+        page = client.get(f"/safety/alerts/{lot_alert.pk}/").content.decode()
+        from django.urls import reverse
+
+        url = reverse("web:manage_lot_csv", args=[world.lot.pk])
+        assert url in page
+        rows = list(csv.DictReader(io.StringIO(client.get(url).content.decode())))
+        assert sorted(r["last_name"] for r in rows if r["kind"] == "session") == [
+            f"Patient{n:04d}" for n in range(1, 5)
+        ]
+
+
+class AccessTests:
+    @pytest.mark.parametrize(
+        ("method", "path", "data"),
+        [
+            ("get", "/safety/alerts/", None),
+            ("get", "/safety/alerts/{id}/", None),
+            ("post", "/safety/alerts/{id}/acknowledge/", {}),
+            ("post", "/safety/alerts/{id}/close/", {"note": "x"}),
+            ("post", "/safety/alerts/{id}/recall/", {"reason": "x"}),
+            ("post", "/safety/alerts/run/", {}),
+        ],
+    )
+    def test_practitioners_and_front_desk_are_refused(
+        self, world: World, lot_alert: SafetyAlert, method: str, path: str, data: Any
+    ) -> None:
+        for user in (world.practitioner, world.front_desk):
+            response = getattr(signed_in(user), method)(path.format(id=lot_alert.pk), data)
+            assert response.status_code == 403
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "open" and not Lot.objects.get(pk=world.lot.pk).recalled
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/safety/alerts/{id}/",
+            "/safety/alerts/{id}/acknowledge/",
+            "/safety/alerts/{id}/close/",
+            "/safety/alerts/{id}/recall/",
+        ],
+    )
+    def test_another_clinics_manager_gets_404(
+        self, world: World, other: World, lot_alert: SafetyAlert, path: str
+    ) -> None:
+        client = signed_in(other.manager)
+        url = path.format(id=lot_alert.pk)
+        response = client.get(url) if path.endswith("/{id}/") else client.post(url, {"reason": "x"})
+        assert response.status_code == 404
+        listing = client.get("/safety/alerts/").content.decode()
+        assert lot_alert.message not in listing
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "open" and not Lot.objects.get(pk=world.lot.pk).recalled
+
+    def test_a_signed_out_visitor_is_sent_to_sign_in(self, lot_alert: SafetyAlert) -> None:
+        from django.test import Client
+
+        response = Client().get(f"/safety/alerts/{lot_alert.pk}/")
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+    def test_run_now_runs_surveillance_for_the_managers_clinic(
+        self,
+        world: World,
+        other: World,
+        fixed_p0: None,  # noqa: F811
+    ) -> None:
+        Chart(world).many([1, 1, 1, 1])
+        Chart(other).many([1, 1, 1, 1])
+        signed_in(world.manager).post("/safety/alerts/run/")
+        assert set(SafetyAlert.objects.values_list("clinic", flat=True)) == {world.clinic.pk}
+
+
+class ApiTests:
+    def test_a_manager_lists_acknowledges_and_closes(
+        self, world: World, lot_alert: SafetyAlert
+    ) -> None:
+        api = api_for(world.manager)
+        listed = api.get("/safety/alerts").json()
+        assert lot_alert.pk in [a["id"] for a in listed]
+        row = next(a for a in listed if a["id"] == lot_alert.pk)
+        assert row["sessions"] == 4 and row["adverse_sessions"] == 4
+        assert row["baseline_rate"] == 0.02 and row["lot"] == world.lot.pk
+        assert api.post(f"/safety/alerts/{lot_alert.pk}/acknowledge").json()["status"] == (
+            "acknowledged"
+        )
+        problem_of(api.post(f"/safety/alerts/{lot_alert.pk}/acknowledge"), 409)
+        body = problem_of(api.post(f"/safety/alerts/{lot_alert.pk}/close", {"note": ""}), 422)
+        assert "note" in {e["field"] for e in body.get("errors", [])} or "note" in body["detail"]
+        closed = api.post(f"/safety/alerts/{lot_alert.pk}/close", {"note": "Reviewed."})
+        assert closed.status_code == 200 and closed.json()["status"] == "closed"
+        assert lot_alert.pk in [a["id"] for a in api.get("/safety/alerts?status=closed").json()]
+        problem_of(api.get("/safety/alerts?status=nonsense"), 422)
+
+    def test_recall_from_an_alert_answers_every_patient(
+        self, world: World, lot_alert: SafetyAlert, practitioner_alert: SafetyAlert
+    ) -> None:
+        api = api_for(world.manager)
+        problem_of(api.post(f"/safety/alerts/{lot_alert.pk}/recall", {"reason": ""}), 422)
+        problem_of(api.post(f"/safety/alerts/{practitioner_alert.pk}/recall", {"reason": "x"}), 409)
+        done = api.post(f"/safety/alerts/{lot_alert.pk}/recall", {"reason": "Cluster"})
+        assert done.status_code == 200, done.content
+        body = done.json()
+        assert body["alert"]["lot_recalled"] is True
+        names = sorted(p["last_name"] for p in body["patients"])
+        assert names == [f"Patient{n:04d}" for n in range(1, 5)]
+        assert all(p["phone"] and p["email"] for p in body["patients"])
+        problem_of(api.post(f"/safety/alerts/{lot_alert.pk}/recall", {"reason": "x"}), 409)
+
+    def test_surveil_runs_now_or_dry(self, world: World, fixed_p0: None) -> None:  # noqa: F811
+        Chart(world).many([1, 1, 1, 1])
+        api = api_for(world.manager)
+        dry = api.post("/safety/surveil", {"dry_run": True}).json()
+        assert dry["run"] is None and dry["signals"] and not SafetyAlert.objects.exists()
+        real = api.post("/safety/surveil", {}).json()
+        assert real["run"] and sorted(real["raised"]) == sorted(
+            SafetyAlert.objects.values_list("pk", flat=True)
+        )
+
+    def test_other_roles_and_clinics_are_refused(
+        self, world: World, other: World, lot_alert: SafetyAlert
+    ) -> None:
+        for user in (world.practitioner, world.front_desk):
+            api = api_for(user)
+            problem_of(api.get("/safety/alerts"), 403)
+            problem_of(api.post(f"/safety/alerts/{lot_alert.pk}/close", {"note": "x"}), 403)
+            problem_of(api.post("/safety/surveil", {}), 403)
+        stranger = api_for(other.manager)
+        assert stranger.get("/safety/alerts").json() == []
+        problem_of(stranger.get(f"/safety/alerts/{lot_alert.pk}"), 404)
+        problem_of(stranger.post(f"/safety/alerts/{lot_alert.pk}/acknowledge"), 404)
+        problem_of(stranger.post(f"/safety/alerts/{lot_alert.pk}/recall", {"reason": "x"}), 404)
+        problem_of(api_for(world.manager).get("/safety/alerts/999999"), 404)
+        lot_alert.refresh_from_db()
+        assert lot_alert.status == "open" and not Lot.objects.get(pk=world.lot.pk).recalled
