@@ -48,6 +48,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+from django.db.models import BigIntegerField, F, Func
 
 from mesoclinic.courses.logic import add_months
 
@@ -150,6 +151,30 @@ def _utc_naive(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
+class EpochMicroseconds(Func):
+    """A time column as integer microseconds since 1970 UTC, computed by the database.
+
+    Django turns each stored time into an aware datetime one row at a time, and that was most
+    of the extract's time; DuckDB wants naive UTC anyway, which NumPy makes from integers in
+    one step. SQLite's julianday() is a double: about 40 µs of precision at today's dates,
+    and equal stored times still give equal integers, which is what the comparisons need."""
+
+    output_field = BigIntegerField()
+    template = "CAST(ROUND((julianday(%(expressions)s) - 2440587.5) * 86400000000.0) AS INTEGER)"
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(ROUND(EXTRACT(EPOCH FROM %(expressions)s) * 1000000) AS BIGINT)",
+            **extra,
+        )
+
+
+def _epoch_us(column: str) -> EpochMicroseconds:
+    return EpochMicroseconds(F(column))
+
+
 def extract(clinic: Any, end: dt.date) -> Extract:
     """Read the clinic's data for courses planned by `end` (a local date), in six queries.
 
@@ -169,18 +194,16 @@ def extract(clinic: Any, end: dt.date) -> Extract:
         protocol_rows.append((p.pk, p.key, months.min, months.max))
         protocol_names[p.key] = p.name  # the latest version's name wins
     courses = Course.objects.filter(clinic=clinic, created_at__lt=until)
-    course_rows = [
-        (pk, protocol_id, indication, status, cadence, _utc_naive(created))
-        for pk, protocol_id, indication, status, cadence, created in courses.values_list(
-            "id", "protocol_id", "indication", "status", "cadence_days", "created_at"
+    course_rows = list(
+        courses.annotate(created_us=_epoch_us("created_at")).values_list(
+            "id", "protocol_id", "indication", "status", "cadence_days", "created_us"
         )
-    ]
-    session_rows = [
-        (pk, course_id, number, kind, _utc_naive(at), who)
-        for pk, course_id, number, kind, at, who in Session.objects.filter(
-            course__clinic=clinic, course__created_at__lt=until
-        ).values_list("id", "course_id", "number", "kind", "performed_at", "practitioner_id")
-    ]
+    )
+    session_rows = list(
+        Session.objects.filter(course__clinic=clinic, course__created_at__lt=until)
+        .annotate(performed_us=_epoch_us("performed_at"))
+        .values_list("id", "course_id", "number", "kind", "performed_us", "practitioner_id")
+    )
     product_rows = list(
         SessionInjection.objects.filter(
             session__course__clinic=clinic,
@@ -190,6 +213,15 @@ def extract(clinic: Any, end: dt.date) -> Extract:
         .values_list("session__course_id", "lot__product_id")
         .distinct()
     )
+    measurements = (
+        Measurement.objects.filter(
+            course__clinic=clinic,
+            course__created_at__lt=until,
+            kind__in=(HEXSEL, CIRCUMFERENCE, GAIS),
+        )
+        .annotate(taken_us=_epoch_us("taken_at"))
+        .values_list("id", "course_id", "session_id", "kind", "area", "site", "value", "taken_us")
+    )
     measurement_rows = [
         (
             pk,
@@ -198,13 +230,9 @@ def extract(clinic: Any, end: dt.date) -> Extract:
             kind,
             area if kind == HEXSEL else site if kind == CIRCUMFERENCE else "",
             int(value * 10),
-            _utc_naive(taken),
+            taken_us,
         )
-        for pk, course_id, session_id, kind, area, site, value, taken in Measurement.objects.filter(
-            course__clinic=clinic,
-            course__created_at__lt=until,
-            kind__in=(HEXSEL, CIRCUMFERENCE, GAIS),
-        ).values_list("id", "course_id", "session_id", "kind", "area", "site", "value", "taken_at")
+        for pk, course_id, session_id, kind, area, site, value, taken_us in measurements
     ]
     product_names = dict(Product.objects.filter(clinic=clinic).values_list("id", "name"))
     practitioner_ids = {row[5] for row in session_rows}

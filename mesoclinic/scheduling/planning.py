@@ -22,6 +22,8 @@ from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, aud
 from mesoclinic.courses import logic as course_logic
 from mesoclinic.courses.models import AllergyTest, Course, Session
 from mesoclinic.patients.models import Patient
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.protocols.schema import Protocol
 from mesoclinic.scheduling import actions, logic, series
 from mesoclinic.scheduling.actions import BookingRefused, BookingRequest, Refusal
 from mesoclinic.scheduling.hours import Hours
@@ -240,9 +242,12 @@ def _visit_words(visit: Placed, tz: dt.tzinfo) -> str:
 
 
 def rules_of(course: Course) -> series.Rules:
-    spec = course.spec
+    return _rules(course.spec, course.cadence_days)
+
+
+def _rules(spec: Protocol, cadence_days: int) -> series.Rules:
     return series.Rules(
-        cadence=dt.timedelta(days=course.cadence_days),
+        cadence=dt.timedelta(days=cadence_days),
         tolerance=dt.timedelta(days=spec.cadence.tolerance_days.v),
         test_wait=dt.timedelta(hours=spec.allergy_test.wait_hours.v),
     )
@@ -823,15 +828,30 @@ class CadenceFlag:
     message: str
 
 
-def cadence_flags(clinic: Clinic, now: dt.datetime) -> list[CadenceFlag]:
+def cadence_flags(
+    clinic: Clinic, now: dt.datetime, specs: dict[int, Protocol] | None = None
+) -> list[CadenceFlag]:
     """Active courses whose cadence is broken: a session missed or cancelled and not
     rebooked inside its window, a window passed with nothing booked, or a booked session
-    outside its window. Three queries for the whole clinic."""
+    outside its window. Four queries for the whole clinic.
+
+    Today calls it on every load: each protocol version is validated once (`specs`, as Today
+    reads them), not once per course, and the visits are read as (status, start) pairs."""
     tz = clinic.tz
+    if specs is None:
+        specs = {p.pk: p.spec for p in ClinicProtocol.objects.filter(clinic=clinic)}
     courses = {
         c.pk: c
-        for c in Course.objects.filter(clinic=clinic, status=Course.Status.ACTIVE).select_related(
-            "patient", "protocol"
+        for c in Course.objects.filter(clinic=clinic, status=Course.Status.ACTIVE)
+        .select_related("patient")
+        .only(
+            "id",
+            "protocol_id",
+            "cadence_days",
+            "planned_sessions",
+            "patient__id",
+            "patient__first_name",
+            "patient__last_name",
         )
     }
     if not courses:
@@ -841,23 +861,28 @@ def cadence_flags(clinic: Clinic, now: dt.datetime) -> list[CadenceFlag]:
         course_id__in=courses, kind=Session.Kind.COURSE
     ).values_list("course_id", "performed_at"):
         held[course_id].append(at)
-    booked: dict[int | None, list[Appointment]] = defaultdict(list)
-    missed: dict[int | None, list[Appointment]] = defaultdict(list)
-    for a in Appointment.objects.filter(
-        course_id__in=courses, kind=Appointment.Kind.SESSION
-    ).filter(Q(status__in=OPEN, starts_at__gte=now) | Q(status__in=Appointment.INACTIVE)):
-        (booked if a.status in OPEN else missed)[a.course_id].append(a)
+    booked: dict[int, list[dt.datetime]] = defaultdict(list)
+    missed: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for course_id, status, starts_at in (
+        Appointment.objects.filter(course_id__in=courses, kind=Appointment.Kind.SESSION)
+        .filter(Q(status__in=OPEN, starts_at__gte=now) | Q(status__in=Appointment.INACTIVE))
+        .values_list("course_id", "status", "starts_at")
+    ):
+        if status in OPEN:
+            booked[course_id].append(starts_at)
+        else:
+            missed[course_id].append((starts_at, status))
     out: list[CadenceFlag] = []
     for course_id, course in courses.items():
         sessions = sorted(held[course_id])
         if not sessions or len(sessions) >= course.planned_sessions:
             continue
-        rules = rules_of(course)
+        rules = _rules(specs[course.protocol_id], course.cadence_days)
         anchor = Anchor(logic.SESSION, sessions[-1])
         window, _ = series.window_after(anchor, rules, tz)
-        upcoming = sorted(booked[course_id], key=lambda a: a.starts_at)
+        upcoming = sorted(booked[course_id])
         number = len(sessions) + 1
-        lost = [a for a in missed[course_id] if a.starts_at > sessions[-1]]
+        lost = sorted(m for m in missed[course_id] if m[0] > sessions[-1])
         if not upcoming:
             if window.end < now:
                 out.append(
@@ -867,7 +892,7 @@ def cadence_flags(clinic: Clinic, now: dt.datetime) -> list[CadenceFlag]:
                     )
                 )
             elif lost:
-                what = "missed" if lost[-1].status == Appointment.Status.NO_SHOW else "cancelled"
+                what = "missed" if lost[-1][1] == Appointment.Status.NO_SHOW else "cancelled"
                 out.append(
                     CadenceFlag(
                         course,
@@ -876,17 +901,17 @@ def cadence_flags(clinic: Clinic, now: dt.datetime) -> list[CadenceFlag]:
                     )
                 )
             continue
-        for a in upcoming:
-            if not _fits(a.starts_at, window):
+        for starts_at in upcoming:
+            if not _fits(starts_at, window):
                 out.append(
                     CadenceFlag(
                         course,
-                        f"Session {number} is booked for {_day(a.starts_at, tz)}, outside its "
+                        f"Session {number} is booked for {_day(starts_at, tz)}, outside its "
                         f"window ({_day(window.start, tz)} to {_day(window.end, tz)}).",
                     )
                 )
                 break
-            window, _ = series.window_after(Anchor(logic.SESSION, a.starts_at), rules, tz)
+            window, _ = series.window_after(Anchor(logic.SESSION, starts_at), rules, tz)
             number += 1
     return out
 

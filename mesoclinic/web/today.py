@@ -140,7 +140,7 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         "now": now,
         "sessions_by_practitioner": by_practitioner,
         "visits_by_practitioner": visits_by_practitioner,
-        "cadence_flags": cadence_flags(clinic, now),
+        "cadence_flags": cadence_flags(clinic, now, specs),
         "change_requests": list(
             ChangeRequest.objects.filter(clinic=clinic, handled_at__isnull=True)
             .select_related("appointment__patient")
