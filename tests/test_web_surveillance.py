@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import pytest
@@ -146,6 +147,35 @@ class RecallTests:
         assert sorted(r["last_name"] for r in rows if r["kind"] == "session") == [
             f"Patient{n:04d}" for n in range(1, 5)
         ]
+
+
+class NavigationTests:
+    """One "Safety" entry in the navigation: the alert inbox for managers, the list of serious
+    adverse events for practitioners, nothing for the front desk."""
+
+    @staticmethod
+    def safety_link(html: str) -> str | None:
+        found = re.search(r'<li><a href="([^"]+)"[^>]*>Safety</a></li>', html)
+        return found.group(1) if found else None
+
+    def test_each_role_gets_its_own_safety_page(self, world: World) -> None:
+        today = {
+            role: signed_in(getattr(world, role)).get("/today/").content.decode()
+            for role in ("manager", "practitioner", "front_desk")
+        }
+        assert self.safety_link(today["manager"]) == "/safety/alerts/"
+        assert self.safety_link(today["practitioner"]) == "/safety/adverse-events/"
+        assert self.safety_link(today["front_desk"]) is None
+
+    def test_a_manager_moves_between_alerts_and_events(self, world: World) -> None:
+        client = signed_in(world.manager)
+        alerts = client.get("/safety/alerts/").content.decode()
+        events = client.get("/safety/adverse-events/").content.decode()
+        for html in (alerts, events):
+            assert 'aria-label="Safety"' in html
+            assert 'href="/safety/adverse-events/"' in html and 'href="/safety/alerts/"' in html
+        practitioner = signed_in(world.practitioner).get("/safety/adverse-events/")
+        assert 'aria-label="Safety"' not in practitioner.content.decode()
 
 
 class AccessTests:

@@ -4,14 +4,16 @@ infection-watch prompts (safety.WatchPrompt) both use it; each keeps its own rul
 to send and when to skip.
 
 A row of an outbox model has `status` (pending, sending, sent, failed, skipped, …),
-`next_attempt_at`, `attempts`, `claim_token`, `claimed_by`, `claimed_at` and `last_error`.
+`skip_reason`, `next_attempt_at`, `attempts`, `claim_token`, `claimed_by`, `claimed_at`,
+`last_error`, `sent_at` and `sent_to`.
 
 1. `claim` takes due rows with one conditional UPDATE (pending and due, or sending with an
    expired lease) that stamps a fresh token, then reads back the rows holding that token. On
    PostgreSQL a row another transaction changed first is re-checked against the WHERE once that
    one commits, and left alone; on SQLite writers take turns. So no row is held twice.
-2. The caller's `deliver` checks, right before sending, that it still holds the claim
-   (`held`), and records the outcome under the same condition (`finish`).
+2. The caller's `deliver` reads the row's subject afresh and decides whether to skip it;
+   `send` then checks, right before sending, that the claim is still held (`held`), and
+   records the outcome under the same condition (`finish`).
 3. A failure to send is retried after `backoff()` until the outbox's attempts run out
    (`failed`).
 
@@ -23,14 +25,18 @@ can go twice, and it is preferred to never sending it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from django.core.mail import EmailMessage
 from django.db import models
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 PENDING = "pending"
 SENDING = "sending"
@@ -114,6 +120,32 @@ class Outbox(Generic[M]):
         held = self.finish(row, status=PENDING, next_attempt_at=retry_at, last_error=error)
         detail = f"attempt {attempts} of {self.max_attempts}, next at {retry_at:%H:%M}Z"
         return ("retry" if held else "lost", f"{detail}: {error}")
+
+    def send(
+        self, row: M, *, skip_reason: str | None, to: str, message: Callable[[], EmailMessage]
+    ) -> tuple[str, str]:
+        """Deliver one claimed row: skip it with `skip_reason` if there is one, give up on a
+        row whose attempts ran out while a worker held it, make sure the claim is still ours,
+        then build the message and send it. Answers the outcome's status word and detail."""
+        if skip_reason:
+            held = self.finish(row, status="skipped", skip_reason=skip_reason)
+            return ("skipped" if held else "lost", skip_reason)
+        attempts: int = row.attempts  # type: ignore[attr-defined]
+        if attempts > self.max_attempts:
+            error = "gave up: the worker making the last attempt stopped before it finished"
+            held = self.finish(row, status=FAILED, last_error=error)
+            return ("failed" if held else "lost", error)
+        if not self.held(row).exists():
+            return ("lost", "another worker took it over after the lease ran out")
+        try:
+            message().send()
+        except Exception as exc:
+            if not isinstance(exc, OSError):  # smtplib's errors are OSErrors; else it is a bug.
+                logger.exception("%s %s could not be built or sent", self.model.__name__, row.pk)
+            return self.failed(row, exc)
+        held = self.finish(row, status="sent", sent_at=timezone.now(), sent_to=to, last_error="")
+        # A lost claim here means the lease ran out mid-send; the message went, so say so.
+        return ("sent" if held else "sent, claim lost", "")
 
     def drain(
         self,

@@ -19,7 +19,6 @@ can get a reminder twice, and it is preferred to never getting it.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +34,6 @@ from mesoclinic.reminders import logic
 from mesoclinic.reminders.emails import reminder_message
 from mesoclinic.reminders.models import ChangeRequest, Reminder
 from mesoclinic.scheduling.models import Appointment
-
-logger = logging.getLogger(__name__)
 
 VIA = "patient-link"
 BATCH = 10
@@ -191,27 +188,13 @@ def deliver(reminder: Reminder) -> Outcome:
         email=appointment.patient.email,
         now=now,
     )
-    if reason:
-        held = OUTBOX.finish(reminder, status=Status.SKIPPED, skip_reason=reason)
-        return Outcome.of(reminder, "skipped" if held else "lost", reason)
-    if reminder.attempts > logic.MAX_ATTEMPTS:
-        error = "gave up: the worker making the last attempt stopped before it finished"
-        held = OUTBOX.finish(reminder, status=Status.FAILED, last_error=error)
-        return Outcome.of(reminder, "failed" if held else "lost", error)
-    if not OUTBOX.held(reminder).exists():
-        return Outcome.of(reminder, "lost", "another worker took it over after the lease ran out")
     to = appointment.patient.email
-    try:
-        reminder_message(appointment, to).send()
-    except Exception as exc:
-        if not isinstance(exc, OSError):  # smtplib's errors are OSErrors; anything else is a bug.
-            logger.exception("reminder %s could not be built or sent", reminder.pk)
-        return Outcome.of(reminder, *OUTBOX.failed(reminder, exc))
-    held = OUTBOX.finish(
-        reminder, status=Status.SENT, sent_at=timezone.now(), sent_to=to, last_error=""
+    return Outcome.of(
+        reminder,
+        *OUTBOX.send(
+            reminder, skip_reason=reason, to=to, message=lambda: reminder_message(appointment, to)
+        ),
     )
-    # A lost claim here means the lease ran out mid-send; the message went, so say so.
-    return Outcome.of(reminder, "sent" if held else "sent, claim lost")
 
 
 def send_due(

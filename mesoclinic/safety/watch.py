@@ -13,7 +13,6 @@ and sending the due ones, once however many workers run.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,8 +23,6 @@ from mesoclinic.lib.outbox import Outbox
 from mesoclinic.safety import logic
 from mesoclinic.safety.emails import watch_message
 from mesoclinic.safety.models import WatchPrompt
-
-logger = logging.getLogger(__name__)
 
 BATCH = 10
 Status = WatchPrompt.Status
@@ -121,26 +118,10 @@ def deliver(prompt: WatchPrompt) -> Outcome:
         return Outcome.of(prompt, "gone")
     to = fresh.session.course.patient.email
     reason = logic.skip_reason(email=to, due=fresh.due_at, now=timezone.now())
-    if reason:
-        held = OUTBOX.finish(prompt, status=Status.SKIPPED, skip_reason=reason)
-        return Outcome.of(prompt, "skipped" if held else "lost", reason)
-    if prompt.attempts > logic.MAX_ATTEMPTS:
-        error = "gave up: the worker making the last attempt stopped before it finished"
-        held = OUTBOX.finish(prompt, status=Status.FAILED, last_error=error)
-        return Outcome.of(prompt, "failed" if held else "lost", error)
-    if not OUTBOX.held(prompt).exists():
-        return Outcome.of(prompt, "lost", "another worker took it over after the lease ran out")
-    try:
-        watch_message(fresh, to).send()
-    except Exception as exc:
-        if not isinstance(exc, OSError):  # smtplib's errors are OSErrors; anything else is a bug.
-            logger.exception("watch prompt %s could not be built or sent", prompt.pk)
-        return Outcome.of(prompt, *OUTBOX.failed(prompt, exc))
-    held = OUTBOX.finish(
-        prompt, status=Status.SENT, sent_at=timezone.now(), sent_to=to, last_error=""
+    return Outcome.of(
+        prompt,
+        *OUTBOX.send(prompt, skip_reason=reason, to=to, message=lambda: watch_message(fresh, to)),
     )
-    # A lost claim here means the lease ran out mid-send; the message went, so say so.
-    return Outcome.of(prompt, "sent" if held else "sent, claim lost")
 
 
 def send_due(

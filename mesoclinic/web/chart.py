@@ -55,17 +55,6 @@ def _get_test(request: HttpRequest, test_id: int, roles: frozenset[str]) -> Alle
     )
 
 
-def _put_errors(form: Form, exc: ValidationError) -> None:
-    """Show an action's ValidationError on the form, on the field it names where there is one."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            target = field if field in form.fields else None
-            for e in errors:
-                form.add_error(target, f"{'' if target else field + ': '}{' '.join(e.messages)}")
-    else:
-        form.add_error(None, exc.messages)
-
-
 def flash_errors(request: HttpRequest, form: Form, what: str) -> None:
     """A form posted from the chart returns to the chart: its errors go in messages, each
     named by its field's label (or `what` for the form as a whole)."""
@@ -256,7 +245,7 @@ def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
                 via="web",
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            forms.put_errors(form, exc)
         else:
             messages.success(request, f"Course planned: {course.protocol.name}.")
             return redirect(chart_url(course))
@@ -295,7 +284,7 @@ def give_allergy_test(request: HttpRequest, course_id: int) -> HttpResponse:
                     ],
                 )
             except ValidationError as exc:
-                _put_errors(form, exc)
+                forms.put_errors(form, exc)
     if form.errors:
         flash_errors(request, form, "Allergy test")
     else:
@@ -319,7 +308,7 @@ def read_allergy_test(request: HttpRequest, test_id: int) -> HttpResponse:
                 via="web",
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            forms.put_errors(form, exc)
         else:
             if reading.read_at < test.readable_from():
                 messages.error(

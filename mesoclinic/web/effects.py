@@ -20,8 +20,9 @@ from mesoclinic.courses.models import Course, FollowUp, Session, SideEffect
 from mesoclinic.protocols.describe import duration
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.web import forms
-from mesoclinic.web.chart import _get_course, _put_errors, chart_url, flash_errors
+from mesoclinic.web.chart import _get_course, chart_url, flash_errors
 from mesoclinic.web.context import CLINICAL, require
+from mesoclinic.web.forms import put_errors
 from mesoclinic.web.session import _get_session
 from mesoclinic.web.timeline import effect_label
 
@@ -128,7 +129,7 @@ def _report(request: HttpRequest, course: Course, session: Session | None) -> Ht
                 via="web",
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -164,7 +165,7 @@ def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
                 effect, form.cleaned_data["resolved_at"], request.user, via="web"
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             messages.success(
                 request,
@@ -187,7 +188,7 @@ def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
                 follow_up, form.cleaned_data["outcome"], request.user, via="web"
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             messages.success(request, f"Follow-up closed: {follow_up.reason}.")
     flash_errors(request, form, "Follow-up")

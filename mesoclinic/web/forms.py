@@ -1,10 +1,30 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from mesoclinic.patients.models import Patient
+
+
+def put_errors(
+    form: forms.Form, exc: ValidationError, field_of: Callable[[str], str | None] | None = None
+) -> None:
+    """Show an action's ValidationError on the form: each problem on the field it names, where
+    the form has that field (`field_of` maps an action's key to a field name when they
+    differ), and the rest at the top of the form, prefixed by what they are about."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc.messages)
+        return
+    for key, errors in exc.error_dict.items():
+        target = field_of(key) if field_of else key
+        if target not in form.fields:
+            target = None
+        for e in errors:
+            text = " ".join(e.messages)
+            form.add_error(target, text if target else f"{key.replace('_', ' ')}: {text}")
 
 
 class PatientForm(forms.ModelForm):

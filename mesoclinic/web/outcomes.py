@@ -24,6 +24,7 @@ from mesoclinic.outcomes.models import Measurement
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.web.chart import _get_course, chart_url
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, MANAGER, require
+from mesoclinic.web.forms import put_errors
 
 
 def _score_input(label: str, low: int, high: int, help_text: str = "") -> forms.CharField:
@@ -129,14 +130,6 @@ def field_of(problem: str) -> str | None:
     return None
 
 
-def _put(form: forms.Form, exc: ValidationError) -> None:
-    for key, errors in exc.error_dict.items():
-        target = field_of(key)
-        for e in errors:
-            text = " ".join(e.messages)
-            form.add_error(target, text if target else f"{key}: {text}")
-
-
 @login_required
 def record_measurements(request: HttpRequest, course_id: int) -> HttpResponse:
     course = _get_course(request, course_id, CLINICAL)
@@ -156,7 +149,7 @@ def record_measurements(request: HttpRequest, course_id: int) -> HttpResponse:
                 via="web",
             )
         except ValidationError as exc:
-            _put(form, exc)
+            put_errors(form, exc, field_of)
         else:
             what = ", ".join(sorted({r.get_kind_display() for r in rows}))
             messages.success(request, f"Recorded {len(rows)} measurement(s): {what}.")

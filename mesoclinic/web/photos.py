@@ -26,7 +26,7 @@ from mesoclinic.outcomes.models import Photo, PhotoConsent
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.web.chart import _get_course, _get_patient
 from mesoclinic.web.context import CLINICAL, MANAGER, require
-from mesoclinic.web.forms import datetime_local
+from mesoclinic.web.forms import datetime_local, put_errors
 
 VIEWS = list(Photo.View.choices)
 AREA_LABELS = dict(Area.choices)
@@ -95,13 +95,6 @@ class ConsentForm(forms.Form):
         self.fields["decided_at"].help_text = "In the clinic's time; empty for now."
 
 
-def _put(form: forms.Form, exc: ValidationError) -> None:
-    for field, errors in exc.message_dict.items():
-        target = field if field in form.fields else None
-        for message in errors:
-            form.add_error(target, message if target else f"{field.replace('_', ' ')}: {message}")
-
-
 # Pages.
 
 
@@ -131,7 +124,7 @@ def photo_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
                     via="web",
                 )
             except ValidationError as exc:
-                _put(form, exc)
+                put_errors(form, exc)
             else:
                 verb = "granted" if consent.granted else "declined"
                 messages.success(
@@ -201,7 +194,7 @@ def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
                     via="web",
                 )
             except ValidationError as exc:
-                _put(form, exc)
+                put_errors(form, exc)
             else:
                 views = ", ".join(p.get_view_display().lower() for p in made)
                 messages.success(request, f"{form.area_label}: {views} photo stored.")

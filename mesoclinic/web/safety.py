@@ -17,8 +17,9 @@ from mesoclinic.accounts.models import AuditEvent, audit_many
 from mesoclinic.formulary.models import Lot
 from mesoclinic.safety import actions, logic
 from mesoclinic.safety.models import AdverseEvent
-from mesoclinic.web.chart import _get_course, _put_errors, chart_url, flash_errors
+from mesoclinic.web.chart import _get_course, chart_url, flash_errors
 from mesoclinic.web.context import CLINICAL, require
+from mesoclinic.web.forms import put_errors
 from mesoclinic.web.safety_card import GRADE_WORDS
 from mesoclinic.web.safety_forms import AdverseEventForm, UpdateAdverseEventForm
 from mesoclinic.web.session import _get_session
@@ -100,7 +101,7 @@ def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
                 via="web",
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             urgent = logic.urgent(event.kind, event.ctcae_grade)
             messages.success(
@@ -145,7 +146,7 @@ def update(request: HttpRequest, event_id: int) -> HttpResponse:
                 via="web",
             )
         except ValidationError as exc:
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             messages.success(request, f"Adverse event updated: {event.get_outcome_display()}.")
     flash_errors(request, form, "Adverse event")

@@ -23,8 +23,8 @@ from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.safety import alerts as inbox
 from mesoclinic.safety import surveil
 from mesoclinic.safety.models import SafetyAlert, SurveillanceRun
-from mesoclinic.web.chart import _put_errors
 from mesoclinic.web.context import MANAGER, require
+from mesoclinic.web.forms import put_errors
 from mesoclinic.web.manage_forms import RecallForm
 
 RECENTLY_CLOSED = 20
@@ -60,7 +60,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
         request,
         "web/surveillance/alerts.html",
         {
-            "page": "safety_alerts",
+            "page": "safety",
             "live": list(mine.exclude(status=SafetyAlert.Status.CLOSED)),
             "closed": list(
                 mine.filter(status=SafetyAlert.Status.CLOSED).order_by("-handled_at")[
@@ -83,7 +83,7 @@ def _detail(
     request: HttpRequest, alert: SafetyAlert, close_form: CloseForm, recall_form: RecallForm
 ) -> HttpResponse:
     context: dict[str, Any] = {
-        "page": "safety_alerts",
+        "page": "safety",
         "alert": alert,
         "close_form": close_form,
         "recall_form": recall_form,
@@ -132,7 +132,7 @@ def close(request: HttpRequest, alert_id: int) -> HttpResponse:
         try:
             inbox.do_close_alert(alert, request.user, form.cleaned_data["note"], via="web")  # type: ignore[arg-type]
         except ValidationError as exc:
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             messages.success(request, "Alert closed.")
             return redirect("web:safety_alerts")
@@ -157,7 +157,7 @@ def recall(request: HttpRequest, alert_id: int) -> HttpResponse:
                 # The lot or the alert is in the wrong state: say so above the page.
                 messages.error(request, " ".join(exc.messages))
                 return redirect("web:safety_alert", alert_id=alert.pk)
-            _put_errors(form, exc)
+            put_errors(form, exc)
         else:
             messages.success(
                 request,
