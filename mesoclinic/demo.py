@@ -1022,7 +1022,11 @@ def load(scale: int = 1) -> bool:
         return False
     with transaction.atomic():
         clinic = Clinic.objects.create(
-            name=CLINIC_NAME, city="New York", timezone="America/New_York", currency="USD"
+            name=CLINIC_NAME,
+            city="New York",
+            timezone="America/New_York",
+            currency="USD",
+            phone="+1 212 555 0100",
         )
         do_setup_clinic(clinic)
         now = timezone.now()

@@ -156,6 +156,16 @@ class SendingTests:
         assert first.status == Status.SENT and first.sent_to == "ana@example.com"
         assert watch.send_due("w") == []
 
+    def test_the_email_gives_the_clinics_phone_number_when_it_has_one(self, session, mail):
+        clinic = session.course.clinic
+        clinic.phone = "+1 212 555 0100"
+        clinic.save(update_fields=["phone"])
+        watch.do_plan_watch()
+        watch.send_due("w")
+        [received] = mail.wait_for(1)
+        assert "call Demo Mesotherapy Clinic on +1 212 555 0100 at once" in received.text
+        assert 'href="tel:+1 212 555 0100"' in received.html
+
     def test_each_prompt_goes_when_its_week_comes(self, session, mail):
         watch.do_plan_watch()
         watch.send_due("w")

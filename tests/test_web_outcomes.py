@@ -206,8 +206,8 @@ class BaselineSettingTests:
         self, world: World, patient: Patient, course: Course
     ) -> None:
         client = signed_in(world.manager)
-        assert "Measurement settings" in client.get("/manage/staff/").content.decode()
-        r = client.post("/manage/measurements/", {})
+        assert 'href="/manage/clinic/"' in client.get("/manage/staff/").content.decode()
+        r = client.post("/manage/clinic/", {})
         assert r.status_code == 302
         world.clinic.refresh_from_db()
         assert world.clinic.baseline_required is False
@@ -215,12 +215,27 @@ class BaselineSettingTests:
         assert (event.action, event.detail) == ("update", {"baseline_required": False})
         page = client.get(f"/patients/{patient.pk}/").content.decode()
         assert "Session 1 needs a baseline first" not in page
-        client.post("/manage/measurements/", {"baseline_required": "on"})
+        client.post("/manage/clinic/", {"baseline_required": "on"})
         world.clinic.refresh_from_db()
         assert world.clinic.baseline_required is True
 
+    def test_the_clinic_phone_is_checked_saved_and_audited(self, world: World) -> None:
+        client = signed_in(world.manager)
+        r = client.post("/manage/clinic/", {"phone": "call us!", "baseline_required": "on"})
+        assert r.status_code == 200
+        assert r.context["form"].errors["phone"] == [
+            "Enter a phone number of 6 to 20 digits, spaces or + ( ) - ."
+        ]
+        world.clinic.refresh_from_db()
+        assert world.clinic.phone == ""
+        client.post("/manage/clinic/", {"phone": "+1 212 555 0100", "baseline_required": "on"})
+        world.clinic.refresh_from_db()
+        assert world.clinic.phone == "+1 212 555 0100"
+        event = AuditEvent.objects.get(object_type="accounts.Clinic")
+        assert event.detail == {"phone": "+1 212 555 0100"}
+
     def test_a_practitioner_may_not_change_it(self, world: World) -> None:
-        r = signed_in(world.practitioner).post("/manage/measurements/", {})
+        r = signed_in(world.practitioner).post("/manage/clinic/", {})
         assert r.status_code == 403
         world.clinic.refresh_from_db()
         assert world.clinic.baseline_required is True

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.timezone import now
 
@@ -37,11 +38,23 @@ def acting(user: Any) -> User | None:
     return user if getattr(user, "is_authenticated", False) else None
 
 
+# A telephone number as people write it: patients' and the clinic's.
+phone_validator = RegexValidator(
+    r"^\+?[0-9 ()\-.]{6,20}$", "Enter a phone number of 6 to 20 digits, spaces or + ( ) - ."
+)
+
+
 class Clinic(models.Model):
     name = models.CharField(max_length=200)
     city = models.CharField(max_length=120, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
+    phone = models.CharField(
+        max_length=30,
+        blank=True,
+        validators=[phone_validator],
+        help_text="The number patients call, printed in the emails and pages they receive.",
+    )
     baseline_required = models.BooleanField(
         default=True,
         help_text="Refuse session 1 of a course until a baseline measurement is recorded.",

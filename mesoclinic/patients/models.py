@@ -10,18 +10,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Clinic
+from mesoclinic.accounts.models import Clinic, phone_validator
 from mesoclinic.formulary.models import Ingredient, Product
 
 SCREENING_FILE = Path(__file__).resolve().parent / "screening.toml"
-
-phone_validator = RegexValidator(
-    r"^\+?[0-9 ()\-.]{6,20}$", "Enter a phone number of 6 to 20 digits, spaces or + ( ) - ."
-)
 
 
 def validate_not_future_date(value: dt.date) -> None:

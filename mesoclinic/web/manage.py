@@ -28,6 +28,7 @@ from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import Lot, Product, ProductIngredient
 from mesoclinic.web.context import MANAGER, require
 from mesoclinic.web.manage_forms import (
+    ClinicSettingsForm,
     ComponentFormSet,
     InviteForm,
     LicenceForm,
@@ -267,6 +268,30 @@ def staff(request: HttpRequest) -> HttpResponse:
         for m in members
     ]
     return render(request, "web/manage/staff.html", {"page": "staff", "rows": rows})
+
+
+@login_required
+def clinic_settings(request: HttpRequest) -> HttpResponse:
+    """The clinic's own settings: its phone number and whether session 1 needs a baseline."""
+    clinic = require(request, MANAGER).clinic
+    before = {"phone": clinic.phone, "baseline_required": clinic.baseline_required}
+    form = ClinicSettingsForm(request.POST if request.method == "POST" else None, instance=clinic)
+    if request.method == "POST" and form.is_valid():
+        changed = {k: v for k, v in form.cleaned_data.items() if before[k] != v}
+        if changed:
+            with transaction.atomic():
+                form.save()
+                audit(
+                    clinic=clinic,
+                    user=request.user,
+                    action=AuditEvent.Action.UPDATE,
+                    obj=clinic,
+                    via="web",
+                    **changed,
+                )
+        messages.success(request, "Clinic settings saved." if changed else "Nothing changed.")
+        return redirect("web:manage_clinic")
+    return render(request, "web/manage/clinic.html", {"page": "staff", "form": form})
 
 
 @login_required

@@ -178,3 +178,19 @@ class LicenceForm(forms.ModelForm):
 
     def clean_jurisdiction(self) -> str:
         return str(self.cleaned_data["jurisdiction"]).strip()
+
+
+class ClinicSettingsForm(forms.ModelForm):
+    class Meta:
+        model = Clinic
+        fields = ["phone", "baseline_required"]
+        labels = {
+            "phone": "The clinic's phone number",
+            "baseline_required": "Require a baseline measurement before session 1",
+        }
+        help_texts = {
+            "phone": "Patients are told to call it when something is urgent: in reminders, "
+            "infection-watch emails and their questionnaire.",
+            "baseline_required": "When on, session 1 of a course is refused until a measurement "
+            "has been recorded on the course, so that its progress has a starting point.",
+        }

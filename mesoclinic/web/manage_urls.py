@@ -12,6 +12,7 @@ urlpatterns: list[URLPattern] = [
     path("formulary/products/<int:product_id>/lots/new/", manage.add_lot, name="manage_add_lot"),
     path("lots/<int:lot_id>/", manage.lot_detail, name="manage_lot"),
     path("lots/<int:lot_id>/patients.csv", manage.lot_patients_csv, name="manage_lot_csv"),
+    path("clinic/", manage.clinic_settings, name="manage_clinic"),
     path("staff/", manage.staff, name="manage_staff"),
     path("staff/invite/", manage.invite, name="manage_invite"),
     path("staff/<int:membership_id>/role/", manage.change_role, name="manage_change_role"),

@@ -10,7 +10,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,7 +22,7 @@ from mesoclinic.outcomes import actions, logic, progress, scales
 from mesoclinic.outcomes.models import Measurement
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.web.chart import _get_course, chart_url
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, MANAGER, require
+from mesoclinic.web.context import ALL_STAFF, CLINICAL
 from mesoclinic.web.forms import put_errors
 
 
@@ -262,45 +261,4 @@ def progress_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
         obj=course,
         patient_id=course.patient_id,
         document="progress_report",
-    )
-
-
-class BaselineSettingForm(forms.Form):
-    baseline_required = forms.BooleanField(
-        label="Require a baseline measurement before session 1",
-        required=False,
-        help_text="When on, session 1 of a course is refused until a measurement has been "
-        "recorded on the course, so that its progress has a starting point.",
-    )
-
-
-@login_required
-def outcome_settings(request: HttpRequest) -> HttpResponse:
-    """The clinic's measurement settings: the manager turns the baseline gate on or off."""
-    clinic = require(request, MANAGER).clinic
-    form = BaselineSettingForm(
-        request.POST if request.method == "POST" else None,
-        initial={"baseline_required": clinic.baseline_required},
-    )
-    if request.method == "POST" and form.is_valid():
-        wanted = form.cleaned_data["baseline_required"]
-        if wanted != clinic.baseline_required:
-            with transaction.atomic():
-                clinic.baseline_required = wanted
-                clinic.save(update_fields=["baseline_required"])
-                audit(
-                    clinic=clinic,
-                    user=request.user,
-                    action=AuditEvent.Action.UPDATE,
-                    obj=clinic,
-                    via="web",
-                    baseline_required=wanted,
-                )
-        state = "required" if wanted else "not required"
-        messages.success(request, f"A baseline before session 1 is now {state}.")
-        return redirect("web:manage_outcome_settings")
-    return render(
-        request,
-        "web/outcomes/settings.html",
-        {"page": "staff", "form": form, "clinic": clinic},
     )

@@ -12,5 +12,4 @@ urlpatterns = [
     ),
     path("courses/<int:course_id>/progress/", outcomes.course_progress, name="course_progress"),
     path("courses/<int:course_id>/progress.pdf", outcomes.progress_pdf, name="progress_pdf"),
-    path("manage/measurements/", outcomes.outcome_settings, name="manage_outcome_settings"),
 ]
