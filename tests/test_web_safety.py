@@ -17,6 +17,7 @@ from mesoclinic.courses.models import Course, FollowUp, Session
 from mesoclinic.patients.models import Patient
 from mesoclinic.safety import actions, watch
 from mesoclinic.safety.models import AdverseEvent, WatchPrompt
+from mesoclinic.web.safety_card import watch_summary
 from tests.conftest import World
 from tests.test_web import course_with_sessions, signed_in
 
@@ -213,3 +214,33 @@ class WatchOnTheChartTests:
         watch.do_plan_watch()
         chart = signed_in(world.manager).get(f"/patients/{patient.pk}/").content.decode()
         assert "the patient has no email address" in chart
+
+
+class WatchSummaryTests:
+    """The course card shows the answers (warning signs first) and the next prompt to go,
+    with the full schedule folded away."""
+
+    def test_answers_with_warning_signs_come_first_and_the_next_prompt_is_the_earliest(
+        self,
+    ) -> None:
+        t0 = dt.datetime(2026, 11, 1, 10, tzinfo=dt.UTC)
+
+        def row(week: int, status: str, *, answered: int = 0, warning: bool = False) -> dict:
+            p = WatchPrompt(
+                week=week,
+                status=status,
+                due_at=t0 + dt.timedelta(weeks=week),
+                next_attempt_at=t0,
+                answered_at=t0 + dt.timedelta(days=answered) if answered else None,
+            )
+            return {"prompt": p, "warning": warning, "signs": [], "skip_words": ""}
+
+        calm = row(2, "answered", answered=15)
+        later_calm = row(4, "answered", answered=29)
+        lump = row(8, "answered", answered=3, warning=True)
+        rows = [calm, later_calm, lump, row(12, "pending"), row(16, "pending"), row(1, "skipped")]
+        summary = watch_summary(rows)
+        assert summary["answered"] == [lump, later_calm, calm]
+        assert summary["next"].week == 12
+        assert summary["counts"] == [("answered", 3), ("pending", 2), ("skipped", 1)]
+        assert watch_summary([])["next"] is None

@@ -24,6 +24,7 @@ from mesoclinic.courses.models import (
     SessionRefused,
     SideEffect,
     gather_facts,
+    gather_facts_many,
     lot_facts_of,
     patient_allergies,
 )
@@ -227,6 +228,15 @@ def check_session(
 ) -> list[rules.Refusal]:
     """Every reason a session may not go ahead, for the pre-session check and for charting."""
     return rules.refusals(gather_facts(course, performed_at, practitioner, lots))
+
+
+def check_sessions(
+    courses: list[Course], performed_at: dt.datetime, practitioner: Any, lots: list[Lot]
+) -> dict[int, list[rules.Refusal]]:
+    """`check_session` for several courses of one patient, by course id: the chart asks it
+    for every open course, with the facts read once for all of them."""
+    facts = gather_facts_many(courses, performed_at, practitioner, lots)
+    return {pk: rules.refusals(f) for pk, f in facts.items()}
 
 
 def do_record_session(

@@ -43,11 +43,18 @@ class Window:
 def next_window(
     last_session_at: dt.datetime, cadence_days: int, tolerance_days: int, tz: zoneinfo.ZoneInfo
 ) -> Window:
-    due = same_local_time_later(last_session_at, cadence_days, tz)
+    # As same_local_time_later, converting to local time once for the three edges: Today
+    # works out hundreds of windows on every load.
+    local = last_session_at.astimezone(tz)
+    day, clock = local.date(), local.time()
+
+    def later(days: int) -> dt.datetime:
+        return dt.datetime.combine(day + dt.timedelta(days=days), clock, tzinfo=tz)
+
     return Window(
-        earliest=same_local_time_later(last_session_at, cadence_days - tolerance_days, tz),
-        due=due,
-        latest=same_local_time_later(last_session_at, cadence_days + tolerance_days, tz),
+        earliest=later(cadence_days - tolerance_days),
+        due=later(cadence_days),
+        latest=later(cadence_days + tolerance_days),
     )
 
 

@@ -467,9 +467,30 @@ def gather_facts(
     later. Two things count whenever they were recorded: a reaction to an allergy test and
     an allergy the patient reported, because each means the injection is unsafe.
     """
-    spec = course.spec
-    patient = course.patient
-    clinic = course.clinic
+    return gather_facts_many([course], performed_at, practitioner, lots, exclude_session_id)[
+        course.pk
+    ]
+
+
+def gather_facts_many(
+    courses: list[Course],
+    performed_at: dt.datetime,
+    practitioner: Any,
+    lots: list[Lot],
+    exclude_session_id: int | None = None,
+) -> dict[int, rules.SessionFacts]:
+    """`gather_facts` for several courses of one patient at once, by course id, in the same
+    number of queries as for one: what belongs to the patient (screening, consents,
+    allergies) and to the practitioner is read once, and what belongs to a course (its
+    allergy tests, its sessions, its baseline) in one query for all the courses. The chart
+    asks this for every open course of the patient."""
+    if not courses:
+        return {}
+    patient = courses[0].patient
+    clinic = courses[0].clinic
+    if any(c.patient_id != patient.pk for c in courses):
+        raise ValueError("gather_facts_many takes the courses of one patient.")
+    ids = [c.pk for c in courses]
 
     screening = (
         Screening.objects.filter(patient=patient, screened_at__lte=performed_at)
@@ -486,56 +507,71 @@ def gather_facts(
         )
     )
     template = consent_text.current_template(clinic)
-    current_products: set[int] = set()
-    for c in consents:
-        if c.template_id != template.pk:
-            continue
-        products = list(c.products.all())
-        text = consent_text.render(template, products, course.indication, course.areas)
-        if sha256(text) == c.text_sha256:
-            current_products.update(p.pk for p in products)
-    without = tuple(
-        sorted({lot.product.name for lot in lots if lot.product_id not in current_products})
-    )
 
-    tests = tuple(
-        rules.AllergyTestFacts(
-            given_at=t.given_at,
-            readings=tuple(
-                rules.ReadingFacts(r.read_at, r.result)
-                for r in t.readings.all()
-                if r.read_at <= performed_at or r.result != AllergyReading.Result.NONE
-            ),
-        )
-        for t in course.allergy_tests.filter(given_at__lte=performed_at)
+    tests_of: dict[int, list[rules.AllergyTestFacts]] = {pk: [] for pk in ids}
+    for t in (
+        AllergyTest.objects.filter(course_id__in=ids, given_at__lte=performed_at)
         .prefetch_related("readings")
         .order_by("given_at")
-    )
-    others = course.sessions.all()
+    ):
+        tests_of[t.course_id].append(
+            rules.AllergyTestFacts(
+                given_at=t.given_at,
+                readings=tuple(
+                    rules.ReadingFacts(r.read_at, r.result)
+                    for r in t.readings.all()
+                    if r.read_at <= performed_at or r.result != AllergyReading.Result.NONE
+                ),
+            )
+        )
+    others = Session.objects.filter(course_id__in=ids)
     if exclude_session_id is not None:
         others = others.exclude(pk=exclude_session_id)
+    sessions_at: dict[int, list[dt.datetime]] = {pk: [] for pk in ids}
+    for course_id, at in others.order_by("performed_at").values_list("course_id", "performed_at"):
+        sessions_at[course_id].append(at)
+    # Any measurement on the course by then is a baseline. The reverse relation keeps
+    # courses free of an import from outcomes, which depends on courses.
+    with_baseline = set(
+        Course.objects.filter(pk__in=ids, measurements__taken_at__lte=performed_at).values_list(
+            "pk", flat=True
+        )
+    )
 
     licence = practitioner.licences.filter(clinic=clinic).order_by("-expires_on").first()
     allergies = patient_allergies(patient)
     lot_facts = tuple(lot_facts_of(lots))
-    return rules.SessionFacts(
-        performed_at=performed_at,
-        tz=clinic.tz,
-        screening_result=screening.result if screening else None,
-        screening_hard_stops=hard_stops,
-        has_consent=bool(consents),
-        products_without_current_consent=without,
-        allergy_tests=tests,
-        allergy_wait_hours=spec.allergy_test.wait_hours.v,
-        other_sessions_at=tuple(others.values_list("performed_at", flat=True)),
-        min_interval_days=course.cadence_days - spec.cadence.tolerance_days.v,
-        lots=lot_facts,
-        patient_allergies=allergies,
-        practitioner_name=practitioner.display_name,
-        licence_expires_on=licence.expires_on if licence else None,
-        overridable=frozenset(c.value for c in spec.overridable),
-        baseline_required=clinic.baseline_required,
-        # Any measurement on the course by then is a baseline. The reverse relation keeps
-        # courses free of an import from outcomes, which depends on courses.
-        has_baseline=course.measurements.filter(taken_at__lte=performed_at).exists(),
-    )
+    out = {}
+    for course in courses:
+        spec = course.spec
+        current_products: set[int] = set()
+        for c in consents:
+            if c.template_id != template.pk:
+                continue
+            products = list(c.products.all())
+            text = consent_text.render(template, products, course.indication, course.areas)
+            if sha256(text) == c.text_sha256:
+                current_products.update(p.pk for p in products)
+        without = tuple(
+            sorted({lot.product.name for lot in lots if lot.product_id not in current_products})
+        )
+        out[course.pk] = rules.SessionFacts(
+            performed_at=performed_at,
+            tz=clinic.tz,
+            screening_result=screening.result if screening else None,
+            screening_hard_stops=hard_stops,
+            has_consent=bool(consents),
+            products_without_current_consent=without,
+            allergy_tests=tuple(tests_of[course.pk]),
+            allergy_wait_hours=spec.allergy_test.wait_hours.v,
+            other_sessions_at=tuple(sessions_at[course.pk]),
+            min_interval_days=course.cadence_days - spec.cadence.tolerance_days.v,
+            lots=lot_facts,
+            patient_allergies=allergies,
+            practitioner_name=practitioner.display_name,
+            licence_expires_on=licence.expires_on if licence else None,
+            overridable=frozenset(c.value for c in spec.overridable),
+            baseline_required=clinic.baseline_required,
+            has_baseline=course.pk in with_baseline,
+        )
+    return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -86,9 +86,12 @@ class ConsentState:
 
 
 def consent_state(patient: Patient) -> ConsentState:
+    """The patient's latest decision for each purpose, in one query."""
+    latest: dict[str, PhotoConsent] = {}
+    for c in patient.photo_consents.order_by("-decided_at", "-id"):
+        latest.setdefault(c.purpose, c)
     return ConsentState(
-        clinical=latest_consent(patient, Purpose.CLINICAL),
-        marketing=latest_consent(patient, Purpose.MARKETING),
+        clinical=latest.get(Purpose.CLINICAL), marketing=latest.get(Purpose.MARKETING)
     )
 
 
@@ -295,11 +298,14 @@ def audit_view(photo: Photo, user: Any, via: str) -> None:
     )
 
 
-def summary(course: Course, state: ConsentState) -> dict[str, Any]:
+def summary(
+    course: Course, state: ConsentState, areas: Iterable[str] | None = None
+) -> dict[str, Any]:
     """For the chart's course card: the patient's photo consents and how many photos of each
-    of the course's areas there are."""
+    of the course's areas there are. `areas`, when given, is the area of each of the course's
+    photos, already read (the chart reads them once for all of a patient's courses)."""
     counts: dict[str, int] = {}
-    for area in course.photos.values_list("area", flat=True):
+    for area in course.photos.values_list("area", flat=True) if areas is None else areas:
         counts[area] = counts.get(area, 0) + 1
     labels = dict(Area.choices)
     return {

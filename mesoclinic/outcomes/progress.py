@@ -8,12 +8,15 @@ each point has its own <title>, and the page puts a table of the same numbers ne
 
 from __future__ import annotations
 
+import datetime as dt
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from mesoclinic.courses.models import Course, Session
 from mesoclinic.outcomes import logic
+from mesoclinic.outcomes.models import Measurement
 from mesoclinic.protocols.vocab import Area, describe_source
 
 WIDTH, HEIGHT = 560, 244
@@ -40,18 +43,26 @@ def milestones_of(course: Course) -> list[logic.MilestoneFacts]:
     return out
 
 
-def course_progress(course: Course) -> logic.Progress:
-    """The course's progress, read from its measurements and its course sessions."""
-    points = [
-        logic.Point(m.kind, m.value, m.taken_at, m.site, m.area)
-        for m in course.measurements.all().order_by("taken_at", "id")
-    ]
-    sessions = course.sessions.filter(kind=Session.Kind.COURSE).values_list(
-        "performed_at", flat=True
-    )
+def course_progress(
+    course: Course,
+    measurements: Sequence[Measurement] | None = None,
+    sessions: Sequence[Session] | None = None,
+) -> logic.Progress:
+    """The course's progress, read from its measurements and its course sessions; or from
+    `measurements` (by time taken) and `sessions` (by time) already read."""
+    if measurements is None:
+        measurements = list(course.measurements.all().order_by("taken_at", "id"))
+    points = [logic.Point(m.kind, m.value, m.taken_at, m.site, m.area) for m in measurements]
+    session_times: Iterable[dt.datetime]
+    if sessions is None:
+        session_times = course.sessions.filter(kind=Session.Kind.COURSE).values_list(
+            "performed_at", flat=True
+        )
+    else:
+        session_times = [s.performed_at for s in sessions if s.kind == Session.Kind.COURSE]
     return logic.progress(
         points,
-        sessions,
+        session_times,
         milestones_of(course),
         sessions_planned=course.planned_sessions,
         tz=course.clinic.tz,

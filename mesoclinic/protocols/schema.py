@@ -110,7 +110,13 @@ class Fact(Strict, Generic[T]):
 
     @property
     def v(self) -> T:
-        return self.chosen.value
+        # The value itself, without building (and validating) the Sourced that `chosen`
+        # makes: pages read facts of every course on every load.
+        if self.options is not None:
+            assert self.choose is not None
+            return self.options[self.choose].value
+        assert self.value is not None
+        return self.value
 
 
 class Range(Strict):

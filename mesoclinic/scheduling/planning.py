@@ -84,6 +84,7 @@ class Calendar:
     patient_id: int | None = None  # whose other visits are not free time either
     _rooms: list[int] | None = None
     _hours: Hours | None = None
+    _room_free: dict[int, list[Interval]] | None = None
 
     @property
     def hours(self) -> Hours:
@@ -143,14 +144,37 @@ class Calendar:
             )
         return self._rooms
 
-    def room_free(self, room_id: int) -> list[Interval]:
+    def _open_hours(self) -> list[Interval]:
         tz = self.clinic.tz
-        hours = [
-            _local_span(day, span, tz)
-            for day in self._open_days()
-            for span in self.hours.open_on(day)
-        ]
-        return _minus(self._clip(hours), self._busy(Q(room_id=room_id)))
+        return self._clip(
+            [
+                _local_span(day, span, tz)
+                for day in self._open_days()
+                for span in self.hours.open_on(day)
+            ]
+        )
+
+    def room_free(self, room_id: int) -> list[Interval]:
+        """The room's free time inside opening hours. The active rooms' are worked out
+        together the first time one is asked for (one query for all their visits), then
+        kept: each room's free time is asked for when proposing and again when assigning."""
+        rooms = self.room_ids()
+        if room_id not in rooms:
+            return _minus(self._open_hours(), self._busy(Q(room_id=room_id)))
+        if self._room_free is None:
+            busy: dict[int, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+            for room, starts_at, ends_at in (
+                Appointment.objects.filter(
+                    room_id__in=rooms, starts_at__lt=self.end, ends_at__gt=self.start
+                )
+                .exclude(status__in=Appointment.INACTIVE)
+                .exclude(pk__in=self.ignore)
+                .values_list("room_id", "starts_at", "ends_at")
+            ):
+                busy[room].append((starts_at, ends_at))
+            hours = self._open_hours()
+            self._room_free = {room: _minus(hours, busy[room]) for room in rooms}
+        return list(self._room_free[room_id])
 
     def any_room_free(self) -> list[Interval]:
         """When at least one room is free (merged across rooms; a visit that only fits by
@@ -266,21 +290,35 @@ class Remaining:
 def remaining(course: Course) -> Remaining:
     """The allergy test visit when no test has been given or booked, then every planned
     session neither done nor booked."""
-    spec = course.spec
-    n_areas = len(course.areas or [])
-    held: list[Anchor] = [
-        Anchor(logic.SESSION, s.performed_at)
-        for s in Session.objects.filter(course=course, kind=Session.Kind.COURSE)
-    ]
-    tests = list(AllergyTest.objects.filter(course=course).order_by("given_at"))
-    held += [Anchor(logic.ALLERGY_TEST, t.given_at) for t in tests]
-    booked = list(
+    return remaining_from(
+        course,
+        Session.objects.filter(course=course, kind=Session.Kind.COURSE),
+        list(AllergyTest.objects.filter(course=course).order_by("given_at")),
         Appointment.objects.filter(
             course=course,
             status__in=OPEN,
             kind__in=[Appointment.Kind.ALLERGY_TEST, Appointment.Kind.SESSION],
-        )
+        ),
     )
+
+
+def remaining_from(
+    course: Course,
+    sessions: Iterable[Session],
+    tests: list[AllergyTest],
+    appointments: Iterable[Appointment],
+) -> Remaining:
+    """`remaining` from the course's records already read: its sessions by time, its allergy
+    tests by time given and its appointments by start, of every kind and status (the chart
+    reads them once for all of a patient's courses); no query."""
+    spec = course.spec
+    n_areas = len(course.areas or [])
+    held: list[Anchor] = [
+        Anchor(logic.SESSION, s.performed_at) for s in sessions if s.kind == Session.Kind.COURSE
+    ]
+    held += [Anchor(logic.ALLERGY_TEST, t.given_at) for t in tests]
+    bookable = (Appointment.Kind.ALLERGY_TEST, Appointment.Kind.SESSION)
+    booked = [a for a in appointments if a.status in OPEN and a.kind in bookable]
     held += [Anchor(a.kind, a.starts_at) for a in booked]
     visits: list[VisitSpec] = []
     if not tests and not any(a.kind == logic.ALLERGY_TEST for a in booked):
@@ -746,17 +784,32 @@ def next_free_slot(
     return (preferred or starts)[0].astimezone(clinic.tz)
 
 
-def propose_maintenance(course: Course) -> CoursePlan | None:
+def propose_maintenance(
+    course: Course,
+    *,
+    sessions: Sequence[Session] | None = None,
+    visits: Sequence[Appointment] | None = None,
+) -> CoursePlan | None:
     """For a completed course, a maintenance visit in the protocol's window after the last
     session (6–8 months for the shipped protocols), with the course's practitioner. None
-    when the course is not completed or a maintenance visit is already booked."""
+    when the course is not completed or a maintenance visit is already booked.
+
+    `sessions` (by time) and `visits`, when given, are the course's sessions and visits
+    already read, as for `remaining_from`."""
     if course.status not in (Course.Status.COMPLETED, Course.Status.MAINTENANCE):
         return None
-    if Appointment.objects.filter(
-        course=course, kind=Appointment.Kind.MAINTENANCE, status__in=OPEN
-    ).exists():
+    if visits is not None:
+        booked = any(a.kind == Appointment.Kind.MAINTENANCE and a.status in OPEN for a in visits)
+    else:
+        booked = Appointment.objects.filter(
+            course=course, kind=Appointment.Kind.MAINTENANCE, status__in=OPEN
+        ).exists()
+    if booked:
         return None
-    last = Session.objects.filter(course=course).order_by("-performed_at").first()
+    if sessions is not None:
+        last = max(sessions, key=lambda s: s.performed_at, default=None)
+    else:
+        last = Session.objects.filter(course=course).order_by("-performed_at").first()
     if last is None:
         return None
     tz = course.clinic.tz

@@ -15,9 +15,10 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions
-from mesoclinic.courses.models import AllergyTest, Course
+from mesoclinic.courses.models import AllergyTest, Course, Session
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.outcomes import photo_actions
+from mesoclinic.outcomes.models import Measurement, Photo
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Patient, ScreeningForm
@@ -89,40 +90,62 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
     courses = []
     photo_consents = photo_actions.consent_state(patient)
-    for course in patient.courses.select_related("protocol", "clinic", "created_by").order_by(
-        "-created_at"
-    ):
+    patient_courses = list(
+        patient.courses.select_related("protocol", "clinic", "created_by").order_by("-created_at")
+    )
+    # What the course cards need, read once for all the patient's courses rather than once
+    # per course: the timeline's records (sessions, tests, side effects, safety), the visits,
+    # the measurements and the photos' areas.
+    ids = [c.pk for c in patient_courses]
+    records_of = timeline.load_many(patient_courses)
+    visits_of: dict[int, list[Appointment]] = {pk: [] for pk in ids}
+    for a in Appointment.objects.filter(course_id__in=ids).select_related("practitioner", "room"):
+        visits_of[a.course_id].append(a)  # type: ignore[index]
+    measurements_of: dict[int, list[Measurement]] = {pk: [] for pk in ids}
+    for m in Measurement.objects.filter(course_id__in=ids).order_by("taken_at", "id"):
+        measurements_of[m.course_id].append(m)
+    photo_areas: dict[int, list[str]] = {pk: [] for pk in ids}
+    for course_id, area in Photo.objects.filter(course_id__in=ids).values_list("course_id", "area"):
+        photo_areas[course_id].append(area)
+    # Every reason the next session of each open course may not go ahead, checked together.
+    refusals = actions.check_sessions(
+        [c for c in patient_courses if c.status != Course.Status.STOPPED],
+        timezone.now(),
+        request.user,
+        [],
+    )
+    for course in patient_courses:
         open_course = course.status != Course.Status.STOPPED
-        reasons = (
-            actions.check_session(course, timezone.now(), request.user, []) if open_course else []
-        )
-        tests = list(course.allergy_tests.prefetch_related("readings", "injections__lot"))
+        reasons = refusals.get(course.pk, [])
+        records = records_of[course.pk]
+        tests = records.tests
         for t in tests:
             # A reading is still needed until one is taken after the wait.
             t.needs_reading = not any(  # type: ignore[attr-defined]
                 r.read_at >= t.readable_from() for r in t.readings.all()
             )
-        records = timeline.load(course)
-        visits = list(
-            Appointment.objects.filter(course=course).select_related("practitioner", "room")
-        )
+        visits = visits_of[course.pk]
         courses.append(
             {
                 "course": course,
                 "progress": course.progress(),
                 "plan": course.plan(),
+                "sessions": records.sessions,
                 "tests": tests,
                 "reasons": reasons,
                 "open": open_course,
                 "side_effects": records.side_effects,
                 "timeline": timeline.build(course, records),
                 "visits": visits,
-                "to_book": course.status in BOOKABLE and bool(planning.remaining(course).visits),
-                "maintenance": planning.propose_maintenance(course),
-                "photos": photo_actions.summary(course, photo_consents),
-                **safety_card.course_safety(course),
+                "to_book": course.status in BOOKABLE
+                and bool(planning.remaining_from(course, records.sessions, tests, visits).visits),
+                "maintenance": planning.propose_maintenance(
+                    course, sessions=records.sessions, visits=visits
+                ),
+                "photos": photo_actions.summary(course, photo_consents, photo_areas[course.pk]),
+                **safety_card.course_safety(course, records),
                 # Imported here: web.outcomes builds on this module's helpers.
-                **_outcomes_row(course),
+                **_outcomes_row(course, measurements_of[course.pk], records.sessions),
             }
         )
     return render(
@@ -146,10 +169,12 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
 
 
-def _outcomes_row(course: Course) -> dict[str, object]:
+def _outcomes_row(
+    course: Course, measurements: list[Measurement], sessions: list[Session]
+) -> dict[str, object]:
     from mesoclinic.web.outcomes import course_row
 
-    return course_row(course)
+    return course_row(course, measurements, sessions)
 
 
 def _now_local(patient: Patient) -> str:

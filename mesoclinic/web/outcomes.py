@@ -17,7 +17,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
 from mesoclinic.accounts.models import AuditEvent, audit
-from mesoclinic.courses.models import Course
+from mesoclinic.courses.models import Course, Session
 from mesoclinic.outcomes import actions, logic, progress, scales
 from mesoclinic.outcomes.models import Measurement
 from mesoclinic.protocols.vocab import Area
@@ -187,16 +187,23 @@ def panels(course: Course, found: logic.Progress, prefix: str = "") -> list[dict
     return out
 
 
-def course_row(course: Course) -> dict[str, Any]:
-    """The keys the chart's course card reads (templates/web/outcomes/_course_outcomes.html)."""
-    found = progress.course_progress(course)
-    latest = list(course.measurements.order_by("-taken_at", "-id")[:8])
+def course_row(
+    course: Course,
+    measurements: list[Measurement] | None = None,
+    sessions: list[Session] | None = None,
+) -> dict[str, Any]:
+    """The keys the chart's course card reads (templates/web/outcomes/_course_outcomes.html).
+    `measurements` (by time taken) and `sessions` (by time), when given, are the course's
+    records already read: the chart reads them once for all of a patient's courses."""
+    if measurements is None:
+        measurements = list(course.measurements.order_by("taken_at", "id"))
+    found = progress.course_progress(course, measurements, sessions)
     return {
         "outcomes": {
             "progress": found,
             "panels": panels(course, found, "chart-"),
-            "latest": latest,
-            "count": course.measurements.count(),
+            "latest": measurements[::-1][:8],
+            "count": len(measurements),
         }
     }
 

@@ -1,8 +1,9 @@
 """A course's history as one chronological list, and its side effects as the chart shows them.
 
 `load(course)` reads everything in a fixed number of queries, however many sessions, tests or
-side effects the course has; `build(course, records)` turns the records into events without
-touching the database. `course_timeline(course)` does both.
+side effects the course has, and `load_many(courses)` the same for several courses at once;
+`build(course, records)` turns the records into events without touching the database.
+`course_timeline(course)` does both.
 """
 
 from __future__ import annotations
@@ -111,6 +112,9 @@ class Records:
     other_follow_ups: list[FollowUp] = field(default_factory=list)
     adverse_events: list[AdverseEvent] = field(default_factory=list)
     watch_answers: list[WatchPrompt] = field(default_factory=list)
+    # Every watch prompt of the course, answered or not, by session and week (the chart's
+    # safety card lists them all).
+    watch_prompts: list[WatchPrompt] = field(default_factory=list)
 
 
 def name_of(user: Any) -> str:
@@ -138,32 +142,51 @@ def effect_label(effect: SideEffect, spec: Protocol) -> str:
 def load(course: Course, now: dt.datetime | None = None) -> Records:
     """Everything the timeline and the chart's side effects need, in a fixed number of
     queries: the course's own row should come with its clinic, protocol and created_by."""
+    return load_many([course], now)[course.pk]
+
+
+def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int, Records]:
+    """`load` for several courses at once, in the same fixed number of queries however many
+    courses there are (the chart reads all of a patient's courses this way), by course id.
+
+    1. Read the sessions, allergy tests, consents, side effects, follow-ups, serious adverse
+       events and infection-watch prompts of every course, one query (or prefetch) each.
+    2. Hand each record to its course, reusing the course rows given, so that no record
+       reads its course again.
+    """
     now = now or timezone.now()
-    spec = course.spec
-    sessions = list(
-        Session.objects.filter(course=course)
+    by_course = {c.pk: c for c in courses}
+    sessions_of: dict[int, list[Session]] = {pk: [] for pk in by_course}
+    by_id: dict[int, Session] = {}
+    for s in (
+        Session.objects.filter(course_id__in=list(by_course))
         .select_related("practitioner")
         .prefetch_related("injections")
         .order_by("performed_at")
-    )
-    tests = list(
-        AllergyTest.objects.filter(course=course)
+    ):
+        s.course = by_course[s.course_id]
+        sessions_of[s.course_id].append(s)
+        by_id[s.pk] = s
+    tests_of: dict[int, list[AllergyTest]] = {pk: [] for pk in by_course}
+    for t in (
+        AllergyTest.objects.filter(course_id__in=list(by_course))
         .select_related("given_by")
         .prefetch_related(
             Prefetch("readings", queryset=AllergyReading.objects.select_related("read_by")),
             Prefetch("injections", queryset=AllergyTestInjection.objects.select_related("lot")),
         )
         .order_by("given_at")
-    )
-    # A consent belongs to the course it was taken for: the same indication and areas.
-    consents = [
-        c
-        for c in Consent.objects.filter(patient_id=course.patient_id, indication=course.indication)
+    ):
+        t.course = by_course[t.course_id]
+        tests_of[t.course_id].append(t)
+    all_consents = list(
+        Consent.objects.filter(
+            patient_id__in={c.patient_id for c in courses},
+            indication__in={c.indication for c in courses},
+        )
         .select_related("template", "witnessed_by")
         .order_by("signed_at")
-        if sorted(c.areas or []) == sorted(course.areas)
-    ]
-    by_id = {s.pk: s for s in sessions}
+    )
     # Only the sessions read above, so each side effect finds its session in `by_id`.
     effects = SideEffect.objects.filter(session_id__in=list(by_id)).select_related("reported_by")
     effects = effects.prefetch_related(
@@ -172,10 +195,11 @@ def load(course: Course, now: dt.datetime | None = None) -> Records:
             queryset=FollowUp.objects.select_related("closed_by").order_by("opened_at"),
         )
     ).order_by("-onset_at")
-    rows = []
+    rows_of: dict[int, list[EffectRow]] = {pk: [] for pk in by_course}
     for effect in effects:
         # The sessions are already read; reuse them rather than one query per side effect.
         effect.session = by_id[effect.session_id]
+        spec = by_course[effect.session.course_id].spec
         live, _ = logic.side_effect_status(
             spec.side_effect(effect.kind),
             effect.grade,
@@ -184,7 +208,7 @@ def load(course: Course, now: dt.datetime | None = None) -> Records:
             now,
             spec.urgent_from_grade.v,
         )
-        rows.append(
+        rows_of[effect.session.course_id].append(
             EffectRow(
                 effect=effect,
                 label=effect_label(effect, spec),
@@ -192,34 +216,68 @@ def load(course: Course, now: dt.datetime | None = None) -> Records:
                 follow_ups=list(effect.follow_ups.all()),
             )
         )
-    stopped = None
-    if course.status == Course.Status.STOPPED:
+    stopped_of: dict[str, AuditEvent] = {}
+    stopped_ids = [str(c.pk) for c in courses if c.status == Course.Status.STOPPED]
+    if stopped_ids:
         # The course keeps its stop reason but not when or by whom: the audit row has both.
-        stopped = (
+        for a in (
             AuditEvent.objects.filter(
                 object_type=Course._meta.label,
-                object_id=str(course.pk),
+                object_id__in=stopped_ids,
                 action=AuditEvent.Action.UPDATE,
                 detail__status=Course.Status.STOPPED.value,
             )
             .select_related("user")
             .order_by("-at")
-            .first()
-        )
-    other_follow_ups = list(
+        ):
+            stopped_of.setdefault(a.object_id, a)
+    other_of: dict[int, list[FollowUp]] = {pk: [] for pk in by_course}
+    for f in (
         FollowUp.objects.filter(session_id__in=list(by_id), side_effect__isnull=True)
         .select_related("closed_by")
         .order_by("opened_at")
-    )
-    events = list(
-        AdverseEvent.objects.filter(course=course).select_related("reported_by", "session")
-    )
-    answers = list(
-        WatchPrompt.objects.filter(session_id__in=list(by_id), answered_at__isnull=False)
-        .select_related("session")
-        .order_by("answered_at")
-    )
-    return Records(sessions, tests, consents, rows, stopped, other_follow_ups, events, answers)
+    ):
+        other_of[by_id[f.session_id].course_id].append(f)
+    events_of: dict[int, list[AdverseEvent]] = {pk: [] for pk in by_course}
+    # What the chart's safety card shows of each event too (its lots, the side effect).
+    for e in (
+        AdverseEvent.objects.filter(course_id__in=list(by_course))
+        .select_related("reported_by", "session", "side_effect")
+        .prefetch_related("suspected_lots__product")
+    ):
+        events_of[e.course_id].append(e)
+    prompts_of: dict[int, list[WatchPrompt]] = {pk: [] for pk in by_course}
+    for p in (
+        WatchPrompt.objects.filter(session_id__in=list(by_id))
+        .select_related("session", "follow_up")
+        .order_by("session__number", "week")
+    ):
+        prompts_of[by_id[p.session_id].course_id].append(p)
+    out = {}
+    for pk, course in by_course.items():
+        prompts = prompts_of[pk]
+        out[pk] = Records(
+            sessions=sessions_of[pk],
+            tests=tests_of[pk],
+            # A consent belongs to the course it was taken for: the same indication and areas.
+            consents=[
+                c
+                for c in all_consents
+                if c.patient_id == course.patient_id
+                and c.indication == course.indication
+                and sorted(c.areas or []) == sorted(course.areas)
+            ],
+            side_effects=rows_of[pk],
+            stopped=stopped_of.get(str(pk)) if course.status == Course.Status.STOPPED else None,
+            other_follow_ups=other_of[pk],
+            adverse_events=events_of[pk],
+            watch_answers=sorted(
+                (p for p in prompts if p.answered_at is not None),
+                key=lambda p: p.answered_at or now,
+            ),
+            watch_prompts=prompts,
+        )
+    return out
 
 
 def _area_labels(areas: list[str]) -> str:

@@ -112,7 +112,14 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     waiting_tests = (
         AllergyTest.objects.filter(course__clinic=clinic, readings__isnull=True)
         .exclude(course__status=Course.Status.STOPPED)
-        .select_related("course__patient", "course__protocol")
+        .select_related("course__patient")
+        # The wait comes from `specs`: not each row's protocol document, nor the course's JSON.
+        .only(
+            "given_at",
+            "course__protocol_id",
+            "course__patient__first_name",
+            "course__patient__last_name",
+        )
         .order_by("given_at")
     )
     specs = _specs(clinic)
@@ -127,6 +134,13 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
     follow_ups = (
         FollowUp.objects.filter(clinic=clinic, status=FollowUp.Status.OPEN)
         .select_related("session__course__patient")
+        # Only what the card shows: not the session's or the course's JSON fields.
+        .only(
+            "priority",
+            "reason",
+            "session__course__patient__first_name",
+            "session__course__patient__last_name",
+        )
         .order_by("-priority", "opened_at")
     )
     today = now.astimezone(tz).date()
