@@ -19,27 +19,14 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Callable
 from decimal import Decimal
+
+from benchmarks.timing import percentile, time_ms
 
 COURSES = 2_000
 SESSIONS = 25_000
 MEASUREMENTS = 30_000
 RUNS = 15
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _time(fn: Callable[[], object], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def build(courses: int = COURSES, seed: int = 7) -> object:
@@ -206,9 +193,9 @@ def run(courses: int = COURSES, runs: int = RUNS) -> dict[str, float]:
         else:
             assert got[name] == expected[name], name
 
-    extract = _time(lambda: analytics.extract(clinic, end), runs)
-    duck = _time(lambda: analytics.compute(data, start, end, now), runs)
-    python = _time(lambda: reference(data, start, end, now), runs)
+    extract = time_ms(lambda: analytics.extract(clinic, end), runs)
+    duck = time_ms(lambda: analytics.compute(data, start, end, now), runs)
+    python = time_ms(lambda: reference(data, start, end, now), runs)
     client = Client(HTTP_HOST="localhost")
     client.force_login(User.objects.get(username="bench-manager"))
     query = {"from": start.isoformat(), "to": end.isoformat()}
@@ -219,17 +206,17 @@ def run(courses: int = COURSES, runs: int = RUNS) -> dict[str, float]:
             raise AssertionError(f"/analytics/ answered {response.status_code}")
 
     get_page()
-    page = _time(get_page, runs)
+    page = time_ms(get_page, runs)
 
     figures = {
         "extract_p50": statistics.median(extract),
-        "extract_p95": _percentile(extract, 0.95),
+        "extract_p95": percentile(extract, 0.95),
         "duckdb_p50": statistics.median(duck),
-        "duckdb_p95": _percentile(duck, 0.95),
+        "duckdb_p95": percentile(duck, 0.95),
         "python_p50": statistics.median(python),
-        "python_p95": _percentile(python, 0.95),
+        "python_p95": percentile(python, 0.95),
         "page_p50": statistics.median(page),
-        "page_p95": _percentile(page, 0.95),
+        "page_p95": percentile(page, 0.95),
     }
     print(f"\nClinic analytics ({platform.processor() or platform.machine()}, SQLite)")
     print(

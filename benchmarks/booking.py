@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.timing import percentile
+
 PRACTITIONERS = 50
 EXISTING = 20_000
 COURSES = 200
@@ -34,11 +36,6 @@ STORM_CLIENTS = 16
 STORM_ATTEMPTS = 40
 STORM_PRACTITIONERS = 4
 BENCH_DB = "mesoclinic_bench"
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -203,9 +200,9 @@ def run_course(
         )
     visits = Appointment.objects.filter(clinic=clinic, course__isnull=False).count()
     figures = {
-        "baseline_p95": _percentile(baseline, 0.95),
-        "course_p50": _percentile(booked, 0.5),
-        "course_p95": _percentile(booked, 0.95),
+        "baseline_p95": percentile(baseline, 0.95),
+        "course_p50": percentile(booked, 0.5),
+        "course_p95": percentile(booked, 0.95),
     }
     print(
         f"Booking a course: {practitioners} practitioners, {existing:,} appointments over "
@@ -330,8 +327,8 @@ def _storm(clients: int, attempts: int) -> dict[str, float]:
     total = clients * attempts
     figures = {
         "throughput": total / wall,
-        "p50": _percentile(latencies, 0.5),
-        "p95": _percentile(latencies, 0.95),
+        "p50": percentile(latencies, 0.5),
+        "p95": percentile(latencies, 0.95),
         "booked": float(outcomes["booked"]),
         "refused": float(outcomes["refused"]),
         "double_bookings": float(doubles),

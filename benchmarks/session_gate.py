@@ -14,28 +14,15 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Callable
 from decimal import Decimal
 
 from django.utils import timezone
 
+from benchmarks.timing import percentile, time_ms
+
 PATIENTS = 300
 SESSIONS = 6
 RUNS = 300
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _time(fn: Callable[[], object], runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def _build(patients: int) -> tuple[list[int], object, list[object]]:
@@ -152,7 +139,7 @@ def run(patients: int = PATIENTS, runs: int = RUNS) -> dict[str, float]:
     rng = random.Random(7)
     now = timezone.now()
 
-    baseline = _time(lambda: Course.objects.get(pk=rng.choice(course_ids)), runs)
+    baseline = time_ms(lambda: Course.objects.get(pk=rng.choice(course_ids)), runs)
 
     def check() -> None:
         course = Course.objects.select_related("clinic", "patient", "protocol").get(
@@ -160,7 +147,7 @@ def run(patients: int = PATIENTS, runs: int = RUNS) -> dict[str, float]:
         )
         actions.check_session(course, now, doc, lots)
 
-    gate = _time(check, runs)
+    gate = time_ms(check, runs)
 
     queue = list(course_ids)
     rng.shuffle(queue)
@@ -176,9 +163,9 @@ def run(patients: int = PATIENTS, runs: int = RUNS) -> dict[str, float]:
             user=doc,
         )
 
-    charting = _time(record, min(runs, len(course_ids)))
+    charting = time_ms(record, min(runs, len(course_ids)))
 
-    base_p95 = _percentile(baseline, 0.95)
+    base_p95 = percentile(baseline, 0.95)
     print(
         f"session gate benchmark · {platform.machine()} · {platform.python_version()} · "
         f"{dt.date.today().isoformat()}"
@@ -189,13 +176,13 @@ def run(patients: int = PATIENTS, runs: int = RUNS) -> dict[str, float]:
         ("check_session (every gate)", gate),
         ("do_record_session (gate + write)", charting),
     ):
-        p95 = _percentile(samples, 0.95)
+        p95 = percentile(samples, 0.95)
         print(
             f"  {name:34s} p50 {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   "
             f"ratio p95/baseline {p95 / base_p95:6.1f}"
         )
     return {
         "baseline_p95": base_p95,
-        "check_p95": _percentile(gate, 0.95),
-        "record_p95": _percentile(charting, 0.95),
+        "check_p95": percentile(gate, 0.95),
+        "record_p95": percentile(charting, 0.95),
     }
