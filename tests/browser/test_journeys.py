@@ -173,6 +173,9 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
 
         # 6. Session 1: thighs clicked on the body map, the lot scanned, a volume and technique.
         page.locator(f"#course-{course.pk}").get_by_role("link", name="Chart a session").click()
+        # The body map's script binds its clicks once the page has loaded: a click before
+        # that (on a loaded machine) would do nothing.
+        page.wait_for_url(f"**/courses/{course.pk}/sessions/new/", wait_until="load")
         page.locator('svg[data-body-map] [data-area="thighs"]').first.click()
         expect(page.get_by_label("Thighs", exact=True)).to_be_checked()
         page.get_by_label("Lot number for Thighs").fill(world.lot.lot_number)

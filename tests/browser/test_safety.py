@@ -74,6 +74,10 @@ def test_a_patient_reports_a_lump_and_the_practitioner_sees_it_on_today(
     card = page.locator(".effects", has=page.get_by_role("heading", name="Infection watch"))
     expect(card).to_contain_text("lump or hard swelling")
     expect(card).to_contain_text("A hard bump, left thigh")
-    expect(card.get_by_text("Urgent follow-up")).to_be_visible()
+    # The answer is shown above the folded schedule, with its urgent follow-up.
+    answer = card.locator(".watch-answers li")
+    expect(answer).to_have_count(1)
+    expect(answer).to_contain_text("A hard bump, left thigh")
+    expect(answer.get_by_text("Urgent follow-up")).to_be_visible()
     card.scroll_into_view_if_needed()
     shot(page, "watch-chart")
