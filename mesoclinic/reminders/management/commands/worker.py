@@ -22,7 +22,6 @@ from django.db import close_old_connections
 
 from mesoclinic.courses.actions import do_sweep_side_effects
 from mesoclinic.reminders import actions
-from mesoclinic.reminders.actions import Outcome
 from mesoclinic.safety import surveil, watch
 
 logger = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ class Command(BaseCommand):
         if prompts:
             self.say(f"planned {prompts} watch prompt{'s' if prompts != 1 else ''}")
         watch.send_due(
-            self.worker, limit=self.batch, report=self.say_outcome, stop=self.stopping.is_set
+            self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
         )
         swept = do_sweep_side_effects()
         if swept:
@@ -93,10 +92,8 @@ class Command(BaseCommand):
                 f"{len(found.raised)} new alert{'s' if len(found.raised) != 1 else ''}"
             )
 
-    def report(self, outcome: Outcome) -> None:
-        self.say(str(outcome))
-
-    def say_outcome(self, outcome: object) -> None:
+    def report(self, outcome: object) -> None:
+        """One line per reminder or watch prompt handled."""
         self.say(str(outcome))
 
     def say(self, line: str) -> None:
