@@ -78,9 +78,7 @@ class Command(BaseCommand):
         prompts = watch.do_plan_watch()
         if prompts:
             self.say(f"planned {prompts} watch prompt{'s' if prompts != 1 else ''}")
-        watch.send_due(
-            self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
-        )
+        watch.send_due(self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set)
         swept = do_sweep_side_effects()
         if swept:
             self.say(f"{swept} side effect{'s' if swept != 1 else ''} now beyond expected")
