@@ -19,7 +19,7 @@ from mesoclinic.api.schemas import Id, When
 from mesoclinic.api.views import _get_course, _get_session, api
 from mesoclinic.courses.models import SideEffect
 from mesoclinic.formulary.models import Lot
-from mesoclinic.safety import actions, logic
+from mesoclinic.safety import actions
 from mesoclinic.safety.models import AdverseEvent, WatchPrompt
 
 TAGS = ["safety"]
@@ -69,7 +69,7 @@ def _event_out(e: AdverseEvent) -> dict[str, Any]:
         "reported_by": e.reported_by_id,
         "reported_at": e.reported_at,
         "updated_at": e.updated_at,
-        "urgent": logic.urgent(e.kind, e.ctcae_grade),
+        "urgent": e.urgent,
     }
 
 
@@ -77,7 +77,7 @@ def _get_event(request: HttpRequest, event_id: int) -> AdverseEvent:
     who = caller(request)
     who.require(CLINICAL)
     return get_object_or_404(
-        AdverseEvent.objects.select_related("clinic", "session"),
+        AdverseEvent.objects.select_related("clinic", "session", "course__protocol"),
         pk=event_id,
         clinic=who.clinic,
     )
@@ -120,7 +120,11 @@ def list_adverse_events(
     """The clinic's serious adverse events, newest onset first; filter by patient or course."""
     who = caller(request)
     who.require(CLINICAL)
-    qs = AdverseEvent.objects.filter(clinic=who.clinic).prefetch_related("suspected_lots")
+    qs = (
+        AdverseEvent.objects.filter(clinic=who.clinic)
+        .select_related("course__protocol")
+        .prefetch_related("suspected_lots")
+    )
     if patient is not None:
         qs = qs.filter(patient_id=patient)
     if course is not None:

@@ -416,6 +416,18 @@ def _sync_follow_up(effect: SideEffect) -> FollowUp | None:
     return open_one
 
 
+def check_reaction(
+    session: Session, grade: int, onset_at: dt.datetime, *, grade_field: str
+) -> None:
+    """What any reaction after a session must be, a side effect or a serious adverse event:
+    a CTCAE grade from 1 to 5, and an onset neither in the future nor before the session."""
+    if not 1 <= grade <= 5:
+        raise ValidationError({grade_field: "a CTCAE grade is between 1 and 5."})
+    not_future(onset_at, "onset_at")
+    if onset_at < session.performed_at:
+        raise ValidationError({"onset_at": "cannot be before the session."})
+
+
 def do_report_side_effect(
     session: Session,
     *,
@@ -433,11 +445,7 @@ def do_report_side_effect(
         raise ValidationError({"kind": f"must be one of {', '.join(known)} or other."})
     if kind == SideEffect.OTHER and not description.strip():
         raise ValidationError({"description": "describe a side effect of kind other."})
-    if not 1 <= grade <= 5:
-        raise ValidationError({"grade": "a CTCAE grade is between 1 and 5."})
-    not_future(onset_at, "onset_at")
-    if onset_at < session.performed_at:
-        raise ValidationError({"onset_at": "cannot be before the session."})
+    check_reaction(session, grade, onset_at, grade_field="grade")
     if resolved_at is not None:
         not_future(resolved_at, "resolved_at")
         if resolved_at < onset_at:

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, audit
-from mesoclinic.courses.actions import not_future
+from mesoclinic.courses.actions import check_reaction, not_future
 from mesoclinic.courses.models import FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot
 from mesoclinic.safety import logic
@@ -98,18 +98,14 @@ def do_report_adverse_event(
     user: Any,
     via: str = "api",
 ) -> AdverseEvent:
-    """Record a serious adverse event after `session`. A grade of 3 or more, or an infection,
-    opens an urgent follow-up (logic.urgent)."""
+    """Record a serious adverse event after `session`. An infection, or a grade at or above
+    the protocol's `urgent_from_grade` (3), opens an urgent follow-up (AdverseEvent.urgent)."""
     course = session.course
     if kind not in Kind.values:
         raise ValidationError({"kind": f"must be one of {', '.join(Kind.values)}."})
     if kind == Kind.OTHER and not description.strip():
         raise ValidationError({"description": "describe an event of kind other."})
-    if not 1 <= ctcae_grade <= 5:
-        raise ValidationError({"ctcae_grade": "a CTCAE grade is between 1 and 5."})
-    not_future(onset_at, "onset_at")
-    if onset_at < session.performed_at:
-        raise ValidationError({"onset_at": "cannot be before the session."})
+    check_reaction(session, ctcae_grade, onset_at, grade_field="ctcae_grade")
     _check_outcome(outcome, outcome_at, onset_at, ctcae_grade)
     snomed_code = snomed_code.strip()
     if snomed_code and (problem := logic.sctid_problem(snomed_code)):
@@ -144,7 +140,11 @@ def do_report_adverse_event(
         event.save()
         suspected = sorted({lot.pk for lot in lots or []})
         event.suspected_lots.set(suspected)
-        follow_up = _open_urgent_follow_up(event) if logic.urgent(kind, ctcae_grade) else None
+        follow_up = (
+            _open_urgent_follow_up(event)
+            if logic.urgent(kind, ctcae_grade, course.spec.urgent_from_grade.v)
+            else None
+        )
         audit(
             clinic=course.clinic,
             user=user,

@@ -175,12 +175,12 @@ def sctid_problem(code: str) -> str | None:
 # Serious adverse events.
 
 # The kinds that open an urgent follow-up whatever their grade (the issue: "a grade ≥ 3 or an
-# infection kind"), and the grade from which any kind does.
+# infection kind"). The grade from which any kind does is the protocol's `urgent_from_grade`,
+# the same threshold that makes a side effect urgent.
 INFECTION_KINDS = ("infection", "mycobacterial_infection")
-URGENT_FROM_GRADE = 3
 # FHIR adverse-event-outcome codes that mean the event has ended: they need a date.
 ENDED_OUTCOMES = ("resolved", "resolvedWithSequelae", "fatal")
 
 
-def urgent(kind: str, grade: int) -> bool:
-    return kind in INFECTION_KINDS or grade >= URGENT_FROM_GRADE
+def urgent(kind: str, grade: int, urgent_from_grade: int) -> bool:
+    return kind in INFECTION_KINDS or grade >= urgent_from_grade

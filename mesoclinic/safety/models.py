@@ -22,6 +22,7 @@ from mesoclinic.accounts.models import Clinic
 from mesoclinic.courses.models import Course, FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot
 from mesoclinic.patients.models import Patient
+from mesoclinic.safety import logic
 
 
 class AdverseEvent(models.Model):
@@ -97,6 +98,11 @@ class AdverseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} (CTCAE {self.ctcae_grade}) after {self.session}"
+
+    @property
+    def urgent(self) -> bool:
+        """An infection, or a grade at or above the course protocol's urgent threshold."""
+        return logic.urgent(self.kind, self.ctcae_grade, self.course.spec.urgent_from_grade.v)
 
 
 class WatchPrompt(models.Model):

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.models import AuditEvent, audit_many
 from mesoclinic.formulary.models import Lot
-from mesoclinic.safety import actions, logic
+from mesoclinic.safety import actions
 from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.web.chart import _get_course, chart_url, flash_errors
 from mesoclinic.web.context import CLINICAL, require
@@ -103,7 +103,7 @@ def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
         except ValidationError as exc:
             put_errors(form, exc)
         else:
-            urgent = logic.urgent(event.kind, event.ctcae_grade)
+            urgent = event.urgent
             messages.success(
                 request,
                 f"Serious adverse event recorded after session {session.number}: "
