@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "mesoclinic.reminders",
     "mesoclinic.outcomes",
     "mesoclinic.safety",
+    "mesoclinic.ops",
     "mesoclinic.api",
     "mesoclinic.web",
 ]
