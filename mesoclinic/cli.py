@@ -19,13 +19,22 @@ def _setup() -> None:
     django.setup()
 
 
+def server_options() -> dict[str, object]:
+    """Waitress's options beyond the address. Waitress reads a request's whole body, chunked
+    or not, into a buffer before the app sees it; its own limit is 1 GB, so without this a
+    200 MB upload would be received in full before any check of ours could refuse it."""
+    from django.conf import settings
+
+    return {"ident": "mesoclinic", "max_request_body_size": settings.MAX_REQUEST_BYTES}
+
+
 def _serve(host: str, port: int, threads: int) -> None:
     from waitress import serve
 
     from mesoclinic.wsgi import application
 
     print(f"Serving mesoclinic at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    serve(application, host=host, port=port, threads=threads, ident="mesoclinic")
+    serve(application, host=host, port=port, threads=threads, **server_options())
 
 
 def demo(argv: list[str]) -> int:

@@ -8,6 +8,8 @@ DATA_DIR        where the SQLite file and collected static files live; default .
 SITE_URL        the public address links in emails point to; default http://127.0.0.1:8000
 EMAIL_*         outgoing mail (reminders): see docs/reminders.md
 PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/photos.md
+PHOTO_MAX_*     what one photo may cost (bytes, pixels, side, decodes at once): docs/photos.md
+MAX_REQUEST_BYTES  the largest request body `mesoclinic serve` reads; default 62 MB
 """
 
 from __future__ import annotations
@@ -168,6 +170,20 @@ elif PHOTO_STORAGE == "local":
     }
 else:
     raise ValueError(f"PHOTO_STORAGE is 'local' or 's3', not {PHOTO_STORAGE!r}")
+# What one photo may cost, each the product's choice (docs/photos.md gives the figures).
+# PHOTO_MAX_BYTES: the upload, counted as it streams in (15 MB holds any phone's photo at full
+# quality). PHOTO_MAX_PIXELS: checked from the header before decoding, since memory follows
+# pixels, not bytes (36 MP takes in any 12 or 24 MP phone and a 33 MP camera). PHOTO_MAX_SIDE:
+# the long side stored; a larger picture is scaled down to it. PHOTO_MAX_CONCURRENT_DECODES:
+# how many photos this process decodes at once; more uploads wait their turn.
+PHOTO_MAX_BYTES = int(os.environ.get("PHOTO_MAX_BYTES", 15 * 1024 * 1024))
+PHOTO_MAX_PIXELS = int(os.environ.get("PHOTO_MAX_PIXELS", 36_000_000))
+PHOTO_MAX_SIDE = int(os.environ.get("PHOTO_MAX_SIDE", 4096))
+PHOTO_MAX_CONCURRENT_DECODES = int(os.environ.get("PHOTO_MAX_CONCURRENT_DECODES", 2))
+# The largest request body the server buffers: waitress reads a whole body, chunked or not,
+# before Django sees it, so this is what stops a 200 MB upload at the door. The largest real
+# body is the web form of one area's four views at PHOTO_MAX_BYTES each, plus its text fields.
+MAX_REQUEST_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", 4 * PHOTO_MAX_BYTES + 2 * 1024 * 1024))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -10,7 +10,8 @@ from urllib.parse import unquote_to_bytes
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 
-from mesoclinic.api.problems import problem
+from mesoclinic.api.problems import problem, upload_too_large
+from mesoclinic.outcomes.uploads import UploadTooLarge, limit_uploads
 
 API_PREFIX = "/api/"
 
@@ -23,7 +24,11 @@ class ApiProblemMiddleware:
         if not request.path.startswith(API_PREFIX):
             return self.get_response(request)
         query = unquote_to_bytes(request.META.get("QUERY_STRING", ""))
-        if b"\x00" in query or self._body_has_nul(request):
+        try:
+            has_nul = b"\x00" in query or self._body_has_nul(request)
+        except UploadTooLarge as exc:
+            return upload_too_large(exc)
+        if has_nul:
             return problem(
                 422,
                 "Text may not contain NUL characters.",
@@ -49,6 +54,9 @@ class ApiProblemMiddleware:
         reading it whole as request.body would also refuse any file over
         DATA_UPLOAD_MAX_MEMORY_SIZE."""
         if request.content_type == "multipart/form-data":
+            # Reading the text fields reads the files too: bound them first (the API's one
+            # multipart endpoint takes one photo).
+            limit_uploads(request, raise_error=True)
             try:
                 return any("\x00" in v for _, values in request.POST.lists() for v in values)
             except MultiPartParserError:

@@ -17,12 +17,14 @@ from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Schema, Status, UploadedFile
+from ninja.decorators import decorate_view
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import CLINICAL, MANAGER, caller
 from mesoclinic.api.views import _get_course, _get_patient, api
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Photo, PhotoConsent
+from mesoclinic.outcomes.uploads import bounded_api_upload
 
 # Schemas. They live here rather than in schemas.py: nothing else uses them.
 
@@ -105,6 +107,7 @@ def _get_photo(request: HttpRequest, photo_id: int) -> Photo:
 
 
 @api.post("/courses/{course_id}/photos", response={201: PhotoOut}, tags=["photos"])
+@decorate_view(bounded_api_upload)
 def upload_photo(
     request: HttpRequest,
     course_id: int,

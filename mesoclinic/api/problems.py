@@ -13,6 +13,7 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from mesoclinic.courses.models import SessionRefused
+from mesoclinic.outcomes.uploads import UploadTooLarge
 from mesoclinic.patients.screening import AnswerError
 from mesoclinic.protocols.loader import ProtocolError
 from mesoclinic.scheduling.actions import BookingRefused
@@ -24,6 +25,7 @@ TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Refused",
+    413: "Content too large",
     422: "Invalid input",
     429: "Too many requests",
 }
@@ -53,6 +55,12 @@ def _summary(errors: list[dict[str, str]]) -> str:
     return "; ".join(
         f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors
     )
+
+
+def upload_too_large(exc: UploadTooLarge) -> HttpResponse:
+    """413 for a file stopped while it streamed in (outcomes.uploads), naming its field."""
+    errors = [{"field": exc.field, "message": exc.message}]
+    return problem(413, _summary(errors), errors=errors)
 
 
 def install(api: NinjaAPI) -> None:
@@ -112,6 +120,10 @@ def install(api: NinjaAPI) -> None:
     def bad_answers(request: HttpRequest, exc: AnswerError) -> HttpResponse:
         errors = [{"field": f"answers.{k}", "message": m} for k, m in exc.problems]
         return problem(422, _summary(errors), errors=errors)
+
+    @api.exception_handler(UploadTooLarge)
+    def too_large(request: HttpRequest, exc: UploadTooLarge) -> HttpResponse:
+        return upload_too_large(exc)
 
     @api.exception_handler(AuthenticationError)
     def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:

@@ -5,6 +5,10 @@ Consent for clinical use and consent for marketing use are separate rows with se
 purposes: recording one never records the other. The latest row per purpose counts, so a
 withdrawal is a new row with granted=False, and the history stays.
 
+What one photo may cost is bounded three times: the upload stops as soon as it passes
+PHOTO_MAX_BYTES (outcomes.uploads), the header must show no more than PHOTO_MAX_PIXELS, and no
+more than PHOTO_MAX_CONCURRENT_DECODES photos are decoded at once in this process (`prepare`).
+
 Images go through the storage named "clinical_photos" in settings.STORAGES, looked up on every
 call (never through Photo.image.storage, which Django fixes once when the model is loaded), so
 that PHOTO_STORAGE, and a test's override of STORAGES, take effect.
@@ -13,11 +17,13 @@ that PHOTO_STORAGE, and a test's override of STORAGES, take effect.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -140,15 +146,53 @@ def do_record_photo_consent(
     return consent
 
 
+def limits() -> photos.Limits:
+    """What one photo may cost, from the settings (read on every call, so an override holds)."""
+    return photos.Limits(
+        max_bytes=settings.PHOTO_MAX_BYTES,
+        max_pixels=settings.PHOTO_MAX_PIXELS,
+        max_side=settings.PHOTO_MAX_SIDE,
+    )
+
+
+# The decode slots: one semaphore for the process, made again if the setting changes.
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+def decode_slots() -> threading.BoundedSemaphore:
+    """The process-wide semaphore that PHOTO_MAX_CONCURRENT_DECODES sizes. A decode is the
+    costly part of an upload (up to PHOTO_MAX_PIXELS × 4 bytes), so four uploads at once cost
+    at most this many decodes; the others wait their turn, which takes well under a second each
+    (docs/photos.md)."""
+    global _slots
+    wanted = max(1, int(settings.PHOTO_MAX_CONCURRENT_DECODES))
+    with _slots_lock:
+        if _slots is None or _slots[0] != wanted:
+            _slots = (wanted, threading.BoundedSemaphore(wanted))
+        return _slots[1]
+
+
+def prepare(data: bytes) -> photos.Prepared:
+    """Check and re-encode one image (outcomes.photos.prepare) within the settings' limits,
+    holding one of the process's decode slots while it does."""
+    bounds = limits()
+    # Refuse what can be refused without decoding before waiting for a slot.
+    photos.check_size(len(data), bounds.max_bytes)
+    with decode_slots():
+        return photos.prepare(data, bounds)
+
+
 def read_upload(upload: Any, field: str) -> bytes:
     """The bytes of an uploaded file, refusing an oversized one from its declared size before
     reading it, and reading no more than the limit allows in any case."""
     size = getattr(upload, "size", None)
+    most = settings.PHOTO_MAX_BYTES
     try:
         if size is not None:
-            photos.check_size(size)
-        data: bytes = upload.read(photos.MAX_BYTES + 1)
-        photos.check_size(len(data))
+            photos.check_size(size, most)
+        data: bytes = upload.read(most + 1)
+        photos.check_size(len(data), most)
     except photos.PhotoError as exc:
         raise ValidationError({field: str(exc)}) from None
     return data
@@ -159,7 +203,7 @@ def refusals(images: Mapping[str, bytes]) -> dict[str, str]:
     found = {}
     for view, data in images.items():
         try:
-            photos.prepare(data)
+            prepare(data)
         except photos.PhotoError as exc:
             found[view] = str(exc)
     return found
@@ -182,8 +226,8 @@ def do_upload_photos(
        course's and the time is not in the future.
     2. Refuse unless the patient's clinical photo consent is granted, both now and at the time
        the photos were taken: consent comes before the camera.
-    3. Check and re-encode every image (outcomes.photos.prepare); a refusal is keyed by its
-       view, so the form can show it beside the right file input.
+    3. Check and re-encode every image (`prepare`, one decode slot at a time); a refusal is
+       keyed by its view, so the form can show it beside the right file input.
     4. Save the files, then the rows and their audit in one transaction; if that fails, delete
        the files again so that no image is left without its row.
     """
@@ -216,7 +260,7 @@ def do_upload_photos(
     prepared: dict[str, photos.Prepared] = {}
     for view, data in images.items():
         try:
-            prepared[view] = photos.prepare(data)
+            prepared[view] = prepare(data)
         except photos.PhotoError as exc:
             errors[view] = str(exc)
     if errors:

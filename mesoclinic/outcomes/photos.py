@@ -2,21 +2,30 @@
 
 A photo from a phone or a tablet carries more than the picture: EXIF with the camera, the time
 and often the GPS position of the patient's home or the clinic, XMP, comments and an ICC colour
-profile. `prepare` keeps only the pixels:
+profile. `prepare` keeps only the pixels, and holds as few of them at once as it can, because
+memory follows the pixels, not the file: a 768 KB JPEG of 7000 × 7000 pixels is 147 MB decoded.
 
-1. Refuse an empty file or one over MAX_BYTES, before decoding anything.
+1. Refuse an empty file or one over the byte limit, before decoding anything.
 2. Identify the type from the bytes themselves (JPEG or PNG only); the file name and the
    browser's content type are ignored, since either can say anything.
-3. Read the dimensions from the header and refuse a picture too small to be useful or too big
-   to decode safely, before the pixels are decoded (a "decompression bomb" is a small file that
-   expands to gigabytes). Pillow's own bomb guard is turned into an error as a second fence.
-4. Verify the file, then decode it fully: a truncated or damaged file is refused here.
-5. Turn the picture upright by its EXIF orientation (ImageOps.exif_transpose), which must happen
-   before the EXIF is dropped, or a portrait taken on a phone would be stored lying on its side.
-6. Convert to sRGB when the picture carries an ICC profile, so that dropping the profile does not
+3. Read the dimensions from the header and refuse a picture too small to be useful, or with
+   more pixels than the budget (Limits.max_pixels), before the pixels are decoded (a
+   "decompression bomb" is a small file that expands to gigabytes). Pillow's own bomb guard is
+   turned into an error as a second fence.
+4. Verify the file. A JPEG larger than the stored size is decoded at a reduced scale (1/2, 1/4
+   or 1/8, straight from its DCT coefficients) when that still leaves at least the stored size,
+   so that it is never held larger than needed; then decode it: a truncated or damaged file is
+   refused here.
+5. Scale the picture down, in place, to the stored long side (Limits.max_side) when it is
+   larger, so that every later step works on the stored size only.
+6. Turn the picture upright by its EXIF orientation, in place (ImageOps.exif_transpose), which
+   must happen before the EXIF is dropped, or a portrait taken on a phone would be stored lying
+   on its side.
+7. Convert to sRGB when the picture carries an ICC profile, so that dropping the profile does not
    shift the colours (a tablet's camera often writes Display P3).
-7. Copy the pixels into a new image, which has no metadata at all, and encode that: JPEG stays
-   JPEG, PNG stays PNG. The SHA-256 is of these stored bytes.
+8. Drop every piece of metadata Pillow keeps beside the pixels (its `info`, which the encoders
+   read comments and profiles from), and encode: JPEG stays JPEG, PNG stays PNG. The SHA-256 is
+   of these stored bytes.
 """
 
 from __future__ import annotations
@@ -30,15 +39,20 @@ from typing import Any
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-# Limits. SPEC gives none; these are the product's choices, each with its reason.
+# Limits. SPEC gives none; these are the product's choices, each with its reason. The ones a
+# clinic may change are the defaults of Limits, which the Django side fills from settings.
 # A 48-megapixel phone JPEG is about 12 MB, so 15 MB leaves room for one at full quality.
 MAX_BYTES = 15 * 1024 * 1024
 # Below 480 px on the short side an area's texture (the cellulite dimples) cannot be judged.
 MIN_SHORT_SIDE = 480
 # No camera in clinical use writes a side longer than 8000 px; more is a mistake or an attack.
 MAX_LONG_SIDE = 8000
-# 48 megapixels is the largest phone sensor in common use; decoding one takes about 150 MB.
-MAX_PIXELS = 50_000_000
+# The pixel budget: decoding costs 3 bytes a pixel (4 with transparency), so 36 megapixels is
+# at most 108–144 MB, and it takes in any 12 or 24 MP phone photo and a 33 MP camera's.
+MAX_PIXELS = 36_000_000
+# The stored long side: 4096 keeps a 12 MP phone photo (4032 × 3024) exactly as taken, and is
+# far more than any screen shows of one area.
+MAX_SIDE = 4096
 # The JPEG quality of the re-encoded picture: visually lossless for a photograph.
 JPEG_QUALITY = 90
 
@@ -51,6 +65,15 @@ ACCEPT = ",".join(CONTENT_TYPES.values())
 
 class PhotoError(ValueError):
     """A picture refused, with the reason in words that follow the field's name."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one photo may cost: its bytes, its pixels, and the long side it is stored at."""
+
+    max_bytes: int = MAX_BYTES
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
 
 
 @dataclass(frozen=True)
@@ -74,18 +97,25 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def check_size(size: int) -> None:
+def too_large(size: int, limit: int = MAX_BYTES) -> str:
+    """The refusal of a file of `size` bytes (or more, while it is still arriving)."""
+    shown, most = _megabytes(size), _megabytes(limit)
+    return f"is {'over ' if shown == most else ''}{shown}; a photo may be at most {most}."
+
+
+def check_size(size: int, limit: int = MAX_BYTES) -> None:
     """Step 1, usable before the bytes are read: refuse empty and oversized files."""
     if size <= 0:
         raise PhotoError("is empty.")
-    if size > MAX_BYTES:
-        shown, limit = _megabytes(size), _megabytes(MAX_BYTES)
-        raise PhotoError(
-            f"is {'over ' if shown == limit else ''}{shown}; a photo may be at most {limit}."
-        )
+    if size > limit:
+        raise PhotoError(too_large(size, limit))
 
 
-def check_dimensions(width: int, height: int) -> None:
+def _megapixels(n: int) -> str:
+    return f"{n / 1_000_000:.1f}".removesuffix(".0")
+
+
+def check_dimensions(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
     """Step 3: refuse a picture too small to judge or too large to decode safely."""
     short, long = sorted((width, height))
     if short < MIN_SHORT_SIDE:
@@ -97,11 +127,21 @@ def check_dimensions(width: int, height: int) -> None:
         raise PhotoError(
             f"is {width} × {height} pixels; neither side may be longer than {MAX_LONG_SIDE} pixels."
         )
-    if width * height > MAX_PIXELS:
+    if width * height > max_pixels:
         raise PhotoError(
-            f"is {width} × {height} pixels; a photo may have at most "
-            f"{MAX_PIXELS // 1_000_000} megapixels."
+            f"is {width} × {height} pixels ({_megapixels(width * height)} megapixels); a photo "
+            f"may have at most {_megapixels(max_pixels)} megapixels. Take it with the camera's "
+            "standard resolution, or make it smaller."
         )
+
+
+def stored_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """The size a picture is stored at: as it is, or scaled down to a long side of max_side
+    with its proportions kept."""
+    long = max(width, height)
+    if long <= max_side:
+        return width, height
+    return max(1, round(width * max_side / long)), max(1, round(height * max_side / long))
 
 
 def _open(data: bytes) -> Image.Image:
@@ -114,8 +154,9 @@ def _open(data: bytes) -> Image.Image:
 
 
 def _to_srgb(img: Image.Image) -> Image.Image:
-    """Step 6. A profile that cannot be read or applied is dropped as it is, which at worst
-    leaves the colours as an sRGB screen would have shown them anyway."""
+    """Step 7, in place when the mode stays the same. A profile that cannot be read or applied is
+    dropped as it is, which at worst leaves the colours as an sRGB screen would have shown them
+    anyway."""
     icc = img.info.get("icc_profile")
     if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
         return img
@@ -123,6 +164,9 @@ def _to_srgb(img: Image.Image) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         target = ImageCms.createProfile("sRGB")
         mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        if mode == img.mode:
+            ImageCms.profileToProfile(img, source, target, outputMode=mode, inPlace=True)
+            return img
         converted = ImageCms.profileToProfile(img, source, target, outputMode=mode)
     except (ImageCms.PyCMSError, OSError, ValueError):
         return img
@@ -138,35 +182,42 @@ def _output_mode(img: Image.Image, fmt: str) -> str:
     return "RGBA" if has_alpha else "RGB"
 
 
-def prepare(data: bytes) -> Prepared:
+def prepare(data: bytes, limits: Limits = Limits()) -> Prepared:  # noqa: B008 - frozen
     """Check a photo and re-encode it without any metadata; see the module's docstring for the
     steps. Raises PhotoError naming the reason."""
-    check_size(len(data))
+    check_size(len(data), limits.max_bytes)
     with warnings.catch_warnings():
         # Pillow warns (and only above twice its limit, raises) about a decompression bomb.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         probe = _open(data)
         fmt = "JPEG" if probe.format in ("JPEG", "MPO") else "PNG"
-        check_dimensions(*probe.size)
+        check_dimensions(*probe.size, max_pixels=limits.max_pixels)
+        target = stored_size(*probe.size, max_side=limits.max_side)
         try:
             probe.verify()
             img = _open(data)
+            if fmt == "JPEG" and target != img.size:
+                # The largest reduction that still leaves at least the stored size: nothing
+                # that will be stored is lost, and the full size is never held.
+                img.draft(None, target)
             img.load()
         except PhotoError:
             raise
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning):
             raise PhotoError("is damaged or incomplete: it could not be read.") from None
-    upright = ImageOps.exif_transpose(img)
-    if upright is None:  # only when in_place=True, which is not used here
-        upright = img
-    upright = _to_srgb(upright)
+    if img.size != target:
+        # In place: the larger pixels are let go as soon as the smaller ones exist.
+        img.thumbnail(target, Image.Resampling.LANCZOS)
+    ImageOps.exif_transpose(img, in_place=True)
+    upright = _to_srgb(img)
     mode = _output_mode(upright, fmt)
     try:
-        pixels = upright if upright.mode == mode else upright.convert(mode)
+        clean = upright if upright.mode == mode else upright.convert(mode)
     except ValueError:
         raise PhotoError(f"has a colour mode ({upright.mode}) that cannot be stored.") from None
-    clean = Image.new(mode, pixels.size)
-    clean.paste(pixels)
+    # Step 8: the encoders read a comment (JPEG) and a colour profile (PNG) from `info`, so
+    # empty it; EXIF, XMP and text chunks are only written when passed, which they are not.
+    clean.info = {}
     out = io.BytesIO()
     options: dict[str, Any] = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
     clean.save(out, format=fmt, **options)

@@ -23,6 +23,7 @@ from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.models import Course
 from mesoclinic.outcomes import photo_actions, photos
 from mesoclinic.outcomes.models import Photo, PhotoConsent
+from mesoclinic.outcomes.uploads import bounded_photo_uploads, refused_uploads
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.web.chart import _get_course, _get_patient
 from mesoclinic.web.context import CLINICAL, MANAGER, require
@@ -155,9 +156,14 @@ def photo_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 
 @login_required
+@bounded_photo_uploads
 def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
     course = _get_course(request, course_id, CLINICAL)
     area = request.POST.get("area", "")
+    # A file stopped at the size limit, by its view; the fields after it were not read.
+    too_large = {
+        name.removeprefix(f"{area}-"): message for name, message in refused_uploads(request).items()
+    }
     upload_forms = {
         a: UploadForm(
             course,
@@ -172,7 +178,8 @@ def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
         if form is None:
             raise Http404("Not an area of this course.")
         if form.is_valid():
-            images, unread = {}, {}
+            images = {}
+            unread: dict[str, str | list[str]] = dict(too_large)
             for view, _ in VIEWS:
                 if upload := form.cleaned_data.get(view):
                     try:
