@@ -97,9 +97,11 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
 
-def too_large(size: int, limit: int = MAX_BYTES) -> str:
-    """The refusal of a file of `size` bytes (or more, while it is still arriving)."""
-    shown, most = _megabytes(size), _megabytes(limit)
+def too_large(size: int | None, limit: int = MAX_BYTES) -> str:
+    """The refusal of a file of `size` bytes, or of one stopped while it was still arriving
+    (None), whose whole size nobody knows."""
+    most = _megabytes(limit)
+    shown = most if size is None else _megabytes(size)
     return f"is {'over ' if shown == most else ''}{shown}; a photo may be at most {most}."
 
 
@@ -151,6 +153,9 @@ def _open(data: bytes) -> Image.Image:
         raise PhotoError("is not a JPEG or PNG image.") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoError("has far more pixels than a photo may have.") from None
+    except (OSError, SyntaxError, ValueError):
+        # A header cut short ("Truncated File Read") or malformed.
+        raise PhotoError("is damaged or incomplete: it could not be read.") from None
 
 
 def _to_srgb(img: Image.Image) -> Image.Image:
@@ -182,9 +187,18 @@ def _output_mode(img: Image.Image, fmt: str) -> str:
     return "RGBA" if has_alpha else "RGB"
 
 
-def prepare(data: bytes, limits: Limits = Limits()) -> Prepared:  # noqa: B008 - frozen
-    """Check a photo and re-encode it without any metadata; see the module's docstring for the
-    steps. Raises PhotoError naming the reason."""
+@dataclass
+class Decoded:
+    """A picture decoded for storage (steps 1–4), with the size it is to be stored at."""
+
+    image: Image.Image
+    format: str
+    stored_size: tuple[int, int]
+
+
+def decode(data: bytes, limits: Limits = Limits()) -> Decoded:  # noqa: B008 - frozen
+    """Steps 1 to 4: check the file and its header, then decode it, a large JPEG at a reduced
+    scale. Raises PhotoError naming the reason."""
     check_size(len(data), limits.max_bytes)
     with warnings.catch_warnings():
         # Pillow warns (and only above twice its limit, raises) about a decompression bomb.
@@ -205,6 +219,15 @@ def prepare(data: bytes, limits: Limits = Limits()) -> Prepared:  # noqa: B008 -
             raise
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning):
             raise PhotoError("is damaged or incomplete: it could not be read.") from None
+    return Decoded(img, fmt, target)
+
+
+def prepare(data: bytes, limits: Limits = Limits()) -> Prepared:  # noqa: B008 - frozen
+    """Check a photo and re-encode it without any metadata; see the module's docstring for the
+    steps. Raises PhotoError naming the reason."""
+    decoded = decode(data, limits)
+    img, fmt, target = decoded.image, decoded.format, decoded.stored_size
+    del decoded  # so that the thumbnail below is the only holder of the full pixels
     if img.size != target:
         # In place: the larger pixels are let go as soon as the smaller ones exist.
         img.thumbnail(target, Image.Resampling.LANCZOS)

@@ -67,7 +67,7 @@ class PhotoUploadLimit(FileUploadHandler):
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         self.received = start + len(raw_data)
         if self.received > self.limit:
-            self._refuse(too_large(self.received, self.limit))
+            self._refuse(too_large(None, self.limit))
         if self.earlier + self.received > self.total_limit:
             most = self.total_limit / (1024 * 1024)
             self._refuse(f"takes the photos sent together over {most:.1f} MB, their limit.")
