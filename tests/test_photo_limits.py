@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.test.client import ClientHandler, RequestFactory
 from django.urls import reverse
-from PIL import Image
+from PIL import Image, ImageChops
 
 from mesoclinic.api.models import ApiToken
 from mesoclinic.courses.models import Course
@@ -119,6 +119,19 @@ class StoredSizeTests:
         prepared = photos.prepare(grey_jpeg(7000, 7000), limits)
         assert (prepared.width, prepared.height) == (2000, 2000)
         assert (prepared.format, photos.prepare(png(3000, 1500), limits).width) == ("JPEG", 2000)
+
+    def test_it_is_scaled_a_band_at_a_time_without_seams(self) -> None:
+        noise = Image.effect_noise((3000, 2000), 60).convert("RGB")
+        whole = noise.resize((1700, 1133), Image.Resampling.LANCZOS)
+        banded = photos._scale_down(noise.copy(), (1700, 1133))
+        difference = ImageChops.difference(whole, banded).getextrema()
+        assert all(most <= 1 for _, most in difference)  # type: ignore[union-attr]
+
+    def test_a_transparent_png_keeps_its_transparency(self) -> None:
+        limits = photos.Limits(max_side=2000)
+        prepared = photos.prepare(png(3000, 1500, mode="RGBA"), limits)
+        with Image.open(io.BytesIO(prepared.data)) as stored:
+            assert (stored.mode, stored.size) == ("RGBA", (2000, 1000))
 
     def test_a_portrait_is_scaled_then_turned_upright(self) -> None:
         # Orientation 6 on a 4000 × 3000 picture: stored upright as 1500 × 2000, left half up.
