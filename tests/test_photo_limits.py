@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.uploadhandler import StopUpload
 from django.test.client import ClientHandler, RequestFactory
 from django.urls import reverse
 from PIL import Image, ImageChops
 
 from mesoclinic.api.models import ApiToken
 from mesoclinic.courses.models import Course
-from mesoclinic.outcomes import photo_actions, photos
+from mesoclinic.outcomes import photo_actions, photos, uploads
 from mesoclinic.outcomes.models import Photo
 from mesoclinic.patients.models import Patient
 from tests.conftest import World, problem_of
@@ -351,6 +352,24 @@ class StreamedUploadTests:
         )
         assert response.status_code == 302, response.content.decode()[:2000]
         assert Photo.objects.count() == 4
+
+
+class UploadHandlerTests:
+    def test_the_files_of_one_upload_together_may_not_pass_their_number_times_the_limit(
+        self, settings: Any
+    ) -> None:
+        settings.PHOTO_MAX_BYTES = MB
+        limit = uploads.PhotoUploadLimit(None, max_files=2)
+        chunk = b"x" * (MB * 9 // 10)
+        for name in ("thighs-front", "thighs-back"):
+            limit.new_file(name, "a.jpg", "image/jpeg", None)
+            assert limit.receive_data_chunk(chunk, 0) == chunk
+        limit.new_file("thighs-left", "a.jpg", "image/jpeg", None)
+        with pytest.raises(StopUpload):
+            limit.receive_data_chunk(chunk, 0)
+        assert limit.refused == {
+            "thighs-left": "takes the photos sent together past their limit of 2.0 MB."
+        }
 
 
 # Through waitress on loopback, as `mesoclinic serve` runs it.

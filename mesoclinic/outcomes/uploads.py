@@ -70,7 +70,7 @@ class PhotoUploadLimit(FileUploadHandler):
             self._refuse(too_large(None, self.limit))
         if self.earlier + self.received > self.total_limit:
             most = self.total_limit / (1024 * 1024)
-            self._refuse(f"takes the photos sent together over {most:.1f} MB, their limit.")
+            self._refuse(f"takes the photos sent together past their limit of {most:.1f} MB.")
         return raw_data
 
     def _refuse(self, message: str) -> None:
