@@ -192,7 +192,7 @@ class DecodeSlotsTests:
                 running += 1
                 most = max(most, running)
             try:
-                time.sleep(0.1)
+                time.sleep(0.3)
                 return real(data, limits)
             finally:
                 with lock:
