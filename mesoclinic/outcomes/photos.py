@@ -114,7 +114,8 @@ def check_size(size: int, limit: int = MAX_BYTES) -> None:
 
 
 def _megapixels(n: int) -> str:
-    return f"{n / 1_000_000:.1f}".removesuffix(".0")
+    shown = f"{n / 1_000_000:.1f}".removesuffix(".0")
+    return f"{shown} megapixel{'' if shown == '1' else 's'}"
 
 
 def check_dimensions(width: int, height: int, max_pixels: int = MAX_PIXELS) -> None:
@@ -131,9 +132,9 @@ def check_dimensions(width: int, height: int, max_pixels: int = MAX_PIXELS) -> N
         )
     if width * height > max_pixels:
         raise PhotoError(
-            f"is {width} × {height} pixels ({_megapixels(width * height)} megapixels); a photo "
-            f"may have at most {_megapixels(max_pixels)} megapixels. Take it with the camera's "
-            "standard resolution, or make it smaller."
+            f"is {width} × {height} pixels ({_megapixels(width * height)}); a photo may have "
+            f"at most {_megapixels(max_pixels)}. Take it with the camera's standard resolution, "
+            "or make it smaller."
         )
 
 
