@@ -22,7 +22,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.scheduling_fixtures import NEW_YORK, process_env
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from mesoclinic.patients.models import Patient
+from mesoclinic.scheduling import actions
+from mesoclinic.scheduling.actions import BookingRefused, do_book, exclusion_code
+from mesoclinic.scheduling.models import Appointment, AppointmentOverlap
+from tests.scheduling_fixtures import NEW_YORK, at, process_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = [sys.executable, "-m", "tests.booking_race_child"]
@@ -220,3 +228,134 @@ class CourseSeriesRaceTests:
             assert _reasons(lost) == ["already_booked"], lost
             assert lost["json"]["detail"] == "A maintenance visit is already booked.", lost
         assert _run(shared_db, "count", seeded)["maintenance"] == 1
+
+
+class PatientOverlapConstraintTests:
+    def test_the_database_refuses_a_patient_in_two_visits_at_once(self, cal, patient):
+        """Whatever writes the row: PostgreSQL's exclusion constraint refuses it even from
+        bulk_create, which skips save(); on SQLite save() re-checks inside its IMMEDIATE
+        transaction. Another patient, or a cancelled visit, at the same time is fine."""
+
+        def visit(**kw: Any) -> Appointment:
+            fields: dict[str, Any] = {
+                "clinic": cal.clinic,
+                "patient": patient,
+                "kind": "session",
+                "starts_at": at(10),
+                "ends_at": at(10, 45),
+            }
+            return Appointment(**(fields | kw))
+
+        visit(practitioner=cal.practitioner).save()
+        if connection.vendor == "postgresql":
+            with pytest.raises(IntegrityError) as caught, transaction.atomic():
+                Appointment.objects.bulk_create(
+                    [visit(practitioner=cal.manager, starts_at=at(10, 30), ends_at=at(11))]
+                )
+            assert exclusion_code(caught.value) == "patient_busy"
+        else:
+            with pytest.raises(AppointmentOverlap):
+                visit(practitioner=cal.manager, starts_at=at(10, 30), ends_at=at(11)).save()
+        other = Patient.objects.create(
+            clinic=cal.clinic, first_name="Bea", last_name="Cruz", date_of_birth=dt.date(1985, 1, 2)
+        )
+        visit(practitioner=cal.manager, patient=other).save()
+        visit(practitioner=cal.manager, status=Appointment.Status.CANCELLED).save()
+        visit(practitioner=cal.manager, starts_at=at(10, 45), ends_at=at(11, 30)).save()
+        assert Appointment.objects.filter(patient=patient).count() == 3
+
+    def test_a_booking_that_races_past_the_check_is_refused_in_words(
+        self, cal, patient, monkeypatch
+    ):
+        """The check is blinded, as when another request commits between it and the insert:
+        PostgreSQL's constraint refuses the row, and the refusal names the visit that won."""
+        do_book(
+            patient,
+            kind="session",
+            practitioner=cal.practitioner,
+            starts_at=at(10),
+            ends_at=at(10, 45),
+            user=cal.front_desk,
+        )
+        if connection.vendor == "postgresql":
+            real = actions._overlap_refusals
+            calls = []
+
+            def blind_first_time(clinic: Any, appointments: Any) -> Any:
+                calls.append(1)
+                return [] if len(calls) == 1 else real(clinic, appointments)
+
+            monkeypatch.setattr(actions, "_overlap_refusals", blind_first_time)
+        with pytest.raises(BookingRefused) as caught:
+            do_book(
+                patient,
+                kind="review",
+                practitioner=cal.manager,
+                starts_at=at(10, 30),
+                ends_at=at(11),
+                user=cal.front_desk,
+            )
+        if connection.vendor == "postgresql":
+            assert isinstance(caught.value.__cause__, IntegrityError)
+        assert caught.value.codes == ["patient_busy"]
+        assert str(caught.value) == (
+            "Ana Lopez already has a session 10:00–10:45 on Tue 1 Dec with Maria Silva."
+        )
+        assert Appointment.objects.count() == 1
+
+
+class PatientOverlapMigrationTests:
+    @pytest.mark.django_db(transaction=True)
+    def test_the_migration_names_the_visits_of_a_patient_already_booked_twice(self, world):
+        """Before the constraint, racing requests could leave a patient in two visits at once.
+        PostgreSQL would refuse the constraint with a bare error; the migration instead says
+        which visits clash and what to do, and leaves them for the clinic to choose."""
+        if connection.vendor != "postgresql":
+            pytest.skip("SQLite has no exclusion constraint to create.")
+        executor = MigrationExecutor(connection)
+        executor.migrate([BEFORE])
+        patient = Patient.objects.create(
+            clinic=world.clinic,
+            first_name="Ana",
+            last_name="Lopez",
+            date_of_birth=dt.date(1990, 1, 1),
+        )
+        starts_at = dt.datetime(2030, 1, 8, 15, tzinfo=dt.UTC)
+        first, second = Appointment.objects.bulk_create(
+            Appointment(
+                clinic=world.clinic,
+                patient=patient,
+                kind="session",
+                practitioner=practitioner,
+                starts_at=starts_at,
+                ends_at=starts_at + dt.timedelta(minutes=45),
+            )
+            for practitioner in (world.practitioner, world.manager)
+        )
+        try:
+            executor = MigrationExecutor(connection)
+            with pytest.raises(RuntimeError) as caught:
+                executor.migrate([AFTER])
+            assert str(caught.value) == (
+                "These patients are booked into two visits at the same time. Cancel or move "
+                "one visit of each pair, then run the migration again:\n"
+                f"patient {patient.pk}: appointment {first.pk} at 2030-01-08 15:00 UTC and "
+                f"appointment {second.pk} at 2030-01-08 15:00 UTC"
+            )
+            Appointment.objects.filter(pk=second.pk).update(status="cancelled")
+            executor = MigrationExecutor(connection)
+            executor.migrate([AFTER])
+            assert "appointment_no_patient_overlap" in _constraints()
+        finally:
+            Appointment.objects.all().delete()
+            executor = MigrationExecutor(connection)
+            executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+BEFORE = ("scheduling", "0002_calendar_feed")
+AFTER = ("scheduling", "0003_no_patient_overlap")
+
+
+def _constraints() -> set[str]:
+    with connection.cursor() as cursor:
+        return set(connection.introspection.get_constraints(cursor, Appointment._meta.db_table))
