@@ -7,10 +7,13 @@ course: 50 practitioners with full working weeks and 20,000 appointments already
     50 ms.
 
 storm (PostgreSQL): many clients, each on its own connection, book 30-minute visits on a
-    15-minute grid of one day for a few practitioners, so most requests overlap another. It
-    reports throughput, p95, how many won and were refused, and the double bookings found
-    afterwards by a self-join, which must be 0. Run from SQLite, it creates a throwaway
-    database on the PostgreSQL server at BENCH_POSTGRES_URL and runs itself there.
+    15-minute grid of one day for a few practitioners and a few patients shared between the
+    clients, so most requests overlap another for a practitioner or a patient. Then every
+    client asks at once to book one of a few courses, each with another practitioner and
+    first day. It reports throughput, p95, how many won and were refused, the double bookings
+    of a practitioner and of a patient found afterwards by self-joins, and the courses booked
+    more than once; all three must be 0. Run from SQLite, it creates a throwaway database on
+    the PostgreSQL server at BENCH_POSTGRES_URL and runs itself there.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ TARGET_MS = 50.0
 STORM_CLIENTS = 16
 STORM_ATTEMPTS = 40
 STORM_PRACTITIONERS = 4
-BENCH_DB = "mesoclinic_bench"
+STORM_PATIENTS = 4  # fewer than the clients: two clients often book one patient at once
+STORM_COURSES = 4
+# Its own name when several people share one PostgreSQL server.
+BENCH_DB = os.environ.get("BENCH_DB_NAME", "mesoclinic_bench")
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -261,7 +267,8 @@ def _storm(clients: int, attempts: int) -> dict[str, float]:
     from mesoclinic.scheduling.actions import BookingRefused
 
     clinic, staff, desk = _clinic(STORM_PRACTITIONERS)
-    patients = _patients(clinic, clients)
+    patients = _patients(clinic, STORM_PATIENTS + STORM_COURSES)
+    booked_patients, course_patients = patients[:STORM_PATIENTS], patients[STORM_PATIENTS:]
     tz = clinic.tz
     day = dt.datetime.now(tz).date() + dt.timedelta(days=1)
     while day.weekday() >= 5:
@@ -287,7 +294,7 @@ def _storm(clients: int, attempts: int) -> dict[str, float]:
                 t0 = time.perf_counter()
                 try:
                     actions.do_book(
-                        patients[n],
+                        rng.choice(booked_patients),
                         kind="review",
                         practitioner=who,
                         starts_at=start,
@@ -312,18 +319,9 @@ def _storm(clients: int, attempts: int) -> dict[str, float]:
     for t in threads:
         t.join()
     wall = time.perf_counter() - wall
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT count(*) FROM scheduling_appointment a
-            JOIN scheduling_appointment b
-              ON a.practitioner_id = b.practitioner_id AND a.id < b.id
-             AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at
-            WHERE a.status NOT IN ('cancelled', 'no_show')
-              AND b.status NOT IN ('cancelled', 'no_show')
-            """
-        )
-        doubles = cursor.fetchone()[0]
+    doubles = _doubles("practitioner_id")
+    patient_doubles = _doubles("patient_id")
+    series = _course_storm(clients, clinic, staff, desk, course_patients)
     total = clients * attempts
     figures = {
         "throughput": total / wall,
@@ -332,18 +330,110 @@ def _storm(clients: int, attempts: int) -> dict[str, float]:
         "booked": float(outcomes["booked"]),
         "refused": float(outcomes["refused"]),
         "double_bookings": float(doubles),
+        "patient_double_bookings": float(patient_doubles),
+        **series,
     }
     print(
         f"Booking storm on PostgreSQL {connection.pg_version // 10000}: {clients} clients × "
         f"{attempts} attempts at 30-minute visits on a 15-minute grid, "
-        f"{STORM_PRACTITIONERS} practitioners, one morning"
+        f"{STORM_PRACTITIONERS} practitioners and {STORM_PATIENTS} patients, one morning"
     )
     print(
         f"  {figures['throughput']:.0f} requests/s  p50 {figures['p50']:.1f} ms  "
         f"p95 {figures['p95']:.1f} ms  booked {outcomes['booked']}  refused "
-        f"{outcomes['refused']}  double bookings {doubles}"
+        f"{outcomes['refused']}  double bookings: practitioner {doubles}, "
+        f"patient {patient_doubles}"
+    )
+    print(
+        f"  {clients} clients booking {STORM_COURSES} courses at once: "
+        f"{series['series_booked']:.0f} series booked in {series['series_wall_ms']:.0f} ms, "
+        f"courses booked more than once {series['courses_booked_twice']:.0f}"
     )
     return figures
+
+
+def _doubles(column: str) -> int:
+    """Pairs of active appointments of one practitioner or one patient that overlap."""
+    from django.db import connection
+
+    assert column in ("practitioner_id", "patient_id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT count(*) FROM scheduling_appointment a
+            JOIN scheduling_appointment b
+              ON a.{column} = b.{column} AND a.id < b.id
+             AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at
+            WHERE a.status NOT IN ('cancelled', 'no_show')
+              AND b.status NOT IN ('cancelled', 'no_show')
+            """
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _course_storm(
+    clients: int, clinic: Any, staff: list[Any], desk: Any, patients: list[Any]
+) -> dict[str, float]:
+    """Every client books one of the courses at once, each with another practitioner and first
+    day (so no two series would clash on a practitioner or a time): each course must be booked
+    once, as one series."""
+    from django.db import connections
+
+    from mesoclinic.courses.actions import do_plan_course
+    from mesoclinic.protocols.models import ClinicProtocol
+    from mesoclinic.scheduling import planning
+    from mesoclinic.scheduling.actions import BookingRefused
+    from mesoclinic.scheduling.models import Appointment
+
+    courses = [
+        do_plan_course(
+            patient,
+            ClinicProtocol.current(clinic, "cellulite"),  # type: ignore[arg-type]
+            indication="cellulite",
+            areas=["thighs", "buttocks"],
+            cadence_days=7,
+            planned_sessions=15,
+            user=desk,
+        )
+        for patient in patients
+    ]
+    first = dt.datetime.now(clinic.tz) + dt.timedelta(days=30)
+    gate = threading.Barrier(clients)
+    won: list[int] = []
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        gate.wait()
+        try:
+            planning.do_book_course(
+                courses[n % len(courses)],
+                user=desk,
+                practitioner=staff[(n // len(courses)) % len(staff)],
+                not_before=first + dt.timedelta(days=n),
+            )
+            with lock:
+                won.append(n)
+        except BookingRefused:
+            pass
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    wall = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - wall
+    visits = {
+        c.pk: Appointment.objects.filter(course=c).exclude(status__in=Appointment.INACTIVE).count()
+        for c in courses
+    }
+    return {
+        "series_booked": float(len(won)),
+        "series_wall_ms": wall * 1000,
+        "courses_booked_twice": float(sum(1 for n in visits.values() if n > 16)),
+    }
 
 
 def storm_from_env() -> None:

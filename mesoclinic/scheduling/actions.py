@@ -2,18 +2,23 @@
 
 Never double-booking rests on the database, not on this module's check alone:
 
-- PostgreSQL: the exclusion constraints on Appointment refuse an overlapping active row. The
-  check below gives a readable reason first; when two requests race past it, the loser's
-  IntegrityError is translated into the same BookingRefused, naming the appointment that won.
+- PostgreSQL: the exclusion constraints on Appointment refuse an active row that overlaps
+  another of the same practitioner, patient or room. The check below gives a readable reason
+  first; when two requests race past it, the loser's IntegrityError is translated into the
+  same BookingRefused, naming the appointment that won.
 - SQLite: every transaction begins IMMEDIATE (settings.py), so the check and the insert run
   while this connection holds the database's only write lock; a second writer waits on the busy
   timeout and then sees the first one's row.
+
+A visit of a course also locks the course's row first (`lock_courses`), so that everything
+that books or moves a course's visits (a series, one visit, a move, the maintenance visit, the
+optimiser) takes turns per course, and each re-reads the course's visits after its turn came.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +49,7 @@ from mesoclinic.scheduling.models import (
 EXCLUSION_CONSTRAINTS = {
     "appointment_no_practitioner_overlap": "practitioner_busy",
     "appointment_no_room_overlap": "room_taken",
+    "appointment_no_patient_overlap": "patient_busy",
 }
 
 
@@ -60,7 +66,7 @@ class BookingRefused(ValidationError):
     """Every reason a booking cannot be made. `refusals` lists them; codes are
     practitioner_busy, room_taken, patient_busy, overlap_in_request, holiday, clinic_closed,
     practitioner_not_working, practitioner_unlicensed and invalid (planning.py adds
-    no_free_time and cadence)."""
+    no_free_time, cadence and already_booked)."""
 
     def __init__(self, refusals: list[Refusal]):
         self.refusals = refusals
@@ -128,6 +134,7 @@ def do_book_many(
     clinic = requests[0].patient.clinic
     try:
         with transaction.atomic():
+            lock_courses(a.course_id for a in appointments)
             refusals = calendar_refusals(clinic, appointments)
             if refusals:
                 raise BookingRefused(refusals)
@@ -142,7 +149,7 @@ def do_book_many(
                 entries=[(a, a.patient_id, _booked_detail(a)) for a in appointments],
             )
     except IntegrityError as exc:
-        code = _exclusion_code(exc)
+        code = exclusion_code(exc)
         if code is None:
             raise
         for appointment in appointments:
@@ -153,6 +160,26 @@ def do_book_many(
         ]
         raise BookingRefused(refusals) from exc
     return appointments
+
+
+def lock_courses(course_ids: Iterable[int | None]) -> dict[int, Course]:
+    """Lock the rows of these courses until the transaction ends, in the order of their ids
+    (two transactions locking two courses never wait for each other crosswise), and return
+    them as they are now. Call it inside the transaction, before reading the courses' visits.
+
+    On PostgreSQL a second booking of the same course waits here until the first commits, and
+    then reads the first one's visits; on SQLite the IMMEDIATE transaction already holds the
+    only write lock, and SELECT ... FOR UPDATE is left out of the query."""
+    ids = sorted({pk for pk in course_ids if pk is not None})
+    if not ids:
+        return {}
+    return {
+        c.pk: c
+        for c in Course.objects.select_for_update(of=("self",))
+        .select_related("clinic", "patient", "protocol")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    }
 
 
 def calendar_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
@@ -440,7 +467,7 @@ def _overlap_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
     return list(dict.fromkeys(out))
 
 
-def _exclusion_code(exc: IntegrityError) -> str | None:
+def exclusion_code(exc: IntegrityError) -> str | None:
     """The refusal code when PostgreSQL refused a row with one of the overlap constraints."""
     diag = getattr(exc.__cause__, "diag", None)
     return EXCLUSION_CONSTRAINTS.get(getattr(diag, "constraint_name", None) or "")

@@ -1,9 +1,9 @@
 """The calendar: rooms, practitioners' working hours, the clinic's opening hours and holidays,
 and appointments.
 
-Two active appointments never overlap for one practitioner or one room. On PostgreSQL the
-database refuses it (an exclusion constraint); on SQLite `Appointment.save()` re-checks inside a
-transaction that SQLite serialises (see `save()` and actions.py).
+Two active appointments never overlap for one practitioner, one patient or one room. On
+PostgreSQL the database refuses it (an exclusion constraint); on SQLite `Appointment.save()`
+re-checks inside a transaction that SQLite serialises (see `save()` and actions.py).
 """
 
 from __future__ import annotations
@@ -201,7 +201,8 @@ class Holiday(models.Model):
 
 class AppointmentOverlap(Exception):
     """Raised by `Appointment.save()` when an active appointment would overlap another for the
-    same practitioner or room. actions.py turns it into a BookingRefused naming the conflict."""
+    same practitioner, patient or room. actions.py turns it into a BookingRefused naming the
+    conflict."""
 
     def __init__(self, appointment: Appointment, conflicts: list[Appointment]):
         self.appointment = appointment
@@ -287,6 +288,18 @@ class Appointment(models.Model):
                 condition=~Q(status__in=["cancelled", "no_show"]),
                 violation_error_message="The room is already taken then.",
             ),
+            # A patient cannot be in two places at once: without this, two requests booking
+            # the same patient with two practitioners both pass the booking path's check (each
+            # reads the calendar before the other's row is committed) and both succeed.
+            PostgresExclusionConstraint(
+                name="appointment_no_patient_overlap",
+                expressions=[
+                    (TsTzRange("starts_at", "ends_at", RangeBoundary()), RangeOperators.OVERLAPS),
+                    ("patient", RangeOperators.EQUAL),
+                ],
+                condition=~Q(status__in=["cancelled", "no_show"]),
+                violation_error_message="The patient already has an appointment then.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -314,8 +327,9 @@ class Appointment(models.Model):
         return self.ends_at - self.starts_at
 
     def overlapping(self) -> models.QuerySet[Appointment]:
-        """Active appointments of the same practitioner or room that overlap this one."""
-        same = Q(practitioner_id=self.practitioner_id)
+        """Active appointments of the same practitioner, patient or room that overlap this
+        one."""
+        same = Q(practitioner_id=self.practitioner_id) | Q(patient_id=self.patient_id)
         if self.room_id is not None:
             same |= Q(room_id=self.room_id)
         qs = Appointment.objects.filter(

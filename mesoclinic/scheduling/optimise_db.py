@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, Clinic, PractitionerLicence, audit
 from mesoclinic.courses.models import AllergyTest, Course, Session
-from mesoclinic.scheduling import logic
+from mesoclinic.scheduling import actions, logic
 from mesoclinic.scheduling import optimise as opt
 from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
@@ -33,7 +33,7 @@ from mesoclinic.scheduling.models import (
 # A charted session or a given allergy test is matched to its appointment when the two are
 # this close; one without an appointment still anchors the course's next visit.
 SAME_VISIT = dt.timedelta(hours=12)
-OVERLAP_CONSTRAINTS = ("appointment_no_practitioner_overlap", "appointment_no_room_overlap")
+OVERLAP_CONSTRAINTS = tuple(actions.EXCLUSION_CONSTRAINTS)
 
 
 class PlanRefused(Exception):
@@ -302,7 +302,8 @@ def moves(
 def apply(calendar: Calendar, plan: Mapping[int, int], *, user: Any = None) -> list[Appointment]:
     """Move the appointments as the plan says, all or none, and audit each move.
 
-    1. Lock the rows and refuse if any of them changed since the calendar was read.
+    1. Lock the courses of the rows (in the order every booking of a course locks them), then
+       the rows, and refuse if any of them changed since the calendar was read.
     2. Read the calendar again and `check` the plan against it (hours, holidays, overlaps,
        cadence, the allergy wait), so that a booking or a day off added since is respected.
     3. Free every moved row's old slot first (it becomes inactive for a moment), then save each
@@ -316,6 +317,9 @@ def apply(calendar: Calendar, plan: Mapping[int, int], *, user: Any = None) -> l
         return []
     try:
         with transaction.atomic():
+            actions.lock_courses(
+                Appointment.objects.filter(pk__in=wanted).values_list("course_id", flat=True)
+            )
             rows = {a.pk: a for a in Appointment.objects.select_for_update().filter(pk__in=wanted)}
             for pk in wanted:
                 before, now = calendar.appointments[pk], rows.get(pk)

@@ -35,6 +35,8 @@ from mesoclinic.scheduling.models import (
 from mesoclinic.scheduling.series import ANY_TIME, Anchor, Interval, Placed, Preferences, VisitSpec
 
 OPEN = (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED)
+ALREADY_BOOKED = "Every visit of this course is already booked or done."
+MAINTENANCE_BOOKED = "A maintenance visit is already booked."
 SESSION_KINDS = (Appointment.Kind.SESSION,)
 
 
@@ -386,9 +388,7 @@ def propose_course(
     order += [u.pk for u in staff if u.pk not in order]
     order = _licensed(clinic, order, not_before)
     if not todo.visits:
-        return CoursePlan(
-            course, [], [], ["Every visit of this course is already booked or done."], by_id
-        )
+        return CoursePlan(course, [], [], [ALREADY_BOOKED], by_id)
     rules = rules_of(course)
     # Far enough for the whole series, from the later of now and the last visit held.
     start = max(not_before, todo.after.start) if todo.after else not_before
@@ -439,17 +439,26 @@ def do_book_course(
     via: str = "api",
 ) -> list[Appointment]:
     """Propose the rest of the course and book it in one transaction, all or nothing. A
-    course that cannot be placed whole is refused with the reason; nothing is booked."""
-    if course.status not in (Course.Status.PLANNED, Course.Status.ACTIVE):
-        raise BookingRefused(
-            [
-                Refusal(
-                    "invalid", f"A {course.get_status_display().lower()} course takes no bookings."
-                )
-            ]
-        )
+    course that cannot be placed whole is refused with the reason; nothing is booked.
+
+    The course's row is locked first, and what is left to book is read after the lock: two
+    requests booking the same course (a double click, two screens) take turns, and the second
+    finds the first one's visits and is refused as already booked. Without the lock both read
+    an empty course and, with different practitioners or first days, both series fit."""
     with transaction.atomic():
+        course = actions.lock_courses([course.pk])[course.pk]
+        if course.status not in (Course.Status.PLANNED, Course.Status.ACTIVE):
+            raise BookingRefused(
+                [
+                    Refusal(
+                        "invalid",
+                        f"A {course.get_status_display().lower()} course takes no bookings.",
+                    )
+                ]
+            )
         plan = propose_course(course, practitioner=practitioner, not_before=not_before, prefs=prefs)
+        if not plan.visits and plan.problems == [ALREADY_BOOKED]:
+            raise BookingRefused([Refusal("already_booked", ALREADY_BOOKED)])
         if not plan.complete:
             raise BookingRefused([Refusal("no_free_time", p) for p in plan.problems])
         rooms = {r.pk: r for r in Room.objects.filter(pk__in=[r for r in plan.rooms if r])}
@@ -644,6 +653,15 @@ def do_move(
     `accept_break`: then the visits that cannot move stay where they are, the break is
     audited, and the Today page flags the course."""
     with transaction.atomic():
+        # The course first, as every booking of it does, then the visit: a move re-plans the
+        # course's later visits, which a booking or another move of the course must not
+        # change underneath it.
+        course_id = (
+            Appointment.objects.filter(pk=appointment.pk)
+            .values_list("course_id", flat=True)
+            .first()
+        )
+        actions.lock_courses([course_id])
         fresh = (
             Appointment.objects.select_for_update(of=("self",))
             .select_related("clinic", "course", "practitioner")
@@ -717,11 +735,16 @@ def _apply(
         a.status = statuses[a.pk]
         try:
             a.save(update_fields=["starts_at", "ends_at", "practitioner", "room", "status"])
-        except (AppointmentOverlap, IntegrityError) as exc:
-            # A booking that committed after the checks above (PostgreSQL's constraint).
+        except AppointmentOverlap as exc:
             raise BookingRefused(
-                [Refusal("practitioner_busy", "Another booking took this time a moment ago.")]
+                [Refusal(_overlap_code(a, exc.conflicts[0]), ANOTHER_BOOKING)]
             ) from exc
+        except IntegrityError as exc:
+            # A booking that committed after the checks above (PostgreSQL's constraint).
+            code = actions.exclusion_code(exc)
+            if code is None:
+                raise
+            raise BookingRefused([Refusal(code, ANOTHER_BOOKING)]) from exc
         audit(
             clinic=clinic,
             user=user,
@@ -736,6 +759,17 @@ def _apply(
             cadence_break_accepted=broken,
         )
     return rows
+
+
+ANOTHER_BOOKING = "Another booking took this time a moment ago."
+
+
+def _overlap_code(a: Appointment, other: Appointment) -> str:
+    if other.practitioner_id == a.practitioner_id:
+        return "practitioner_busy"
+    if other.patient_id == a.patient_id:
+        return "patient_busy"
+    return "room_taken"
 
 
 def _room_for(clinic: Clinic, a: Appointment, moving: set[int]) -> int | None:
@@ -850,9 +884,14 @@ def _same_clock(day: dt.datetime, clock_of: dt.datetime, tz: dt.tzinfo) -> dt.da
 
 
 def do_book_maintenance(course: Course, *, user: Any, via: str = "api") -> Appointment:
+    """Book the proposed maintenance visit. The course's row is locked before the course's
+    visits are read, so two requests at once book one visit: the second finds it booked."""
     with transaction.atomic():
+        course = actions.lock_courses([course.pk])[course.pk]
         plan = propose_maintenance(course)
         if plan is None:
+            if course.status in (Course.Status.COMPLETED, Course.Status.MAINTENANCE):
+                raise BookingRefused([Refusal("already_booked", MAINTENANCE_BOOKED)])
             raise BookingRefused(
                 [Refusal("invalid", "This course has no maintenance visit to book.")]
             )

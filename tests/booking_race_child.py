@@ -1,0 +1,179 @@
+"""A child process for tests/test_booking_races.py: it seeds a clinic in a database that other
+processes can open, or sends a batch of requests through the whole Django stack (middleware,
+authentication, the API's and the web app's views) from threads that each have their own test
+Client and their own database connection, all released at one moment.
+
+Run as `python -m tests.booking_race_child <mode> <json>` with DJANGO_SETTINGS_MODULE and
+DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
+
+- `seed`: the race clinic (tests.conftest.build_clinic with the calendar of
+  tests.scheduling_fixtures), two more practitioners, a patient, a course planned and not yet
+  booked, and a completed course; prints their ids and an API token for each member.
+- `race`: `{"requests": [...]}`, each `{"method", "path", "body", "token" | "login"}`; prints
+  "ready", waits for a line on stdin, sends every request at once, prints each response's
+  status and body.
+- `count`: the active appointments of each course and of the patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import threading
+from typing import Any
+
+import django
+
+django.setup()
+
+from django.test.utils import setup_test_environment  # noqa: E402
+
+# As the test runner does: the test client's host is allowed, and no email leaves.
+setup_test_environment()
+
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from mesoclinic.accounts.models import Membership, User  # noqa: E402
+from mesoclinic.api.models import ApiToken  # noqa: E402
+from mesoclinic.courses.actions import do_plan_course  # noqa: E402
+from mesoclinic.courses.models import Course, Session  # noqa: E402
+from mesoclinic.patients.models import Patient  # noqa: E402
+from mesoclinic.protocols.models import ClinicProtocol  # noqa: E402
+from mesoclinic.scheduling.models import Appointment, WorkingHours  # noqa: E402
+from tests.conftest import build_clinic, make_user  # noqa: E402
+from tests.scheduling_fixtures import set_up_calendar  # noqa: E402
+
+
+def seed() -> dict[str, Any]:
+    world = set_up_calendar(build_clinic("Race clinic", "race_"))
+    clinic = world.clinic
+    practitioners = [world.practitioner, world.manager]
+    for name in ("race_second", "race_third"):
+        user = make_user(clinic, name, Membership.Role.PRACTITIONER)
+        for weekday in range(5):
+            for starts, ends in ((9, 13), (14, 18)):
+                WorkingHours.objects.create(
+                    clinic=clinic,
+                    user=user,
+                    weekday=weekday,
+                    starts=dt.time(starts),
+                    ends=dt.time(ends),
+                )
+        practitioners.append(user)
+    patient = Patient.objects.create(
+        clinic=clinic, first_name="Ana", last_name="Lopez", date_of_birth=dt.date(1990, 5, 17)
+    )
+    course = do_plan_course(
+        patient,
+        ClinicProtocol.current(clinic, "cellulite"),  # type: ignore[arg-type]
+        indication="cellulite",
+        areas=["thighs", "buttocks"],
+        cadence_days=7,
+        planned_sessions=15,
+        user=world.manager,
+    )
+    completed = do_plan_course(
+        patient,
+        ClinicProtocol.current(clinic, "hair_loss"),  # type: ignore[arg-type]
+        indication="hair_loss",
+        areas=["scalp"],
+        cadence_days=7,
+        planned_sessions=10,
+        user=world.manager,
+    )
+    # Charted through the ORM on purpose, as tests.conftest.Scene.completed_course does: the
+    # race is about the maintenance visit, not the session gates.
+    now = timezone.now()
+    Session.objects.bulk_create(
+        Session(
+            course=completed,
+            number=n,
+            performed_at=now - dt.timedelta(days=7 * (11 - n)),
+            practitioner=world.practitioner,
+            stimulants_avoided=True,
+        )
+        for n in range(1, 11)
+    )
+    Course.objects.filter(pk=completed.pk).update(status=Course.Status.COMPLETED)
+    tokens = {}
+    for user in [world.front_desk, *practitioners]:
+        _, raw = ApiToken.issue(user, user.memberships.get(clinic=clinic))
+        tokens[str(user.pk)] = raw
+    return {
+        "clinic": clinic.pk,
+        "front_desk": world.front_desk.pk,
+        "practitioners": [u.pk for u in practitioners],
+        "patient": patient.pk,
+        "course": course.pk,
+        "completed_course": completed.pk,
+        "tokens": tokens,
+    }
+
+
+def race(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    clients = []
+    for r in requests:
+        client = Client()
+        if "login" in r:
+            client.force_login(User.objects.get(pk=r["login"]))
+        clients.append(client)
+    connection.close()  # Each thread opens its own.
+    results: list[dict[str, Any]] = [{} for _ in requests]
+    barrier = threading.Barrier(len(requests))
+
+    def send(i: int) -> None:
+        r, client = requests[i], clients[i]
+        headers = {"Authorization": f"Bearer {r['token']}"} if "token" in r else {}
+        try:
+            barrier.wait()
+            if "login" in r:
+                response = client.post(r["path"], r["body"])
+            else:
+                response = client.generic(
+                    r["method"],
+                    r["path"],
+                    json.dumps(r["body"]),
+                    content_type="application/json",
+                    headers=headers,
+                )
+            body = response.content.decode()
+            if "json" in response.get("Content-Type", ""):
+                results[i] = {"status": response.status_code, "json": json.loads(body)}
+            else:
+                results[i] = {"status": response.status_code, "text": body}
+        except Exception as exc:  # Reported to the test, which fails on it.
+            results[i] = {"status": 0, "error": repr(exc)}
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    print("ready", flush=True)
+    sys.stdin.readline()  # Every process waits here until all are ready.
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def count(args: dict[str, Any]) -> dict[str, Any]:
+    active = Appointment.objects.exclude(status__in=Appointment.INACTIVE)
+    return {
+        "course": active.filter(course_id=args["course"]).count(),
+        "maintenance": active.filter(course_id=args["completed_course"]).count(),
+        "patient": active.filter(patient_id=args["patient"]).count(),
+    }
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], json.loads(sys.argv[2])
+    if mode == "seed":
+        out: Any = seed()
+    elif mode == "race":
+        out = race(args["requests"])
+    else:
+        out = count(args)
+    print(json.dumps(out, default=str), flush=True)
