@@ -22,10 +22,20 @@ def _setup() -> None:
 def _serve(host: str, port: int, threads: int) -> None:
     from waitress import serve
 
+    from mesoclinic.api.body_limit import largest_body
     from mesoclinic.wsgi import application
 
     print(f"Serving mesoclinic at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    serve(application, host=host, port=port, threads=threads, ident="mesoclinic")
+    # waitress reads a chunked body whole before the application sees it, up to 1 GB by
+    # default; no path accepts more than largest_body(), so nothing larger is read.
+    serve(
+        application,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="mesoclinic",
+        max_request_body_size=largest_body(),
+    )
 
 
 def demo(argv: list[str]) -> int:
