@@ -17,7 +17,7 @@ UPLOAD_BYTES = 200 * 1024 * 1024
 RUNS = 200
 
 
-def _upload(with_limit: bool) -> dict[str, float]:
+def _upload(with_limit: bool, upload_bytes: int) -> dict[str, float]:
     """Serve the app with waitress on loopback, with the ceiling `mesoclinic serve` sets now
     (or waitress's default 1 GB, as before), and send it a chunked 200 MB upload until it
     answers."""
@@ -46,10 +46,10 @@ def _upload(with_limit: bool) -> dict[str, float]:
             b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         )
         try:
-            while sent < UPLOAD_BYTES and not select.select([sock], [], [], 0)[0]:
+            while sent < upload_bytes and not select.select([sock], [], [], 0)[0]:
                 sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 sent += len(chunk)
-            if sent >= UPLOAD_BYTES:
+            if sent >= upload_bytes:
                 sock.sendall(b"0\r\n\r\n")
             answer = sock.recv(200)
         except ConnectionResetError:
@@ -66,7 +66,7 @@ def _upload(with_limit: bool) -> dict[str, float]:
     }
 
 
-def _object_check(size: int) -> list[float]:
+def _object_check(size: int, runs: int) -> list[float]:
     import json
 
     from django.test import RequestFactory
@@ -80,17 +80,17 @@ def _object_check(size: int) -> list[float]:
         request = factory.post("/api/v1/patients", body, content_type="application/json")
         assert ApiProblemMiddleware._not_an_object(request) is None
 
-    return time_ms(check, RUNS)
+    return time_ms(check, runs)
 
 
-def run() -> dict[str, float]:
+def run(upload_bytes: int = UPLOAD_BYTES, runs: int = RUNS) -> dict[str, float]:
     figures: dict[str, float] = {}
     from django.test.client import Client
 
     Client(HTTP_HOST="localhost").get("/api/v1/openapi.json")  # load the URLs and the API
-    print(f"A {UPLOAD_BYTES // (1024 * 1024)} MB photo upload to the API:")
+    print(f"A {upload_bytes / (1024 * 1024):.0f} MB photo upload to the API:")
     for label, with_limit in (("now", True), ("before", False)):
-        result = _upload(with_limit)
+        result = _upload(with_limit, upload_bytes)
         print(
             f"  {label:7} answered {int(result['status']) or 'by closing':>10} after "
             f"{result['ms']:8.1f} ms, "
@@ -100,7 +100,7 @@ def run() -> dict[str, float]:
         figures[f"upload_{label}_taken_mb"] = result["sent_mb"]
     print("The check that a JSON body is an object:")
     for size in (2 * 1024, 1_000_000):
-        samples = _object_check(size)
+        samples = _object_check(size, runs)
         p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
         print(f"  {size // 1024:5} KB body  p50 {p50:.3f} ms  p95 {p95:.3f} ms")
         figures[f"object_check_{size // 1024}k_p95_ms"] = p95

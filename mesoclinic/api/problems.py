@@ -26,10 +26,8 @@ TITLES = {
     405: "Method not allowed",
     409: "Refused",
     413: "Request too large",
-    415: "Unsupported media type",
     422: "Invalid input",
     429: "Too many requests",
-    500: "Server error",
 }
 
 
@@ -156,7 +154,7 @@ def install(api: NinjaAPI) -> None:
         a query. The schemas bound every id they know of; this names whichever parameter
         still carried one, so the answer is a 422 and never a 500."""
         errors = [
-            {"field": name, "message": f"must be at most {MAX_ID}."}
+            {"field": name, "message": f"is out of range; the largest id is {MAX_ID}."}
             for name, value in _parameters(request)
             if _too_large(value)
         ] or [{"field": "", "message": f"A number is larger than {MAX_ID}."}]
