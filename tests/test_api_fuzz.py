@@ -7,9 +7,13 @@ operation answers: a documented status, its content type, and a body of its shap
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -66,8 +70,25 @@ def run_operation(
     return failures[0] if failures else None
 
 
+@pytest.fixture
+def connection_kept() -> Iterator[None]:
+    """Schemathesis calls the WSGI application directly. Django would then close the database
+    connection at the start and end of each request, as it should in production, and on
+    PostgreSQL that would end the test's transaction; Django's own test client keeps the
+    connection open in the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
 class ApiFuzzTests:
-    def test_every_operation_answers_as_documented(self, scene: Scene) -> None:
+    def test_every_operation_answers_as_documented(
+        self, scene: Scene, connection_kept: None
+    ) -> None:
         token = api_for(scene.world.manager).token
         assert token
         schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
