@@ -216,7 +216,7 @@ class SessionIn(Schema):
     injections: list[InjectionIn] = Field(min_length=1, max_length=100)
     numbing_cream: bool = False
     stimulants_avoided: bool = Field(
-        description="Pre-check: no caffeine or stimulants today (seed 004)."
+        description="Pre-check: the patient has had no caffeine or stimulants today."
     )
     practitioner: Id | None = Field(None, description="User id; default the caller.")
     burning_minutes: int | None = Field(None, ge=0, le=1440)
