@@ -21,6 +21,7 @@ BENCHMARKS = (
     "surveillance",
     "analytics",
     "photos",
+    "request_limits",
 )
 
 
@@ -40,6 +41,7 @@ def main() -> int:
         optimiser,
         pages,
         photos,
+        request_limits,
         session_gate,
         surveillance,
     )
@@ -61,6 +63,7 @@ def main() -> int:
         "surveillance": surveillance.run,
         "analytics": analytics.run,
         "photos": photos.run,
+        "request_limits": request_limits.run,
     }
     for name in chosen:
         runs[name]()

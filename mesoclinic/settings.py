@@ -10,6 +10,7 @@ EMAIL_*         outgoing mail (reminders): see docs/reminders.md
 PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/photos.md
 PHOTO_MAX_*     what one photo may cost (bytes, pixels, side, decodes at once): docs/photos.md
 MAX_REQUEST_BYTES  the largest request body `mesoclinic serve` reads; default 62 MB
+API_MAX_BODY_BYTES  the largest request body outside photo uploads; default 1 MiB
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that a body too large for its path is refused before anything reads it.
+    "mesoclinic.api.body_limit.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -211,6 +214,12 @@ LOGIN_REDIRECT_URL = "/today/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # How long an API token stays valid, in hours.
+# The largest request body the server accepts outside photo uploads (PHOTO_MAX_BYTES, above).
+# BodySizeLimitMiddleware refuses a larger one with 413 from its Content-Length, before it is
+# read; Django's own limit on what it holds in memory is kept equal to the first.
+API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
 API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", "12"))
 
 # Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the

@@ -315,5 +315,5 @@ class OpenApiShapeTests:
         refused = schema["paths"]["/api/v1/courses/{course_id}/sessions"]["post"]["responses"][
             "409"
         ]
-        ref = refused["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+        ref = refused["content"]["application/problem+json"]["schema"]["$ref"].split("/")[-1]
         assert "reasons" in schema["components"]["schemas"][ref]["properties"]

@@ -62,3 +62,13 @@ def test_the_surveillance_benchmark_runs(db: Any) -> None:
     # A lot at five times the baseline is caught far more often than clean data alarms.
     assert found["cusum_detected"] > found["cusum_false_alarm"]
     assert 0 < found["maxsprt_exact_alpha"] <= 0.05
+
+
+def test_the_request_limits_benchmark_runs(db: Any, settings: Any) -> None:
+    from benchmarks import request_limits
+
+    # A small ceiling and a 16 MB upload: the same path as the 200 MB run, in a fraction of it.
+    settings.PHOTO_MAX_BYTES = 1000
+    figures = request_limits.run(upload_bytes=16 * 1024 * 1024, runs=3)
+    assert figures["upload_before_taken_mb"] == 16.0
+    assert figures["upload_now_taken_mb"] < 16.0

@@ -21,6 +21,7 @@ from django.test.client import ClientHandler, RequestFactory
 from django.urls import reverse
 from PIL import Image, ImageChops
 
+from mesoclinic.api.body_limit import limit_for
 from mesoclinic.api.models import ApiToken
 from mesoclinic.courses.models import Course
 from mesoclinic.outcomes import photo_actions, photos, uploads
@@ -273,13 +274,13 @@ class Endless(io.RawIOBase):
         return wanted
 
 
-def post_stream(path: str, body: Endless, boundary: str, **extra: Any) -> Any:
-    """POST through Django's whole stack (every middleware), with a 200 MB Content-Length."""
+def post_stream(path: str, body: Endless, boundary: str, length: int, **extra: Any) -> Any:
+    """POST through Django's whole stack (every middleware), declaring `length` bytes."""
     environ = RequestFactory()._base_environ(  # type: ignore[attr-defined]
         PATH_INFO=path,
         REQUEST_METHOD="POST",
         CONTENT_TYPE=f"multipart/form-data; boundary={boundary}",
-        CONTENT_LENGTH=str(200 * MB),
+        CONTENT_LENGTH=str(length),
         **{"wsgi.input": body},
         **extra,
     )
@@ -296,11 +297,10 @@ class StreamedUploadTests:
         grant(course.patient, world.practitioner)
         _, token = ApiToken.issue(world.practitioner, world.practitioner.memberships.first())
         body = Endless("b0und", {"area": "thighs", "view": "front"}, "image", MB)
+        path = f"/api/v1/courses/{course.pk}/photos"
+        # It declares as much as the path accepts, so only counting the bytes can stop it.
         response = post_stream(
-            f"/api/v1/courses/{course.pk}/photos",
-            body,
-            "b0und",
-            HTTP_AUTHORIZATION=f"Bearer {token}",
+            path, body, "b0und", limit_for(path, "POST"), HTTP_AUTHORIZATION=f"Bearer {token}"
         )
         problem = problem_of(response, 413)
         assert problem["errors"] == [
@@ -328,9 +328,8 @@ class StreamedUploadTests:
             f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
         )
         body = Endless("b0und", {"area": "thighs"}, "thighs-back", MB)
-        response = post_stream(
-            reverse("web:course_photos", args=[course.pk]), body, "b0und", HTTP_COOKIE=cookie
-        )
+        path = reverse("web:course_photos", args=[course.pk])
+        response = post_stream(path, body, "b0und", limit_for(path, "POST"), HTTP_COOKIE=cookie)
         assert response.status_code == 200
         page = response.content.decode()
         assert "is over 1.0 MB; a photo may be at most 1.0 MB." in page
@@ -352,6 +351,24 @@ class StreamedUploadTests:
         )
         assert response.status_code == 302, response.content.decode()[:2000]
         assert Photo.objects.count() == 4
+
+    def test_a_declared_200_mb_upload_is_refused_before_a_byte_is_read(
+        self, settings: Any, world: World, course: Course, photo_dir: Path
+    ) -> None:
+        settings.PHOTO_MAX_BYTES = MB
+        grant(course.patient, world.practitioner)
+        _, token = ApiToken.issue(world.practitioner, world.practitioner.memberships.first())
+        body = Endless("b0und", {"area": "thighs", "view": "front"}, "image", MB)
+        response = post_stream(
+            f"/api/v1/courses/{course.pk}/photos",
+            body,
+            "b0und",
+            200 * MB,
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        assert problem_of(response, 413)["errors"][0]["field"] == "image"
+        assert body.sent == 0
+        assert not Photo.objects.exists()
 
 
 class UploadHandlerTests:

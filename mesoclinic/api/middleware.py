@@ -1,9 +1,10 @@
 """Keeps every answer under /api/ in problem+json, including those Django gives before the
-API sees the request (an unknown path, a wrong method), and refuses NUL characters, which
-PostgreSQL cannot store in text."""
+API sees the request (an unknown path, a wrong method), refuses NUL characters, which
+PostgreSQL cannot store in text, and refuses a JSON body that is not an object."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
@@ -34,6 +35,8 @@ class ApiProblemMiddleware:
                 "Text may not contain NUL characters.",
                 errors=[{"field": "", "message": "contains a NUL character"}],
             )
+        if refusal := self._not_an_object(request):
+            return refusal
         response = self.get_response(request)
         content_type = response.get("Content-Type", "")
         if "json" in content_type:
@@ -47,6 +50,40 @@ class ApiProblemMiddleware:
                 answer["Allow"] = allowed
             return answer
         return response
+
+    @staticmethod
+    def _not_an_object(request: HttpRequest) -> HttpResponse | None:
+        """Every JSON body the API takes is an object. django-ninja reads any other value (a
+        list, a number, null) as an object with no fields, so an endpoint whose fields all have
+        defaults would act on `[]` as if it had been sent `{}`; an endpoint that takes no body
+        would ignore whatever came. A body that is not JSON at all is refused here too, for the
+        same reason."""
+        if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            return None
+        if not request.body.strip():
+            return None
+        try:
+            value = json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            message = f"is not valid JSON ({exc})."
+            return problem(
+                400,
+                f"The request body {message}",
+                errors=[{"field": "body", "message": message}],
+            )
+        except RecursionError:
+            message = "is nested too deeply."
+            return problem(
+                400,
+                f"The request body {message}",
+                errors=[{"field": "body", "message": message}],
+            )
+        if isinstance(value, dict):
+            return None
+        message = "must be a JSON object, e.g. {}."
+        return problem(
+            422, f"The request body {message}", errors=[{"field": "body", "message": message}]
+        )
 
     @staticmethod
     def _body_has_nul(request: HttpRequest) -> bool:

@@ -10,7 +10,7 @@ Every read is audited as a view of the chart, every write as a creation.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
@@ -19,46 +19,57 @@ from ninja import Field, Schema, Status
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, caller
-from mesoclinic.api.schemas import When
+from mesoclinic.api.schemas import Id, Key, When
 from mesoclinic.api.views import api
 from mesoclinic.courses.models import Course
+from mesoclinic.lib import limits
 from mesoclinic.outcomes import actions, logic, progress, scales
 from mesoclinic.outcomes.models import Measurement
 
-Value = int | float | str | None
+# A value is a number, or a number or word as text (a score written "2", a band "mild").
+Value = int | float | Annotated[str, Field(max_length=limits.KEY)] | None
 
 
 class MeasurementIn(Schema):
-    kind: str = Field(description=f"One of: {', '.join(logic.KINDS)}.")
+    kind: str = Field(max_length=limits.KEY, description=f"One of: {', '.join(logic.KINDS)}.")
     value: Value = Field(
         None, description="The score, cm or kg; omitted for a Hexsel score (the item total)."
     )
-    items: dict[str, Value] | None = Field(
+    items: dict[Key, Value] | None = Field(
         None,
+        max_length=50,
         description="Hexsel: each item 0–3: " + ", ".join(k for k, _ in scales.HEXSEL_ITEMS) + ".",
     )
     site: str = Field(
-        "", description="Circumference site: " + ", ".join(s.key for s in scales.SITES)
+        "",
+        max_length=limits.KEY,
+        description="Circumference site: " + ", ".join(s.key for s in scales.SITES),
     )
-    area: str = Field("", description="The area a Hexsel or Nürnberger–Müller score is for.")
+    area: str = Field(
+        "",
+        max_length=limits.KEY,
+        description="The area a Hexsel or Nürnberger–Müller score is for.",
+    )
     taken_at: When
-    session: int | None = Field(None, description="The session of this course it was taken at.")
-    notes: str = Field("", max_length=2000)
+    session: Id | None = Field(None, description="The session of this course it was taken at.")
+    notes: str = Field("", max_length=limits.NOTES)
 
 
-class ReadingIn(Schema):
-    kind: str
+class VisitMeasurementIn(Schema):
+    """One measurement of a visit; the visit gives the time, the session and the notes."""
+
+    kind: str = Field(max_length=limits.KEY)
     value: Value = None
-    items: dict[str, Value] | None = None
-    site: str = ""
-    area: str = ""
+    items: dict[Key, Value] | None = Field(None, max_length=50)
+    site: str = Field("", max_length=limits.KEY)
+    area: str = Field("", max_length=limits.KEY)
 
 
 class VisitIn(Schema):
     taken_at: When
-    session: int | None = None
-    notes: str = Field("", max_length=2000)
-    measurements: list[ReadingIn] = Field(min_length=1, max_length=30)
+    session: Id | None = None
+    notes: str = Field("", max_length=limits.NOTES)
+    measurements: list[VisitMeasurementIn] = Field(min_length=1, max_length=30)
 
 
 class MeasurementOut(Schema):
@@ -131,7 +142,7 @@ def _may_record(request: HttpRequest, kinds: list[str]) -> None:
     who.require(CLINICAL)
 
 
-def _raw(r: ReadingIn | MeasurementIn) -> logic.Raw:
+def _raw(r: VisitMeasurementIn | MeasurementIn) -> logic.Raw:
     return logic.Raw(r.kind, r.value, site=r.site, area=r.area, items=r.items)
 
 

@@ -16,12 +16,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import File, Form, Schema, Status, UploadedFile
+from ninja import Field, File, Form, Schema, Status, UploadedFile
 from ninja.decorators import decorate_view
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import CLINICAL, MANAGER, caller
+from mesoclinic.api.schemas import When
 from mesoclinic.api.views import _get_course, _get_patient, api
+from mesoclinic.lib import limits
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Photo, PhotoConsent
 from mesoclinic.outcomes.uploads import bounded_api_upload
@@ -46,10 +48,10 @@ class PhotoOut(Schema):
 
 
 class PhotoConsentIn(Schema):
-    purpose: str
+    purpose: str = Field(max_length=limits.KEY)
     granted: bool
-    text: str = ""
-    decided_at: dt.datetime | None = None
+    text: str = Field("", max_length=limits.CONSENT_TEXT)
+    decided_at: When | None = None
 
 
 class PhotoConsentOut(Schema):

@@ -12,6 +12,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
+from mesoclinic.api.schemas import MAX_ID
 from mesoclinic.courses.models import SessionRefused
 from mesoclinic.outcomes.uploads import UploadTooLarge
 from mesoclinic.patients.screening import AnswerError
@@ -49,6 +50,21 @@ def _errors_from_django(exc: DjangoValidationError) -> list[dict[str, str]]:
             for field, errs in exc.error_dict.items()
         ]
     return [{"field": "", "message": m} for m in exc.messages]
+
+
+def _too_large(value: str) -> bool:
+    try:
+        return abs(int(value.strip())) > MAX_ID
+    except ValueError:
+        return False
+
+
+def _parameters(request: HttpRequest) -> list[tuple[str, str]]:
+    """The path's and the query's parameters, by name."""
+    match = request.resolver_match
+    path = [(k, str(v)) for k, v in (match.kwargs if match else {}).items()]
+    query = [(k, v) for k, values in request.GET.lists() for v in values]
+    return path + query
 
 
 def _summary(errors: list[dict[str, str]]) -> str:
@@ -142,6 +158,18 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
         return problem(404, str(exc) or "Not found.")
+
+    @api.exception_handler(OverflowError)
+    def overflow(request: HttpRequest, exc: OverflowError) -> HttpResponse:
+        """A number too large for the database (SQLite stores at most 2^63 - 1) that reached
+        a query. The schemas bound every id they know of; this names whichever parameter
+        still carried one, so the answer is a 422 and never a 500."""
+        errors = [
+            {"field": name, "message": f"is out of range; the largest id is {MAX_ID}."}
+            for name, value in _parameters(request)
+            if _too_large(value)
+        ] or [{"field": "", "message": f"A number is larger than {MAX_ID}."}]
+        return problem(422, _summary(errors), errors=errors)
 
     @api.exception_handler(ObjectDoesNotExist)
     def missing(request: HttpRequest, exc: ObjectDoesNotExist) -> HttpResponse:

@@ -19,6 +19,7 @@ from mesoclinic.api.schemas import Id, When
 from mesoclinic.api.views import _get_course, _get_session, api
 from mesoclinic.courses.models import SideEffect
 from mesoclinic.formulary.models import Lot
+from mesoclinic.lib import limits
 from mesoclinic.safety import actions
 from mesoclinic.safety.models import AdverseEvent, WatchPrompt
 
@@ -27,25 +28,28 @@ TAGS = ["safety"]
 
 class AdverseEventIn(Schema):
     session: Id = Field(description="The session the event followed.")
-    kind: str = Field(description="One of: " + ", ".join(AdverseEvent.Kind.values) + ".")
+    kind: str = Field(
+        max_length=limits.KEY, description="One of: " + ", ".join(AdverseEvent.Kind.values) + "."
+    )
     ctcae_grade: int = Field(ge=1, le=5, description="CTCAE injection site reaction grade.")
     onset_at: When
     outcome: str = Field(
         default="ongoing",
+        max_length=limits.KEY,
         description="FHIR adverse-event-outcome: " + ", ".join(AdverseEvent.Outcome.values),
     )
     outcome_at: When | None = None
     actions_taken: str = Field(default="", max_length=5000)
     description: str = Field(default="", max_length=5000)
     snomed_code: str = Field(
-        default="", max_length=18, description="Optional SNOMED CT concept id; SPEC gives none."
+        default="", max_length=18, description="Optional SNOMED CT concept id."
     )
     lots: list[Id] = Field(default=[], max_length=50, description="Lots injected in the session.")
     side_effect: Id | None = Field(default=None, description="The side effect it escalates.")
 
 
 class AdverseEventPatch(Schema):
-    outcome: str | None = None
+    outcome: str | None = Field(default=None, max_length=limits.KEY)
     outcome_at: When | None = None
     actions_taken: str | None = Field(default=None, max_length=5000)
 
@@ -115,7 +119,7 @@ def report_adverse_event(request: HttpRequest, payload: AdverseEventIn) -> Statu
 
 @api.get("/adverse-events", tags=TAGS)
 def list_adverse_events(
-    request: HttpRequest, patient: int | None = None, course: int | None = None
+    request: HttpRequest, patient: Id | None = None, course: Id | None = None
 ) -> list[dict[str, Any]]:
     """The clinic's serious adverse events, newest onset first; filter by patient or course."""
     who = caller(request)

@@ -79,8 +79,8 @@ def list_appointments(
     request: HttpRequest,
     start: s.When,
     end: s.When,
-    practitioner: int | None = None,
-    patient: int | None = None,
+    practitioner: s.Id | None = None,
+    patient: s.Id | None = None,
     include_cancelled: bool = False,
 ) -> list[dict[str, Any]]:
     """The clinic's appointments that overlap [start, end), at most 62 days at a time."""
@@ -295,10 +295,10 @@ def _no_maintenance(course: Course) -> str:
 @api.get("/calendar/next-free", response=s.FreeSlotOut, tags=["calendar"])
 def next_free(
     request: HttpRequest,
-    practitioner: int,
+    practitioner: s.Id,
     minutes: int = 30,
     not_before: s.When | None = None,
-    patient: int | None = None,
+    patient: s.Id | None = None,
     prefs: Query[s.PreferencesIn] = None,  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """The first 15-minute start where the practitioner and a room (and the patient, when

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Literal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AfterValidator, AwareDatetime, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, field_validator
+
+from mesoclinic.lib import limits
 
 # The largest primary key the databases store (a signed 64-bit integer). A larger number in a
 # lookup overflows the database driver instead of finding nothing, so it is refused here.
@@ -34,15 +36,35 @@ def _plausible_date(value: dt.date) -> dt.date:
     return value
 
 
-# Every time the API accepts must carry a time zone and fall in a plausible year.
-When = Annotated[AwareDatetime, AfterValidator(_plausible_time)]
-Day = Annotated[dt.date, AfterValidator(_plausible_date)]
+def _date_text(value: object) -> object:
+    """A date is sent as ISO text. pydantic would also take a number as seconds since 1970,
+    so that `0` became 1 January 1970; a number here is a mistake, not a date."""
+    if not isinstance(value, str | dt.date):
+        raise ValueError("must be a date written as text, e.g. 1990-05-17")
+    return value
+
+
+def _time_text(value: object) -> object:
+    if not isinstance(value, str | dt.datetime):
+        raise ValueError(
+            "must be a date and time written as text with a time zone offset, "
+            "e.g. 2025-03-01T10:00:00+01:00"
+        )
+    return value
+
+
+# Every time the API accepts is ISO text, carries a time zone and falls in a plausible year;
+# every date is ISO text in a plausible year.
+When = Annotated[AwareDatetime, BeforeValidator(_time_text), AfterValidator(_plausible_time)]
+Day = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_date)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# A key of a protocol, ingredient, area, side effect or refusal code.
+Key = Annotated[str, Field(max_length=limits.KEY)]
 
 
 class TokenIn(Schema):
-    username: str
-    password: str
+    username: str = Field(max_length=150)
+    password: str = Field(max_length=1000)
     clinic: Id | None = Field(
         None, description="Clinic id, needed only when the user belongs to several clinics."
     )
@@ -58,11 +80,11 @@ class TokenOut(Schema):
 class PatientIn(Schema):
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: dt.date
+    date_of_birth: Day
     sex: Literal["female", "male", "other", "unknown"] = "unknown"
     email: str = Field("", max_length=254)
     phone: str = Field("", max_length=30, pattern=r"^(\+?[0-9 ()\-.]{6,20})?$")
-    address: str = ""
+    address: str = Field("", max_length=limits.ADDRESS)
 
     @field_validator("email")
     @classmethod
@@ -92,7 +114,7 @@ class PatientIn(Schema):
 
 
 class AllergyIn(Schema):
-    ingredient: str = Field(description="Ingredient key, e.g. lidocaine.")
+    ingredient: str = Field(max_length=limits.KEY, description="Ingredient key, e.g. lidocaine.")
     reaction: str = Field("", max_length=200)
 
 
@@ -116,11 +138,15 @@ class ScreeningOut(Schema):
 class ConsentIn(Schema):
     signed_name: str = Field(min_length=1, max_length=200)
     method: Literal["typed", "drawn", "paper"] = "typed"
-    signature: str = Field("", description="A drawn signature (SVG path or data URL).")
+    signature: str = Field(
+        "", max_length=limits.SIGNATURE, description="A drawn signature (SVG path or data URL)."
+    )
     signed_at: When | None = None
     course: Id | None = Field(None, description="Take the use (indication, areas) from a course.")
     products: list[Id] | None = Field(
-        None, description="Product ids covered; default every active product of the clinic."
+        None,
+        max_length=200,
+        description="Product ids covered; default every active product of the clinic.",
     )
 
     @field_validator("signed_name")
@@ -142,9 +168,11 @@ class ConsentOut(Schema):
 
 
 class CourseIn(Schema):
-    protocol: str = Field(description="Protocol key, e.g. cellulite.")
-    indication: str | None = Field(None, description="Default: the protocol's first indication.")
-    areas: list[str] = Field(min_length=1)
+    protocol: str = Field(max_length=limits.KEY, description="Protocol key, e.g. cellulite.")
+    indication: str | None = Field(
+        None, max_length=30, description="Default: the protocol's first indication."
+    )
+    areas: list[Key] = Field(min_length=1, max_length=20)
     cadence_days: int
     planned_sessions: int
     first_session_on: Day | None = Field(
@@ -153,7 +181,7 @@ class CourseIn(Schema):
 
 
 class StopIn(Schema):
-    reason: str
+    reason: str = Field(max_length=limits.REASON)
 
 
 class TestInjectionIn(Schema):
@@ -164,18 +192,20 @@ class TestInjectionIn(Schema):
 
 class AllergyTestIn(Schema):
     given_at: When
-    injections: list[TestInjectionIn]
-    notes: str = ""
+    injections: list[TestInjectionIn] = Field(max_length=10)
+    notes: str = Field("", max_length=limits.NOTES)
 
 
-class ReadingIn(Schema):
+class AllergyReadingIn(Schema):
+    """The reading of an allergy test (its sites 24 hours on); not a measurement's reading."""
+
     read_at: When
     result: Literal["none", "local", "systemic"]
-    notes: str = ""
+    notes: str = Field("", max_length=limits.NOTES)
 
 
 class InjectionIn(Schema):
-    area: str
+    area: str = Field(max_length=limits.KEY)
     lot: Id = Field(description="Lot id.")
     volume_ml: Decimal = Field(gt=0, le=50, max_digits=6, decimal_places=2)
     technique: Literal["nappage", "papule", "point", "linear"] = "nappage"
@@ -183,27 +213,29 @@ class InjectionIn(Schema):
 
 class SessionIn(Schema):
     performed_at: When
-    injections: list[InjectionIn] = Field(min_length=1)
+    injections: list[InjectionIn] = Field(min_length=1, max_length=100)
     numbing_cream: bool = False
     stimulants_avoided: bool = Field(
-        description="Pre-check: no caffeine or stimulants today (seed 004)."
+        description="Pre-check: the patient has had no caffeine or stimulants today."
     )
     practitioner: Id | None = Field(None, description="User id; default the caller.")
     burning_minutes: int | None = Field(None, ge=0, le=1440)
     discomfort_minutes: int | None = Field(None, ge=0, le=1440)
-    notes: str = ""
-    override_codes: list[str] = Field(
-        default_factory=list, description="Refusal codes to override, where the protocol allows."
+    notes: str = Field("", max_length=limits.NOTES)
+    override_codes: list[Key] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Refusal codes to override, where the protocol allows.",
     )
-    override_reason: str = ""
+    override_reason: str = Field("", max_length=limits.REASON)
 
 
 class SideEffectIn(Schema):
-    kind: str = Field(description='A side-effect key of the protocol, or "other".')
+    kind: str = Field(max_length=40, description='A side-effect key of the protocol, or "other".')
     onset_at: When
     resolved_at: When | None = None
     grade: int = Field(ge=1, le=5, description="CTCAE injection site reaction grade.")
-    description: str = ""
+    description: str = Field("", max_length=limits.NOTES)
 
 
 class ResolveIn(Schema):
@@ -211,7 +243,7 @@ class ResolveIn(Schema):
 
 
 class CloseIn(Schema):
-    outcome: str
+    outcome: str = Field(max_length=limits.NOTES)
 
 
 class ProtocolEditIn(Schema):
@@ -222,7 +254,7 @@ class ProtocolEditIn(Schema):
 
 
 class ProductComponentIn(Schema):
-    ingredient: str = Field(description="Ingredient key.")
+    ingredient: str = Field(max_length=limits.KEY, description="Ingredient key.")
     concentration: Decimal = Field(ge=0, max_digits=10, decimal_places=4)
     unit: str = Field("mg/mL", min_length=1, max_length=20)
 
@@ -231,7 +263,7 @@ class ProductIn(Schema):
     name: str = Field(min_length=1, max_length=200)
     supplier: str = Field(min_length=1, max_length=200)
     vial: Literal["single", "multi"]
-    components: list[ProductComponentIn] = Field(min_length=1)
+    components: list[ProductComponentIn] = Field(min_length=1, max_length=50)
 
 
 class LotIn(Schema):
@@ -241,7 +273,7 @@ class LotIn(Schema):
 
 
 class RecallIn(Schema):
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=limits.REASON)
 
     @field_validator("reason")
     @classmethod
@@ -347,7 +379,7 @@ class AppointmentIn(Schema):
     )
     course: Id | None = None
     room: Id | None = None
-    notes: str = Field("", max_length=2000)
+    notes: str = Field("", max_length=limits.NOTES)
 
 
 class AppointmentOut(Schema):
@@ -399,7 +431,9 @@ class MoveOut(Schema):
 
 class PreferencesIn(Schema):
     weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(
-        default_factory=list, description="Preferred days, Monday 0 to Sunday 6; empty: any."
+        default_factory=list,
+        max_length=7,
+        description="Preferred days, Monday 0 to Sunday 6; empty: any.",
     )
     earliest_time: dt.time | None = None
     latest_time: dt.time | None = None

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import NinjaAPI, Status
+from ninja import Status
 from ninja.errors import AuthenticationError
 
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
@@ -19,6 +19,7 @@ from mesoclinic.api import problems
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, MANAGER, BearerAuth, Caller, caller
 from mesoclinic.api.models import ApiToken
+from mesoclinic.api.openapi import DocumentedAPI
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import (
     AllergyTest,
@@ -36,7 +37,7 @@ from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
 from mesoclinic.patients.search import search
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
 
-api = NinjaAPI(
+api = DocumentedAPI(
     title="mesoclinic API",
     version="1",
     description=(
@@ -638,7 +639,9 @@ def give_allergy_test(
 
 
 @api.post("/allergy-tests/{test_id}/reading", tags=["courses"])
-def read_allergy_test(request: HttpRequest, test_id: int, payload: s.ReadingIn) -> dict[str, Any]:
+def read_allergy_test(
+    request: HttpRequest, test_id: int, payload: s.AllergyReadingIn
+) -> dict[str, Any]:
     test = _get_allergy_test(request, test_id, CLINICAL)
     reading = actions.do_read_allergy_test(
         test,

@@ -27,6 +27,7 @@ from mesoclinic.courses.models import (
 )
 from mesoclinic.formulary.admin import LotAdmin
 from mesoclinic.formulary.models import Lot
+from mesoclinic.lib import limits
 from mesoclinic.protocols.vocab import RefusalCode
 
 
@@ -125,6 +126,11 @@ class SessionForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Only where the protocol allows it; say why below.",
+    )
+    # The model's text columns take any length; the form keeps them to the API's limits.
+    notes = forms.CharField(required=False, max_length=limits.NOTES, widget=forms.Textarea)
+    override_reason = forms.CharField(
+        required=False, max_length=limits.REASON, widget=forms.Textarea
     )
 
     class Meta:

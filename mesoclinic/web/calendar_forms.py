@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from mesoclinic.accounts.models import User
 from mesoclinic.courses.models import Course
+from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import logic
 from mesoclinic.scheduling.models import Appointment
@@ -97,7 +98,7 @@ class MoveForm(forms.Form):
         required=False, label="Keep the move and accept the broken cadence"
     )
     # What the preview showed, so that confirming applies that plan and no other.
-    plan = forms.CharField(required=False, widget=forms.HiddenInput)
+    plan = forms.CharField(max_length=limits.DOCUMENT, required=False, widget=forms.HiddenInput)
 
     def __init__(self, practitioners: list[User], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

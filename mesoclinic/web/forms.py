@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django import forms
 from django.core.exceptions import ValidationError
 
+from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
 
 
@@ -28,12 +29,19 @@ def put_errors(
 
 
 class PatientForm(forms.ModelForm):
+    # The model's address is a text column of any length; the API takes at most as many.
+    address = forms.CharField(
+        label="Address",
+        required=False,
+        max_length=limits.ADDRESS,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
     class Meta:
         model = Patient
         fields = ["first_name", "last_name", "date_of_birth", "sex", "phone", "email", "address"]
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}),
-            "address": forms.Textarea(attrs={"rows": 3}),
         }
         help_texts = {"phone": "Digits, spaces and + ( ) - ."}
 
@@ -93,6 +101,7 @@ class CourseForm(forms.Form):
 class ConsentForm(forms.Form):
     signed_name = forms.CharField(label="Patient's full name, typed", max_length=200)
     signature = forms.CharField(
+        max_length=limits.SIGNATURE,
         widget=forms.HiddenInput,
         required=False,
         help_text="Drawn with a finger or a mouse in the box.",
@@ -131,7 +140,9 @@ class ReadingForm(forms.Form):
         ],
         widget=forms.RadioSelect,
     )
-    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    notes = forms.CharField(
+        max_length=limits.NOTES, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 # CTCAE v5.0, "injection site reaction": the grade with the words that define it.
@@ -158,6 +169,7 @@ class SideEffectForm(forms.Form):
     session = forms.TypedChoiceField(label="After session", coerce=int)
     kind = forms.ChoiceField(label="Side effect")
     description = forms.CharField(
+        max_length=limits.NOTES,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='What the patient reports and what you see. Needed for "Other".',
@@ -194,6 +206,7 @@ class ResolveSideEffectForm(forms.Form):
 
 class CloseFollowUpForm(forms.Form):
     outcome = forms.CharField(
+        max_length=limits.NOTES,
         label="Outcome",
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="What was done, and how the patient is.",

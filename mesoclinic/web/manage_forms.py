@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.lib import limits
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -110,6 +111,7 @@ class LotForm(forms.ModelForm):
 
 class RecallForm(forms.Form):
     reason = forms.CharField(
+        max_length=limits.REASON,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The supplier's notice or what was found, for the record.",
     )

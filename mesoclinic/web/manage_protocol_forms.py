@@ -16,6 +16,7 @@ from typing import Any
 
 from django import forms
 
+from mesoclinic.lib import limits
 from mesoclinic.protocols.describe import (
     CLINIC_OPTION,
     SOURCED_OPTION,
@@ -96,11 +97,17 @@ class ProtocolValuesForm(_SaveForm):
 
     name = forms.CharField(max_length=200, label="Name")
     summary = forms.CharField(
-        required=False, label="Summary", widget=forms.Textarea(attrs={"rows": 2})
+        max_length=limits.NOTES,
+        required=False,
+        label="Summary",
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
     new_note_topic = forms.CharField(max_length=200, required=False, label="Topic")
     new_note_text = forms.CharField(
-        required=False, label="Text", widget=forms.Textarea(attrs={"rows": 2})
+        max_length=limits.NOTES,
+        required=False,
+        label="Text",
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
 
     def __init__(self, data: Any = None, *, current: ClinicProtocol) -> None:
@@ -138,6 +145,7 @@ class ProtocolValuesForm(_SaveForm):
         for i in self.own_notes:
             note = self.document["notes"][i]
             self.fields[f"note-{i}-text"] = forms.CharField(
+                max_length=limits.NOTES,
                 label=note.get("topic", ""),
                 initial=note.get("text", ""),
                 widget=forms.Textarea(attrs={"rows": 2}),
@@ -443,6 +451,7 @@ class ProtocolDocumentForm(_SaveForm):
     field_order = ["document", "change_note"]
 
     document = forms.CharField(
+        max_length=limits.DOCUMENT,
         label="The whole protocol",
         widget=forms.Textarea(
             attrs={

@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.models import Course
+from mesoclinic.lib import limits
 from mesoclinic.outcomes import photo_actions, photos
 from mesoclinic.outcomes.models import Photo, PhotoConsent
 from mesoclinic.outcomes.uploads import bounded_photo_uploads, refused_uploads
@@ -82,6 +83,7 @@ class ConsentForm(forms.Form):
         widget=forms.RadioSelect,
     )
     text = forms.CharField(
+        max_length=limits.CONSENT_TEXT,
         label="The words the patient was shown",
         widget=forms.Textarea(attrs={"rows": 9}),
         help_text="The clinic's standard words; change them only to what the patient read.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
+from mesoclinic.lib import limits
 from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.web.forms import CTCAE_GRADES, datetime_local
 
@@ -12,6 +13,7 @@ from mesoclinic.web.forms import CTCAE_GRADES, datetime_local
 class AdverseEventForm(forms.Form):
     kind = forms.ChoiceField(label="Event", choices=AdverseEvent.Kind.choices)
     description = forms.CharField(
+        max_length=limits.NOTES,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='What the patient reports and what you see. Needed for "Other".',
@@ -37,7 +39,10 @@ class AdverseEventForm(forms.Form):
         help_text="Only when it has ended (recovered, with lasting effects, or fatal).",
     )
     actions_taken = forms.CharField(
-        label="Actions taken", required=False, widget=forms.Textarea(attrs={"rows": 3})
+        max_length=limits.NOTES,
+        label="Actions taken",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
     )
     snomed_code = forms.CharField(
         label="SNOMED CT code",
@@ -73,5 +78,8 @@ class UpdateAdverseEventForm(forms.Form):
         help_text="Only when it has ended.",
     )
     actions_taken = forms.CharField(
-        label="Actions taken", required=False, widget=forms.Textarea(attrs={"rows": 2})
+        max_length=limits.NOTES,
+        label="Actions taken",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )

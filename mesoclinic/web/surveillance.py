@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.tracing import lot_exposures
+from mesoclinic.lib import limits
 from mesoclinic.safety import alerts as inbox
 from mesoclinic.safety import surveil
 from mesoclinic.safety.models import SafetyAlert, SurveillanceRun
@@ -32,6 +33,7 @@ RECENTLY_CLOSED = 20
 
 class CloseForm(forms.Form):
     note = forms.CharField(
+        max_length=limits.NOTES,
         label="What was found and done",
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Kept with the alert and in the audit trail.",
