@@ -31,14 +31,19 @@ class WorkerState:
 
 
 def worker_state(now: dt.datetime | None = None) -> WorkerState:
-    """The most recent heartbeat is fresh when it is younger than WORKER_STALE_TICKS of that
-    worker's own ticks; one running worker is enough."""
+    """Fresh when some worker's last heartbeat is younger than WORKER_STALE_TICKS of that
+    worker's own ticks: one running worker is enough. The table holds a row per worker seen in
+    the last week, so reading it whole is cheap."""
     now = now or timezone.now()
-    latest = WorkerHeartbeat.objects.order_by("-ticked_at").first()
-    if latest is None:
+    beats = list(WorkerHeartbeat.objects.only("ticked_at", "interval_seconds"))
+    if not beats:
         return WorkerState(None, False)
-    allowed = dt.timedelta(seconds=settings.WORKER_STALE_TICKS * max(latest.interval_seconds, 1))
-    return WorkerState(latest.ticked_at, now - latest.ticked_at <= allowed)
+    fresh = any(
+        now - b.ticked_at
+        <= dt.timedelta(seconds=settings.WORKER_STALE_TICKS * max(b.interval_seconds, 1))
+        for b in beats
+    )
+    return WorkerState(max(b.ticked_at for b in beats), fresh)
 
 
 def unapplied_migrations() -> list[str]:
@@ -52,6 +57,9 @@ def _answer(body: dict[str, object], status: int) -> HttpResponse:
         json.dumps(body, default=str), status=status, content_type="application/json"
     )
     response["Cache-Control"] = "no-store"
+    # The access log has the line for this answer. Without this mark, Django would also log
+    # every 503 as an error (and mail it to ADMINS) on each probe while the worker is down.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 
