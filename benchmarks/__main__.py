@@ -20,6 +20,7 @@ BENCHMARKS = (
     "optimiser",
     "surveillance",
     "analytics",
+    "serving",
 )
 
 
@@ -27,13 +28,23 @@ def main() -> int:
     folder = tempfile.mkdtemp(prefix="mesoclinic-bench-")
     os.environ["DATA_DIR"] = folder
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mesoclinic.settings")
+    # One access-log line per request would bury the figures; `serving` measures its cost.
+    os.environ.setdefault("ACCESS_LOG", "0")
     import django
 
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import analytics, booking, optimiser, pages, session_gate, surveillance
+    from benchmarks import (
+        analytics,
+        booking,
+        optimiser,
+        pages,
+        serving,
+        session_gate,
+        surveillance,
+    )
 
     if sys.argv[1:] == ["storm"]:  # booking_storm re-running itself on PostgreSQL
         booking.storm_from_env()
@@ -51,6 +62,7 @@ def main() -> int:
         "optimiser": optimiser.run,
         "surveillance": surveillance.run,
         "analytics": analytics.run,
+        "serving": serving.run,
     }
     for name in chosen:
         runs[name]()
