@@ -62,3 +62,10 @@ def test_the_surveillance_benchmark_runs(db: Any) -> None:
     # A lot at five times the baseline is caught far more often than clean data alarms.
     assert found["cusum_detected"] > found["cusum_false_alarm"]
     assert 0 < found["maxsprt_exact_alpha"] <= 0.05
+
+
+def test_the_serving_benchmark_runs(db: Any) -> None:
+    from benchmarks import serving
+
+    figures = serving.run(runs=3)
+    assert figures["readyz_p95"] > 0 and figures["login page_p95"] > 0
