@@ -72,6 +72,10 @@ SECRET_KEY_MIN_LENGTH = 50
 SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
 
 
+def _migrations(count: int) -> str:
+    return "1 migration is" if count == 1 else f"{count} migrations are"
+
+
 def production_problems(allow_console_email: bool) -> list[str]:
     """Every reason this configuration may not serve real patients, each naming what to set.
     The demo skips these on purpose: it serves made-up patients on the developer's machine."""
@@ -116,7 +120,7 @@ def production_problems(allow_console_email: bool) -> list[str]:
     else:
         if pending:
             problems.append(
-                f"The database is not up to date: {len(pending)} migrations are not applied. "
+                f"The database is not up to date: {_migrations(len(pending))} not applied. "
                 "Run `mesoclinic migrate` first."
             )
     return problems
@@ -138,7 +142,8 @@ def serve(argv: list[str]) -> int:
 
     problems = production_problems(args.allow_console_email or settings.ALLOW_CONSOLE_EMAIL)
     if problems:
-        print("mesoclinic will not serve until this is fixed:", file=sys.stderr)
+        these = "this is" if len(problems) == 1 else "these are"
+        print(f"mesoclinic will not serve until {these} fixed:", file=sys.stderr)
         for problem in problems:
             print(f"- {problem}", file=sys.stderr)
         print("See docs/deployment.md.", file=sys.stderr)

@@ -104,7 +104,9 @@ class ReadinessTests:
         assert status == 503
         assert body["checks"]["migrations"]["ok"] is False
         assert body["checks"]["migrations"]["unapplied"] == ["ops.0001_worker_heartbeat"]
-        assert "mesoclinic migrate" in body["checks"]["migrations"]["detail"]
+        assert body["checks"]["migrations"]["detail"] == (
+            "1 migration is not applied: run `mesoclinic migrate`."
+        )
         assert body["checks"]["database"] == {"ok": True}
 
     def test_it_is_not_ready_when_the_database_does_not_answer(self, tmp_path: Path) -> None:

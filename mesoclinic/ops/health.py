@@ -85,8 +85,12 @@ def readyz(request: HttpRequest) -> HttpResponse:
                 if not pending
                 else {
                     "ok": False,
-                    "detail": f"{len(pending)} migrations are not applied: "
-                    "run `mesoclinic migrate`.",
+                    "detail": (
+                        "1 migration is not applied"
+                        if len(pending) == 1
+                        else f"{len(pending)} migrations are not applied"
+                    )
+                    + ": run `mesoclinic migrate`.",
                     "unapplied": pending,
                 }
             )
