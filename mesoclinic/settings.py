@@ -322,7 +322,7 @@ LOGGING = {
     },
     "handlers": {
         "console": {
-            "class": "logging.StreamHandler",
+            "class": "mesoclinic.ops.logging.StderrHandler",
             "formatter": LOG_FORMAT,
             "filters": ["no_client_error_tracebacks"],
         }

@@ -4,11 +4,9 @@ in-process tests read what the product's own console handler (settings.LOGGING) 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,26 +19,28 @@ from tests.test_serve import run
 from tests.test_web import signed_in
 
 
+class Console:
+    """Everything written to standard error since the test began, where the configured console
+    handler (mesoclinic.ops.logging.StderrHandler) writes."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]):
+        self.capsys = capsys
+        self.text = ""
+        capsys.readouterr()
+
+    def getvalue(self) -> str:
+        self.text += self.capsys.readouterr().err
+        return self.text
+
+
 @pytest.fixture
-def console() -> Iterator[io.StringIO]:
-    """What the configured console handler writes, for the length of a test."""
-    [handler] = [
-        h
-        for h in logging.getLogger("mesoclinic.access").handlers
-        if type(h) is logging.StreamHandler
-    ]
-    assert isinstance(handler, logging.StreamHandler)
-    written = io.StringIO()
-    previous = handler.setStream(written)
-    try:
-        yield written
-    finally:
-        handler.setStream(previous or sys.stderr)
+def console(capsys: pytest.CaptureFixture[str]) -> Console:
+    return Console(capsys)
 
 
 class AccessLogTests:
     def test_it_writes_one_line_per_request_with_the_user(
-        self, world: World, patient: Patient, console: io.StringIO
+        self, world: World, patient: Patient, console: Console
     ) -> None:
         signed_in(world.front_desk).get(f"/patients/{patient.pk}/")
         Client().get("/accounts/login/")
@@ -51,12 +51,12 @@ class AccessLogTests:
         assert chart.endswith(f"ms user={world.front_desk.pk}")
         assert login.endswith("ms user=-")
 
-    def test_it_names_the_api_caller(self, world: World, console: io.StringIO) -> None:
+    def test_it_names_the_api_caller(self, world: World, console: Console) -> None:
         world.api(world.practitioner).get("/patients")
         assert console.getvalue().strip().endswith(f"user={world.practitioner.pk}")
 
     def test_it_never_logs_the_query_string(
-        self, world: World, patient: Patient, console: io.StringIO
+        self, world: World, patient: Patient, console: Console
     ) -> None:
         signed_in(world.front_desk).get("/patients/", {"q": patient.last_name})
         line = console.getvalue()
@@ -64,7 +64,7 @@ class AccessLogTests:
         assert patient.last_name not in line
         assert "?" not in line
 
-    def test_it_hides_the_token_of_a_signed_link(self, db: None, console: io.StringIO) -> None:
+    def test_it_hides_the_token_of_a_signed_link(self, db: None, console: Console) -> None:
         token = "AbCdEf0123456789-signed-link-token"
         Client().get(f"/w/{token}/")
         Client().get(f"/feeds/{token}.ics")
@@ -74,7 +74,7 @@ class AccessLogTests:
         assert "GET /feeds/[redacted].ics 404" in logged
 
     def test_refusals_and_missing_pages_leave_no_traceback(
-        self, world: World, console: io.StringIO
+        self, world: World, console: Console
     ) -> None:
         front_desk = signed_in(world.front_desk)
         assert front_desk.get("/manage/staff/").status_code == 403
@@ -86,7 +86,7 @@ class AccessLogTests:
         assert "GET /patients/999999/ 404" in logged
 
     def test_django_keeps_its_line_for_a_refusal_but_not_the_traceback(
-        self, world: World, console: io.StringIO
+        self, world: World, console: Console
     ) -> None:
         # With the access log off, Django's own "Forbidden" line is what the operator sees; it
         # comes with the exception attached, which the console handler drops.

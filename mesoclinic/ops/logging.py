@@ -6,13 +6,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
+import sys
+from typing import IO, Any
 
 # The attributes every LogRecord has; anything else on a record came from `extra=` and is
 # written as a field of its own (the access log's method, path, status and so on).
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # Django's request logger passes the request object itself in `extra`; it is not data to log.
 _SKIP = {"request", "server_time"}
+
+
+class StderrHandler(logging.StreamHandler[IO[str]]):
+    """Writes to standard error as it is when a line is written, not as it was when logging was
+    configured. `mesoclinic` configures logging again each time a command sets Django up, and a
+    handler holding on to an earlier stream (a test's captured output, since closed) would fail
+    on every later line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        # StreamHandler.__init__ assigns the stream; the property always reads sys.stderr.
+        pass
 
 
 class JsonFormatter(logging.Formatter):
