@@ -22,6 +22,7 @@ BENCHMARKS = (
     "analytics",
     "photos",
     "request_limits",
+    "serving",
 )
 
 
@@ -29,6 +30,8 @@ def main() -> int:
     folder = tempfile.mkdtemp(prefix="mesoclinic-bench-")
     os.environ["DATA_DIR"] = folder
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mesoclinic.settings")
+    # One access-log line per request would bury the figures; `serving` measures its cost.
+    os.environ.setdefault("ACCESS_LOG", "0")
     import django
 
     django.setup()
@@ -42,6 +45,7 @@ def main() -> int:
         pages,
         photos,
         request_limits,
+        serving,
         session_gate,
         surveillance,
     )
@@ -64,6 +68,7 @@ def main() -> int:
         "analytics": analytics.run,
         "photos": photos.run,
         "request_limits": request_limits.run,
+        "serving": serving.run,
     }
     for name in chosen:
         runs[name]()

@@ -1,7 +1,8 @@
 """The `mesoclinic` command: Django's management commands, plus `demo` and `serve`.
 
 mesoclinic demo [--reset] [--port 8000]   migrate, load the demo clinic, serve it
-mesoclinic serve [--host H] [--port P]    the production server (waitress)
+mesoclinic serve [--host H] [--port P]    the production server (waitress); refuses to start
+                                          with an unsafe configuration (see production_problems)
 mesoclinic migrate | createsuperuser | …  any Django management command
 """
 
@@ -29,12 +30,23 @@ def server_options() -> dict[str, object]:
 
 
 def _serve(host: str, port: int, threads: int) -> None:
+    from django.conf import settings
     from waitress import serve
 
     from mesoclinic.wsgi import application
 
+    proxy: dict[str, object] = {}
+    if settings.BEHIND_TLS_PROXY:
+        # waitress drops X-Forwarded-* headers unless they come from a proxy it trusts, and
+        # Django then never learns the request came over HTTPS (an endless redirect to https).
+        # Trusting the proxy also makes the client's own address the request's REMOTE_ADDR.
+        proxy = {
+            "trusted_proxy": settings.TRUSTED_PROXY,
+            "trusted_proxy_count": 1,
+            "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
+        }
     print(f"Serving mesoclinic at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    serve(application, host=host, port=port, threads=threads, **server_options())
+    serve(application, host=host, port=port, threads=threads, **server_options(), **proxy)
 
 
 def demo(argv: list[str]) -> int:
@@ -63,19 +75,87 @@ def demo(argv: list[str]) -> int:
     return 0
 
 
+# Django's own test of a strong key (security.W009): long, varied, and not one Django generated
+# for a throwaway project.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+
+
+def _migrations(count: int) -> str:
+    return "1 migration is" if count == 1 else f"{count} migrations are"
+
+
+def production_problems(allow_console_email: bool) -> list[str]:
+    """Every reason this configuration may not serve real patients, each naming what to set.
+    The demo skips these on purpose: it serves made-up patients on the developer's machine."""
+    from django.conf import settings
+
+    from mesoclinic.ops.health import unapplied_migrations
+
+    problems = []
+    key = settings.SECRET_KEY
+    if key == settings.INSECURE_DEFAULT_SECRET_KEY:
+        problems.append(
+            "SECRET_KEY is not set, so sessions and signed links would use the development "
+            "key that anyone can read. Set SECRET_KEY to a long random value, for example the "
+            'output of: python -c "import secrets; print(secrets.token_urlsafe(50))"'
+        )
+    elif (
+        len(key) < SECRET_KEY_MIN_LENGTH
+        or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+        or key.startswith("django-insecure-")
+    ):
+        problems.append(
+            f"SECRET_KEY is weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters, at least "
+            f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them different, and must not be a key Django "
+            "generated for a test project. Set SECRET_KEY to a long random value."
+        )
+    if settings.DEBUG:
+        problems.append(
+            "DEBUG is on, which shows code and settings to anyone who meets an error. "
+            "Remove DEBUG from the environment or set DEBUG=0."
+        )
+    if settings.EMAIL_BACKEND == settings.CONSOLE_EMAIL_BACKEND and not allow_console_email:
+        problems.append(
+            "Emails (reminders, infection-watch prompts, password resets) would only be printed "
+            "to the console. Set EMAIL_URL to your mail server, for example "
+            "smtp+tls://user:password@mail.example.com:587, or start with "
+            "--allow-console-email (or ALLOW_CONSOLE_EMAIL=1) if that is what you want."
+        )
+    try:
+        pending = unapplied_migrations()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the database is reported.
+        problems.append(f"The database cannot be read ({exc}). Check DATABASE_URL.")
+    else:
+        if pending:
+            problems.append(
+                f"The database is not up to date: {_migrations(len(pending))} not applied. "
+                "Run `mesoclinic migrate` first."
+            )
+    return problems
+
+
 def serve(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mesoclinic serve")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "8")))
+    parser.add_argument(
+        "--allow-console-email",
+        action="store_true",
+        help="serve even though emails are only printed (also ALLOW_CONSOLE_EMAIL=1)",
+    )
     args = parser.parse_args(argv)
     _setup()
     from django.conf import settings
 
-    if settings.SECRET_KEY == settings.INSECURE_DEFAULT_SECRET_KEY and not settings.DEBUG:
-        print(
-            "Set SECRET_KEY before serving in production (see README, Deployment).", file=sys.stderr
-        )
+    problems = production_problems(args.allow_console_email or settings.ALLOW_CONSOLE_EMAIL)
+    if problems:
+        these = "this is" if len(problems) == 1 else "these are"
+        print(f"mesoclinic will not serve until {these} fixed:", file=sys.stderr)
+        for problem in problems:
+            print(f"- {problem}", file=sys.stderr)
+        print("See docs/deployment.md.", file=sys.stderr)
         return 2
     _serve(args.host, args.port, args.threads)
     return 0

@@ -6,17 +6,21 @@ DEBUG           "1" to turn on; off by default
 ALLOWED_HOSTS   comma-separated; default 127.0.0.1,localhost
 DATA_DIR        where the SQLite file and collected static files live; default ./data
 SITE_URL        the public address links in emails point to; default http://127.0.0.1:8000
-EMAIL_*         outgoing mail (reminders): see docs/reminders.md
+EMAIL_URL       outgoing mail as one address (smtp://, smtp+tls://, smtps://); or EMAIL_*
 PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/photos.md
 PHOTO_MAX_*     what one photo may cost (bytes, pixels, side, decodes at once): docs/photos.md
 MAX_REQUEST_BYTES  the largest request body `mesoclinic serve` reads; default 62 MB
 API_MAX_BODY_BYTES  the largest request body outside photo uploads; default 1 MiB
+BEHIND_TLS_PROXY, SECURE_*, SESSION_COOKIE_SECURE, CSRF_*   HTTPS: see docs/deployment.md
+LOG_LEVEL, LOG_FORMAT, ACCESS_LOG                             logs: see docs/deployment.md
+WORKER_STALE_TICKS                                            readiness: see docs/deployment.md
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dj_database_url
 
@@ -43,6 +47,36 @@ CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
 
+# HTTPS. In production mesoclinic sits behind a reverse proxy that ends TLS (docs/deployment.md).
+# BEHIND_TLS_PROXY=1 trusts the proxy's X-Forwarded-Proto header, so Django knows a request
+# came over HTTPS; it must only be set when the proxy overwrites that header on every request,
+# or a client could claim HTTPS itself. TRUST_PROXY_HEADERS is accepted as another name for it.
+BEHIND_TLS_PROXY = _env_flag("BEHIND_TLS_PROXY", _env_flag("TRUST_PROXY_HEADERS"))
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxy's address, whose X-Forwarded-Proto and X-Forwarded-For `mesoclinic serve` believes;
+# "*" believes any sender, safe only when nothing but the proxy can reach the port.
+TRUSTED_PROXY = os.environ.get("TRUSTED_PROXY", "127.0.0.1")
+# The next settings default to on once the site is served over HTTPS, so one switch gives a
+# safe configuration; each can still be turned off on its own.
+SECURE_SSL_REDIRECT = _env_flag("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY)
+# A monitor on the same machine asks for the health endpoints over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE", BEHIND_TLS_PROXY)
+CSRF_COOKIE_SECURE = _env_flag("CSRF_COOKIE_SECURE", BEHIND_TLS_PROXY)
+# HSTS makes browsers refuse plain HTTP for this host for that many seconds: start small
+# (an hour) and raise it to a year once HTTPS works, because it cannot be taken back early.
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_flag("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = _env_flag("SECURE_HSTS_PRELOAD")
+# Django's defaults, written out because the product relies on them: pages do not tell other
+# sites which page linked to them (a chart's address names a patient's record), and browsers
+# do not guess a content type (an uploaded photo is never run as a script).
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -66,10 +100,16 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so that a body too large for its path is refused before anything reads it.
+    # First, so that every request is logged with its time, and so that a load balancer's health
+    # checks are answered whatever host name or scheme they use (mesoclinic/ops/middleware.py).
+    "mesoclinic.ops.middleware.AccessLogMiddleware",
+    "mesoclinic.ops.middleware.HealthMiddleware",
+    # Before anything that reads a body, so that one too large for its path is refused unread.
     "mesoclinic.api.body_limit.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After whitenoise, so static files keep their long cache lifetimes.
+    "mesoclinic.ops.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -195,8 +235,41 @@ STORAGES = {
 # Static files are served by whitenoise from the app directories when they have not been collected.
 WHITENOISE_USE_FINDERS = True
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+CONSOLE_EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+
+def email_from_url(url: str) -> dict[str, object]:
+    """The SMTP settings in one address, handy in a systemd EnvironmentFile:
+    smtp://user:password@host:25 (plain), smtp+tls://…:587 (STARTTLS) or smtps://…:465 (TLS).
+    The user and password are percent-encoded, so an @ in a password is written %40."""
+    parts = urlsplit(url)
+    schemes = {
+        "smtp": (False, False, 25),
+        "smtp+tls": (True, False, 587),
+        "smtps": (False, True, 465),
+    }
+    if parts.scheme not in schemes:
+        raise ValueError(f"EMAIL_URL starts with smtp://, smtp+tls:// or smtps://, not {url!r}")
+    use_tls, use_ssl, port = schemes[parts.scheme]
+    query = parse_qs(parts.query)
+    return {
+        "EMAIL_BACKEND": SMTP_BACKEND,
+        "EMAIL_HOST": parts.hostname or "localhost",
+        "EMAIL_PORT": parts.port or port,
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+        "EMAIL_TIMEOUT": int(query["timeout"][0]) if "timeout" in query else None,
+    }
+
+
+# Without EMAIL_URL or EMAIL_BACKEND, emails are printed to the console: right for the demo, and
+# refused by `mesoclinic serve` unless ALLOW_CONSOLE_EMAIL=1 says it is meant (cli.py).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", CONSOLE_EMAIL_BACKEND)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "clinic@localhost")
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
 # The SMTP server, for EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
@@ -204,8 +277,20 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _env_flag("EMAIL_USE_TLS")
 EMAIL_USE_SSL = _env_flag("EMAIL_USE_SSL")
+ALLOW_CONSOLE_EMAIL = _env_flag("ALLOW_CONSOLE_EMAIL")
 # Seconds; Django's default is to wait for ever, which would stall the reminder worker.
 EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "30"))
+if os.environ.get("EMAIL_URL"):
+    _email = email_from_url(os.environ["EMAIL_URL"])
+    EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", str(_email["EMAIL_BACKEND"]))
+    EMAIL_HOST = str(_email["EMAIL_HOST"])
+    EMAIL_PORT = int(str(_email["EMAIL_PORT"]))
+    EMAIL_HOST_USER = str(_email["EMAIL_HOST_USER"])
+    EMAIL_HOST_PASSWORD = str(_email["EMAIL_HOST_PASSWORD"])
+    EMAIL_USE_TLS = bool(_email["EMAIL_USE_TLS"])
+    EMAIL_USE_SSL = bool(_email["EMAIL_USE_SSL"])
+    if _email["EMAIL_TIMEOUT"] is not None:
+        EMAIL_TIMEOUT = int(str(_email["EMAIL_TIMEOUT"]))
 # The public address of this site, for the links in emails (no trailing slash).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
@@ -236,9 +321,47 @@ SURVEIL_MAXSPRT_SESSIONS = int(os.environ.get("SURVEIL_MAXSPRT_SESSIONS", "200")
 SURVEIL_MAXSPRT_MIN_EVENTS = int(os.environ.get("SURVEIL_MAXSPRT_MIN_EVENTS", "2"))
 SURVEIL_NEW_LOT_DAYS = int(os.environ.get("SURVEIL_NEW_LOT_DAYS", "180"))
 
+# The worker writes a heartbeat each tick; /readyz and the Today page call it stopped when the
+# last one is older than this many of its ticks (mesoclinic/ops/health.py).
+WORKER_STALE_TICKS = float(os.environ.get("WORKER_STALE_TICKS", "3"))
+
+# Logs go to standard error, where systemd's journal (or a container runtime) collects them.
+# LOG_FORMAT=json writes one JSON object a line for a log collector; ACCESS_LOG=0 turns the one
+# line per request off (mesoclinic/ops/logging.py).
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "WARNING").upper()
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ValueError(f"LOG_FORMAT is 'text' or 'json', not {LOG_FORMAT!r}")
+ACCESS_LOG = _env_flag("ACCESS_LOG", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "filters": {
+        # Django logs a refused (403) or missing (404) page with its traceback; that is ordinary
+        # traffic, not a fault, so the line stays and the traceback goes.
+        "no_client_error_tracebacks": {"()": "mesoclinic.ops.logging.DropClientErrorTracebacks"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "mesoclinic.ops.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "mesoclinic.ops.logging.StderrHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["no_client_error_tracebacks"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # The access log is at INFO, so it is written whatever LOG_LEVEL the rest uses.
+        # Django's own line for each 4xx answer repeats the access log's, with the path
+        # unredacted; it keeps its errors (5xx, with their tracebacks).
+        "django.request": {"level": "ERROR" if ACCESS_LOG else LOG_LEVEL},
+        "mesoclinic.access": {
+            "handlers": ["console"],
+            "level": "INFO" if ACCESS_LOG else "CRITICAL",
+            "propagate": False,
+        },
+    },
 }

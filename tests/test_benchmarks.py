@@ -69,6 +69,14 @@ def test_the_request_limits_benchmark_runs(db: Any, settings: Any) -> None:
 
     # A small ceiling and a 16 MB upload: the same path as the 200 MB run, in a fraction of it.
     settings.PHOTO_MAX_BYTES = 1000
+    settings.MAX_REQUEST_BYTES = 4000
     figures = request_limits.run(upload_bytes=16 * 1024 * 1024, runs=3)
     assert figures["upload_before_taken_mb"] == 16.0
     assert figures["upload_now_taken_mb"] < 16.0
+
+
+def test_the_serving_benchmark_runs(db: Any) -> None:
+    from benchmarks import serving
+
+    figures = serving.run(runs=3)
+    assert figures["readyz_p95"] > 0 and figures["login page_p95"] > 0

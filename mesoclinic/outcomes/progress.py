@@ -156,8 +156,9 @@ def svg(series: logic.Series, progress: logic.Progress, ident: str) -> str:
             "viewBox": f"0 0 {WIDTH} {HEIGHT}",
             "role": "img",
             "aria-labelledby": f"{ident}-title {ident}-desc",
+            # Sized by app.css (svg.progress-chart): the Content-Security-Policy refuses inline
+            # style attributes.
             "class": "progress-chart",
-            "style": "width: 100%; max-width: 640px; height: auto",
             "data-series": series.key,
         },
     )

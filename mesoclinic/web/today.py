@@ -13,6 +13,7 @@ from mesoclinic.accounts.models import Clinic
 from mesoclinic.courses import logic
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session
 from mesoclinic.formulary.models import Lot
+from mesoclinic.ops.health import worker_state
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.reminders.models import ChangeRequest
@@ -164,6 +165,9 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         "follow_ups": list(follow_ups),
         "allergy_tests": tests,
         "lots": [{"lot": lot, "expired": lot.expires_on < today} for lot in lots],
+        # Reminders and infection-watch prompts go out only while the worker runs; staff are
+        # told when it has stopped, so they can phone patients and call whoever runs the server.
+        "worker": worker_state(now),
         # Surveillance alerts not yet closed; the card is shown to managers only.
         "safety_alerts": list(
             SafetyAlert.objects.filter(clinic=clinic)

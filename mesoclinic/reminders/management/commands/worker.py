@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from mesoclinic.courses.actions import do_sweep_side_effects
+from mesoclinic.ops.models import WorkerHeartbeat
 from mesoclinic.reminders import actions
 from mesoclinic.safety import surveil, watch
 
@@ -42,6 +43,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, once: bool, interval: float, batch: int, **options: Any) -> None:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.batch = max(batch, 1)
+        self.interval = max(interval, 0.1)
         self.stopping = threading.Event()
         if once:
             self.tick()
@@ -57,7 +59,7 @@ class Command(BaseCommand):
                     logger.exception("worker tick failed")
                 finally:
                     close_old_connections()
-                self.stopping.wait(max(interval, 0.1))
+                self.stopping.wait(self.interval)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -67,6 +69,9 @@ class Command(BaseCommand):
         self.stopping.set()
 
     def tick(self) -> None:
+        # The heartbeat first: /readyz and the Today page tell from it that a worker runs, so
+        # a tick that fails later (the mail server is down) still counts as the worker alive.
+        WorkerHeartbeat.beat(self.worker, self.interval)
         planned = actions.do_plan_reminders()
         if planned:
             self.say(f"planned {planned} reminder{'s' if planned != 1 else ''}")

@@ -1,0 +1,238 @@
+"""`mesoclinic serve` refuses a configuration that is not safe for real patients, and starts with
+the documented production one. Run as an operator runs it: its own process, a fresh folder, the
+embedded database (these tests ignore DATABASE_URL on purpose, as tests/test_cli.py does)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).with_name("mesoclinic")
+
+# A key as `secrets.token_urlsafe(50)` makes one; fixed so a failure is easy to reproduce.
+STRONG_KEY = "q3J8v0Zk1mW9xR2bT7nY4cL6pH5sD8fG0aE3uI1oK9jB2vN7xM4zQ6wS5tR8yU1e"
+
+# The production environment of docs/deployment.md, with the mail server on loopback.
+PRODUCTION = {
+    "SECRET_KEY": STRONG_KEY,
+    "ALLOWED_HOSTS": "clinic.example.com,127.0.0.1",
+    "CSRF_TRUSTED_ORIGINS": "https://clinic.example.com",
+    "SITE_URL": "https://clinic.example.com",
+    "BEHIND_TLS_PROXY": "1",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+    "SECURE_HSTS_PRELOAD": "1",
+    "EMAIL_URL": "smtp+tls://mesoclinic:secret@127.0.0.1:2525",
+    "DEFAULT_FROM_EMAIL": "clinic@clinic.example.com",
+}
+
+
+def environment(data_dir: Path, **env: str) -> dict[str, str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DEBUG"}
+        and not k.startswith(("EMAIL_", "SECURE_", "ALLOW_"))
+    }
+    return {**base, "DATA_DIR": str(data_dir), **env}
+
+
+def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN), *args],
+        cwd=cwd,
+        env=environment(cwd / "data", **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with every migration applied, made once: migrating takes a while."""
+    folder = tmp_path_factory.mktemp("migrated")
+    result = run(folder, "migrate", "--no-input", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    return folder / "data"
+
+
+@pytest.fixture
+def site(tmp_path: Path, migrated: Path) -> Path:
+    """A fresh folder holding a copy of the migrated database."""
+    shutil.copytree(migrated, tmp_path / "data")
+    return tmp_path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@contextlib.contextmanager
+def serving(site: Path, command: str, *args: str, **env: str) -> Iterator[int]:
+    """`mesoclinic <command>` serving on a free port until the block ends; yields the port once
+    /healthz answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN), command, "--port", str(port), *args],
+        cwd=site,
+        env=environment(site / "data", **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "Serving mesoclinic" in line:
+                break
+        else:
+            raise AssertionError(process.stderr.read() if process.stderr else "")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def started(site: Path) -> Iterator[tuple[Path, int]]:
+    """`mesoclinic serve` running with the production environment, until the test ends."""
+    with serving(site, "serve", **PRODUCTION) as port:
+        yield site, port
+
+
+class ServeRefusalTests:
+    def test_it_refuses_the_default_secret_key(self, site: Path) -> None:
+        env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+        result = run(site, "serve", **env)
+        assert result.returncode == 2
+        assert "SECRET_KEY is not set" in result.stderr
+        assert "Set SECRET_KEY to a long random value" in result.stderr
+
+    @pytest.mark.parametrize(
+        "key",
+        [
+            "short-but-random-Xy7",
+            "ab" * 40,
+            "django-insecure-" + STRONG_KEY,
+        ],
+        ids=["short", "few-different-characters", "generated-for-a-test-project"],
+    )
+    def test_it_refuses_a_weak_secret_key(self, site: Path, key: str) -> None:
+        result = run(site, "serve", **{**PRODUCTION, "SECRET_KEY": key})
+        assert result.returncode == 2
+        assert "SECRET_KEY is weak" in result.stderr
+
+    def test_it_refuses_debug(self, site: Path) -> None:
+        result = run(site, "serve", **{**PRODUCTION, "DEBUG": "1"})
+        assert result.returncode == 2
+        assert "DEBUG is on" in result.stderr
+        assert "set DEBUG=0" in result.stderr
+
+    def test_it_refuses_the_console_email_backend_unless_asked(self, site: Path) -> None:
+        env = {k: v for k, v in PRODUCTION.items() if k != "EMAIL_URL"}
+        result = run(site, "serve", **env)
+        assert result.returncode == 2
+        assert "only be printed to the console" in result.stderr
+        assert "Set EMAIL_URL" in result.stderr
+        assert "--allow-console-email" in result.stderr
+        # Asked for, either way, it serves.
+        with serving(site, "serve", "--allow-console-email", **env) as port:
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        with serving(site, "serve", **env, ALLOW_CONSOLE_EMAIL="1") as port:
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+
+    def test_it_refuses_an_unmigrated_database_naming_the_command(self, tmp_path: Path) -> None:
+        result = run(tmp_path, "serve", **PRODUCTION)
+        assert result.returncode == 2
+        assert "migrations are not applied" in result.stderr
+        assert "Run `mesoclinic migrate` first." in result.stderr
+
+    def test_it_names_every_problem_at_once(self, tmp_path: Path) -> None:
+        result = run(tmp_path, "serve", DEBUG="1")
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if line.startswith("- ")]
+        assert len(lines) == 4, result.stderr
+
+
+class ServeTests:
+    def test_it_serves_with_the_production_settings(self, started: tuple[Path, int]) -> None:
+        site, port = started
+        assert get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
+        # No worker has run yet, so the server is alive but not ready.
+        status, body = get(f"http://127.0.0.1:{port}/readyz")
+        assert status == 503
+        checks = body["checks"]
+        assert isinstance(checks, dict)
+        assert checks["database"] == {"ok": True}
+        assert checks["migrations"] == {"ok": True}
+        assert checks["worker"]["ok"] is False
+        # One tick of the worker writes the heartbeat that makes it ready.
+        tick = run(site, "worker", "--once", **PRODUCTION)
+        assert tick.returncode == 0, tick.stderr
+        status, body = get(f"http://127.0.0.1:{port}/readyz")
+        assert (status, body["status"]) == (200, "ok")
+
+    def test_it_redirects_plain_http_to_https_behind_the_proxy(
+        self, started: tuple[Path, int]
+    ) -> None:
+        _, port = started
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/accounts/login/", headers={"Host": "clinic.example.com"}
+        )
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: object, **kwargs: object) -> None:
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as plain:
+            opener.open(request, timeout=10)
+        assert plain.value.code == 301
+        assert plain.value.headers["Location"] == "https://clinic.example.com/accounts/login/"
+        # The proxy says the client used HTTPS: the page is served, with HSTS.
+        request.add_header("X-Forwarded-Proto", "https")
+        with opener.open(request, timeout=10) as response:
+            assert response.status == 200
+            assert response.headers["Strict-Transport-Security"] == (
+                "max-age=31536000; includeSubDomains; preload"
+            )
+            cookie = response.headers["Set-Cookie"]
+            assert "csrftoken=" in cookie and "Secure" in cookie
+
+
+class DemoTests:
+    def test_the_demo_serves_with_the_development_key_and_console_email(self, site: Path) -> None:
+        with serving(site, "demo") as port:
+            assert get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
