@@ -16,10 +16,12 @@ from django.test import Client
 
 from mesoclinic.api.models import IdempotencyRecord
 from mesoclinic.courses.models import Course
+from mesoclinic.outcomes.models import Photo
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling.models import Appointment
 from tests.conftest import Api, World, api_for, problem_of
 from tests.scheduling_fixtures import ROOT, process_env
+from tests.test_photos import cellulite_course, image_file, noisy_jpeg
 
 PATIENT = {"first_name": "Ana", "last_name": "Lopez", "date_of_birth": "1990-05-17"}
 
@@ -147,6 +149,36 @@ class IdempotencyTests:
         assert again.status_code == 201 and again.content == first.content
         assert Appointment.objects.filter(course=course).count() == visits
 
+    def test_a_retried_photo_upload_stores_one_photo(
+        self, world: World, patient: Patient, settings: Any, tmp_path: Any
+    ):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "clinical_photos": {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": tmp_path / "photos", "base_url": None},
+            },
+        }
+        course = cellulite_course(world, patient)
+        api = api_for(world.practitioner)
+        consent = {"purpose": "clinical", "granted": True}
+        assert api.post(f"/patients/{patient.pk}/photo-consents", consent).status_code == 201
+        # Larger than the in-memory body limit, as a real photo is.
+        big = noisy_jpeg(2400, 1800)
+        headers = {"Authorization": f"Bearer {api.token}", "Idempotency-Key": "photo-1"}
+
+        def upload(data: bytes) -> Any:
+            fields = {"image": image_file(data), "area": "thighs", "view": "front"}
+            return api.client.post(f"/api/v1/courses/{course.pk}/photos", fields, headers=headers)
+
+        first = upload(big)
+        assert first.status_code == 201, first.content
+        again = upload(big)
+        assert again.content == first.content and again["Idempotent-Replayed"] == "true"
+        assert Photo.objects.filter(course=course).count() == 1
+        other = problem_of(upload(noisy_jpeg(800, 600)), 422)
+        assert other["errors"][0]["field"] == "Idempotency-Key"
+
 
 # Parallel copies of one request. They run in threads of separate processes against a database
 # those processes can open (see tests/scheduling_fixtures.py, shared_db), through Django's whole
@@ -171,6 +203,17 @@ PARALLEL_SCRIPT = textwrap.dedent(
         print(json.dumps(ApiToken.issue(user, membership)[1]))
     elif mode == "count":
         print(json.dumps([Patient.objects.count(), IdempotencyRecord.objects.count()]))
+    elif mode == "hold":
+        # A first request that has claimed the key and is still running.
+        from django.db import transaction
+        with transaction.atomic():
+            IdempotencyRecord.objects.create(
+                user=User.objects.get(username="desk"), key=args["key"], fingerprint="f" * 64,
+                method="POST", path="/api/v1/patients",
+            )
+            print("held", flush=True)
+            sys.stdin.readline()
+            transaction.set_rollback(True)
     else:
         connection.close()
         barrier = threading.Barrier(args["threads"])
@@ -186,7 +229,7 @@ PARALLEL_SCRIPT = textwrap.dedent(
                     headers={"Authorization": "Bearer " + args["token"],
                              "Idempotency-Key": args["key"]},
                 )
-                answers.append([r.status_code, r.content.decode()])
+                answers.append([r.status_code, r.content.decode(), r.get("Retry-After")])
             finally:
                 connection.close()
 
@@ -215,14 +258,16 @@ def _run(database_url: str, mode: str, args: dict[str, Any]) -> Any:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _send_in_parallel(database_url: str, processes: int, threads: int) -> list[list[Any]]:
-    token = _run(database_url, "seed", {})
+def _send_in_parallel(
+    database_url: str, processes: int, threads: int, token: str | None = None, **env: str
+) -> list[list[Any]]:
+    token = token or _run(database_url, "seed", {})
     args = {"token": token, "key": "the-same-key", "body": PATIENT, "threads": threads}
     children = [
         subprocess.Popen(
             [sys.executable, "-c", PARALLEL_SCRIPT, "send", json.dumps(args)],
             # Django's test client calls itself "testserver".
-            env=process_env(database_url, ALLOWED_HOSTS="testserver"),
+            env=process_env(database_url, ALLOWED_HOSTS="testserver", **env),
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -260,8 +305,38 @@ class ParallelIdempotencyTests:
         answers = _send_in_parallel(shared_db, processes, threads)
         assert len(answers) == processes * threads
         assert _run(shared_db, "count", {}) == [1, 1], answers
-        created = [body for status, body in answers if status == 201]
+        created = [body for status, body, _ in answers if status == 201]
         # Every copy that did not wait too long got the one patient's answer; one that did
         # got 409 "still being processed", and none got anything else.
         assert created and all(body == created[0] for body in created), answers
-        assert all(status in (201, 409) for status, _ in answers), answers
+        assert all(status in (201, 409) for status, _, _ in answers), answers
+
+    def test_a_copy_that_waits_too_long_is_told_the_first_is_still_running(self, shared_db: str):
+        token = _run(shared_db, "seed", {})
+        holder = subprocess.Popen(
+            [sys.executable, "-c", PARALLEL_SCRIPT, "hold", json.dumps({"key": "the-same-key"})],
+            env=process_env(shared_db),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdin is not None
+            assert holder.stdout.readline().strip() == "held", holder.stderr
+            [(status, body, retry_after)] = _send_in_parallel(
+                shared_db, 1, 1, token=token, IDEMPOTENCY_WAIT_SECONDS="1"
+            )
+            holder.stdin.write("done\n")
+            holder.stdin.flush()
+            assert holder.wait(timeout=60) == 0
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+        assert status == 409 and retry_after == "1"
+        assert "still being processed" in json.loads(body)["detail"]
+        # The first request gave up its claim, so the retry runs.
+        [(status, _, _)] = _send_in_parallel(shared_db, 1, 1, token=token)
+        assert status == 201
+        assert _run(shared_db, "count", {}) == [1, 1]

@@ -105,16 +105,25 @@ class IdempotencyMiddleware:
         ).first()
         if found is not None:
             return _answer_again(found, fingerprint)
+        claim = _Claim()
         try:
-            with transaction.atomic():
-                return self._run_once(request, user_id, key, fingerprint, cutoff)
+            with _sqlite_wait(settings.IDEMPOTENCY_WAIT_SECONDS), transaction.atomic():
+                return self._run_once(request, user_id, key, fingerprint, cutoff, claim)
         except OperationalError:
+            if claim.made:
+                raise
             # SQLite's write lock or PostgreSQL's lock on the key was not released in time:
             # the first request is still running.
             return _in_progress()
 
     def _run_once(
-        self, request: HttpRequest, user_id: int, key: str, fingerprint: str, cutoff: datetime
+        self,
+        request: HttpRequest,
+        user_id: int,
+        key: str,
+        fingerprint: str,
+        cutoff: datetime,
+        claim: _Claim,
     ) -> HttpResponse:
         IdempotencyRecord.objects.filter(user_id=user_id, created_at__lt=cutoff).delete()
         try:
@@ -131,6 +140,7 @@ class IdempotencyMiddleware:
             return _answer_again(
                 IdempotencyRecord.objects.get(user_id=user_id, key=key), fingerprint
             )
+        claim.made = True
         response = self.get_response(request)
         if response.status_code >= 500:
             # Undo whatever the failed request did, and the claim, so a retry runs it afresh.
@@ -146,6 +156,13 @@ class IdempotencyMiddleware:
         record.body = bytes(response.content)
         record.save(update_fields=["status", "headers", "body"])
         return response
+
+
+class _Claim:
+    """Whether this request holds its key, so that a database error after that point is not
+    mistaken for waiting on another request."""
+
+    made = False
 
 
 def _answer_again(record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
@@ -209,6 +226,25 @@ def _fingerprint(request: HttpRequest) -> str | None:
     except (RequestDataTooBig, MultiPartParserError):
         return None
     return digest.hexdigest()
+
+
+@contextmanager
+def _sqlite_wait(seconds: float) -> Iterator[None]:
+    """Bounds SQLite's wait for the write lock at BEGIN IMMEDIATE, which a parallel request
+    with the same key holds until it commits. The connection's own busy timeout is put back
+    afterwards."""
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        previous = int(cursor.fetchone()[0])
+        cursor.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA busy_timeout = {previous}")
 
 
 @contextmanager
