@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from django.test import Client
 
+from mesoclinic.api import idempotency
 from mesoclinic.api.models import IdempotencyRecord
 from mesoclinic.courses.models import Course
 from mesoclinic.outcomes.models import Photo
@@ -106,6 +107,15 @@ class IdempotencyTests:
             assert fresh.status_code == 201 and not fresh.has_header("Idempotent-Replayed")
         assert Patient.objects.filter(last_name="Lopez").count() == 2
         assert IdempotencyRecord.objects.count() == 1
+
+    def test_purging_deletes_only_expired_keys(self, world: World):
+        with time_machine.travel(dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC), tick=False) as clock:
+            post(api_for(world.front_desk), "/patients", PATIENT, key="old")
+            clock.shift(dt.timedelta(hours=20))
+            post(api_for(world.manager), "/patients", PATIENT, key="new")
+            clock.shift(dt.timedelta(hours=5))
+            assert idempotency.purge_expired() == 1
+        assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
 
     def test_a_refusal_is_answered_again_too(self, world: World):
         api = api_for(world.front_desk)
