@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 AXE_VERSION := 4.14.1
 AXE_STAMP := .cache/axe/.axe-core-$(AXE_VERSION)
 
-.PHONY: demo test lint bench serve clean browser-test
+.PHONY: demo test test-only lint bench serve clean browser-test
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: set PYTHON=python3" >&2; exit 1; }
@@ -25,8 +25,21 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check mesoclinic tests benchmarks
 	$(BIN)/mypy mesoclinic
 
+# The suite runs in parallel, one pytest-xdist worker per CPU, each with its own test database
+# (pytest-django suffixes its name with _gw0, _gw1, ...). --dist loadscope keeps a class's or a
+# module's tests on one worker, so a fixture scoped to them (test_demo's loaded demo clinic) is
+# built once. PYTEST_WORKERS=0 runs it in one process; PYTEST_ARGS adds options (CI adds
+# -p no:cacheprovider).
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS ?=
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
 test: lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+# The suite without the lint, for a second run on another database (.ci/run).
+test-only: $(STAMP)
+	$(PYTEST)
 
 # Playwright drives Debian's Chromium, because `playwright install` cannot download browsers here.
 browser-test: $(STAMP) $(AXE_STAMP)

@@ -23,6 +23,7 @@ BENCHMARKS = (
     "photos",
     "request_limits",
     "serving",
+    "trust",
 )
 
 
@@ -48,6 +49,7 @@ def main() -> int:
         serving,
         session_gate,
         surveillance,
+        trust,
     )
 
     if sys.argv[1:] == ["storm"]:  # booking_storm re-running itself on PostgreSQL
@@ -69,6 +71,7 @@ def main() -> int:
         "photos": photos.run,
         "request_limits": request_limits.run,
         "serving": serving.run,
+        "trust": trust.run,
     }
     for name in chosen:
         runs[name]()

@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mesoclinic.api.middleware.ApiProblemMiddleware",
+    "mesoclinic.api.idempotency.IdempotencyMiddleware",
     "mesoclinic.web.middleware.ClinicTimezoneMiddleware",
 ]
 
@@ -306,6 +307,10 @@ API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 
 API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", "12"))
+# How long the API remembers an Idempotency-Key's first answer, in hours, and how long a request
+# waits for a parallel one with the same key before answering 409 (docs/api.md).
+IDEMPOTENCY_KEY_TTL_HOURS = float(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
+IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("IDEMPOTENCY_WAIT_SECONDS", "10"))
 
 # Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the
 # product's choice, with its default in mesoclinic/safety/surveil.py DEFAULTS.
