@@ -100,7 +100,8 @@ def record_failure(keys: list[Key], *, username: str, ip: str, path: str) -> dt.
             row = rows[k.key]
             if row.locked_until is not None and row.locked_until > now:
                 # Attempts during a lock are refused before they get here; one that raced
-                # past the check does not extend the lock.
+                # past the check is refused too, and does not extend the lock.
+                locked = max(locked or row.locked_until, row.locked_until)
                 continue
             if now - row.window_started_at >= _window() or row.locked_until is not None:
                 row.failures, row.window_started_at, row.locked_until = 0, now, None
