@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.errors import AuthenticationError
 
 from mesoclinic.accounts import throttle
@@ -98,13 +98,13 @@ def _current(request: HttpRequest) -> ApiToken:
 
 
 @router.post("/logout", response={204: None})
-def logout(request: HttpRequest) -> tuple[int, None]:
+def logout(request: HttpRequest) -> Status:
     """Revoke the token this request is sent with. It answers 401 from then on."""
     token = _current(request)
     do_revoke_tokens(
         ApiToken.objects.filter(pk=token.pk), reason="logged out", by=caller(request).user
     )
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/tokens", response=list[TokenInfo])
@@ -133,10 +133,10 @@ def list_tokens(request: HttpRequest) -> list[dict[str, Any]]:
 
 
 @router.delete("/tokens/{token_id}", response={204: None, 404: Problem})
-def revoke_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
+def revoke_token(request: HttpRequest, token_id: int) -> Status:
     """Revoke one of the caller's own tokens. Another user's token is not found."""
     mine = ApiToken.objects.active().filter(pk=token_id, user=caller(request).user)
     if not mine.exists():
         raise Http404("You have no live token with that id.")
     do_revoke_tokens(mine, reason="revoked by its holder", by=caller(request).user)
-    return 204, None
+    return Status(204, None)
