@@ -207,3 +207,31 @@ class FeedHashMigrationTests:
         feed = CalendarFeed.objects.get()
         assert feed.token_hash == hashlib.sha256(b"old-raw-token").hexdigest()
         assert feeds.find("old-raw-token") is not None
+
+
+class SessionsAndTokensPageTests:
+    def test_it_lists_the_users_own_tokens_and_feed_and_ends_them(
+        self, world: World, other: World
+    ) -> None:
+        api = api_for(world.practitioner)
+        theirs = api_for(world.manager)
+        _, raw = feeds.do_create_feed(user=world.practitioner, for_user=world.practitioner)
+        client = signed_in(world.practitioner)
+        page = client.get("/account/tokens/")
+        assert page.status_code == 200 and page["Cache-Control"] == "no-store"
+        text = page.content.decode()
+        mine = ApiToken.objects.get(user=world.practitioner)
+        manager_token = ApiToken.objects.get(user=world.manager)
+        assert f"/account/tokens/{mine.pk}/revoke/" in text
+        assert f"/account/tokens/{manager_token.pk}/revoke/" not in text
+        assert api.token not in text and raw not in text
+        assert "signs out after 30 minutes" in text
+
+        assert client.post(f"/account/tokens/{manager_token.pk}/revoke/").status_code == 404
+        assert theirs.get("/patients").status_code == 200
+        assert client.post(f"/account/tokens/{mine.pk}/revoke/").status_code == 302
+        assert api.get("/patients").status_code == 401
+
+        feed = CalendarFeed.objects.get()
+        assert client.post(f"/account/feeds/{feed.pk}/revoke/").status_code == 302
+        assert ics(raw) == 404
