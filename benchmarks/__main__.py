@@ -20,6 +20,7 @@ BENCHMARKS = (
     "optimiser",
     "surveillance",
     "analytics",
+    "signin",
 )
 
 
@@ -33,7 +34,15 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
-    from benchmarks import analytics, booking, optimiser, pages, session_gate, surveillance
+    from benchmarks import (
+        analytics,
+        booking,
+        optimiser,
+        pages,
+        session_gate,
+        signin,
+        surveillance,
+    )
 
     if sys.argv[1:] == ["storm"]:  # booking_storm re-running itself on PostgreSQL
         booking.storm_from_env()
@@ -51,6 +60,7 @@ def main() -> int:
         "optimiser": optimiser.run,
         "surveillance": surveillance.run,
         "analytics": analytics.run,
+        "signin": signin.run,
     }
     for name in chosen:
         runs[name]()

@@ -163,7 +163,7 @@ class AuditViewerTests:
         assert r.status_code == 200
         assert r["Cache-Control"] == "no-store"
         assert r["Content-Type"].startswith("text/csv")
-        lines = list(csv.reader(io.StringIO(r.content.decode())))
+        lines = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode())))
         assert lines[0][:3] == ["When", "User", "Action"]
         body = lines[1:]
         assert [(line[1], line[2], line[6]) for line in body] == [

@@ -165,7 +165,9 @@ class PasswordResetThrottleTests:
         assert "Too many attempts. Try again at" in answers[-1].content.decode()
         assert int(answers[-1]["Retry-After"]) > 0
         assert len(mail.outbox) == 5
-        assert AuditEvent.objects.filter(action="lockout").count() == 1
+        lockout = AuditEvent.objects.get(action="lockout")
+        assert lockout.clinic == world.clinic and lockout.detail["key"] == "reset"
+        assert lockout.object_id == str(world.manager.pk)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -124,7 +124,7 @@ def _audit_lockout(key: Key, row: LoginThrottle, *, username: str, ip: str, path
     """One audit row per clinic the account belongs to, so each clinic's manager sees the
     lockout in their audit viewer; a lock on an address, or on a name that is no account,
     is recorded without a clinic."""
-    user = User.objects.filter(username__iexact=username).first() if username else None
+    user = _account(username)
     clinics: list[Clinic | None] = []
     if user is not None and key.key.startswith(("account:", "reset:")):
         clinics = [m.clinic for m in user.memberships.select_related("clinic")]
@@ -147,10 +147,23 @@ def _audit_lockout(key: Key, row: LoginThrottle, *, username: str, ip: str, path
         )
 
 
+def _account(name: str) -> User | None:
+    """The account a sign-in name (or a reset's email) names, if exactly one."""
+    if not name:
+        return None
+    field = (
+        "email__iexact"
+        if "@" in name and not User.objects.filter(username__iexact=name).exists()
+        else "username__iexact"
+    )
+    found = list(User.objects.filter(**{field: name})[:2])
+    return found[0] if len(found) == 1 else None
+
+
 def zone_for(username: str) -> Any:
     """The time zone to say a lock's end in: the account's clinic's, else the only clinic's,
     else UTC."""
-    user = User.objects.filter(username__iexact=username).first() if username else None
+    user = _account(username)
     membership = user.memberships.select_related("clinic").first() if user else None
     if membership is not None:
         return membership.clinic.tz

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
+from collections.abc import Iterator
 from typing import Any
 
 from django import forms
@@ -16,7 +18,7 @@ from django.apps import apps
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -161,51 +163,69 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     return response
 
 
+class _Echo:
+    """A file for csv.writer that hands each line back instead of keeping it."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
 @login_required
 @require_GET
-def audit_csv(request: HttpRequest) -> HttpResponse:
+def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered rows as CSV, streamed a thousand at a time, so a year of a busy clinic's
+    trail does not have to fit in memory. The export is audited before the first byte goes."""
     found = require(request, MANAGER)
     clinic = found.clinic
     form = AuditFilterForm(request.GET or None, clinic=clinic)
     chosen = form.audit_filter()
-    rows = list(events(clinic, chosen))
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    stamp = clinic.local(dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
-    # The trail names patients: no browser or proxy may keep a copy.
-    response["Cache-Control"] = "no-store"
-    writer = csv.writer(response)
-    writer.writerow(CSV_HEADER)
-    for chunk_start in range(0, len(rows), 1000):
-        chunk = rows[chunk_start : chunk_start + 1000]
-        for row in _rows(chunk, clinic):
-            e = row["event"]
-            writer.writerow(
-                [
-                    row["at"].isoformat(timespec="seconds"),
-                    safe_cell(e.user.username if e.user else ""),
-                    e.action,
-                    e.object_type,
-                    safe_cell(e.object_id),
-                    e.patient_id or "",
-                    safe_cell(row["patient"] or ""),
-                    e.via,
-                    safe_cell(_detail(e.detail)),
-                ]
-            )
+    selected = events(clinic, chosen)
     audit(
         clinic=clinic,
         user=request.user,
         action=AuditEvent.Action.EXPORT,
         object_type="accounts.AuditEvent",
         via="web",
-        rows=len(rows),
+        rows=selected.count(),
         filters=chosen.as_detail(),
     )
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(CSV_HEADER)
+        chunk: list[AuditEvent] = []
+        for event in selected.iterator(chunk_size=1000):
+            chunk.append(event)
+            if len(chunk) == 1000:
+                yield from _csv_lines(writer, chunk, clinic)
+                chunk = []
+        yield from _csv_lines(writer, chunk, clinic)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    stamp = clinic.local(dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
+    # The trail names patients: no browser or proxy may keep a copy.
+    response["Cache-Control"] = "no-store"
     return response
 
 
-def _detail(detail: Any) -> str:
-    import json
+def _csv_lines(writer: Any, chunk: list[AuditEvent], clinic: Clinic) -> Iterator[str]:
+    for row in _rows(chunk, clinic):
+        e = row["event"]
+        yield writer.writerow(
+            [
+                row["at"].isoformat(timespec="seconds"),
+                safe_cell(e.user.username if e.user else ""),
+                e.action,
+                e.object_type,
+                safe_cell(e.object_id),
+                e.patient_id or "",
+                safe_cell(row["patient"] or ""),
+                e.via,
+                safe_cell(_detail(e.detail)),
+            ]
+        )
 
+
+def _detail(detail: Any) -> str:
     return json.dumps(detail, sort_keys=True, default=str) if detail else ""
