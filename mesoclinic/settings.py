@@ -206,11 +206,16 @@ LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "20"))
 LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("LOGIN_FAILURE_WINDOW_MINUTES", "15"))
 LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
-# A signed-in browser is signed out after this many minutes without a request: the cookie's
-# age is the timeout, and every request saves the session, which moves its expiry on.
+# A signed-in browser is signed out after this many minutes without a request: the session's
+# age is the timeout, and accounts.middleware.SessionIdleMiddleware saves a signed-in session
+# at most once a minute, which moves its expiry on (rather than SESSION_SAVE_EVERY_REQUEST,
+# which would make every page view a database write).
 SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES", "30"))
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "mesoclinic.accounts.middleware.SessionIdleMiddleware",
+)
 
 # Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the
 # product's choice, with its default in mesoclinic/safety/surveil.py DEFAULTS.
