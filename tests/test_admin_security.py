@@ -3,6 +3,7 @@ every read of patient data made in it lands in the product's audit trail."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -193,3 +194,56 @@ class AdminAuditTests:
         assert [r.patient_id for r in rows] == [patient.pk]
         assert rows[0].object_type == "courses.AllergyTest"
         assert course.patient_id == patient.pk
+
+
+class AdminInlineAuditTests:
+    def test_an_allergy_added_in_the_patients_admin_is_audited(
+        self, world: World, patient: Patient
+    ) -> None:
+        from mesoclinic.formulary.models import Ingredient
+        from mesoclinic.patients.models import Allergy
+
+        client = admin_client(world.manager)
+        url = f"/admin/patients/patient/{patient.pk}/change/"
+        page = client.get(url)
+        form = page.context["adminform"].form
+        data: dict[str, Any] = {}
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            if isinstance(value, dt.datetime):
+                # The admin shows and reads times in the clinic's time zone, split in two.
+                local = value.astimezone(world.clinic.tz)
+                data[f"{name}_0"] = local.strftime("%Y-%m-%d")
+                data[f"{name}_1"] = local.strftime("%H:%M:%S")
+                continue
+            data[name] = "on" if value is True else value
+        for inline in page.context["inline_admin_formsets"]:
+            formset = inline.formset
+            for key, value in formset.management_form.initial.items():
+                data[f"{formset.prefix}-{key}"] = value
+            data[f"{formset.prefix}-TOTAL_FORMS"] = 1
+            data[f"{formset.prefix}-0-ingredient"] = Ingredient.objects.get(
+                key="lidocaine", clinic=None
+            ).pk
+            data[f"{formset.prefix}-0-reaction"] = "hives"
+            data[f"{formset.prefix}-0-recorded_at_0"] = "2026-11-01"
+            data[f"{formset.prefix}-0-recorded_at_1"] = "10:00:00"
+            data[f"{formset.prefix}-0-patient"] = patient.pk
+        r = client.post(url, data)
+        if r.status_code != 302:
+            errors = (
+                [r.context["adminform"].form.errors]
+                + [i.formset.errors for i in r.context["inline_admin_formsets"]]
+                + [i.formset.non_form_errors() for i in r.context["inline_admin_formsets"]]
+            )
+            raise AssertionError(errors)
+        allergy = Allergy.objects.get(patient=patient)
+        row = AuditEvent.objects.get(action="create", object_type="patients.Allergy")
+        assert (row.object_id, row.patient_id, row.clinic, row.via) == (
+            str(allergy.pk),
+            patient.pk,
+            world.clinic,
+            "admin",
+        )

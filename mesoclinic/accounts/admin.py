@@ -18,6 +18,7 @@ from mesoclinic.accounts.models import (
     Membership,
     PractitionerLicence,
     User,
+    acting,
     audit,
     audit_many,
 )
@@ -182,6 +183,39 @@ class ClinicScopedAdmin(admin.ModelAdmin):
             AuditEvent.Action.UPDATE if change else AuditEvent.Action.CREATE,
             fields=sorted(form.changed_data),
         )
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """An inline's rows (a patient's allergies, a session's injections) are changes too:
+        one audit row for each row added, changed or deleted, under the parent's clinic and
+        patient."""
+        parent = form.instance
+        # A deleted row loses its primary key, so what it was is read before the save.
+        going = [
+            (f.instance._meta.label, str(f.instance.pk), str(f.instance)[:200])
+            for f in getattr(formset, "deleted_forms", [])
+            if f.instance.pk is not None
+        ]
+        super().save_formset(request, form, formset, change)
+        clinic, patient_id = self._clinic_of(parent), self._patient_id(parent)
+
+        def write(action: str, label: str, pk: str, **detail: Any) -> None:
+            AuditEvent.objects.create(
+                clinic=clinic,
+                user=acting(request.user),
+                action=action,
+                object_type=label,
+                object_id=pk,
+                patient_id=patient_id,
+                via="admin",
+                detail=detail,
+            )
+
+        for obj in formset.new_objects:
+            write(AuditEvent.Action.CREATE, obj._meta.label, str(obj.pk))
+        for obj, fields in formset.changed_objects:
+            write(AuditEvent.Action.UPDATE, obj._meta.label, str(obj.pk), fields=sorted(fields))
+        for label, pk, text in going:
+            write(AuditEvent.Action.DELETE, label, pk, label_text=text)
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         # The row is written before the delete, while the object and its clinic still exist.

@@ -10,8 +10,11 @@ and the timeout without a request."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
@@ -34,3 +37,11 @@ class SessionIdleMiddleware:
             if not isinstance(seen, int) or now - seen >= REFRESH_SECONDS:
                 session[SEEN_KEY] = now
         return response
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.stamp_session_on_login")
+def _stamp_on_login(sender: Any, request: HttpRequest | None, **kwargs: Any) -> None:
+    """Signing in saves the session anyway; stamping it then spares the next page a write."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[SEEN_KEY] = int(timezone.now().timestamp())
