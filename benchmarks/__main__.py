@@ -24,6 +24,7 @@ BENCHMARKS = (
     "request_limits",
     "serving",
     "trust",
+    "signin",
 )
 
 
@@ -48,6 +49,7 @@ def main() -> int:
         request_limits,
         serving,
         session_gate,
+        signin,
         surveillance,
         trust,
     )
@@ -72,6 +74,7 @@ def main() -> int:
         "request_limits": request_limits.run,
         "serving": serving.run,
         "trust": trust.run,
+        "signin": signin.run,
     }
     for name in chosen:
         runs[name]()

@@ -111,6 +111,8 @@ MIDDLEWARE = [
     # After whitenoise, so static files keep their long cache lifetimes.
     "mesoclinic.ops.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Moves a signed-in session's expiry on (SESSION_IDLE_TIMEOUT_MINUTES, below).
+    "mesoclinic.accounts.middleware.SessionIdleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -311,6 +313,22 @@ API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", "12"))
 # waits for a parallel one with the same key before answering 409 (docs/api.md).
 IDEMPOTENCY_KEY_TTL_HOURS = float(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "24"))
 IDEMPOTENCY_WAIT_SECONDS = float(os.environ.get("IDEMPOTENCY_WAIT_SECONDS", "10"))
+
+# Accounts: limits on guessing passwords and the session's idle timeout (README, Configuration).
+# A failure counts against the account (its username) and against the client's address; when
+# either reaches its limit within the window, every attempt on it is refused until the lockout
+# ends, even with the right password. The same limits apply to the web login, the admin's,
+# the API token and the password reset.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "20"))
+LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("LOGIN_FAILURE_WINDOW_MINUTES", "15"))
+LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
+# A signed-in browser is signed out after this many minutes without a request: the session's
+# age is the timeout, and accounts.middleware.SessionIdleMiddleware saves a signed-in session
+# at most once a minute, which moves its expiry on (rather than SESSION_SAVE_EVERY_REQUEST,
+# which would make every page view a database write).
+SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES", "30"))
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_MINUTES * 60
 
 # Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the
 # product's choice, with its default in mesoclinic/safety/surveil.py DEFAULTS.

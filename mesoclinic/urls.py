@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from mesoclinic.accounts import views as accounts
 from mesoclinic.api.views import api
 
 admin.site.site_header = "mesoclinic"
@@ -9,6 +10,11 @@ admin.site.site_title = "mesoclinic"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/today/", permanent=False)),
+    # Every way to sign in is throttled (accounts/throttle.py): these come before the
+    # routes they replace.
+    path("accounts/login/", accounts.login, name="login"),
+    path("accounts/password_reset/", accounts.password_reset, name="password_reset"),
+    path("admin/login/", accounts.admin_login),
     path("accounts/", include("django.contrib.auth.urls")),
     path("r/", include("mesoclinic.reminders.urls")),
     path("w/", include("mesoclinic.safety.urls")),

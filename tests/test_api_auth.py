@@ -25,6 +25,10 @@ from tests.conftest import Api, World, ago, api_for, problem_of
 # Every operation of the API, as the OpenAPI schema must list it.
 ENDPOINTS = {
     ("post", "/api/v1/auth/token"),
+    ("post", "/api/v1/auth/logout"),
+    ("get", "/api/v1/auth/tokens"),
+    ("delete", "/api/v1/auth/tokens/{token_id}"),
+    ("get", "/api/v1/audit"),
     ("get", "/api/v1/patients/{patient_id}/photo-consents"),
     ("post", "/api/v1/patients/{patient_id}/photo-consents"),
     ("get", "/api/v1/courses/{course_id}/photos"),

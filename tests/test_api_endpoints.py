@@ -428,6 +428,14 @@ class EndpointAccessTests:
             for method in operations
         }
         served.discard(("POST", "/auth/token"))  # covered by test_api_auth.py
+        # A caller's own tokens, and the manager's audit trail, are covered, roles and tenancy
+        # alike, by tests/test_tokens.py and tests/test_audit_viewer.py.
+        served -= {
+            ("POST", "/auth/logout"),
+            ("GET", "/auth/tokens"),
+            ("DELETE", "/auth/tokens/{token_id}"),
+            ("GET", "/audit"),
+        }
         # A multipart upload, an image (not JSON) and the manager's marketing list are covered,
         # roles and tenancy alike, by tests/test_photos.py::PhotoApiTests.
         served -= {

@@ -523,6 +523,9 @@ class CancelAndNoShowTests:
         assert visit.status == "booked"
 
         now.move_to(at(10, 20, MONDAY))
+        # Hours have passed since the first look: past the session's idle timeout, so the
+        # front desk signs in again.
+        client = signed_in(cal.front_desk)
         assert "Mark as a no-show" in page(client, url)
         done = client.post(f"{url}no-show/", follow=True)
 

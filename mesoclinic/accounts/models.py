@@ -11,7 +11,15 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.dispatch import Signal
 from django.utils.timezone import now
+
+# Sent when a user's credentials stop being a reason to trust what they hold: their password
+# changed or they were deactivated (`user`, `reason`). The apps that issue tokens and feed
+# addresses (api, scheduling) listen and revoke them, as they listen to Membership's
+# pre_delete for a membership that ends; accounts knows nothing of either, so the
+# dependencies keep pointing one way.
+credentials_changed = Signal()
 
 
 def validate_timezone(value: str) -> None:
@@ -26,6 +34,20 @@ class User(AbstractUser):
 
     def membership_in(self, clinic: Clinic) -> Membership | None:
         return self.memberships.filter(clinic=clinic).first()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # AbstractBaseUser keeps the new raw password in `_password` from set_password() until
+        # the save, so a save that carries one is a password change, whichever path made it
+        # (the admin, a password reset, the change form or a shell).
+        adding = self._state.adding
+        password_changed = getattr(self, "_password", None) is not None
+        super().save(*args, **kwargs)
+        if adding:
+            return
+        if password_changed:
+            credentials_changed.send(sender=type(self), user=self, reason="password changed")
+        if not self.is_active:
+            credentials_changed.send(sender=type(self), user=self, reason="deactivated")
 
     @property
     def display_name(self) -> str:
@@ -142,6 +164,9 @@ class AuditEvent(models.Model):
         OVERRIDE = "override", "Overrode a safety gate"
         REFUSE = "refuse", "Refused an unsafe action"
         EXPORT = "export", "Exported"
+        DELETE = "delete", "Deleted"
+        REVOKE = "revoke", "Revoked a token or calendar address"
+        LOCKOUT = "lockout", "Locked out after repeated failed sign-ins"
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="audit_events", null=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
@@ -150,7 +175,9 @@ class AuditEvent(models.Model):
     object_id = models.CharField(max_length=60, blank=True)
     patient_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     detail = models.JSONField(default=dict, blank=True)
-    via = models.CharField(max_length=20, default="api", help_text="api, admin, web, command")
+    via = models.CharField(
+        max_length=20, default="api", help_text="api, admin, web, command, login"
+    )
     at = models.DateTimeField(default=now, db_index=True)
 
     class Meta:
@@ -214,3 +241,20 @@ def audit_many(
         )
         for obj, patient_id, detail in entries
     )
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins counted for one key ("account:<username>", "address:<ip>",
+    "reset:<email>") in a fixed window, and the lock they set.
+
+    Rows live in the database so every server process and every worker counts the same
+    failures; accounts/throttle.py updates a row only under a row lock, so parallel guesses
+    are all counted."""
+
+    key = models.CharField(max_length=300, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(default=now)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"

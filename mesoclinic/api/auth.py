@@ -43,13 +43,18 @@ class Caller:
 
 class BearerAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Caller | None:
+        # A revoked token (logout, a password change, deactivation, an ended membership) is
+        # as unknown as one that never existed.
         found = (
-            ApiToken.objects.select_related("user", "membership__clinic")
-            .filter(key_hash=hash_token(token), expires_at__gt=timezone.now())
+            ApiToken.objects.active()
+            .select_related("user", "membership__clinic")
+            .filter(key_hash=hash_token(token))
             .first()
         )
         if found is None or not found.user.is_active:
             return None
+        # The token itself, for the endpoints that act on it (logout, the list of tokens).
+        request.api_token = found  # type: ignore[attr-defined]
         # Record use at most once a minute, to keep reads from writing on every request.
         now = timezone.now()
         if found.last_used_at is None or (now - found.last_used_at).total_seconds() > 60:

@@ -1,27 +1,47 @@
-"""API tokens. Only a hash of each token is stored."""
+"""API tokens. Only a hash of each token is stored.
+
+A token dies with its reason: when its user's password changes, when the user is deactivated,
+when the membership it acts in ends, when its holder logs out, and when it expires. A revoked
+token keeps its row, with when and why, so the revocation can be looked into later."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Membership
+from mesoclinic.accounts.models import (
+    AuditEvent,
+    Membership,
+    User,
+    audit,
+    credentials_changed,
+)
 
 
 def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
 class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens")
+    # SET_NULL rather than CASCADE: when a membership ends its tokens are revoked (below) and
+    # kept, so the record of them outlives the membership.
     membership = models.ForeignKey(
         Membership,
-        models.CASCADE,
+        models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
@@ -31,6 +51,10 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=60, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"Token for {self.user} until {self.expires_at:%Y-%m-%d %H:%M}"
@@ -45,6 +69,50 @@ class ApiToken(models.Model):
             expires_at=timezone.now() + timedelta(hours=settings.API_TOKEN_TTL_HOURS),
         )
         return token, raw
+
+
+def do_revoke_tokens(
+    tokens: models.QuerySet[ApiToken], *, reason: str, by: Any, via: str = "api"
+) -> int:
+    """Revoke every active token in `tokens`, and write one audit row for each, in the clinic
+    it acted in. Answers how many were revoked."""
+    with transaction.atomic():
+        found = list(
+            tokens.filter(revoked_at__isnull=True)
+            .select_related("membership")
+            .select_for_update(of=("self",))
+        )
+        if not found:
+            return 0
+        ApiToken.objects.filter(pk__in=[t.pk for t in found]).update(
+            revoked_at=timezone.now(), revoked_reason=reason
+        )
+        for token in found:
+            audit(
+                clinic=token.membership.clinic if token.membership else None,
+                user=by,
+                action=AuditEvent.Action.REVOKE,
+                obj=token,
+                via=via,
+                reason=reason,
+                holder=token.user_id,
+            )
+    return len(found)
+
+
+@receiver(credentials_changed, dispatch_uid="api.revoke_tokens_on_credentials")
+def _revoke_on_credentials(sender: Any, user: User, reason: str, **kwargs: Any) -> None:
+    do_revoke_tokens(ApiToken.objects.filter(user=user), reason=reason, by=None, via="account")
+
+
+@receiver(pre_delete, sender=Membership, dispatch_uid="api.revoke_tokens_on_membership")
+def _revoke_on_membership(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    do_revoke_tokens(
+        ApiToken.objects.filter(membership=instance),
+        reason="membership ended",
+        by=None,
+        via="account",
+    )
 
 
 class IdempotencyRecord(models.Model):

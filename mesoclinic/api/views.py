@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Status
-from ninja.errors import AuthenticationError
 
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
 from mesoclinic.api import problems
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, MANAGER, BearerAuth, Caller, caller
-from mesoclinic.api.models import ApiToken
 from mesoclinic.api.openapi import DocumentedAPI
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import (
@@ -49,6 +46,13 @@ api = DocumentedAPI(
     urls_namespace="api",
 )
 problems.install(api)
+
+# Signing in, out and the caller's own tokens (tokens.py), and the manager's audit trail.
+from mesoclinic.api import audit as audit_endpoints  # noqa: E402
+from mesoclinic.api import tokens  # noqa: E402
+
+api.add_router("/auth", tokens.router)
+api.add_router("/audit", audit_endpoints.router)
 
 
 # Fetch helpers: tenancy and role checks live here and nowhere else.
@@ -281,32 +285,7 @@ def _patient_out(patient: Patient) -> dict[str, Any]:
     }
 
 
-# Authentication.
-
-
-@api.post("/auth/token", auth=None, response={200: s.TokenOut}, tags=["auth"])
-def issue_token(request: HttpRequest, payload: s.TokenIn) -> dict[str, Any]:
-    """Exchange a username and password for a bearer token, acting in one clinic."""
-    user = authenticate(request, username=payload.username, password=payload.password)
-    if user is None:
-        raise AuthenticationError()
-    memberships = list(Membership.objects.filter(user=user).select_related("clinic"))
-    membership = None
-    if payload.clinic is not None:
-        membership = next((m for m in memberships if m.clinic_id == payload.clinic), None)
-        if membership is None:
-            raise PermissionDenied("You are not a member of that clinic.")
-    elif len(memberships) == 1:
-        membership = memberships[0]
-    elif len(memberships) > 1:
-        raise ValidationError({"clinic": "You belong to several clinics: say which one."})
-    token, raw = ApiToken.issue(user, membership)
-    return {
-        "token": raw,
-        "expires_at": token.expires_at,
-        "clinic": membership.clinic_id if membership else None,
-        "role": membership.role if membership else None,
-    }
+# Authentication: the token endpoints live in tokens.py.
 
 
 # Protocols.

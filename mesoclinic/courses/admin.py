@@ -9,7 +9,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db.models import Model
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
@@ -43,7 +42,7 @@ class ReadOnlyAdmin(ClinicScopedAdmin):
 
 @admin.register(Course)
 class CourseAdmin(ClinicScopedAdmin):
-    audit_reads = True
+    patient_path = "patient"
     list_display = (
         "patient",
         "protocol",
@@ -55,9 +54,6 @@ class CourseAdmin(ClinicScopedAdmin):
     list_filter = ("status", "protocol__key")
     search_fields = ("patient__last_name", "patient__first_name")
     readonly_fields = ("status", "stop_reason", "created_by", "created_at")
-
-    def _patient_id(self, obj: Model) -> int | None:
-        return obj.patient_id  # type: ignore[attr-defined]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A planned course keeps its protocol version and plan; stop it through the API.
@@ -158,14 +154,11 @@ class SessionForm(forms.ModelForm):
 @admin.register(Session)
 class SessionAdmin(ClinicScopedAdmin):
     clinic_path = "course__clinic"
-    audit_reads = True
+    patient_path = "course__patient"
     form = SessionForm
     inlines = [InjectionInline]
     list_display = ("course", "number", "kind", "performed_at", "practitioner")
     list_filter = ("kind",)
-
-    def _patient_id(self, obj: Model) -> int | None:
-        return obj.course.patient_id  # type: ignore[attr-defined]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return obj is None and super().has_change_permission(request, obj)
@@ -225,6 +218,7 @@ class ReadingInline(ClinicScopedInline):
 @admin.register(AllergyTest)
 class AllergyTestAdmin(ReadOnlyAdmin):
     clinic_path = "course__clinic"
+    patient_path = "course__patient"
     list_display = ("course", "given_at", "given_by")
     inlines = [TestInjectionInline, ReadingInline]
 
@@ -232,12 +226,14 @@ class AllergyTestAdmin(ReadOnlyAdmin):
 @admin.register(SideEffect)
 class SideEffectAdmin(ReadOnlyAdmin):
     clinic_path = "session__course__clinic"
+    patient_path = "session__course__patient"
     list_display = ("session", "kind", "grade", "status", "onset_at", "resolved_at")
     list_filter = ("status", "kind")
 
 
 @admin.register(FollowUp)
 class FollowUpAdmin(ClinicScopedAdmin):
+    patient_path = "session__course__patient"
     list_display = ("priority", "reason", "status", "opened_at")
     list_filter = ("status", "priority")
     readonly_fields = ("side_effect", "priority", "reason", "opened_at", "closed_at", "closed_by")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db.models import Model
 
 from mesoclinic.accounts.admin import ClinicScopedAdmin, ClinicScopedInline
 from mesoclinic.patients.models import (
@@ -21,19 +20,16 @@ class AllergyInline(ClinicScopedInline):
 
 @admin.register(Patient)
 class PatientAdmin(ClinicScopedAdmin):
-    audit_reads = True
+    patient_path = "pk"
     list_display = ("last_name", "first_name", "date_of_birth", "phone", "email")
     search_fields = ("last_name", "first_name", "email", "phone")
     inlines = [AllergyInline]
-
-    def _patient_id(self, obj: Model) -> int | None:
-        return obj.pk
 
 
 @admin.register(Screening)
 class ScreeningAdmin(ClinicScopedAdmin):
     clinic_path = "patient__clinic"
-    audit_reads = True
+    patient_path = "patient"
     list_display = ("patient", "result", "screened_at")
     readonly_fields = (
         "patient",
@@ -49,14 +45,11 @@ class ScreeningAdmin(ClinicScopedAdmin):
         # Screening is scored by patients.screening; the API and the web app record it.
         return False
 
-    def _patient_id(self, obj: Model) -> int | None:
-        return obj.patient_id  # type: ignore[attr-defined]
-
 
 @admin.register(Consent)
 class ConsentAdmin(ClinicScopedAdmin):
     clinic_path = "patient__clinic"
-    audit_reads = True
+    patient_path = "patient"
     list_display = ("patient", "signed_name", "signed_at", "method")
     readonly_fields = [
         f.name for f in Consent._meta.get_fields() if f.concrete and not f.many_to_many
@@ -67,9 +60,6 @@ class ConsentAdmin(ClinicScopedAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
-
-    def _patient_id(self, obj: Model) -> int | None:
-        return obj.patient_id  # type: ignore[attr-defined]
 
 
 @admin.register(ConsentTemplate)

@@ -15,6 +15,7 @@ from mesoclinic.reminders.models import ChangeRequest, Reminder
 
 @admin.register(Reminder)
 class ReminderAdmin(ClinicScopedAdmin):
+    patient_path = "appointment__patient"
     list_display = ("appointment", "kind", "due_at", "status", "skip_reason", "attempts", "sent_at")
     list_filter = ("status", "kind", "skip_reason")
     ordering = ("-due_at",)
@@ -28,6 +29,7 @@ class ReminderAdmin(ClinicScopedAdmin):
 
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(ClinicScopedAdmin):
+    patient_path = "appointment__patient"
     list_display = ("appointment", "planned_for", "created_at", "handled_at")
     list_filter = ("handled_at",)
     readonly_fields = (

@@ -27,6 +27,7 @@ class ReadOnly(ClinicScopedAdmin):
 
 @admin.register(AdverseEvent)
 class AdverseEventAdmin(ReadOnly):
+    patient_path = "patient"
     list_display = ("patient", "kind", "ctcae_grade", "onset_at", "outcome", "reported_by")
     list_filter = ("kind", "ctcae_grade", "outcome")
     ordering = ("-onset_at",)
@@ -34,6 +35,7 @@ class AdverseEventAdmin(ReadOnly):
 
 @admin.register(WatchPrompt)
 class WatchPromptAdmin(ReadOnly):
+    patient_path = "session__course__patient"
     list_display = ("session", "week", "due_at", "status", "skip_reason", "attempts", "answered_at")
     list_filter = ("status", "week", "skip_reason")
     ordering = ("-due_at",)

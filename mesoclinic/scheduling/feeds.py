@@ -9,14 +9,24 @@ the visit moves, so an app updates the event in place.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
-from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
+from mesoclinic.accounts.models import (
+    AuditEvent,
+    Clinic,
+    Membership,
+    User,
+    audit,
+    credentials_changed,
+)
 from mesoclinic.lib import ical
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling.models import Appointment, CalendarFeed
@@ -28,10 +38,17 @@ PRODID = "-//mesoclinic//calendar feed//EN"
 FETCH_RECORD_EVERY = dt.timedelta(minutes=5)
 
 
+def hash_feed_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
 def do_create_feed(
     *, user: Any, for_user: User | None = None, patient: Patient | None = None, via: str = "web"
-) -> CalendarFeed:
-    """A new private address for one person's visits; any earlier one stops working."""
+) -> tuple[CalendarFeed, str]:
+    """A new private address for one person's visits; any earlier one stops working.
+
+    Answers the feed and its raw token: only the token's hash is stored, so this is the one
+    moment the address can be shown."""
     if (for_user is None) == (patient is None):
         raise ValueError("A feed is for one practitioner or one patient.")
     clinic = patient.clinic if patient is not None else None
@@ -46,11 +63,12 @@ def do_create_feed(
         ).select_for_update()
         replaced = [f.pk for f in earlier]
         CalendarFeed.objects.filter(pk__in=replaced).update(revoked_at=timezone.now())
+        raw = secrets.token_urlsafe(32)
         feed = CalendarFeed.objects.create(
             clinic=clinic,
             user=for_user,
             patient=patient,
-            token=secrets.token_urlsafe(32),
+            token_hash=hash_feed_token(raw),
             created_by=user,
         )
         audit(
@@ -62,10 +80,10 @@ def do_create_feed(
             via=via,
             replaced=replaced,
         )
-    return feed
+    return feed, raw
 
 
-def do_revoke_feed(feed: CalendarFeed, *, user: Any, via: str = "web") -> None:
+def do_revoke_feed(feed: CalendarFeed, *, user: Any, via: str = "web", reason: str = "") -> None:
     with transaction.atomic():
         updated = CalendarFeed.objects.filter(pk=feed.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now()
@@ -74,19 +92,53 @@ def do_revoke_feed(feed: CalendarFeed, *, user: Any, via: str = "web") -> None:
             audit(
                 clinic=feed.clinic,
                 user=user,
-                action=AuditEvent.Action.UPDATE,
+                action=AuditEvent.Action.REVOKE,
                 obj=feed,
                 patient_id=feed.patient_id,
                 via=via,
                 revoked=True,
+                **({"reason": reason} if reason else {}),
             )
+
+
+def live() -> QuerySet[CalendarFeed]:
+    """The feeds that still serve: not revoked, and a practitioner's only while their account
+    is active and they are still a member of the feed's clinic. The revocation on those events
+    (below) does the same in the database; this check holds even for a row it missed."""
+    member = Membership.objects.filter(user=OuterRef("user_id"), clinic=OuterRef("clinic_id"))
+    return CalendarFeed.objects.filter(revoked_at__isnull=True).filter(
+        Q(user__isnull=True) | Q(Exists(member), user__is_active=True)
+    )
 
 
 def find(token: str) -> CalendarFeed | None:
     return (
-        CalendarFeed.objects.select_related("clinic", "user", "patient")
-        .filter(token=token, revoked_at__isnull=True)
+        live()
+        .select_related("clinic", "user", "patient")
+        .filter(token_hash=hash_feed_token(token))
         .first()
+    )
+
+
+def _revoke_all(feeds: QuerySet[CalendarFeed], reason: str) -> None:
+    for feed in feeds.filter(revoked_at__isnull=True).select_related("clinic"):
+        do_revoke_feed(feed, user=None, via="account", reason=reason)
+
+
+@receiver(credentials_changed, dispatch_uid="scheduling.revoke_feeds_on_credentials")
+def _revoke_on_credentials(sender: Any, user: User, reason: str, **kwargs: Any) -> None:
+    # A password change does not end a practitioner's calendar address: it was never a
+    # password, and re-subscribing every calendar would punish a routine change. Deactivation
+    # does end it.
+    if reason == "deactivated":
+        _revoke_all(CalendarFeed.objects.filter(user=user), reason)
+
+
+@receiver(pre_delete, sender=Membership, dispatch_uid="scheduling.revoke_feeds_on_membership")
+def _revoke_on_membership(sender: Any, instance: Membership, **kwargs: Any) -> None:
+    _revoke_all(
+        CalendarFeed.objects.filter(user_id=instance.user_id, clinic_id=instance.clinic_id),
+        "membership ended",
     )
 
 

@@ -344,9 +344,11 @@ class CalendarFeed(models.Model):
     """A private iCalendar address for one practitioner's or one patient's visits.
 
     A calendar app subscribes without signing in, so the address itself is the secret: a
-    random token, shown once to whoever made it, and revoked by setting `revoked_at` (a new
-    feed gets a new token). A practitioner's feed names patients by initials only, because a
-    phone's calendar is not a place for health data."""
+    random token, shown once to whoever made it and stored only as its SHA-256 (like an API
+    token), so a copy of the database does not hand out working addresses. It is revoked by
+    setting `revoked_at` (a new feed gets a new token), and a practitioner's feed dies with
+    their membership or their account. A practitioner's feed names patients by initials only,
+    because a phone's calendar is not a place for health data."""
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="calendar_feeds")
     user = models.ForeignKey(
@@ -359,7 +361,7 @@ class CalendarFeed(models.Model):
     patient = models.ForeignKey(
         Patient, models.CASCADE, null=True, blank=True, related_name="calendar_feeds"
     )
-    token = models.CharField(max_length=64, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )

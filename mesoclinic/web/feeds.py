@@ -31,13 +31,31 @@ def ics(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
-def feed_url(request: HttpRequest, feed: CalendarFeed) -> str:
-    return request.build_absolute_uri(reverse("web:calendar_feed", args=[feed.token]))
+def feed_url(request: HttpRequest, raw: str) -> str:
+    return request.build_absolute_uri(reverse("web:calendar_feed", args=[raw]))
+
+
+# Only a hash of a feed's token is kept, so its address can be shown once: the view that makes
+# a feed leaves the address in the browser session for the page it redirects to, which takes
+# it out again. Reloading that page shows it no more, as with an API token.
+NEW_FEED_KEY = "new_calendar_address"
+
+
+def _remember_once(request: HttpRequest, feed: CalendarFeed, raw: str) -> None:
+    request.session[NEW_FEED_KEY] = {"feed": feed.pk, "url": feed_url(request, raw)}
+
+
+def _shown_once(request: HttpRequest, feed: CalendarFeed | None) -> str | None:
+    stored = request.session.pop(NEW_FEED_KEY, None)
+    if feed is None or not isinstance(stored, dict) or stored.get("feed") != feed.pk:
+        return None
+    url = stored.get("url")
+    return url if isinstance(url, str) else None
 
 
 @login_required
 def my_feed(request: HttpRequest) -> HttpResponse:
-    """A practitioner's own feed: make one, see its address, or stop it."""
+    """A practitioner's own feed: make one, see its address once, or stop it."""
     found = require(request, CLINICAL)
     user = acting(request.user)
     if request.method == "POST":
@@ -46,7 +64,8 @@ def my_feed(request: HttpRequest) -> HttpResponse:
                 feeds.do_revoke_feed(old, user=user)
             messages.success(request, "The calendar address no longer works.")
         else:
-            feeds.do_create_feed(user=user, for_user=user)
+            made, raw = feeds.do_create_feed(user=user, for_user=user)
+            _remember_once(request, made, raw)
             messages.success(request, "New calendar address made; any earlier one stopped working.")
         return redirect("web:my_feed")
     feed = CalendarFeed.objects.filter(
@@ -55,7 +74,7 @@ def my_feed(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "web/my_feed.html",
-        {"page": "today", "feed": feed, "url": feed_url(request, feed) if feed else None},
+        {"page": "today", "feed": feed, "url": _shown_once(request, feed)},
     )
 
 
@@ -69,11 +88,12 @@ def patient_feed(request: HttpRequest, patient_id: int) -> HttpResponse:
             feeds.do_revoke_feed(feed, user=request.user)
         messages.success(request, "The patient's calendar address no longer works.")
     else:
-        feeds.do_create_feed(user=request.user, patient=patient)
+        made, raw = feeds.do_create_feed(user=request.user, patient=patient)
+        _remember_once(request, made, raw)
         messages.success(request, "New calendar address made for the patient.")
     return redirect(f"{reverse('web:chart', args=[patient.pk])}#calendar-feed")
 
 
 def patient_feed_context(request: HttpRequest, patient_id: int) -> dict[str, object]:
     feed = CalendarFeed.objects.filter(patient_id=patient_id, revoked_at__isnull=True).first()
-    return {"patient_feed": feed, "patient_feed_url": feed_url(request, feed) if feed else None}
+    return {"patient_feed": feed, "patient_feed_url": _shown_once(request, feed)}

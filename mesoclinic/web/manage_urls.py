@@ -1,10 +1,10 @@
-"""The manager's pages: formulary and lots, staff and licences, protocols. Included at
-/manage/ by web/urls.py, so the names live in the "web" namespace:
+"""The manager's pages: formulary and lots, staff and licences, protocols, the audit trail.
+Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 {% url 'web:manage_formulary' %}."""
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import manage, manage_protocols
+from mesoclinic.web import audit, manage, manage_protocols
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -17,6 +17,8 @@ urlpatterns: list[URLPattern] = [
     path("staff/invite/", manage.invite, name="manage_invite"),
     path("staff/<int:membership_id>/role/", manage.change_role, name="manage_change_role"),
     path("staff/<int:membership_id>/licences/new/", manage.add_licence, name="manage_add_licence"),
+    path("audit/", audit.audit_trail, name="manage_audit"),
+    path("audit.csv", audit.audit_csv, name="manage_audit_csv"),
     path("protocols/", manage_protocols.protocols, name="manage_protocols"),
     path("protocols/<slug:key>/", manage_protocols.protocol_detail, name="manage_protocol"),
     path("protocols/<slug:key>/edit/", manage_protocols.protocol_edit, name="manage_protocol_edit"),

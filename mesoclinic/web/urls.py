@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from mesoclinic.web import booking, chart, documents, effects, feeds, session, views
+from mesoclinic.web import account, booking, chart, documents, effects, feeds, session, views
 
 app_name = "web"
 urlpatterns = [
@@ -42,6 +42,13 @@ urlpatterns = [
     path("side-effects/<int:effect_id>/resolve/", effects.resolve, name="resolve_side_effect"),
     path("follow-ups/<int:follow_up_id>/close/", effects.close_follow_up, name="close_follow_up"),
     path("my-calendar/", feeds.my_feed, name="my_feed"),
+    path("account/tokens/", account.tokens, name="account_tokens"),
+    path(
+        "account/tokens/<int:token_id>/revoke/",
+        account.revoke_token,
+        name="account_revoke_token",
+    ),
+    path("account/feeds/<int:feed_id>/revoke/", account.revoke_feed, name="account_revoke_feed"),
     path("patients/<int:patient_id>/calendar-feed/", feeds.patient_feed, name="patient_feed"),
     path("feeds/<str:token>.ics", feeds.ics, name="calendar_feed"),
     path("manage/", include("mesoclinic.web.manage_urls")),
