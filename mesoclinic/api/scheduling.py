@@ -13,30 +13,20 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Query, Status
 
+from mesoclinic.access import access_appointment, access_course, access_patient
 from mesoclinic.accounts.models import AuditEvent, Membership, User, audit
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, Caller, caller
-from mesoclinic.api.views import _get_course, _get_patient, api
+from mesoclinic.api.views import api
 from mesoclinic.courses.models import Course
 from mesoclinic.scheduling import actions, planning
 from mesoclinic.scheduling.models import Appointment, Room
 from mesoclinic.scheduling.series import Preferences
 
 MAX_RANGE = dt.timedelta(days=62)
-
-
-def _get_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
-    who = caller(request)
-    who.require(ALL_STAFF)
-    return get_object_or_404(
-        Appointment.objects.select_related("clinic", "patient", "practitioner", "room", "course"),
-        pk=appointment_id,
-        clinic=who.clinic,
-    )
 
 
 def _staff_practitioner(who: Caller, user_id: int, field: str = "practitioner") -> User:
@@ -105,10 +95,10 @@ def list_appointments(
 @api.post("/appointments", response={201: s.AppointmentOut}, tags=["calendar"])
 def book_appointment(request: HttpRequest, payload: s.AppointmentIn) -> Status[dict[str, Any]]:
     who = caller(request)
-    patient = _get_patient(request, payload.patient, ALL_STAFF)
+    patient = access_patient(caller(request), payload.patient, ALL_STAFF)
     course = None
     if payload.course is not None:
-        course = _get_course(request, payload.course, ALL_STAFF)
+        course = access_course(caller(request), payload.course, ALL_STAFF)
     room = None
     if payload.room is not None:
         room = Room.objects.filter(clinic=who.clinic, pk=payload.room).first()
@@ -130,7 +120,7 @@ def book_appointment(request: HttpRequest, payload: s.AppointmentIn) -> Status[d
 
 @api.get("/appointments/{appointment_id}", response=s.AppointmentOut, tags=["calendar"])
 def get_appointment(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     _audit_view(caller(request), found)
     return _appointment_out(found)
 
@@ -139,16 +129,16 @@ def get_appointment(request: HttpRequest, appointment_id: int) -> dict[str, Any]
 def cancel_appointment(
     request: HttpRequest, appointment_id: int, payload: s.CancelIn
 ) -> dict[str, Any]:
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     actions.do_cancel(found, user=caller(request).user, reason=payload.reason)
-    return _appointment_out(_get_appointment(request, appointment_id))
+    return _appointment_out(access_appointment(caller(request), appointment_id))
 
 
 @api.post("/appointments/{appointment_id}/no-show", response=s.AppointmentOut, tags=["calendar"])
 def no_show(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     actions.do_mark_no_show(found, user=caller(request).user)
-    return _appointment_out(_get_appointment(request, appointment_id))
+    return _appointment_out(access_appointment(caller(request), appointment_id))
 
 
 @api.post("/appointments/{appointment_id}/move", response=s.MoveOut, tags=["calendar"])
@@ -159,7 +149,7 @@ def move_appointment(
     `dry_run`, only the changes and problems. A problem refuses the move (409) unless
     `accept_break`."""
     who = caller(request)
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     practitioner = _staff_practitioner(who, payload.practitioner) if payload.practitioner else None
     if payload.dry_run:
         plan = planning.plan_move(found, payload.starts_at, practitioner=practitioner)
@@ -232,7 +222,7 @@ def book_course(
     """Propose every visit the course still needs (the allergy test visit, then each session
     at the cadence) and book them all in one transaction; with `dry_run`, only propose."""
     who = caller(request)
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     practitioner = _staff_practitioner(who, payload.practitioner) if payload.practitioner else None
     prefs = _prefs(payload.preferences)
     plan = planning.propose_course(
@@ -272,7 +262,7 @@ def book_course(
 @api.get("/courses/{course_id}/maintenance", response=s.ProposalOut, tags=["calendar"])
 def maintenance_proposal(request: HttpRequest, course_id: int) -> dict[str, Any]:
     """For a completed course, the maintenance visit proposed in the protocol's window."""
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     plan = planning.propose_maintenance(course)
     if plan is None:
         return {"booked": False, "visits": [], "problems": [_no_maintenance(course)]}
@@ -281,7 +271,7 @@ def maintenance_proposal(request: HttpRequest, course_id: int) -> dict[str, Any]
 
 @api.post("/courses/{course_id}/maintenance", response={201: s.AppointmentOut}, tags=["calendar"])
 def book_maintenance(request: HttpRequest, course_id: int) -> Status[dict[str, Any]]:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     made = planning.do_book_maintenance(course, user=caller(request).user)
     return Status(201, _appointment_out(made))
 
@@ -316,7 +306,9 @@ def next_free(
         length,
         not_before=not_before,
         prefs=_prefs(prefs) if prefs is not None else Preferences(),
-        patient=_get_patient(request, patient, ALL_STAFF) if patient is not None else None,
+        patient=access_patient(caller(request), patient, ALL_STAFF)
+        if patient is not None
+        else None,
     )
     return {
         "practitioner": user.pk,

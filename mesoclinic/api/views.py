@@ -14,6 +14,15 @@ from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError
 
+from mesoclinic.access import (
+    access_allergy_test,
+    access_course,
+    access_lot,
+    access_patient,
+    access_product,
+    access_session,
+    access_side_effect,
+)
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
 from mesoclinic.api import problems
 from mesoclinic.api import schemas as s
@@ -21,7 +30,6 @@ from mesoclinic.api.auth import ALL_STAFF, CLINICAL, MANAGER, BearerAuth, Caller
 from mesoclinic.api.models import ApiToken
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import (
-    AllergyTest,
     Course,
     FollowUp,
     Session,
@@ -51,68 +59,6 @@ problems.install(api)
 
 
 # Fetch helpers: tenancy and role checks live here and nowhere else.
-
-
-def _get_patient(request: HttpRequest, patient_id: int, roles: frozenset[str]) -> Patient:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Patient.objects.select_related("clinic"), pk=patient_id, clinic=who.clinic
-    )
-
-
-def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Course.objects.select_related("clinic", "patient", "protocol"),
-        pk=course_id,
-        clinic=who.clinic,
-    )
-
-
-def _get_allergy_test(request: HttpRequest, test_id: int, roles: frozenset[str]) -> AllergyTest:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        AllergyTest.objects.select_related("course__clinic", "course__protocol"),
-        pk=test_id,
-        course__clinic=who.clinic,
-    )
-
-
-def _get_session(request: HttpRequest, session_id: int, roles: frozenset[str]) -> Session:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Session.objects.select_related("course__clinic", "course__protocol", "course__patient"),
-        pk=session_id,
-        course__clinic=who.clinic,
-    )
-
-
-def _get_side_effect(request: HttpRequest, effect_id: int, roles: frozenset[str]) -> SideEffect:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        SideEffect.objects.select_related("session__course__clinic", "session__course__protocol"),
-        pk=effect_id,
-        session__course__clinic=who.clinic,
-    )
-
-
-def _get_lot(request: HttpRequest, lot_id: int, roles: frozenset[str]) -> Lot:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Lot.objects.select_related("product"), pk=lot_id, product__clinic=who.clinic
-    )
-
-
-def _get_product(request: HttpRequest, product_id: int, roles: frozenset[str]) -> Product:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(Product, pk=product_id, clinic=who.clinic)
 
 
 def _lots(who: Caller, ids: list[int]) -> dict[int, Lot]:
@@ -417,7 +363,7 @@ def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
 
 @api.get("/patients/{patient_id}", response=s.PatientOut, tags=["patients"])
 def get_patient(request: HttpRequest, patient_id: int) -> dict[str, Any]:
-    patient = _get_patient(request, patient_id, ALL_STAFF)
+    patient = access_patient(caller(request), patient_id, ALL_STAFF)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -433,7 +379,7 @@ def get_patient(request: HttpRequest, patient_id: int) -> dict[str, Any]:
 def add_allergy(
     request: HttpRequest, patient_id: int, payload: s.AllergyIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     who = caller(request)
     ingredient = _ingredient(who, payload.ingredient)
     with transaction.atomic():
@@ -468,7 +414,7 @@ def screening_form(request: HttpRequest) -> dict[str, Any]:
 def screen_patient(
     request: HttpRequest, patient_id: int, payload: s.ScreeningIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     screening = patient_actions.do_screen_patient(
         patient, payload.answers, caller(request).user, screened_at=payload.screened_at
     )
@@ -489,7 +435,7 @@ def _consent_use(
 ) -> tuple[str, list[str]]:
     if course_id is None:
         return "", []
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     if course.patient_id != patient.pk:
         raise ValidationError({"course": "is not this patient's course."})
     return course.indication, list(course.areas)
@@ -500,7 +446,7 @@ def preview_consent(
     request: HttpRequest, patient_id: int, course: int | None = None, products: str = ""
 ) -> dict[str, Any]:
     """The exact text the patient will sign, with each product's regulatory status."""
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     ids = _id_list(products, "products")
     chosen = _consent_products(patient, ids)
     indication, areas = _consent_use(request, patient, course)
@@ -539,7 +485,7 @@ def _consent_products(patient: Patient, ids: list[int] | None) -> list[Product]:
 def sign_consent(
     request: HttpRequest, patient_id: int, payload: s.ConsentIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     if payload.method == "drawn" and not payload.signature:
         raise ValidationError({"signature": "a drawn consent needs the signature."})
     if payload.signed_at is not None:
@@ -578,7 +524,7 @@ def sign_consent(
 def plan_course(
     request: HttpRequest, patient_id: int, payload: s.CourseIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     protocol = ClinicProtocol.current(patient.clinic, payload.protocol)
     if protocol is None:
         raise ValidationError({"protocol": f"no protocol {payload.protocol!r} in this clinic."})
@@ -597,7 +543,7 @@ def plan_course(
 
 @api.get("/courses/{course_id}", response=s.CourseOut, tags=["courses"])
 def get_course(request: HttpRequest, course_id: int) -> dict[str, Any]:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -611,7 +557,7 @@ def get_course(request: HttpRequest, course_id: int) -> dict[str, Any]:
 
 @api.post("/courses/{course_id}/stop", response=s.CourseOut, tags=["courses"])
 def stop_course(request: HttpRequest, course_id: int, payload: s.StopIn) -> dict[str, Any]:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     actions.do_stop_course(course, payload.reason, caller(request).user)
     return _course_out(course)
 
@@ -620,7 +566,7 @@ def stop_course(request: HttpRequest, course_id: int, payload: s.StopIn) -> dict
 def give_allergy_test(
     request: HttpRequest, course_id: int, payload: s.AllergyTestIn
 ) -> Status[dict[str, Any]]:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     lots = _lots(who, [i.lot for i in payload.injections])
     test = actions.do_give_allergy_test(
@@ -639,7 +585,7 @@ def give_allergy_test(
 
 @api.post("/allergy-tests/{test_id}/reading", tags=["courses"])
 def read_allergy_test(request: HttpRequest, test_id: int, payload: s.ReadingIn) -> dict[str, Any]:
-    test = _get_allergy_test(request, test_id, CLINICAL)
+    test = access_allergy_test(caller(request), test_id, CLINICAL)
     reading = actions.do_read_allergy_test(
         test,
         read_at=payload.read_at,
@@ -671,7 +617,7 @@ def session_check(
 
     from django.utils import timezone
 
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     when = timezone.now()
     if performed_at:
@@ -714,7 +660,7 @@ def _practitioner(who: Caller, user_id: int | None) -> Any:
 def record_session(
     request: HttpRequest, course_id: int, payload: s.SessionIn
 ) -> Status[dict[str, Any]]:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     lots = _lots(who, [i.lot for i in payload.injections])
     session = actions.do_record_session(
@@ -739,7 +685,7 @@ def record_session(
 
 @api.get("/sessions/{session_id}", response=s.SessionOut, tags=["courses"])
 def get_session(request: HttpRequest, session_id: int) -> dict[str, Any]:
-    session = _get_session(request, session_id, ALL_STAFF)
+    session = access_session(caller(request), session_id, ALL_STAFF)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -757,7 +703,7 @@ def get_session(request: HttpRequest, session_id: int) -> dict[str, Any]:
 def report_side_effect(
     request: HttpRequest, session_id: int, payload: s.SideEffectIn
 ) -> Status[dict[str, Any]]:
-    session = _get_session(request, session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL)
     effect = actions.do_report_side_effect(
         session,
         kind=payload.kind,
@@ -774,7 +720,7 @@ def report_side_effect(
 def resolve_side_effect(
     request: HttpRequest, effect_id: int, payload: s.ResolveIn
 ) -> dict[str, Any]:
-    effect = _get_side_effect(request, effect_id, CLINICAL)
+    effect = access_side_effect(caller(request), effect_id, CLINICAL)
     actions.do_resolve_side_effect(effect, payload.resolved_at, caller(request).user)
     return _side_effect_out(effect)
 
@@ -894,7 +840,7 @@ def create_product(request: HttpRequest, payload: s.ProductIn) -> Status[dict[st
 
 @api.post("/products/{product_id}/lots", response={201: dict}, tags=["formulary"])
 def receive_lot(request: HttpRequest, product_id: int, payload: s.LotIn) -> Status[dict[str, Any]]:
-    product = _get_product(request, product_id, MANAGER)
+    product = access_product(caller(request), product_id, MANAGER)
     who = caller(request)
     if product.lots.filter(lot_number=payload.lot_number).exists():
         raise ValidationError({"lot_number": "this product already has a lot with this number."})
@@ -920,7 +866,7 @@ def list_lots(request: HttpRequest, number: str = "") -> list[dict[str, Any]]:
 
 @api.post("/lots/{lot_id}/recall", tags=["formulary"])
 def recall_lot(request: HttpRequest, lot_id: int, payload: s.RecallIn) -> dict[str, Any]:
-    lot = _get_lot(request, lot_id, MANAGER)
+    lot = access_lot(caller(request), lot_id, MANAGER)
     who = caller(request)
     with transaction.atomic():
         lot.do_recall(payload.reason, who.user)
@@ -943,7 +889,7 @@ def _lot_patients(lot: Lot) -> list[dict[str, Any]]:
 @api.get("/lots/{lot_id}/patients", tags=["formulary"])
 def lot_patients(request: HttpRequest, lot_id: int) -> dict[str, Any]:
     """Every patient who received this lot, with contact details, for a recall or an outbreak."""
-    lot = _get_lot(request, lot_id, CLINICAL)
+    lot = access_lot(caller(request), lot_id, CLINICAL)
     who = caller(request)
     patients = _lot_patients(lot)
     audit(

@@ -26,6 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_appointment
 from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
@@ -47,7 +48,7 @@ from mesoclinic.web.calendar_forms import (
     ViewForm,
 )
 from mesoclinic.web.chart import chart_url
-from mesoclinic.web.context import ALL_STAFF, require
+from mesoclinic.web.context import ALL_STAFF, caller, require
 
 STEP = 15  # minutes in a row of the grid
 # The rows shown when the clinic has recorded no opening hours yet.
@@ -353,24 +354,6 @@ def calendar(request: HttpRequest) -> HttpResponse:
 # One appointment: its facts, and moving, cancelling or marking it a no-show.
 
 
-def _get_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
-    found = require(request, ALL_STAFF)
-    return get_object_or_404(
-        Appointment.objects.select_related(
-            "clinic",
-            "patient",
-            "practitioner",
-            "room",
-            "course__protocol",
-            "created_by",
-            "cancelled_by",
-            "no_show_by",
-        ),
-        pk=appointment_id,
-        clinic=found.clinic,
-    )
-
-
 def _move_form(appointment: Appointment, staff: list[User], data: Any = None) -> MoveForm:
     local = appointment.starts_at.astimezone(appointment.clinic.tz)
     return MoveForm(
@@ -425,7 +408,7 @@ def _detail(
 
 @login_required
 def appointment_detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     audit(
         clinic=appointment.clinic,
         user=request.user,
@@ -518,7 +501,7 @@ def _preview(
 def move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """GET: the preview of a move (changes, problems, refusals) and its confirm button.
     POST: the confirmation, applied by do_move if the plan is still the one previewed."""
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     staff = _staff_with(appointment)
     data = request.POST if request.method == "POST" else request.GET
     if not data:
@@ -573,7 +556,7 @@ def move(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     form = CancelForm(request.POST)
     if not form.is_valid():
         return _detail(request, appointment, cancel_form=form, status=400)
@@ -593,7 +576,7 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def no_show(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     try:
         actions.do_mark_no_show(appointment, user=request.user, via="web")
     except ValidationError as exc:

@@ -16,17 +16,18 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_lot, access_member, access_product
 from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import Lot, Product, ProductIngredient
-from mesoclinic.web.context import MANAGER, require
+from mesoclinic.web.context import MANAGER, caller, require
 from mesoclinic.web.manage_forms import (
     ClinicSettingsForm,
     ComponentFormSet,
@@ -38,28 +39,6 @@ from mesoclinic.web.manage_forms import (
     RoleForm,
     save_components,
 )
-
-
-def _get_product(request: HttpRequest, product_id: int) -> Product:
-    found = require(request, MANAGER)
-    return get_object_or_404(Product, pk=product_id, clinic=found.clinic)
-
-
-def _get_lot(request: HttpRequest, lot_id: int) -> Lot:
-    found = require(request, MANAGER)
-    return get_object_or_404(
-        Lot.objects.select_related("product", "recalled_by"),
-        pk=lot_id,
-        product__clinic=found.clinic,
-    )
-
-
-def _get_member(request: HttpRequest, membership_id: int) -> Membership:
-    found = require(request, MANAGER)
-    return get_object_or_404(
-        Membership.objects.select_related("user", "clinic"), pk=membership_id, clinic=found.clinic
-    )
-
 
 # Formulary and lots.
 
@@ -115,7 +94,7 @@ def add_product(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def add_lot(request: HttpRequest, product_id: int) -> HttpResponse:
-    product = _get_product(request, product_id)
+    product = access_product(caller(request), product_id, MANAGER)
     form = LotForm(request.POST or None, instance=Lot(product=product))
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
@@ -139,7 +118,7 @@ def add_lot(request: HttpRequest, product_id: int) -> HttpResponse:
 
 @login_required
 def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
-    lot = _get_lot(request, lot_id)
+    lot = access_lot(caller(request), lot_id, MANAGER)
     form = RecallForm(request.POST or None)
     if request.method == "POST":
         if lot.recalled:
@@ -199,7 +178,7 @@ CSV_HEADER = [
 @login_required
 def lot_patients_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
     """One row per injection from the lot, so each row says when and where the patient got it."""
-    lot = _get_lot(request, lot_id)
+    lot = access_lot(caller(request), lot_id, MANAGER)
     clinic = lot.product.clinic
     patients = lot_exposures(lot)
     filename = f"lot-{lot.pk}-patients.csv"
@@ -354,7 +333,7 @@ def _send_invitation(request: HttpRequest, user: User, member: Membership) -> No
 @login_required
 @require_POST
 def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
-    member = _get_member(request, membership_id)
+    member = access_member(caller(request), membership_id)
     form = RoleForm(request.POST, member=member, prefix=f"m{member.pk}")
     if not form.is_valid():
         for error in form.errors.get("role", []):
@@ -380,7 +359,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 def add_licence(request: HttpRequest, membership_id: int) -> HttpResponse:
-    member = _get_member(request, membership_id)
+    member = access_member(caller(request), membership_id)
     form = LicenceForm(
         request.POST or None,
         instance=PractitionerLicence(user=member.user, clinic=member.clinic),

@@ -16,27 +16,20 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from mesoclinic.access import access_course, access_patient, access_photo
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.models import Course
 from mesoclinic.outcomes import photo_actions, photos
 from mesoclinic.outcomes.models import Photo, PhotoConsent
 from mesoclinic.protocols.vocab import Area
-from mesoclinic.web.chart import _get_course, _get_patient
-from mesoclinic.web.context import CLINICAL, MANAGER, require
+from mesoclinic.web.context import CLINICAL, MANAGER, caller, require
 from mesoclinic.web.forms import datetime_local, put_errors
 
 VIEWS = list(Photo.View.choices)
 AREA_LABELS = dict(Area.choices)
-
-
-def _get_photo(request: HttpRequest, photo_id: int, roles: frozenset[str]) -> Photo:
-    found = require(request, roles)
-    return get_object_or_404(
-        Photo.objects.select_related("clinic", "course"), pk=photo_id, clinic=found.clinic
-    )
 
 
 # Forms. The file fields are named by view, as the action keys its refusals, so that each
@@ -100,7 +93,7 @@ class ConsentForm(forms.Form):
 
 @login_required
 def photo_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     purposes = PhotoConsent.Purpose.values
     # Each purpose has its own form on the page, prefixed by the purpose.
     posted = next((p for p in purposes if f"{p}-purpose" in request.POST), "")
@@ -156,7 +149,7 @@ def photo_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     area = request.POST.get("area", "")
     upload_forms = {
         a: UploadForm(
@@ -233,7 +226,7 @@ def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 def compare(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     area, view = request.GET.get("area", ""), request.GET.get("view", "")
     found = photos.pairs(course.photos.filter(area=area, view=view), [view])
     if not found:
@@ -268,7 +261,7 @@ def compare(request: HttpRequest, course_id: int) -> HttpResponse:
 def image(request: HttpRequest, photo_id: int) -> FileResponse:
     """Stream one image from storage. Never a public file: the clinic and role are checked
     here, the read is audited, and no cache may keep it."""
-    photo = _get_photo(request, photo_id, CLINICAL)
+    photo = access_photo(caller(request), photo_id, CLINICAL)
     try:
         opened = photo_actions.open_image(photo)
     except FileNotFoundError:
