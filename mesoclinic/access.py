@@ -636,7 +636,14 @@ def audit_view(caller: Caller, obj: Model, *, patient_id: int | None, **detail: 
     )
 
 
-def audit_list(caller: Caller, what: str, patient_ids: Iterable[int | None], **detail: Any) -> None:
+def audit_list(
+    caller: Caller,
+    what: str,
+    patient_ids: Iterable[int | None],
+    *,
+    action: str = AuditEvent.Action.VIEW,
+    **detail: Any,
+) -> None:
     """Record a page or answer that showed several patients' records: one VIEW row per
     patient shown, each naming the page (`what`), written in one insert so that a list costs
     one query however long it is. Nothing is written when no patient was shown."""
@@ -649,7 +656,7 @@ def audit_list(caller: Caller, what: str, patient_ids: Iterable[int | None], **d
     audit_many(
         clinic=_clinic_for_audit(caller),
         user=caller.user,
-        action=AuditEvent.Action.VIEW,
+        action=action,
         via=caller.via,
         entries=[(Patient(pk=pid), pid, extra) for pid in shown],
     )

@@ -16,8 +16,15 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Status
 
-from mesoclinic.access import access_appointment, access_course, access_patient
-from mesoclinic.accounts.models import AuditEvent, Membership, User, audit
+from mesoclinic.access import (
+    access_appointment,
+    access_course,
+    access_patient,
+    appointments_for,
+    audit_list,
+    audit_view,
+)
+from mesoclinic.accounts.models import Membership, User
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, Caller, caller
 from mesoclinic.api.views import api
@@ -80,16 +87,20 @@ def list_appointments(
         raise ValidationError({"end": "must be after start."})
     if end - start > MAX_RANGE:
         raise ValidationError({"end": "must be at most 62 days after start."})
-    qs = Appointment.objects.filter(
-        clinic=who.clinic, starts_at__lt=end, ends_at__gt=start
-    ).select_related("clinic", "patient", "practitioner", "room")
+    qs = (
+        appointments_for(who)
+        .filter(starts_at__lt=end, ends_at__gt=start)
+        .select_related("clinic", "patient", "practitioner", "room")
+    )
     if practitioner is not None:
         qs = qs.filter(practitioner_id=practitioner)
     if patient is not None:
         qs = qs.filter(patient_id=patient)
     if not include_cancelled:
         qs = qs.exclude(status__in=Appointment.INACTIVE)
-    return [_appointment_out(a) for a in qs.order_by("starts_at")]
+    found = list(qs.order_by("starts_at"))
+    audit_list(who, "appointments", [a.patient_id for a in found])
+    return [_appointment_out(a) for a in found]
 
 
 @api.post("/appointments", response={201: s.AppointmentOut}, tags=["calendar"])
@@ -262,7 +273,7 @@ def book_course(
 @api.get("/courses/{course_id}/maintenance", response=s.ProposalOut, tags=["calendar"])
 def maintenance_proposal(request: HttpRequest, course_id: int) -> dict[str, Any]:
     """For a completed course, the maintenance visit proposed in the protocol's window."""
-    course = access_course(caller(request), course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF, view=True)
     plan = planning.propose_maintenance(course)
     if plan is None:
         return {"booked": False, "visits": [], "problems": [_no_maintenance(course)]}
@@ -322,7 +333,8 @@ def cadence_flags(request: HttpRequest) -> list[dict[str, Any]]:
     """Active courses whose cadence is broken: missed or cancelled and not rebooked, overdue
     with nothing booked, or booked outside the window."""
     who = caller(request)
-    who.require(ALL_STAFF)
+    flags = planning.cadence_flags(who.require(ALL_STAFF).clinic, timezone.now())
+    audit_list(who, "cadence flags", [f.course.patient_id for f in flags])
     return [
         {
             "course": f.course.pk,
@@ -330,15 +342,9 @@ def cadence_flags(request: HttpRequest) -> list[dict[str, Any]]:
             "patient_name": str(f.course.patient),
             "message": f.message,
         }
-        for f in planning.cadence_flags(who.clinic, timezone.now())
+        for f in flags
     ]
 
 
 def _audit_view(who: Caller, a: Appointment) -> None:
-    audit(
-        clinic=who.clinic,
-        user=who.user,
-        action=AuditEvent.Action.VIEW,
-        obj=a,
-        patient_id=a.patient_id,
-    )
+    audit_view(who, a, patient_id=a.patient_id)

@@ -10,18 +10,20 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError
 
 from mesoclinic.access import (
     access_allergy_test,
     access_course,
+    access_follow_up,
     access_lot,
     access_patient,
     access_product,
     access_session,
     access_side_effect,
+    audit_list,
+    follow_ups_for,
 )
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
 from mesoclinic.api import problems
@@ -348,6 +350,8 @@ def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
         object_type="patients.Patient",
         query=q,
     )
+    found = list(qs[:50])
+    audit_list(who, "patient search", [p.pk for p in found], query=q)
     return [
         {
             "id": p.pk,
@@ -357,7 +361,7 @@ def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
             "phone": p.phone,
             "email": p.email,
         }
-        for p in qs[:50]
+        for p in found
     ]
 
 
@@ -446,7 +450,7 @@ def preview_consent(
     request: HttpRequest, patient_id: int, course: int | None = None, products: str = ""
 ) -> dict[str, Any]:
     """The exact text the patient will sign, with each product's regulatory status."""
-    patient = access_patient(caller(request), patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=True)
     ids = _id_list(products, "products")
     chosen = _consent_products(patient, ids)
     indication, areas = _consent_use(request, patient, course)
@@ -617,7 +621,7 @@ def session_check(
 
     from django.utils import timezone
 
-    course = access_course(caller(request), course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=True)
     who = caller(request)
     when = timezone.now()
     if performed_at:
@@ -731,9 +735,11 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
     who = caller(request)
     who.require(CLINICAL)
     actions.do_sweep_side_effects()
-    qs = FollowUp.objects.filter(clinic=who.clinic).select_related("session__course__patient")
+    qs = follow_ups_for(who).select_related("session__course__patient")
     if status != "all":
         qs = qs.filter(status=status)
+    found = list(qs)
+    audit_list(who, "follow-ups", [f.session.course.patient_id for f in found])
     return [
         {
             "id": f.pk,
@@ -745,15 +751,14 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
             "patient": f.session.course.patient_id,
             "patient_name": str(f.session.course.patient),
         }
-        for f in qs
+        for f in found
     ]
 
 
 @api.post("/follow-ups/{follow_up_id}/close", tags=["side effects"])
 def close_follow_up(request: HttpRequest, follow_up_id: int, payload: s.CloseIn) -> dict[str, Any]:
     who = caller(request)
-    who.require(CLINICAL)
-    follow_up = get_object_or_404(FollowUp, pk=follow_up_id, clinic=who.clinic)
+    follow_up = access_follow_up(who, follow_up_id, CLINICAL)
     actions.do_close_follow_up(follow_up, payload.outcome, who.user)
     return {"id": follow_up.pk, "status": follow_up.status, "closed_at": follow_up.closed_at}
 
@@ -898,5 +903,12 @@ def lot_patients(request: HttpRequest, lot_id: int) -> dict[str, Any]:
         action=AuditEvent.Action.EXPORT,
         obj=lot,
         patients=[p["id"] for p in patients],
+    )
+    audit_list(
+        who,
+        "lot patients",
+        [p["id"] for p in patients],
+        action=AuditEvent.Action.EXPORT,
+        lot=lot.pk,
     )
     return {"lot": _lot_out(lot), "patients": patients}

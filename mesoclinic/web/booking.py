@@ -24,7 +24,7 @@ from mesoclinic.scheduling.actions import BookingRefused
 from mesoclinic.scheduling.models import Weekday
 from mesoclinic.scheduling.series import Preferences
 from mesoclinic.web.chart import chart_url
-from mesoclinic.web.context import ALL_STAFF, caller
+from mesoclinic.web.context import ALL_STAFF, caller, reading
 
 
 class BookCourseForm(forms.Form):
@@ -86,7 +86,7 @@ def _display_name(user: User) -> str:
 
 @login_required
 def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = access_course(caller(request), course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF, view=reading(request))
     tz = course.clinic.tz
     data = request.POST if request.method == "POST" else (request.GET or None)
     form = BookCourseForm(data, clinic=course.clinic)
@@ -130,7 +130,7 @@ def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def book_maintenance(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = access_course(caller(request), course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF, view=reading(request))
     try:
         made = planning.do_book_maintenance(course, user=request.user, via="web")
     except BookingRefused as exc:

@@ -26,7 +26,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_appointment
+from mesoclinic.access import access_appointment, audit_list
 from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
@@ -338,6 +338,9 @@ def calendar(request: HttpRequest) -> HttpResponse:
         "book_url": f"{reverse('web:calendar_book')}?{book_query.urlencode()}".rstrip("?"),
         "gone": sorted((a for c in columns.values() for a in c.gone), key=lambda a: a.starts_at),
     }
+    # The calendar names every patient it shows: the page is one read of each.
+    shown = [b.appointment.patient_id for c in columns.values() for b in c.blocks]
+    audit_list(caller(request), "calendar", shown + [a.patient_id for a in context["gone"]])
     if view == DAY:
         context["grid"] = build_grid([columns[(u.pk, day)] for u in users], first, last)
     elif chosen is not None:

@@ -29,7 +29,7 @@ from mesoclinic.protocols.vocab import Area
 from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.web import feeds, forms, safety_card, timeline
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 
 
 def flash_errors(request: HttpRequest, form: Form, what: str) -> None:
@@ -159,7 +159,7 @@ def _now_local(patient: Patient) -> str:
 
 @login_required
 def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access_patient(caller(request), patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
     questionnaire = ScreeningForm.current(patient.clinic)
     form = forms.ScreeningForm(questionnaire.questions, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -180,7 +180,7 @@ def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpResponse:
-    patient = access_patient(caller(request), patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
     course = access_course(caller(request), course_id, CLINICAL)
     if course.patient_id != patient.pk:
         raise Http404("Not this patient's course.")
@@ -223,7 +223,7 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
 
 @login_required
 def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access_patient(caller(request), patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
     protocols = ClinicProtocol.current_for_clinic(patient.clinic)
     form = forms.CourseForm(
         [(p.key, p.name) for p in protocols],

@@ -31,6 +31,7 @@ __all__ = [
     "choose_clinic",
     "membership",
     "memberships",
+    "reading",
     "require",
     "staff",
 ]
@@ -57,6 +58,12 @@ def require(request: HttpRequest, roles: frozenset[str]) -> Membership:
 def caller(request: HttpRequest) -> Caller:
     """The access layer's caller for this browser request."""
     return caller_from_request(request)
+
+
+def reading(request: HttpRequest) -> bool:
+    """Whether the request only shows a page (so the records on it are read, and audited as a
+    view) rather than posting a change (audited by the change itself)."""
+    return request.method in ("GET", "HEAD")
 
 
 def staff(request: HttpRequest) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from mesoclinic.protocols.describe import duration
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.web import forms
 from mesoclinic.web.chart import chart_url, flash_errors
-from mesoclinic.web.context import CLINICAL, caller
+from mesoclinic.web.context import CLINICAL, caller, reading
 from mesoclinic.web.forms import put_errors
 from mesoclinic.web.timeline import effect_label
 
@@ -67,13 +67,13 @@ def status_words(effect: SideEffect, tz: zoneinfo.ZoneInfo) -> str:
 
 @login_required
 def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = access_session(caller(request), session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL, view=reading(request))
     return _report(request, session.course, session)
 
 
 @login_required
 def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = access_course(caller(request), course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     return _report(request, course, None)
 
 

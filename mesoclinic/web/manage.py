@@ -23,7 +23,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_lot, access_member, access_product
+from mesoclinic.access import access_lot, access_member, access_product, audit_list
 from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import Lot, Product, ProductIngredient
@@ -149,6 +149,7 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             via="web",
             patients=[p["id"] for p in patients],
         )
+        audit_list(caller(request), "lot patients", [p["id"] for p in patients], lot=lot.pk)
     return render(
         request,
         "web/manage/lot.html",
@@ -209,6 +210,13 @@ def lot_patients_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
         obj=lot,
         via="web",
         patients=[p["id"] for p in patients],
+    )
+    audit_list(
+        caller(request),
+        "lot patients CSV",
+        [p["id"] for p in patients],
+        action=AuditEvent.Action.EXPORT,
+        lot=lot.pk,
     )
     return response
 

@@ -23,7 +23,7 @@ from mesoclinic.outcomes import actions, logic, progress, scales
 from mesoclinic.outcomes.models import Measurement
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.web.chart import chart_url
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 from mesoclinic.web.forms import put_errors
 
 
@@ -132,7 +132,7 @@ def field_of(problem: str) -> str | None:
 
 @login_required
 def record_measurements(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = access_course(caller(request), course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     now_local = timezone.now().astimezone(course.clinic.tz).strftime("%Y-%m-%dT%H:%M")
     form = VisitMeasurementsForm(
         course, request.POST if request.method == "POST" else None, initial={"taken_at": now_local}

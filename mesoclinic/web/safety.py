@@ -19,7 +19,7 @@ from mesoclinic.formulary.models import Lot
 from mesoclinic.safety import actions
 from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.web.chart import chart_url, flash_errors
-from mesoclinic.web.context import CLINICAL, caller, require
+from mesoclinic.web.context import CLINICAL, caller, reading, require
 from mesoclinic.web.forms import put_errors
 from mesoclinic.web.safety_card import GRADE_WORDS
 from mesoclinic.web.safety_forms import AdverseEventForm, UpdateAdverseEventForm
@@ -32,7 +32,7 @@ def _lot_label(lot: Lot) -> str:
 @login_required
 def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
     """From the course card: choose the session, then the form for it."""
-    course = access_course(caller(request), course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     chosen = request.GET.get("session", "")
     session = course.sessions.filter(pk=int(chosen)).first() if chosen.isdigit() else None
     if session is not None:
@@ -51,7 +51,7 @@ def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = access_session(caller(request), session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL, view=reading(request))
     course = session.course
     lots = actions.injected_lots(session)
     effects = list(session.side_effects.order_by("onset_at"))

@@ -22,7 +22,7 @@ from mesoclinic.courses.models import Session, SessionInjection, SessionRefused
 from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.vocab import Area, RefusalCode
 from mesoclinic.web.chart import _find_lot
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 
 TECHNIQUES = SessionInjection.Technique.choices
 
@@ -69,7 +69,7 @@ def _rows(
 
 @login_required
 def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = access_course(caller(request), course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     tz = course.clinic.tz
     errors: list[str] = []
     refusals: list[dict[str, Any]] = []

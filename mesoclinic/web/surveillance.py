@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_alert
+from mesoclinic.access import access_alert, audit_list
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.safety import alerts as inbox
@@ -95,6 +95,7 @@ def _detail(
         via="web",
         patients=patient_ids,
     )
+    audit_list(caller(request), "safety alert", patient_ids, alert=alert.pk)
     return render(request, "web/surveillance/alert.html", context)
 
 
