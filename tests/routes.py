@@ -107,6 +107,8 @@ class Objects:
                 return str(self.ids["change_token"])
             if name == "token" and route.startswith("w/"):
                 return str(self.ids["watch_token"])
+            if name == "token":
+                return "set-password"
             return str(self.ids[name])
 
         filled = re.sub(r"[<{]([^>}]+)[>}]", one, route)
