@@ -558,6 +558,10 @@ def sessions_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Sessio
     return _all(caller, _SESSION, need)
 
 
+def side_effects_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[SideEffect]:
+    return _all(caller, _SIDE_EFFECT, need)
+
+
 def follow_ups_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[FollowUp]:
     return _all(caller, _FOLLOW_UP, need)
 

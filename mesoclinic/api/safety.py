@@ -12,7 +12,14 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Field, Schema, Status
 
-from mesoclinic.access import access_course, access_event, access_session
+from mesoclinic.access import (
+    access_course,
+    access_event,
+    access_session,
+    events_for,
+    lots_for,
+    side_effects_for,
+)
 from mesoclinic.accounts.models import AuditEvent, audit, audit_many
 from mesoclinic.api.auth import CLINICAL, caller
 from mesoclinic.api.schemas import Id, When
@@ -77,14 +84,13 @@ def _event_out(e: AdverseEvent) -> dict[str, Any]:
 def report_adverse_event(request: HttpRequest, payload: AdverseEventIn) -> Status[dict[str, Any]]:
     session = access_session(caller(request), payload.session, CLINICAL)
     # Lots of another clinic are not found here, and are refused as not injected.
-    clinic = session.course.clinic
-    lots = list(Lot.objects.filter(pk__in=payload.lots, product__clinic=clinic))
+    lots = list(lots_for(caller(request), CLINICAL).filter(pk__in=payload.lots))
     missing = set(payload.lots) - {lot.pk for lot in lots}
     lots += [Lot(pk=pk, lot_number=f"#{pk}") for pk in sorted(missing)]
     side_effect = None
     if payload.side_effect is not None:
-        side_effect = SideEffect.objects.filter(
-            pk=payload.side_effect, session__course__clinic=clinic
+        side_effect = side_effects_for(caller(request), CLINICAL).filter(
+            pk=payload.side_effect
         ).first() or SideEffect(pk=payload.side_effect, session_id=0)
     event = actions.do_report_adverse_event(
         session,
@@ -111,7 +117,7 @@ def list_adverse_events(
     who = caller(request)
     who.require(CLINICAL)
     qs = (
-        AdverseEvent.objects.filter(clinic=who.clinic)
+        events_for(who, CLINICAL)
         .select_related("course__protocol")
         .prefetch_related("suspected_lots")
     )

@@ -23,8 +23,9 @@ from mesoclinic.access import (
     appointments_for,
     audit_list,
     audit_view,
+    members_for,
 )
-from mesoclinic.accounts.models import Membership, User
+from mesoclinic.accounts.models import User
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, Caller, caller
 from mesoclinic.api.views import api
@@ -38,8 +39,9 @@ MAX_RANGE = dt.timedelta(days=62)
 
 def _staff_practitioner(who: Caller, user_id: int, field: str = "practitioner") -> User:
     membership = (
-        Membership.objects.select_related("user")
-        .filter(clinic=who.clinic, user_id=user_id, role__in=CLINICAL)
+        members_for(who, ALL_STAFF)
+        .select_related("user")
+        .filter(user_id=user_id, role__in=CLINICAL)
         .first()
     )
     if membership is None:

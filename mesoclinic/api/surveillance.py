@@ -17,7 +17,7 @@ from ninja import Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from mesoclinic.access import access_alert
+from mesoclinic.access import access_alert, alerts_for
 from mesoclinic.api.auth import MANAGER, caller
 from mesoclinic.api.views import api
 from mesoclinic.safety import alerts as inbox
@@ -84,9 +84,7 @@ def list_alerts(request: HttpRequest, status: str = "live") -> list[dict[str, An
     acknowledged, closed or all."""
     who = caller(request)
     who.require(MANAGER)
-    qs = SafetyAlert.objects.filter(clinic=who.clinic).select_related(
-        "clinic", "lot__product", "practitioner"
-    )
+    qs = alerts_for(who, MANAGER).select_related("clinic", "lot__product", "practitioner")
     if status == "live":
         qs = qs.exclude(status=SafetyAlert.Status.CLOSED)
     elif status in SafetyAlert.Status.values:

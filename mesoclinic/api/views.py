@@ -24,6 +24,9 @@ from mesoclinic.access import (
     access_side_effect,
     audit_list,
     follow_ups_for,
+    lots_for,
+    members_for,
+    products_for,
 )
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
 from mesoclinic.api import problems
@@ -64,12 +67,7 @@ problems.install(api)
 
 
 def _lots(who: Caller, ids: list[int]) -> dict[int, Lot]:
-    found = {
-        lot.pk: lot
-        for lot in Lot.objects.select_related("product").filter(
-            pk__in=ids, product__clinic=who.clinic
-        )
-    }
+    found = {lot.pk: lot for lot in lots_for(who).select_related("product").filter(pk__in=ids)}
     missing = sorted(set(ids) - set(found))
     if missing:
         raise ValidationError(
@@ -647,8 +645,9 @@ def _practitioner(who: Caller, user_id: int | None) -> Any:
     if not 1 <= user_id <= s.MAX_ID:
         raise ValidationError({"practitioner": "is not a practitioner of this clinic."})
     membership = (
-        Membership.objects.select_related("user")
-        .filter(clinic=who.clinic, user_id=user_id, role__in=CLINICAL)
+        members_for(who, ALL_STAFF)
+        .select_related("user")
+        .filter(user_id=user_id, role__in=CLINICAL)
         .first()
     )
     if membership is None:
@@ -816,7 +815,7 @@ def _lot_out(lot: Lot) -> dict[str, Any]:
 def list_products(request: HttpRequest) -> list[dict[str, Any]]:
     who = caller(request)
     who.require(ALL_STAFF)
-    return [_product_out(p) for p in Product.objects.filter(clinic=who.clinic)]
+    return [_product_out(p) for p in products_for(who)]
 
 
 @api.post("/products", response={201: dict}, tags=["formulary"])
@@ -863,7 +862,7 @@ def list_lots(request: HttpRequest, number: str = "") -> list[dict[str, Any]]:
     """Lots of the clinic; `number` finds a typed or scanned lot number."""
     who = caller(request)
     who.require(ALL_STAFF)
-    qs = Lot.objects.filter(product__clinic=who.clinic).select_related("product")
+    qs = lots_for(who).select_related("product")
     if number.strip():
         qs = qs.filter(lot_number__iexact=number.strip())
     return [{**_lot_out(lot), "product_name": lot.product.name} for lot in qs]

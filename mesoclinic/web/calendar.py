@@ -21,12 +21,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_appointment, audit_list
+from mesoclinic.access import access_appointment, access_patient, audit_list
 from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
@@ -636,7 +636,7 @@ def _patient_from(request: HttpRequest, clinic: Clinic) -> Patient | None:
     raw = request.POST.get("patient") if request.method == "POST" else request.GET.get("patient")
     if not raw or not raw.isdigit():
         return None
-    return get_object_or_404(Patient, pk=int(raw), clinic=clinic)
+    return access_patient(caller(request), int(raw), ALL_STAFF)
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:

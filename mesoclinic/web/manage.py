@@ -23,7 +23,14 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_lot, access_member, access_product, audit_list
+from mesoclinic.access import (
+    access_lot,
+    access_member,
+    access_product,
+    audit_list,
+    members_for,
+    products_for,
+)
 from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import Lot, Product, ProductIngredient
@@ -45,9 +52,10 @@ from mesoclinic.web.manage_forms import (
 
 @login_required
 def formulary(request: HttpRequest) -> HttpResponse:
-    found = require(request, MANAGER)
+    who = caller(request)
+    who.require(MANAGER)
     components = ProductIngredient.objects.select_related("ingredient").order_by("ingredient__name")
-    products = Product.objects.filter(clinic=found.clinic).prefetch_related(
+    products = products_for(who, MANAGER).prefetch_related(
         Prefetch("components", queryset=components),
         Prefetch("lots", queryset=Lot.objects.order_by("-received_on", "lot_number")),
     )
@@ -235,7 +243,7 @@ def staff(request: HttpRequest) -> HttpResponse:
     found = require(request, MANAGER)
     licences = PractitionerLicence.objects.filter(clinic=found.clinic)
     members = list(
-        Membership.objects.filter(clinic=found.clinic)
+        members_for(caller(request), MANAGER)
         .select_related("user")
         .order_by("user__last_name", "user__first_name", "user__username")
     )

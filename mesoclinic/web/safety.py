@@ -13,11 +13,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_course, access_event, access_session
+from mesoclinic.access import access_course, access_event, access_session, events_for
 from mesoclinic.accounts.models import AuditEvent, audit_many
 from mesoclinic.formulary.models import Lot
 from mesoclinic.safety import actions
-from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.web.chart import chart_url, flash_errors
 from mesoclinic.web.context import CLINICAL, caller, reading, require
 from mesoclinic.web.forms import put_errors
@@ -149,7 +148,7 @@ def adverse_events(request: HttpRequest) -> HttpResponse:
     """Every serious adverse event of the clinic, newest onset first."""
     found = require(request, CLINICAL)
     events = list(
-        AdverseEvent.objects.filter(clinic=found.clinic)
+        events_for(caller(request), CLINICAL)
         .select_related("patient", "session__practitioner")
         .prefetch_related("suspected_lots")
     )

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from mesoclinic.access import access_alert, audit_list
+from mesoclinic.access import access_alert, alerts_for, audit_list
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.safety import alerts as inbox
@@ -43,7 +43,7 @@ class CloseForm(forms.Form):
 def alerts(request: HttpRequest) -> HttpResponse:
     found = require(request, MANAGER)
     clinic = found.clinic
-    mine = SafetyAlert.objects.filter(clinic=clinic).select_related("lot__product", "practitioner")
+    mine = alerts_for(caller(request)).select_related("lot__product", "practitioner")
     return render(
         request,
         "web/surveillance/alerts.html",
