@@ -231,8 +231,8 @@ ANONYMOUS = Caller(via="web")
 
 
 def _check(caller: Caller, need: frozenset[str]) -> None:
-    """403 unless the caller acts at `need`. The messages are for people: they name no role
-    key and no setting."""
+    """403 unless the caller acts at `need`. A refused role is named as the API has always
+    named it (clients and tests read the role and the roles it needs from the detail)."""
     if caller.is_anonymous:
         raise PermissionDenied("Sign in first.")
     if not caller.is_active:
