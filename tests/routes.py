@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -215,3 +216,16 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "deactivated": deactivated,
     }
     return Objects(scene=scene, other=other, ids=ids, users=users, other_patient=other_patient)
+
+
+@pytest.fixture(name="objects")
+def objects_fixture(scene: Scene, other: World, settings: Any, tmp_path: Any) -> Objects:
+    """The objects, with clinical photos kept in a temporary folder for the test."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "clinical_photos": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "photos", "base_url": None},
+        },
+    }
+    return build_objects(scene, other)

@@ -20,15 +20,18 @@ clinic (tests/test_admin.py checks its scoping)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
 from django.test import Client
 
 from mesoclinic.access import CLINICAL, MANAGE, OWN, PATIENT, READ
-from tests.conftest import Scene, World
-from tests.routes import CALLERS, Objects, api_operations, build_objects, web_routes
+from tests.routes import (
+    CALLERS,
+    Objects,
+    api_operations,
+    objects_fixture,  # noqa: F401 - the `objects` fixture
+    web_routes,
+)
 from tests.test_api_endpoints import ENDPOINTS
 
 # Levels that are not a set of roles.
@@ -266,18 +269,6 @@ def _jpeg() -> Any:
     from tests.test_photos import jpeg
 
     return SimpleUploadedFile("side.jpg", jpeg(), content_type="image/jpeg")
-
-
-@pytest.fixture
-def objects(scene: Scene, other: World, settings: Any, tmp_path: Path) -> Objects:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "clinical_photos": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": tmp_path / "photos", "base_url": None},
-        },
-    }
-    return build_objects(scene, other)
 
 
 # Denied callers go first: they must change nothing, so the objects are as made when the

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
-from typing import Any
 
-import pytest
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent
-from tests.conftest import Scene, World, iso
-from tests.routes import Objects, api_operations, build_objects, web_routes
+from tests.conftest import iso
+from tests.routes import (
+    Objects,
+    api_operations,
+    objects_fixture,  # noqa: F401 - the `objects` fixture
+    web_routes,
+)
 
 READS = [AuditEvent.Action.VIEW, AuditEvent.Action.EXPORT]
 # Route parameters that name one of a patient's records: the answer is about that patient.
@@ -51,18 +53,6 @@ def _shows_patient(objects: Objects, route: str, body: bytes) -> bool:
         or patient.last_name in text
         or re.search(rf'"patient(_id)?": ?{patient.pk}\b', text)
     )
-
-
-@pytest.fixture
-def objects(scene: Scene, other: World, settings: Any, tmp_path: Path) -> Objects:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "clinical_photos": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": tmp_path / "photos", "base_url": None},
-        },
-    }
-    return build_objects(scene, other)
 
 
 def _last_id() -> int:
