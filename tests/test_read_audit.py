@@ -141,3 +141,21 @@ class ReadAuditTests:
         r = objects.api("other_clinic").get(f"/patients/{objects.scene.patient.pk}")
         assert r.status_code == 404
         assert not AuditEvent.objects.filter(pk__gt=before).exists()
+
+    def test_the_cadence_flags_record_each_patient_flagged(self, objects: Objects) -> None:
+        # The scene has no broken cadence; a missed session visit makes one.
+        from mesoclinic.scheduling.actions import do_mark_no_show
+        from mesoclinic.scheduling.models import Appointment
+
+        scene = objects.scene
+        Appointment.objects.filter(pk=scene.started).update(
+            course_id=scene.course["id"], kind="session"
+        )
+        do_mark_no_show(Appointment.objects.get(pk=scene.started), user=scene.world.front_desk)
+        before = _last_id()
+        flags = objects.api("front_desk").get("/calendar/cadence-flags").json()
+        assert [f["patient"] for f in flags] == [scene.patient.pk]
+        rows = AuditEvent.objects.filter(pk__gt=before, action=AuditEvent.Action.VIEW)
+        assert [(e.patient_id, e.detail["page"]) for e in rows] == [
+            (scene.patient.pk, "cadence flags")
+        ]
