@@ -159,29 +159,36 @@ class AuditTests:
         assert [x["code"] for x in event.detail["reasons"]] == codes
         assert set(codes) == {"no_consent", "allergy_test_missing", "lot_expired", "no_baseline"}
 
-    def test_a_search_is_audited_without_a_patient(self, world: World, patient: Patient) -> None:
+    def test_a_search_is_audited_with_each_patient_it_found(
+        self, world: World, patient: Patient
+    ) -> None:
         since = last_id()
         api_for(world.front_desk).get("/patients", q="Lopez")
-        [event] = new_events(since)
-        assert (event.action, event.object_type, event.patient_id) == (
+        search, found = sorted(new_events(since), key=lambda e: e.patient_id or 0)
+        # The search itself, even had it found no one, and then each patient it showed.
+        assert (search.action, search.object_type, search.patient_id) == (
             "view",
             "patients.Patient",
             None,
         )
-        assert event.detail == {"query": "Lopez"}
-        assert (event.user, event.clinic) == (world.front_desk, world.clinic)
+        assert search.detail == {"query": "Lopez"}
+        assert (search.user, search.clinic) == (world.front_desk, world.clinic)
+        assert (found.action, found.patient_id) == ("view", patient.pk)
+        assert found.detail == {"page": "patient search", "query": "Lopez"}
 
     def test_exporting_a_lots_patients_is_audited(self, scene: Scene) -> None:
         since = last_id()
         r = api_for(scene.world.practitioner).get(f"/lots/{scene.world.lot.pk}/patients")
         assert r.status_code == 200
-        [event] = new_events(since)
+        [event, named] = sorted(new_events(since), key=lambda e: e.patient_id or 0)
         assert (event.action, event.object_type, event.object_id) == (
             "export",
             "formulary.Lot",
             str(scene.world.lot.pk),
         )
         assert event.detail["patients"] == [scene.patient.pk]
+        # And a row naming each patient, so the patient's own trail shows the export.
+        assert (named.action, named.patient_id) == ("export", scene.patient.pk)
         assert (event.user, event.clinic) == (scene.world.practitioner, scene.world.clinic)
 
     def test_each_step_of_a_course_leaves_a_row_on_the_chart(

@@ -25,14 +25,13 @@ from mesoclinic.accounts.models import (
 
 
 def managed_clinic_ids(request: HttpRequest) -> list[int]:
-    user = request.user
-    if not user.is_authenticated or not user.is_staff:
-        return []
-    return list(
-        Membership.objects.filter(user=user, role=Membership.Role.MANAGER).values_list(
-            "clinic_id", flat=True
-        )
-    )
+    """The clinics whose rows the user may see here: the access layer decides, as it does for
+    the web app and the API."""
+    # Imported here: the access layer reads every app above accounts, which this module,
+    # loaded by each of them, must not pull in at import time.
+    from mesoclinic.access import managed_clinic_ids as managed
+
+    return managed(request.user)
 
 
 class ClinicScopedAdmin(admin.ModelAdmin):

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
+from mesoclinic.access import audit_list
 from mesoclinic.accounts.auditlog import AuditFilter, events
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import MANAGER, caller
@@ -71,6 +72,7 @@ def audit_trail(request: HttpRequest, q: Query[AuditQuery]) -> dict[str, Any]:
         filters=f.as_detail(),
         page=page.number,
     )
+    audit_list(who, "audit trail", [e.patient_id for e in page.object_list])
     return {
         "count": pages.count,
         "page": page.number,

@@ -1,44 +1,18 @@
-"""Bearer-token authentication and the clinic/role context every endpoint checks."""
+"""Bearer-token authentication: a token becomes the access layer's `Caller`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
-from mesoclinic.accounts.models import Clinic, Membership
+from mesoclinic.access import CLINICAL, MANAGE, READ, Caller, caller_from_token
 from mesoclinic.api.models import ApiToken, hash_token
 
-Role = Membership.Role
-ALL_STAFF = frozenset({Role.MANAGER, Role.PRACTITIONER, Role.FRONT_DESK})
-CLINICAL = frozenset({Role.MANAGER, Role.PRACTITIONER})
-MANAGER = frozenset({Role.MANAGER})
-
-
-@dataclass(frozen=True)
-class Caller:
-    user: Any
-    membership: Membership | None
-
-    @property
-    def clinic(self) -> Clinic:
-        if self.membership is None:
-            raise PermissionDenied("This account is not a member of a clinic.")
-        return self.membership.clinic
-
-    def require(self, roles: frozenset[str]) -> Membership:
-        if self.membership is None:
-            raise PermissionDenied("This account is not a member of a clinic.")
-        if self.membership.role not in roles:
-            allowed = ", ".join(sorted(roles))
-            raise PermissionDenied(
-                f"Your role ({self.membership.role}) may not do this; it needs: {allowed}."
-            )
-        return self.membership
+# The levels of action live in the access layer; these names are kept for the endpoints.
+ALL_STAFF = READ
+MANAGER = MANAGE
+__all__ = ["ALL_STAFF", "CLINICAL", "MANAGER", "BearerAuth", "Caller", "caller"]
 
 
 class BearerAuth(HttpBearer):
@@ -59,7 +33,7 @@ class BearerAuth(HttpBearer):
         now = timezone.now()
         if found.last_used_at is None or (now - found.last_used_at).total_seconds() > 60:
             ApiToken.objects.filter(pk=found.pk).update(last_used_at=now)
-        return Caller(user=found.user, membership=found.membership)
+        return caller_from_token(found.user, found.membership)
 
 
 def caller(request: HttpRequest) -> Caller:

@@ -14,11 +14,10 @@ from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Field, Schema, Status
 
-from mesoclinic.accounts.models import AuditEvent, audit
-from mesoclinic.api.auth import ALL_STAFF, CLINICAL, caller
+from mesoclinic.access import OWN, PATIENT, access_course, audit_view
+from mesoclinic.api.auth import CLINICAL, caller
 from mesoclinic.api.schemas import Id, Key, When
 from mesoclinic.api.views import api
 from mesoclinic.courses.models import Course
@@ -107,29 +106,13 @@ def _out(m: Measurement) -> dict[str, Any]:
     }
 
 
-def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
-    """The course for a staff member of its clinic in one of `roles`, or for the patient whose
-    course it is (reading only their own; anything else about another patient is a 404)."""
-    who = caller(request)
-    courses = Course.objects.select_related("clinic", "patient", "protocol")
-    if who.membership is None:
-        patient = getattr(who.user, "patient", None)
-        if patient is None:
-            raise PermissionDenied("This account is not a member of a clinic.")
-        return get_object_or_404(courses, pk=course_id, patient=patient)
-    who.require(roles)
-    return get_object_or_404(courses, pk=course_id, clinic=who.clinic)
+# A patient reads their own measurements and progress, and records their own satisfaction.
+OWN_READ = OWN
+OWN_RECORD = CLINICAL | {PATIENT}
 
 
 def _audit_read(request: HttpRequest, course: Course, what: str) -> None:
-    audit(
-        clinic=course.clinic,
-        user=caller(request).user,
-        action=AuditEvent.Action.VIEW,
-        obj=course,
-        patient_id=course.patient_id,
-        read=what,
-    )
+    audit_view(caller(request), course, patient_id=course.patient_id, read=what)
 
 
 def _may_record(request: HttpRequest, kinds: list[str]) -> None:
@@ -148,7 +131,7 @@ def _raw(r: VisitMeasurementIn | MeasurementIn) -> logic.Raw:
 
 @api.get("/courses/{course_id}/measurements", response=list[MeasurementOut], tags=["outcomes"])
 def list_measurements(request: HttpRequest, course_id: int) -> list[dict[str, Any]]:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, OWN_READ)
     _audit_read(request, course, "measurements")
     return [_out(m) for m in course.measurements.select_related("course__clinic")]
 
@@ -159,7 +142,7 @@ def record_measurement(
 ) -> Status[dict[str, Any]]:
     """One measurement. A bad value is a 422 naming the field: value, items.<item>, site,
     area, kind or taken_at."""
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, OWN_RECORD)
     _may_record(request, [payload.kind])
     m = actions.do_record_measurement(
         course,
@@ -177,7 +160,7 @@ def record_visit(
     request: HttpRequest, course_id: int, payload: VisitIn
 ) -> Status[list[dict[str, Any]]]:
     """A visit's measurements, all or none; fields are named measurements.<n>.<field>."""
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, OWN_RECORD)
     _may_record(request, [r.kind for r in payload.measurements])
     rows = actions.do_record_measurements(
         course,
@@ -195,6 +178,6 @@ def course_progress(request: HttpRequest, course_id: int) -> dict[str, Any]:
     """The series the progress chart draws (x: sessions done, 0 = baseline), each with its
     change from baseline and, for the Hexsel score, the protocol's expected trajectory and
     its sources."""
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, OWN_READ)
     _audit_read(request, course, "progress")
     return {"course": course.pk, **progress.course_progress(course).as_dict()}

@@ -15,14 +15,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Field, File, Form, Schema, Status, UploadedFile
 from ninja.decorators import decorate_view
 
+from mesoclinic.access import access_course, access_patient, access_photo
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import CLINICAL, MANAGER, caller
 from mesoclinic.api.schemas import When
-from mesoclinic.api.views import _get_course, _get_patient, api
+from mesoclinic.api.views import api
 from mesoclinic.lib import limits
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Photo, PhotoConsent
@@ -100,14 +100,6 @@ def _consent_out(consent: PhotoConsent | None) -> dict[str, Any] | None:
     }
 
 
-def _get_photo(request: HttpRequest, photo_id: int) -> Photo:
-    who = caller(request)
-    who.require(CLINICAL)
-    return get_object_or_404(
-        Photo.objects.select_related("clinic", "course"), pk=photo_id, clinic=who.clinic
-    )
-
-
 @api.post("/courses/{course_id}/photos", response={201: PhotoOut}, tags=["photos"])
 @decorate_view(bounded_api_upload)
 def upload_photo(
@@ -122,7 +114,7 @@ def upload_photo(
     """Store one standard view of one area (multipart/form-data: `image`, `area`, `view`, and
     optionally `taken_at` with a zone offset and `session`). The image is checked and
     re-encoded without EXIF; its SHA-256 is of the stored bytes."""
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     data = photo_actions.read_upload(image, "image")
     chosen = None
     if session is not None:
@@ -154,7 +146,7 @@ def upload_photo(
 @api.get("/courses/{course_id}/photos", response=list[PhotoOut], tags=["photos"])
 def list_photos(request: HttpRequest, course_id: int) -> list[dict[str, Any]]:
     """The course's photos, earliest first: metadata only; each image is at its image_url."""
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -188,7 +180,7 @@ def marketing_photos(request: HttpRequest) -> list[dict[str, Any]]:
 @api.get("/photos/{photo_id}/image", tags=["photos"], response={200: None})
 def photo_image(request: HttpRequest, photo_id: int) -> FileResponse:
     """The image itself (image/jpeg or image/png), never cached; the read is audited."""
-    photo = _get_photo(request, photo_id)
+    photo = access_photo(caller(request), photo_id)
     try:
         opened = photo_actions.open_image(photo)
     except FileNotFoundError:
@@ -200,7 +192,7 @@ def photo_image(request: HttpRequest, photo_id: int) -> FileResponse:
 @api.get("/patients/{patient_id}/photo-consents", response=PhotoConsentsOut, tags=["photos"])
 def photo_consents(request: HttpRequest, patient_id: int) -> dict[str, Any]:
     """The decision in force for each purpose, and every decision, newest first."""
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -224,7 +216,7 @@ def record_photo_consent(
 ) -> Status[dict[str, Any] | None]:
     """Record a yes or no to one purpose ("clinical" or "marketing"); the other purpose is not
     touched. An empty text records the clinic's standard words. A withdrawal is granted=false."""
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     consent = photo_actions.do_record_photo_consent(
         patient,
         purpose=payload.purpose,

@@ -10,13 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Field, Schema, Status
 
+from mesoclinic.access import (
+    access_course,
+    access_event,
+    access_session,
+    events_for,
+    lots_for,
+    side_effects_for,
+)
 from mesoclinic.accounts.models import AuditEvent, audit, audit_many
 from mesoclinic.api.auth import CLINICAL, caller
 from mesoclinic.api.schemas import Id, When
-from mesoclinic.api.views import _get_course, _get_session, api
+from mesoclinic.api.views import api
 from mesoclinic.courses.models import SideEffect
 from mesoclinic.formulary.models import Lot
 from mesoclinic.lib import limits
@@ -77,28 +84,17 @@ def _event_out(e: AdverseEvent) -> dict[str, Any]:
     }
 
 
-def _get_event(request: HttpRequest, event_id: int) -> AdverseEvent:
-    who = caller(request)
-    who.require(CLINICAL)
-    return get_object_or_404(
-        AdverseEvent.objects.select_related("clinic", "session", "course__protocol"),
-        pk=event_id,
-        clinic=who.clinic,
-    )
-
-
 @api.post("/adverse-events", response={201: dict}, tags=TAGS)
 def report_adverse_event(request: HttpRequest, payload: AdverseEventIn) -> Status[dict[str, Any]]:
-    session = _get_session(request, payload.session, CLINICAL)
+    session = access_session(caller(request), payload.session, CLINICAL)
     # Lots of another clinic are not found here, and are refused as not injected.
-    clinic = session.course.clinic
-    lots = list(Lot.objects.filter(pk__in=payload.lots, product__clinic=clinic))
+    lots = list(lots_for(caller(request), CLINICAL).filter(pk__in=payload.lots))
     missing = set(payload.lots) - {lot.pk for lot in lots}
     lots += [Lot(pk=pk, lot_number=f"#{pk}") for pk in sorted(missing)]
     side_effect = None
     if payload.side_effect is not None:
-        side_effect = SideEffect.objects.filter(
-            pk=payload.side_effect, session__course__clinic=clinic
+        side_effect = side_effects_for(caller(request), CLINICAL).filter(
+            pk=payload.side_effect
         ).first() or SideEffect(pk=payload.side_effect, session_id=0)
     event = actions.do_report_adverse_event(
         session,
@@ -125,7 +121,7 @@ def list_adverse_events(
     who = caller(request)
     who.require(CLINICAL)
     qs = (
-        AdverseEvent.objects.filter(clinic=who.clinic)
+        events_for(who, CLINICAL)
         .select_related("course__protocol")
         .prefetch_related("suspected_lots")
     )
@@ -146,7 +142,7 @@ def list_adverse_events(
 
 @api.get("/adverse-events/{event_id}", tags=TAGS)
 def get_adverse_event(request: HttpRequest, event_id: int) -> dict[str, Any]:
-    event = _get_event(request, event_id)
+    event = access_event(caller(request), event_id)
     audit(
         clinic=event.clinic,
         user=caller(request).user,
@@ -164,7 +160,7 @@ def update_adverse_event(
 ) -> dict[str, Any]:
     """Change the outcome (with outcome_at when it has ended) or the actions taken. The report
     itself is never rewritten."""
-    event = _get_event(request, event_id)
+    event = access_event(caller(request), event_id)
     actions.do_update_adverse_event(
         event,
         outcome=payload.outcome,
@@ -178,7 +174,7 @@ def update_adverse_event(
 @api.get("/courses/{course_id}/watch", tags=TAGS)
 def course_watch(request: HttpRequest, course_id: int) -> list[dict[str, Any]]:
     """The course's infection-watch prompts, with the patient's answers."""
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     audit(
         clinic=course.clinic,
         user=caller(request).user,

@@ -13,14 +13,22 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Query, Status
 
-from mesoclinic.accounts.models import AuditEvent, Membership, User, audit
+from mesoclinic.access import (
+    access_appointment,
+    access_course,
+    access_patient,
+    appointments_for,
+    audit_list,
+    audit_view,
+    members_for,
+)
+from mesoclinic.accounts.models import User
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, Caller, caller
-from mesoclinic.api.views import _get_course, _get_patient, api
+from mesoclinic.api.views import api
 from mesoclinic.courses.models import Course
 from mesoclinic.scheduling import actions, planning
 from mesoclinic.scheduling.models import Appointment, Room
@@ -29,20 +37,11 @@ from mesoclinic.scheduling.series import Preferences
 MAX_RANGE = dt.timedelta(days=62)
 
 
-def _get_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
-    who = caller(request)
-    who.require(ALL_STAFF)
-    return get_object_or_404(
-        Appointment.objects.select_related("clinic", "patient", "practitioner", "room", "course"),
-        pk=appointment_id,
-        clinic=who.clinic,
-    )
-
-
 def _staff_practitioner(who: Caller, user_id: int, field: str = "practitioner") -> User:
     membership = (
-        Membership.objects.select_related("user")
-        .filter(clinic=who.clinic, user_id=user_id, role__in=CLINICAL)
+        members_for(who, ALL_STAFF)
+        .select_related("user")
+        .filter(user_id=user_id, role__in=CLINICAL)
         .first()
     )
     if membership is None:
@@ -90,25 +89,29 @@ def list_appointments(
         raise ValidationError({"end": "must be after start."})
     if end - start > MAX_RANGE:
         raise ValidationError({"end": "must be at most 62 days after start."})
-    qs = Appointment.objects.filter(
-        clinic=who.clinic, starts_at__lt=end, ends_at__gt=start
-    ).select_related("clinic", "patient", "practitioner", "room")
+    qs = (
+        appointments_for(who)
+        .filter(starts_at__lt=end, ends_at__gt=start)
+        .select_related("clinic", "patient", "practitioner", "room")
+    )
     if practitioner is not None:
         qs = qs.filter(practitioner_id=practitioner)
     if patient is not None:
         qs = qs.filter(patient_id=patient)
     if not include_cancelled:
         qs = qs.exclude(status__in=Appointment.INACTIVE)
-    return [_appointment_out(a) for a in qs.order_by("starts_at")]
+    found = list(qs.order_by("starts_at"))
+    audit_list(who, "appointments", [a.patient_id for a in found])
+    return [_appointment_out(a) for a in found]
 
 
 @api.post("/appointments", response={201: s.AppointmentOut}, tags=["calendar"])
 def book_appointment(request: HttpRequest, payload: s.AppointmentIn) -> Status[dict[str, Any]]:
     who = caller(request)
-    patient = _get_patient(request, payload.patient, ALL_STAFF)
+    patient = access_patient(caller(request), payload.patient, ALL_STAFF)
     course = None
     if payload.course is not None:
-        course = _get_course(request, payload.course, ALL_STAFF)
+        course = access_course(caller(request), payload.course, ALL_STAFF)
     room = None
     if payload.room is not None:
         room = Room.objects.filter(clinic=who.clinic, pk=payload.room).first()
@@ -130,7 +133,7 @@ def book_appointment(request: HttpRequest, payload: s.AppointmentIn) -> Status[d
 
 @api.get("/appointments/{appointment_id}", response=s.AppointmentOut, tags=["calendar"])
 def get_appointment(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     _audit_view(caller(request), found)
     return _appointment_out(found)
 
@@ -139,16 +142,16 @@ def get_appointment(request: HttpRequest, appointment_id: int) -> dict[str, Any]
 def cancel_appointment(
     request: HttpRequest, appointment_id: int, payload: s.CancelIn
 ) -> dict[str, Any]:
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     actions.do_cancel(found, user=caller(request).user, reason=payload.reason)
-    return _appointment_out(_get_appointment(request, appointment_id))
+    return _appointment_out(access_appointment(caller(request), appointment_id))
 
 
 @api.post("/appointments/{appointment_id}/no-show", response=s.AppointmentOut, tags=["calendar"])
 def no_show(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     actions.do_mark_no_show(found, user=caller(request).user)
-    return _appointment_out(_get_appointment(request, appointment_id))
+    return _appointment_out(access_appointment(caller(request), appointment_id))
 
 
 @api.post("/appointments/{appointment_id}/move", response=s.MoveOut, tags=["calendar"])
@@ -159,7 +162,7 @@ def move_appointment(
     `dry_run`, only the changes and problems. A problem refuses the move (409) unless
     `accept_break`."""
     who = caller(request)
-    found = _get_appointment(request, appointment_id)
+    found = access_appointment(caller(request), appointment_id)
     practitioner = _staff_practitioner(who, payload.practitioner) if payload.practitioner else None
     if payload.dry_run:
         plan = planning.plan_move(found, payload.starts_at, practitioner=practitioner)
@@ -232,7 +235,7 @@ def book_course(
     """Propose every visit the course still needs (the allergy test visit, then each session
     at the cadence) and book them all in one transaction; with `dry_run`, only propose."""
     who = caller(request)
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     practitioner = _staff_practitioner(who, payload.practitioner) if payload.practitioner else None
     prefs = _prefs(payload.preferences)
     plan = planning.propose_course(
@@ -272,7 +275,7 @@ def book_course(
 @api.get("/courses/{course_id}/maintenance", response=s.ProposalOut, tags=["calendar"])
 def maintenance_proposal(request: HttpRequest, course_id: int) -> dict[str, Any]:
     """For a completed course, the maintenance visit proposed in the protocol's window."""
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF, view=True)
     plan = planning.propose_maintenance(course)
     if plan is None:
         return {"booked": False, "visits": [], "problems": [_no_maintenance(course)]}
@@ -281,7 +284,7 @@ def maintenance_proposal(request: HttpRequest, course_id: int) -> dict[str, Any]
 
 @api.post("/courses/{course_id}/maintenance", response={201: s.AppointmentOut}, tags=["calendar"])
 def book_maintenance(request: HttpRequest, course_id: int) -> Status[dict[str, Any]]:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     made = planning.do_book_maintenance(course, user=caller(request).user)
     return Status(201, _appointment_out(made))
 
@@ -316,7 +319,9 @@ def next_free(
         length,
         not_before=not_before,
         prefs=_prefs(prefs) if prefs is not None else Preferences(),
-        patient=_get_patient(request, patient, ALL_STAFF) if patient is not None else None,
+        patient=access_patient(caller(request), patient, ALL_STAFF)
+        if patient is not None
+        else None,
     )
     return {
         "practitioner": user.pk,
@@ -330,7 +335,8 @@ def cadence_flags(request: HttpRequest) -> list[dict[str, Any]]:
     """Active courses whose cadence is broken: missed or cancelled and not rebooked, overdue
     with nothing booked, or booked outside the window."""
     who = caller(request)
-    who.require(ALL_STAFF)
+    flags = planning.cadence_flags(who.require(ALL_STAFF).clinic, timezone.now())
+    audit_list(who, "cadence flags", [f.course.patient_id for f in flags])
     return [
         {
             "course": f.course.pk,
@@ -338,15 +344,9 @@ def cadence_flags(request: HttpRequest) -> list[dict[str, Any]]:
             "patient_name": str(f.course.patient),
             "message": f.message,
         }
-        for f in planning.cadence_flags(who.clinic, timezone.now())
+        for f in flags
     ]
 
 
 def _audit_view(who: Caller, a: Appointment) -> None:
-    audit(
-        clinic=who.clinic,
-        user=who.user,
-        action=AuditEvent.Action.VIEW,
-        obj=a,
-        patient_id=a.patient_id,
-    )
+    audit_view(who, a, patient_id=a.patient_id)

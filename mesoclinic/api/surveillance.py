@@ -13,11 +13,11 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
+from mesoclinic.access import access_alert, alerts_for
 from mesoclinic.api.auth import MANAGER, caller
 from mesoclinic.api.views import api
 from mesoclinic.safety import alerts as inbox
@@ -38,16 +38,6 @@ class RecallFromAlertIn(Schema):
 
 class SurveilIn(Schema):
     dry_run: bool = False
-
-
-def _get_alert(request: HttpRequest, alert_id: int) -> SafetyAlert:
-    who = caller(request)
-    who.require(MANAGER)
-    return get_object_or_404(
-        SafetyAlert.objects.select_related("clinic", "lot__product", "practitioner", "handled_by"),
-        pk=alert_id,
-        clinic=who.clinic,
-    )
 
 
 def alert_out(a: SafetyAlert) -> dict[str, Any]:
@@ -94,9 +84,7 @@ def list_alerts(request: HttpRequest, status: str = "live") -> list[dict[str, An
     acknowledged, closed or all."""
     who = caller(request)
     who.require(MANAGER)
-    qs = SafetyAlert.objects.filter(clinic=who.clinic).select_related(
-        "clinic", "lot__product", "practitioner"
-    )
+    qs = alerts_for(who, MANAGER).select_related("clinic", "lot__product", "practitioner")
     if status == "live":
         qs = qs.exclude(status=SafetyAlert.Status.CLOSED)
     elif status in SafetyAlert.Status.values:
@@ -108,19 +96,19 @@ def list_alerts(request: HttpRequest, status: str = "live") -> list[dict[str, An
 
 @api.get("/safety/alerts/{alert_id}", tags=["safety"])
 def get_alert(request: HttpRequest, alert_id: int) -> dict[str, Any]:
-    return alert_out(_get_alert(request, alert_id))
+    return alert_out(access_alert(caller(request), alert_id))
 
 
 @api.post("/safety/alerts/{alert_id}/acknowledge", tags=["safety"])
 def acknowledge_alert(request: HttpRequest, alert_id: int) -> dict[str, Any]:
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     done = _act(inbox.do_acknowledge_alert, alert, caller(request).user, via="api")
     return alert_out(done)
 
 
 @api.post("/safety/alerts/{alert_id}/close", tags=["safety"])
 def close_alert(request: HttpRequest, alert_id: int, payload: CloseIn) -> dict[str, Any]:
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     done = _act(inbox.do_close_alert, alert, caller(request).user, payload.note, via="api")
     return alert_out(done)
 
@@ -131,7 +119,7 @@ def recall_from_alert(
 ) -> dict[str, Any]:
     """Recall the lot the alert names; answers the alert and every patient who received the
     lot, with contact details, for follow-up."""
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     patients = _act(
         inbox.do_recall_from_alert, alert, caller(request).user, payload.reason, via="api"
     )

@@ -9,17 +9,30 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Status
 
-from mesoclinic.accounts.models import AuditEvent, Membership, audit
+from mesoclinic.access import (
+    access_allergy_test,
+    access_course,
+    access_follow_up,
+    access_lot,
+    access_patient,
+    access_product,
+    access_session,
+    access_side_effect,
+    audit_list,
+    follow_ups_for,
+    lots_for,
+    members_for,
+    products_for,
+)
+from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api import problems
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, MANAGER, BearerAuth, Caller, caller
 from mesoclinic.api.openapi import DocumentedAPI
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import (
-    AllergyTest,
     Course,
     FollowUp,
     Session,
@@ -58,75 +71,8 @@ api.add_router("/audit", audit_endpoints.router)
 # Fetch helpers: tenancy and role checks live here and nowhere else.
 
 
-def _get_patient(request: HttpRequest, patient_id: int, roles: frozenset[str]) -> Patient:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Patient.objects.select_related("clinic"), pk=patient_id, clinic=who.clinic
-    )
-
-
-def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Course.objects.select_related("clinic", "patient", "protocol"),
-        pk=course_id,
-        clinic=who.clinic,
-    )
-
-
-def _get_allergy_test(request: HttpRequest, test_id: int, roles: frozenset[str]) -> AllergyTest:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        AllergyTest.objects.select_related("course__clinic", "course__protocol"),
-        pk=test_id,
-        course__clinic=who.clinic,
-    )
-
-
-def _get_session(request: HttpRequest, session_id: int, roles: frozenset[str]) -> Session:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Session.objects.select_related("course__clinic", "course__protocol", "course__patient"),
-        pk=session_id,
-        course__clinic=who.clinic,
-    )
-
-
-def _get_side_effect(request: HttpRequest, effect_id: int, roles: frozenset[str]) -> SideEffect:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        SideEffect.objects.select_related("session__course__clinic", "session__course__protocol"),
-        pk=effect_id,
-        session__course__clinic=who.clinic,
-    )
-
-
-def _get_lot(request: HttpRequest, lot_id: int, roles: frozenset[str]) -> Lot:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(
-        Lot.objects.select_related("product"), pk=lot_id, product__clinic=who.clinic
-    )
-
-
-def _get_product(request: HttpRequest, product_id: int, roles: frozenset[str]) -> Product:
-    who = caller(request)
-    who.require(roles)
-    return get_object_or_404(Product, pk=product_id, clinic=who.clinic)
-
-
 def _lots(who: Caller, ids: list[int]) -> dict[int, Lot]:
-    found = {
-        lot.pk: lot
-        for lot in Lot.objects.select_related("product").filter(
-            pk__in=ids, product__clinic=who.clinic
-        )
-    }
+    found = {lot.pk: lot for lot in lots_for(who).select_related("product").filter(pk__in=ids)}
     missing = sorted(set(ids) - set(found))
     if missing:
         raise ValidationError(
@@ -382,6 +328,8 @@ def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
         object_type="patients.Patient",
         query=q,
     )
+    found = list(qs[:50])
+    audit_list(who, "patient search", [p.pk for p in found], query=q)
     return [
         {
             "id": p.pk,
@@ -391,13 +339,13 @@ def search_patients(request: HttpRequest, q: str = "") -> list[dict[str, Any]]:
             "phone": p.phone,
             "email": p.email,
         }
-        for p in qs[:50]
+        for p in found
     ]
 
 
 @api.get("/patients/{patient_id}", response=s.PatientOut, tags=["patients"])
 def get_patient(request: HttpRequest, patient_id: int) -> dict[str, Any]:
-    patient = _get_patient(request, patient_id, ALL_STAFF)
+    patient = access_patient(caller(request), patient_id, ALL_STAFF)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -413,7 +361,7 @@ def get_patient(request: HttpRequest, patient_id: int) -> dict[str, Any]:
 def add_allergy(
     request: HttpRequest, patient_id: int, payload: s.AllergyIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     who = caller(request)
     ingredient = _ingredient(who, payload.ingredient)
     with transaction.atomic():
@@ -448,7 +396,7 @@ def screening_form(request: HttpRequest) -> dict[str, Any]:
 def screen_patient(
     request: HttpRequest, patient_id: int, payload: s.ScreeningIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     screening = patient_actions.do_screen_patient(
         patient, payload.answers, caller(request).user, screened_at=payload.screened_at
     )
@@ -469,7 +417,7 @@ def _consent_use(
 ) -> tuple[str, list[str]]:
     if course_id is None:
         return "", []
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     if course.patient_id != patient.pk:
         raise ValidationError({"course": "is not this patient's course."})
     return course.indication, list(course.areas)
@@ -480,7 +428,7 @@ def preview_consent(
     request: HttpRequest, patient_id: int, course: int | None = None, products: str = ""
 ) -> dict[str, Any]:
     """The exact text the patient will sign, with each product's regulatory status."""
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=True)
     ids = _id_list(products, "products")
     chosen = _consent_products(patient, ids)
     indication, areas = _consent_use(request, patient, course)
@@ -519,7 +467,7 @@ def _consent_products(patient: Patient, ids: list[int] | None) -> list[Product]:
 def sign_consent(
     request: HttpRequest, patient_id: int, payload: s.ConsentIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     if payload.method == "drawn" and not payload.signature:
         raise ValidationError({"signature": "a drawn consent needs the signature."})
     if payload.signed_at is not None:
@@ -558,7 +506,7 @@ def sign_consent(
 def plan_course(
     request: HttpRequest, patient_id: int, payload: s.CourseIn
 ) -> Status[dict[str, Any]]:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     protocol = ClinicProtocol.current(patient.clinic, payload.protocol)
     if protocol is None:
         raise ValidationError({"protocol": f"no protocol {payload.protocol!r} in this clinic."})
@@ -577,7 +525,7 @@ def plan_course(
 
 @api.get("/courses/{course_id}", response=s.CourseOut, tags=["courses"])
 def get_course(request: HttpRequest, course_id: int) -> dict[str, Any]:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -591,7 +539,7 @@ def get_course(request: HttpRequest, course_id: int) -> dict[str, Any]:
 
 @api.post("/courses/{course_id}/stop", response=s.CourseOut, tags=["courses"])
 def stop_course(request: HttpRequest, course_id: int, payload: s.StopIn) -> dict[str, Any]:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     actions.do_stop_course(course, payload.reason, caller(request).user)
     return _course_out(course)
 
@@ -600,7 +548,7 @@ def stop_course(request: HttpRequest, course_id: int, payload: s.StopIn) -> dict
 def give_allergy_test(
     request: HttpRequest, course_id: int, payload: s.AllergyTestIn
 ) -> Status[dict[str, Any]]:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     lots = _lots(who, [i.lot for i in payload.injections])
     test = actions.do_give_allergy_test(
@@ -621,7 +569,7 @@ def give_allergy_test(
 def read_allergy_test(
     request: HttpRequest, test_id: int, payload: s.AllergyReadingIn
 ) -> dict[str, Any]:
-    test = _get_allergy_test(request, test_id, CLINICAL)
+    test = access_allergy_test(caller(request), test_id, CLINICAL)
     reading = actions.do_read_allergy_test(
         test,
         read_at=payload.read_at,
@@ -653,7 +601,7 @@ def session_check(
 
     from django.utils import timezone
 
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=True)
     who = caller(request)
     when = timezone.now()
     if performed_at:
@@ -679,8 +627,9 @@ def _practitioner(who: Caller, user_id: int | None) -> Any:
     if not 1 <= user_id <= s.MAX_ID:
         raise ValidationError({"practitioner": "is not a practitioner of this clinic."})
     membership = (
-        Membership.objects.select_related("user")
-        .filter(clinic=who.clinic, user_id=user_id, role__in=CLINICAL)
+        members_for(who, ALL_STAFF)
+        .select_related("user")
+        .filter(user_id=user_id, role__in=CLINICAL)
         .first()
     )
     if membership is None:
@@ -696,7 +645,7 @@ def _practitioner(who: Caller, user_id: int | None) -> Any:
 def record_session(
     request: HttpRequest, course_id: int, payload: s.SessionIn
 ) -> Status[dict[str, Any]]:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     lots = _lots(who, [i.lot for i in payload.injections])
     session = actions.do_record_session(
@@ -721,7 +670,7 @@ def record_session(
 
 @api.get("/sessions/{session_id}", response=s.SessionOut, tags=["courses"])
 def get_session(request: HttpRequest, session_id: int) -> dict[str, Any]:
-    session = _get_session(request, session_id, ALL_STAFF)
+    session = access_session(caller(request), session_id, ALL_STAFF)
     who = caller(request)
     audit(
         clinic=who.clinic,
@@ -739,7 +688,7 @@ def get_session(request: HttpRequest, session_id: int) -> dict[str, Any]:
 def report_side_effect(
     request: HttpRequest, session_id: int, payload: s.SideEffectIn
 ) -> Status[dict[str, Any]]:
-    session = _get_session(request, session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL)
     effect = actions.do_report_side_effect(
         session,
         kind=payload.kind,
@@ -756,7 +705,7 @@ def report_side_effect(
 def resolve_side_effect(
     request: HttpRequest, effect_id: int, payload: s.ResolveIn
 ) -> dict[str, Any]:
-    effect = _get_side_effect(request, effect_id, CLINICAL)
+    effect = access_side_effect(caller(request), effect_id, CLINICAL)
     actions.do_resolve_side_effect(effect, payload.resolved_at, caller(request).user)
     return _side_effect_out(effect)
 
@@ -767,9 +716,11 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
     who = caller(request)
     who.require(CLINICAL)
     actions.do_sweep_side_effects()
-    qs = FollowUp.objects.filter(clinic=who.clinic).select_related("session__course__patient")
+    qs = follow_ups_for(who).select_related("session__course__patient")
     if status != "all":
         qs = qs.filter(status=status)
+    found = list(qs)
+    audit_list(who, "follow-ups", [f.session.course.patient_id for f in found])
     return [
         {
             "id": f.pk,
@@ -781,15 +732,14 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
             "patient": f.session.course.patient_id,
             "patient_name": str(f.session.course.patient),
         }
-        for f in qs
+        for f in found
     ]
 
 
 @api.post("/follow-ups/{follow_up_id}/close", tags=["side effects"])
 def close_follow_up(request: HttpRequest, follow_up_id: int, payload: s.CloseIn) -> dict[str, Any]:
     who = caller(request)
-    who.require(CLINICAL)
-    follow_up = get_object_or_404(FollowUp, pk=follow_up_id, clinic=who.clinic)
+    follow_up = access_follow_up(who, follow_up_id, CLINICAL)
     actions.do_close_follow_up(follow_up, payload.outcome, who.user)
     return {"id": follow_up.pk, "status": follow_up.status, "closed_at": follow_up.closed_at}
 
@@ -847,7 +797,7 @@ def _lot_out(lot: Lot) -> dict[str, Any]:
 def list_products(request: HttpRequest) -> list[dict[str, Any]]:
     who = caller(request)
     who.require(ALL_STAFF)
-    return [_product_out(p) for p in Product.objects.filter(clinic=who.clinic)]
+    return [_product_out(p) for p in products_for(who)]
 
 
 @api.post("/products", response={201: dict}, tags=["formulary"])
@@ -876,7 +826,7 @@ def create_product(request: HttpRequest, payload: s.ProductIn) -> Status[dict[st
 
 @api.post("/products/{product_id}/lots", response={201: dict}, tags=["formulary"])
 def receive_lot(request: HttpRequest, product_id: int, payload: s.LotIn) -> Status[dict[str, Any]]:
-    product = _get_product(request, product_id, MANAGER)
+    product = access_product(caller(request), product_id, MANAGER)
     who = caller(request)
     if product.lots.filter(lot_number=payload.lot_number).exists():
         raise ValidationError({"lot_number": "this product already has a lot with this number."})
@@ -894,7 +844,7 @@ def list_lots(request: HttpRequest, number: str = "") -> list[dict[str, Any]]:
     """Lots of the clinic; `number` finds a typed or scanned lot number."""
     who = caller(request)
     who.require(ALL_STAFF)
-    qs = Lot.objects.filter(product__clinic=who.clinic).select_related("product")
+    qs = lots_for(who).select_related("product")
     if number.strip():
         qs = qs.filter(lot_number__iexact=number.strip())
     return [{**_lot_out(lot), "product_name": lot.product.name} for lot in qs]
@@ -902,7 +852,7 @@ def list_lots(request: HttpRequest, number: str = "") -> list[dict[str, Any]]:
 
 @api.post("/lots/{lot_id}/recall", tags=["formulary"])
 def recall_lot(request: HttpRequest, lot_id: int, payload: s.RecallIn) -> dict[str, Any]:
-    lot = _get_lot(request, lot_id, MANAGER)
+    lot = access_lot(caller(request), lot_id, MANAGER)
     who = caller(request)
     with transaction.atomic():
         lot.do_recall(payload.reason, who.user)
@@ -925,7 +875,7 @@ def _lot_patients(lot: Lot) -> list[dict[str, Any]]:
 @api.get("/lots/{lot_id}/patients", tags=["formulary"])
 def lot_patients(request: HttpRequest, lot_id: int) -> dict[str, Any]:
     """Every patient who received this lot, with contact details, for a recall or an outbreak."""
-    lot = _get_lot(request, lot_id, CLINICAL)
+    lot = access_lot(caller(request), lot_id, CLINICAL)
     who = caller(request)
     patients = _lot_patients(lot)
     audit(
@@ -934,5 +884,12 @@ def lot_patients(request: HttpRequest, lot_id: int) -> dict[str, Any]:
         action=AuditEvent.Action.EXPORT,
         obj=lot,
         patients=[p["id"] for p in patients],
+    )
+    audit_list(
+        who,
+        "lot patients",
+        [p["id"] for p in patients],
+        action=AuditEvent.Action.EXPORT,
+        lot=lot.pk,
     )
     return {"lot": _lot_out(lot), "patients": patients}

@@ -11,11 +11,12 @@ from contextlib import suppress
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from mesoclinic.access import BY_LINK, access_appointment, audit_view, caller_for_appointment_link
 from mesoclinic.reminders import actions, emails, links, logic
 from mesoclinic.reminders.forms import ChangeRequestForm
 from mesoclinic.reminders.models import ChangeRequest
@@ -38,13 +39,11 @@ def _visit(token: str, action: str) -> tuple[links.Link, Appointment]:
         link = links.read_token(token, action)
     except links.BadLink as bad:
         raise Closed("expired" if bad.expired else "invalid", 400) from None
-    appointment = (
-        Appointment.objects.select_related("clinic", "patient", "practitioner", "course__protocol")
-        .filter(pk=link.appointment_id)
-        .first()
-    )
-    if appointment is None:
-        raise Closed("gone", 404)
+    who = caller_for_appointment_link(link.appointment_id)
+    try:
+        appointment = access_appointment(who, link.appointment_id, BY_LINK)
+    except Http404:
+        raise Closed("gone", 404) from None
     if appointment.status == Appointment.Status.CANCELLED:
         raise Closed("cancelled", 200, appointment)
     if appointment.starts_at != link.planned_for:
@@ -65,6 +64,10 @@ def _closed(request: HttpRequest, closed: Closed) -> HttpResponse:
 
 
 def _page(appointment: Appointment, **extra: Any) -> dict[str, Any]:
+    # Showing the page reads the patient's visit: the clinic's trail records it, as the link.
+    audit_view(
+        caller_for_appointment_link(appointment.pk), appointment, patient_id=appointment.patient_id
+    )
     return {**emails.context(appointment), **extra}
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from contextlib import suppress
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from mesoclinic.access import access_watch_prompt, audit_view, caller_for_watch_link
 from mesoclinic.safety import actions, emails, links, logic
 from mesoclinic.safety.forms import WatchAnswerForm
-from mesoclinic.safety.models import WatchPrompt
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -26,13 +26,14 @@ def watch(request: HttpRequest, token: str) -> HttpResponse:
     except links.BadLink as bad:
         reason = "expired" if bad.expired else "invalid"
         return render(request, "safety/watch_closed.html", {"reason": reason}, status=400)
-    prompt = (
-        WatchPrompt.objects.select_related("clinic", "session__course__patient")
-        .filter(pk=prompt_id)
-        .first()
-    )
-    if prompt is None:
+    try:
+        prompt = access_watch_prompt(caller_for_watch_link(prompt_id), prompt_id)
+    except Http404:
         return render(request, "safety/watch_closed.html", {"reason": "gone"}, status=404)
+    if request.method != "POST":
+        audit_view(
+            caller_for_watch_link(prompt_id), prompt, patient_id=prompt.session.course.patient_id
+        )
     form = WatchAnswerForm(request.POST or None)
     if request.method == "POST" and prompt.answered_at is None and form.is_valid():
         # Answered a moment ago, from another tab: the page after the redirect shows that one.

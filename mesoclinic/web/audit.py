@@ -22,10 +22,11 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from mesoclinic.access import audit_list
 from mesoclinic.accounts.auditlog import AuditFilter, events, safe_cell
 from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
 from mesoclinic.patients.models import Patient
-from mesoclinic.web.context import MANAGER, require
+from mesoclinic.web.context import MANAGER, caller, require
 
 PAGE_SIZE = 50
 CSV_HEADER = [
@@ -148,6 +149,8 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     page = pages.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # The trail names patients: showing a page of it is a read of each one it shows.
+    audit_list(caller(request), "audit trail", [e.patient_id for e in page.object_list])
     response = render(
         request,
         "web/manage/audit.html",
@@ -180,6 +183,10 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     form = AuditFilterForm(request.GET or None, clinic=clinic)
     chosen = form.audit_filter()
     selected = events(clinic, chosen)
+    # The export is a snapshot of the trail as it stood when asked for: the rows this export
+    # writes about itself (below) are not part of it.
+    newest = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    selected = selected.filter(pk__lte=newest)
     audit(
         clinic=clinic,
         user=request.user,
@@ -188,6 +195,12 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
         via="web",
         rows=selected.count(),
         filters=chosen.as_detail(),
+    )
+    audit_list(
+        caller(request),
+        "audit trail CSV",
+        selected.exclude(patient_id=None).values_list("patient_id", flat=True).distinct(),
+        action=AuditEvent.Action.EXPORT,
     )
     writer = csv.writer(_Echo())
 

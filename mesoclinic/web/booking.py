@@ -17,13 +17,14 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_course
 from mesoclinic.accounts.models import User
 from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.actions import BookingRefused
 from mesoclinic.scheduling.models import Weekday
 from mesoclinic.scheduling.series import Preferences
-from mesoclinic.web.chart import _get_course, chart_url
-from mesoclinic.web.context import ALL_STAFF
+from mesoclinic.web.chart import chart_url
+from mesoclinic.web.context import ALL_STAFF, caller, reading
 
 
 class BookCourseForm(forms.Form):
@@ -85,7 +86,7 @@ def _display_name(user: User) -> str:
 
 @login_required
 def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF, view=reading(request))
     tz = course.clinic.tz
     data = request.POST if request.method == "POST" else (request.GET or None)
     form = BookCourseForm(data, clinic=course.clinic)
@@ -129,7 +130,7 @@ def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def book_maintenance(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF, view=reading(request))
     try:
         made = planning.do_book_maintenance(course, user=request.user, via="web")
     except BookingRefused as exc:

@@ -21,11 +21,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_appointment, access_patient, audit_list
 from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
@@ -47,7 +48,7 @@ from mesoclinic.web.calendar_forms import (
     ViewForm,
 )
 from mesoclinic.web.chart import chart_url
-from mesoclinic.web.context import ALL_STAFF, require
+from mesoclinic.web.context import ALL_STAFF, caller, require
 
 STEP = 15  # minutes in a row of the grid
 # The rows shown when the clinic has recorded no opening hours yet.
@@ -337,6 +338,9 @@ def calendar(request: HttpRequest) -> HttpResponse:
         "book_url": f"{reverse('web:calendar_book')}?{book_query.urlencode()}".rstrip("?"),
         "gone": sorted((a for c in columns.values() for a in c.gone), key=lambda a: a.starts_at),
     }
+    # The calendar names every patient it shows: the page is one read of each.
+    shown = [b.appointment.patient_id for c in columns.values() for b in c.blocks]
+    audit_list(caller(request), "calendar", shown + [a.patient_id for a in context["gone"]])
     if view == DAY:
         context["grid"] = build_grid([columns[(u.pk, day)] for u in users], first, last)
     elif chosen is not None:
@@ -351,24 +355,6 @@ def calendar(request: HttpRequest) -> HttpResponse:
 
 
 # One appointment: its facts, and moving, cancelling or marking it a no-show.
-
-
-def _get_appointment(request: HttpRequest, appointment_id: int) -> Appointment:
-    found = require(request, ALL_STAFF)
-    return get_object_or_404(
-        Appointment.objects.select_related(
-            "clinic",
-            "patient",
-            "practitioner",
-            "room",
-            "course__protocol",
-            "created_by",
-            "cancelled_by",
-            "no_show_by",
-        ),
-        pk=appointment_id,
-        clinic=found.clinic,
-    )
 
 
 def _move_form(appointment: Appointment, staff: list[User], data: Any = None) -> MoveForm:
@@ -425,7 +411,7 @@ def _detail(
 
 @login_required
 def appointment_detail(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     audit(
         clinic=appointment.clinic,
         user=request.user,
@@ -518,7 +504,7 @@ def _preview(
 def move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """GET: the preview of a move (changes, problems, refusals) and its confirm button.
     POST: the confirmation, applied by do_move if the plan is still the one previewed."""
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     staff = _staff_with(appointment)
     data = request.POST if request.method == "POST" else request.GET
     if not data:
@@ -573,7 +559,7 @@ def move(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     form = CancelForm(request.POST)
     if not form.is_valid():
         return _detail(request, appointment, cancel_form=form, status=400)
@@ -593,7 +579,7 @@ def cancel(request: HttpRequest, appointment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def no_show(request: HttpRequest, appointment_id: int) -> HttpResponse:
-    appointment = _get_appointment(request, appointment_id)
+    appointment = access_appointment(caller(request), appointment_id)
     try:
         actions.do_mark_no_show(appointment, user=request.user, via="web")
     except ValidationError as exc:
@@ -650,7 +636,7 @@ def _patient_from(request: HttpRequest, clinic: Clinic) -> Patient | None:
     raw = request.POST.get("patient") if request.method == "POST" else request.GET.get("patient")
     if not raw or not raw.isdigit():
         return None
-    return get_object_or_404(Patient, pk=int(raw), clinic=clinic)
+    return access_patient(caller(request), int(raw), ALL_STAFF)
 
 
 def _query_without(request: HttpRequest, *names: str) -> str:

@@ -8,14 +8,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_allergy_test, access_course, access_patient
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions
-from mesoclinic.courses.models import AllergyTest, Course, Session
+from mesoclinic.courses.models import Course, Session
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Measurement, Photo
@@ -28,32 +29,7 @@ from mesoclinic.protocols.vocab import Area
 from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.web import feeds, forms, safety_card, timeline
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
-
-
-def _get_patient(request: HttpRequest, patient_id: int, roles: frozenset[str]) -> Patient:
-    found = require(request, roles)
-    return get_object_or_404(
-        Patient.objects.select_related("clinic"), pk=patient_id, clinic=found.clinic
-    )
-
-
-def _get_course(request: HttpRequest, course_id: int, roles: frozenset[str]) -> Course:
-    found = require(request, roles)
-    return get_object_or_404(
-        Course.objects.select_related("clinic", "patient", "protocol"),
-        pk=course_id,
-        clinic=found.clinic,
-    )
-
-
-def _get_test(request: HttpRequest, test_id: int, roles: frozenset[str]) -> AllergyTest:
-    found = require(request, roles)
-    return get_object_or_404(
-        AllergyTest.objects.select_related("course__clinic", "course__patient", "course__protocol"),
-        pk=test_id,
-        course__clinic=found.clinic,
-    )
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 
 
 def flash_errors(request: HttpRequest, form: Form, what: str) -> None:
@@ -79,7 +55,7 @@ def _find_lot(clinic_id: int, number: str) -> Lot | None:
 
 @login_required
 def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id, ALL_STAFF)
+    patient = access_patient(caller(request), patient_id, ALL_STAFF)
     audit(
         clinic=patient.clinic,
         user=request.user,
@@ -183,7 +159,7 @@ def _now_local(patient: Patient) -> str:
 
 @login_required
 def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
     questionnaire = ScreeningForm.current(patient.clinic)
     form = forms.ScreeningForm(questionnaire.questions, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -204,8 +180,8 @@ def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id, CLINICAL)
-    course = _get_course(request, course_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
+    course = access_course(caller(request), course_id, CLINICAL)
     if course.patient_id != patient.pk:
         raise Http404("Not this patient's course.")
     products = list(
@@ -247,7 +223,7 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
 
 @login_required
 def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
     protocols = ClinicProtocol.current_for_clinic(patient.clinic)
     form = forms.CourseForm(
         [(p.key, p.name) for p in protocols],
@@ -289,7 +265,7 @@ def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def give_allergy_test(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     form = forms.AllergyTestForm(request.POST)
     if form.is_valid():
         lots = [_find_lot(course.clinic_id, form.cleaned_data[f"lot_{n}"]) for n in (1, 2)]
@@ -320,7 +296,7 @@ def give_allergy_test(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def read_allergy_test(request: HttpRequest, test_id: int) -> HttpResponse:
-    test = _get_test(request, test_id, CLINICAL)
+    test = access_allergy_test(caller(request), test_id, CLINICAL)
     form = forms.ReadingForm(request.POST)
     if form.is_valid():
         try:

@@ -4,40 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from mesoclinic.access import (
+    CLINICAL,
+    MANAGE,
+    READ,
+    SESSION_KEY,
+    Caller,
+    caller_from_request,
+    membership,
+    memberships,
+)
 from mesoclinic.accounts.models import Membership
 
-SESSION_KEY = "clinic_id"
 Role = Membership.Role
-ALL_STAFF = frozenset({Role.MANAGER, Role.PRACTITIONER, Role.FRONT_DESK})
-CLINICAL = frozenset({Role.MANAGER, Role.PRACTITIONER})
-MANAGER = frozenset({Role.MANAGER})
-
-
-def memberships(request: HttpRequest) -> list[Membership]:
-    """Every clinic the signed-in user belongs to, by clinic name. Cached on the request."""
-    if not hasattr(request, "_memberships"):
-        request._memberships = (  # type: ignore[attr-defined]
-            list(
-                Membership.objects.select_related("clinic")
-                .filter(user=request.user)
-                .order_by("clinic__name", "clinic_id")
-            )
-            if request.user.is_authenticated
-            else []
-        )
-    found: list[Membership] = request._memberships  # type: ignore[attr-defined]
-    return found
-
-
-def membership(request: HttpRequest) -> Membership | None:
-    """The membership the user acts in: the clinic chosen in this browser session, or their
-    only (or first) clinic."""
-    mine = memberships(request)
-    chosen = request.session.get(SESSION_KEY) if mine else None
-    return next((m for m in mine if m.clinic_id == chosen), None) or (mine[0] if mine else None)
+# The levels of action live in the access layer; these names are kept for the views.
+ALL_STAFF = READ
+MANAGER = MANAGE
+__all__ = [
+    "ALL_STAFF",
+    "CLINICAL",
+    "MANAGER",
+    "Caller",
+    "caller",
+    "choose_clinic",
+    "membership",
+    "memberships",
+    "reading",
+    "require",
+    "staff",
+]
 
 
 def choose_clinic(request: HttpRequest, clinic_id: int) -> Membership | None:
@@ -46,17 +43,27 @@ def choose_clinic(request: HttpRequest, clinic_id: int) -> Membership | None:
     found = next((m for m in memberships(request) if m.clinic_id == clinic_id), None)
     if found is not None:
         request.session[SESSION_KEY] = clinic_id
+        # The caller built earlier in this request acted in the clinic chosen before.
+        if hasattr(request, "_access_caller"):
+            del request._access_caller
     return found
 
 
 def require(request: HttpRequest, roles: frozenset[str]) -> Membership:
-    """The caller's membership, or 403 if they have none or their role may not do this."""
-    found = membership(request)
-    if found is None:
-        raise PermissionDenied("This account is not a member of a clinic.")
-    if found.role not in roles:
-        raise PermissionDenied("Your role may not do this.")
-    return found
+    """The caller's membership, or 403 if they have none or their role may not do this. The
+    access layer decides; this is its shape for a view that needs only the membership."""
+    return caller(request).require(roles)
+
+
+def caller(request: HttpRequest) -> Caller:
+    """The access layer's caller for this browser request."""
+    return caller_from_request(request)
+
+
+def reading(request: HttpRequest) -> bool:
+    """Whether the request only shows a page (so the records on it are read, and audited as a
+    view) rather than posting a change (audited by the change itself)."""
+    return request.method in ("GET", "HEAD")
 
 
 def staff(request: HttpRequest) -> dict[str, Any]:

@@ -8,27 +8,15 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.db import models
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
 
+from mesoclinic.access import access_consent, access_course, access_session
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
-from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.vocab import Area, Indication
 from mesoclinic.web import pdf
-from mesoclinic.web.chart import _get_course
-from mesoclinic.web.context import ALL_STAFF, require
-from mesoclinic.web.session import _get_session
-
-
-def _get_consent(request: HttpRequest, consent_id: int, roles: frozenset[str]) -> Consent:
-    found = require(request, roles)
-    return get_object_or_404(
-        Consent.objects.select_related("patient__clinic", "template", "witnessed_by"),
-        pk=consent_id,
-        patient__clinic=found.clinic,
-    )
+from mesoclinic.web.context import ALL_STAFF, caller
 
 
 def _letterhead(clinic: Clinic, title: str) -> pdf.Letterhead:
@@ -77,7 +65,7 @@ def _pdf(
 @login_required
 @require_safe
 def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     content = pdf.course_plan_pdf(
         _letterhead(course.clinic, "Course plan and quote"),
         patient=f"{course.patient.first_name} {course.patient.last_name}",
@@ -103,7 +91,7 @@ def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 @require_safe
 def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
-    consent = _get_consent(request, consent_id, ALL_STAFF)
+    consent = access_consent(caller(request), consent_id, ALL_STAFF)
     patient, clinic = consent.patient, consent.patient.clinic
     witness = consent.witnessed_by
     content = pdf.consent_pdf(
@@ -135,7 +123,7 @@ def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
 @login_required
 @require_safe
 def aftercare_pdf(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_session(request, session_id, ALL_STAFF)
+    session = access_session(caller(request), session_id, ALL_STAFF)
     course = session.course
     content = pdf.aftercare_pdf(
         _letterhead(course.clinic, "Aftercare"),

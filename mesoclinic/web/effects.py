@@ -11,40 +11,20 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_course, access_follow_up, access_session, access_side_effect
 from mesoclinic.courses import actions, logic
 from mesoclinic.courses.models import Course, FollowUp, Session, SideEffect
 from mesoclinic.protocols.describe import duration
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.web import forms
-from mesoclinic.web.chart import _get_course, chart_url, flash_errors
-from mesoclinic.web.context import CLINICAL, require
+from mesoclinic.web.chart import chart_url, flash_errors
+from mesoclinic.web.context import CLINICAL, caller, reading
 from mesoclinic.web.forms import put_errors
-from mesoclinic.web.session import _get_session
 from mesoclinic.web.timeline import effect_label
-
-
-def _get_side_effect(request: HttpRequest, effect_id: int, roles: frozenset[str]) -> SideEffect:
-    found = require(request, roles)
-    return get_object_or_404(
-        SideEffect.objects.select_related(
-            "session__course__clinic", "session__course__protocol", "session__course__patient"
-        ),
-        pk=effect_id,
-        session__course__clinic=found.clinic,
-    )
-
-
-def _get_follow_up(request: HttpRequest, follow_up_id: int, roles: frozenset[str]) -> FollowUp:
-    found = require(request, roles)
-    return get_object_or_404(
-        FollowUp.objects.select_related("clinic", "session__course__protocol"),
-        pk=follow_up_id,
-        clinic=found.clinic,
-    )
 
 
 def kind_choices(spec: Protocol) -> list[tuple[str, str]]:
@@ -87,13 +67,13 @@ def status_words(effect: SideEffect, tz: zoneinfo.ZoneInfo) -> str:
 
 @login_required
 def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_session(request, session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL, view=reading(request))
     return _report(request, session.course, session)
 
 
 @login_required
 def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     return _report(request, course, None)
 
 
@@ -156,7 +136,7 @@ def _report(request: HttpRequest, course: Course, session: Session | None) -> Ht
 @login_required
 @require_POST
 def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
-    effect = _get_side_effect(request, effect_id, CLINICAL)
+    effect = access_side_effect(caller(request), effect_id, CLINICAL)
     course = effect.session.course
     form = forms.ResolveSideEffectForm(request.POST)
     if form.is_valid():
@@ -179,7 +159,7 @@ def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
-    follow_up = _get_follow_up(request, follow_up_id, CLINICAL)
+    follow_up = access_follow_up(caller(request), follow_up_id, CLINICAL)
     course = follow_up.session.course
     form = forms.CloseFollowUpForm(request.POST)
     if form.is_valid():

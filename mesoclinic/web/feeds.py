@@ -6,15 +6,22 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from mesoclinic.access import (
+    BY_LINK,
+    access_patient,
+    appointments_for,
+    audit_list,
+    caller_for_feed,
+)
 from mesoclinic.accounts.models import acting
-from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import feeds
 from mesoclinic.scheduling.models import CalendarFeed
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, require
 
 
 @require_GET
@@ -25,6 +32,13 @@ def ics(request: HttpRequest, token: str) -> HttpResponse:
     if feed is None:
         raise Http404("No such calendar.")
     body = feeds.render(feed, host=request.get_host().split(":")[0])
+    # The feed names patients: each one it shows is a read, as the feed's holder.
+    holder = caller_for_feed(feed)
+    now = timezone.now()
+    shown = appointments_for(holder, BY_LINK).filter(
+        starts_at__gte=now - feeds.PAST, starts_at__lt=now + feeds.AHEAD
+    )
+    audit_list(holder, "calendar feed", shown.values_list("patient_id", flat=True), feed=feed.pk)
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="visits.ics"'
     response["Cache-Control"] = "private, max-age=300"
@@ -81,8 +95,7 @@ def my_feed(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def patient_feed(request: HttpRequest, patient_id: int) -> HttpResponse:
-    found = require(request, ALL_STAFF)
-    patient = get_object_or_404(Patient, pk=patient_id, clinic=found.clinic)
+    patient = access_patient(caller(request), patient_id, ALL_STAFF)
     if "revoke" in request.POST:
         for feed in CalendarFeed.objects.filter(patient=patient, revoked_at__isnull=True):
             feeds.do_revoke_feed(feed, user=request.user)

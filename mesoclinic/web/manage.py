@@ -16,17 +16,25 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import (
+    access_lot,
+    access_member,
+    access_product,
+    audit_list,
+    members_for,
+    products_for,
+)
 from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import Lot, Product, ProductIngredient
-from mesoclinic.web.context import MANAGER, require
+from mesoclinic.web.context import MANAGER, caller, require
 from mesoclinic.web.manage_forms import (
     ClinicSettingsForm,
     ComponentFormSet,
@@ -39,36 +47,15 @@ from mesoclinic.web.manage_forms import (
     save_components,
 )
 
-
-def _get_product(request: HttpRequest, product_id: int) -> Product:
-    found = require(request, MANAGER)
-    return get_object_or_404(Product, pk=product_id, clinic=found.clinic)
-
-
-def _get_lot(request: HttpRequest, lot_id: int) -> Lot:
-    found = require(request, MANAGER)
-    return get_object_or_404(
-        Lot.objects.select_related("product", "recalled_by"),
-        pk=lot_id,
-        product__clinic=found.clinic,
-    )
-
-
-def _get_member(request: HttpRequest, membership_id: int) -> Membership:
-    found = require(request, MANAGER)
-    return get_object_or_404(
-        Membership.objects.select_related("user", "clinic"), pk=membership_id, clinic=found.clinic
-    )
-
-
 # Formulary and lots.
 
 
 @login_required
 def formulary(request: HttpRequest) -> HttpResponse:
-    found = require(request, MANAGER)
+    who = caller(request)
+    who.require(MANAGER)
     components = ProductIngredient.objects.select_related("ingredient").order_by("ingredient__name")
-    products = Product.objects.filter(clinic=found.clinic).prefetch_related(
+    products = products_for(who, MANAGER).prefetch_related(
         Prefetch("components", queryset=components),
         Prefetch("lots", queryset=Lot.objects.order_by("-received_on", "lot_number")),
     )
@@ -115,7 +102,7 @@ def add_product(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def add_lot(request: HttpRequest, product_id: int) -> HttpResponse:
-    product = _get_product(request, product_id)
+    product = access_product(caller(request), product_id, MANAGER)
     form = LotForm(request.POST or None, instance=Lot(product=product))
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
@@ -139,7 +126,7 @@ def add_lot(request: HttpRequest, product_id: int) -> HttpResponse:
 
 @login_required
 def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
-    lot = _get_lot(request, lot_id)
+    lot = access_lot(caller(request), lot_id, MANAGER)
     form = RecallForm(request.POST or None)
     if request.method == "POST":
         if lot.recalled:
@@ -170,6 +157,7 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             via="web",
             patients=[p["id"] for p in patients],
         )
+        audit_list(caller(request), "lot patients", [p["id"] for p in patients], lot=lot.pk)
     return render(
         request,
         "web/manage/lot.html",
@@ -199,7 +187,7 @@ CSV_HEADER = [
 @login_required
 def lot_patients_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
     """One row per injection from the lot, so each row says when and where the patient got it."""
-    lot = _get_lot(request, lot_id)
+    lot = access_lot(caller(request), lot_id, MANAGER)
     clinic = lot.product.clinic
     patients = lot_exposures(lot)
     filename = f"lot-{lot.pk}-patients.csv"
@@ -231,6 +219,13 @@ def lot_patients_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
         via="web",
         patients=[p["id"] for p in patients],
     )
+    audit_list(
+        caller(request),
+        "lot patients CSV",
+        [p["id"] for p in patients],
+        action=AuditEvent.Action.EXPORT,
+        lot=lot.pk,
+    )
     return response
 
 
@@ -248,7 +243,7 @@ def staff(request: HttpRequest) -> HttpResponse:
     found = require(request, MANAGER)
     licences = PractitionerLicence.objects.filter(clinic=found.clinic)
     members = list(
-        Membership.objects.filter(clinic=found.clinic)
+        members_for(caller(request), MANAGER)
         .select_related("user")
         .order_by("user__last_name", "user__first_name", "user__username")
     )
@@ -354,7 +349,7 @@ def _send_invitation(request: HttpRequest, user: User, member: Membership) -> No
 @login_required
 @require_POST
 def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
-    member = _get_member(request, membership_id)
+    member = access_member(caller(request), membership_id)
     form = RoleForm(request.POST, member=member, prefix=f"m{member.pk}")
     if not form.is_valid():
         for error in form.errors.get("role", []):
@@ -380,7 +375,7 @@ def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
 
 @login_required
 def add_licence(request: HttpRequest, membership_id: int) -> HttpResponse:
-    member = _get_member(request, membership_id)
+    member = access_member(caller(request), membership_id)
     form = LicenceForm(
         request.POST or None,
         instance=PractitionerLicence(user=member.user, clinic=member.clinic),

@@ -14,30 +14,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from mesoclinic.access import access_protocol
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.protocols.describe import changed_paths, sections
 from mesoclinic.protocols.loader import ProtocolError
 from mesoclinic.protocols.models import ClinicProtocol, StaleVersion, do_edit_protocol
-from mesoclinic.web.context import MANAGER, require
+from mesoclinic.web.context import MANAGER, caller, require
 from mesoclinic.web.manage_protocol_forms import ProtocolDocumentForm, ProtocolValuesForm
-
-
-def _get_protocol(request: HttpRequest, key: str, version: int | None = None) -> ClinicProtocol:
-    """The clinic's current version of a protocol (or the one asked for): 403 for another
-    role, 404 for a key the clinic does not have."""
-    found = require(request, MANAGER)
-    versions = ClinicProtocol.objects.select_related("clinic", "created_by").filter(
-        clinic=found.clinic, key=key
-    )
-    if version is not None:
-        versions = versions.filter(version=version)
-    protocol = versions.order_by("-version").first()
-    if protocol is None:
-        raise Http404("No such protocol in this clinic.")
-    return protocol
 
 
 @dataclass
@@ -71,11 +57,11 @@ def protocols(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def protocol_detail(request: HttpRequest, key: str) -> HttpResponse:
-    current = _get_protocol(request, key)
+    current = access_protocol(caller(request), key)
     version = request.GET.get("version", "")
     shown = current
     if version.isdigit() and int(version) != current.version:
-        shown = _get_protocol(request, key, int(version))
+        shown = access_protocol(caller(request), key, int(version))
     history = _history(current)
     return render(
         request,
@@ -93,7 +79,7 @@ def protocol_detail(request: HttpRequest, key: str) -> HttpResponse:
 
 @login_required
 def protocol_edit(request: HttpRequest, key: str) -> HttpResponse:
-    current = _get_protocol(request, key)
+    current = access_protocol(caller(request), key)
     editor = request.POST.get("editor") if request.method == "POST" else None
     values_form = ProtocolValuesForm(request.POST if editor == "values" else None, current=current)
     document_form = ProtocolDocumentForm(

@@ -16,13 +16,14 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_safe
 
+from mesoclinic.access import access_course
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.models import Course, Session
 from mesoclinic.outcomes import actions, logic, progress, scales
 from mesoclinic.outcomes.models import Measurement
 from mesoclinic.protocols.vocab import Area
-from mesoclinic.web.chart import _get_course, chart_url
-from mesoclinic.web.context import ALL_STAFF, CLINICAL
+from mesoclinic.web.chart import chart_url
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 from mesoclinic.web.forms import put_errors
 
 
@@ -131,7 +132,7 @@ def field_of(problem: str) -> str | None:
 
 @login_required
 def record_measurements(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     now_local = timezone.now().astimezone(course.clinic.tz).strftime("%Y-%m-%dT%H:%M")
     form = VisitMeasurementsForm(
         course, request.POST if request.method == "POST" else None, initial={"taken_at": now_local}
@@ -219,7 +220,7 @@ def _with_site_labels(measurements: Any) -> list[Measurement]:
 @login_required
 @require_safe
 def course_progress(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     audit(
         clinic=course.clinic,
         user=request.user,
@@ -251,7 +252,7 @@ def course_progress(request: HttpRequest, course_id: int) -> HttpResponse:
 def progress_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
     from mesoclinic.web import documents, pdf
 
-    course = _get_course(request, course_id, ALL_STAFF)
+    course = access_course(caller(request), course_id, ALL_STAFF)
     found = progress.course_progress(course)
     content = pdf.progress_pdf(
         documents._letterhead(course.clinic, "Progress report"),

@@ -16,9 +16,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from mesoclinic.access import access_course, access_patient, access_photo
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.models import Course
 from mesoclinic.lib import limits
@@ -26,19 +27,11 @@ from mesoclinic.outcomes import photo_actions, photos
 from mesoclinic.outcomes.models import Photo, PhotoConsent
 from mesoclinic.outcomes.uploads import bounded_photo_uploads, refused_uploads
 from mesoclinic.protocols.vocab import Area
-from mesoclinic.web.chart import _get_course, _get_patient
-from mesoclinic.web.context import CLINICAL, MANAGER, require
+from mesoclinic.web.context import CLINICAL, MANAGER, caller, require
 from mesoclinic.web.forms import datetime_local, put_errors
 
 VIEWS = list(Photo.View.choices)
 AREA_LABELS = dict(Area.choices)
-
-
-def _get_photo(request: HttpRequest, photo_id: int, roles: frozenset[str]) -> Photo:
-    found = require(request, roles)
-    return get_object_or_404(
-        Photo.objects.select_related("clinic", "course"), pk=photo_id, clinic=found.clinic
-    )
 
 
 # Forms. The file fields are named by view, as the action keys its refusals, so that each
@@ -103,7 +96,7 @@ class ConsentForm(forms.Form):
 
 @login_required
 def photo_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = _get_patient(request, patient_id, CLINICAL)
+    patient = access_patient(caller(request), patient_id, CLINICAL)
     purposes = PhotoConsent.Purpose.values
     # Each purpose has its own form on the page, prefixed by the purpose.
     posted = next((p for p in purposes if f"{p}-purpose" in request.POST), "")
@@ -160,7 +153,7 @@ def photo_consent(request: HttpRequest, patient_id: int) -> HttpResponse:
 @login_required
 @bounded_photo_uploads
 def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     area = request.POST.get("area", "")
     # A file stopped at the size limit, by its view; the fields after it were not read.
     too_large = {
@@ -242,7 +235,7 @@ def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 def compare(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL)
     area, view = request.GET.get("area", ""), request.GET.get("view", "")
     found = photos.pairs(course.photos.filter(area=area, view=view), [view])
     if not found:
@@ -277,7 +270,7 @@ def compare(request: HttpRequest, course_id: int) -> HttpResponse:
 def image(request: HttpRequest, photo_id: int) -> FileResponse:
     """Stream one image from storage. Never a public file: the clinic and role are checked
     here, the read is audited, and no cache may keep it."""
-    photo = _get_photo(request, photo_id, CLINICAL)
+    photo = access_photo(caller(request), photo_id, CLINICAL)
     try:
         opened = photo_actions.open_image(photo)
     except FileNotFoundError:

@@ -8,30 +8,20 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_course, access_event, access_session, events_for
 from mesoclinic.accounts.models import AuditEvent, audit_many
 from mesoclinic.formulary.models import Lot
 from mesoclinic.safety import actions
-from mesoclinic.safety.models import AdverseEvent
-from mesoclinic.web.chart import _get_course, chart_url, flash_errors
-from mesoclinic.web.context import CLINICAL, require
+from mesoclinic.web.chart import chart_url, flash_errors
+from mesoclinic.web.context import CLINICAL, caller, reading, require
 from mesoclinic.web.forms import put_errors
 from mesoclinic.web.safety_card import GRADE_WORDS
 from mesoclinic.web.safety_forms import AdverseEventForm, UpdateAdverseEventForm
-from mesoclinic.web.session import _get_session
-
-
-def _get_event(request: HttpRequest, event_id: int) -> AdverseEvent:
-    found = require(request, CLINICAL)
-    return get_object_or_404(
-        AdverseEvent.objects.select_related("clinic", "course__patient", "session"),
-        pk=event_id,
-        clinic=found.clinic,
-    )
 
 
 def _lot_label(lot: Lot) -> str:
@@ -41,7 +31,7 @@ def _lot_label(lot: Lot) -> str:
 @login_required
 def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
     """From the course card: choose the session, then the form for it."""
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     chosen = request.GET.get("session", "")
     session = course.sessions.filter(pk=int(chosen)).first() if chosen.isdigit() else None
     if session is not None:
@@ -60,7 +50,7 @@ def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_session(request, session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL, view=reading(request))
     course = session.course
     lots = actions.injected_lots(session)
     effects = list(session.side_effects.order_by("onset_at"))
@@ -132,7 +122,7 @@ def report_for_session(request: HttpRequest, session_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def update(request: HttpRequest, event_id: int) -> HttpResponse:
-    event = _get_event(request, event_id)
+    event = access_event(caller(request), event_id)
     form = UpdateAdverseEventForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -158,7 +148,7 @@ def adverse_events(request: HttpRequest) -> HttpResponse:
     """Every serious adverse event of the clinic, newest onset first."""
     found = require(request, CLINICAL)
     events = list(
-        AdverseEvent.objects.filter(clinic=found.clinic)
+        events_for(caller(request), CLINICAL)
         .select_related("patient", "session__practitioner")
         .prefetch_related("suspected_lots")
     )

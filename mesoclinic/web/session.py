@@ -10,29 +10,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_course, access_session
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import Session, SessionInjection, SessionRefused
 from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.vocab import Area, RefusalCode
-from mesoclinic.web.chart import _find_lot, _get_course
-from mesoclinic.web.context import ALL_STAFF, CLINICAL, require
+from mesoclinic.web.chart import _find_lot
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 
 TECHNIQUES = SessionInjection.Technique.choices
-
-
-def _get_session(request: HttpRequest, session_id: int, roles: frozenset[str]) -> Session:
-    found = require(request, roles)
-    return get_object_or_404(
-        Session.objects.select_related("course__clinic", "course__patient", "course__protocol"),
-        pk=session_id,
-        course__clinic=found.clinic,
-    )
 
 
 def _rows(
@@ -77,7 +69,7 @@ def _rows(
 
 @login_required
 def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = _get_course(request, course_id, CLINICAL)
+    course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     tz = course.clinic.tz
     errors: list[str] = []
     refusals: list[dict[str, Any]] = []
@@ -151,7 +143,7 @@ def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
 
 @login_required
 def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_session(request, session_id, ALL_STAFF)
+    session = access_session(caller(request), session_id, ALL_STAFF)
     audit(
         clinic=session.course.clinic,
         user=request.user,
@@ -184,7 +176,7 @@ def aftercare_text(session: Session) -> str:
 @login_required
 @require_POST
 def email_aftercare(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = _get_session(request, session_id, CLINICAL)
+    session = access_session(caller(request), session_id, CLINICAL)
     patient = session.course.patient
     if not patient.email:
         messages.error(request, "The patient has no email address on file.")

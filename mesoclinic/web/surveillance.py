@@ -15,16 +15,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_alert, alerts_for, audit_list
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.lib import limits
 from mesoclinic.safety import alerts as inbox
 from mesoclinic.safety import surveil
 from mesoclinic.safety.models import SafetyAlert, SurveillanceRun
-from mesoclinic.web.context import MANAGER, require
+from mesoclinic.web.context import MANAGER, caller, require
 from mesoclinic.web.forms import put_errors
 from mesoclinic.web.manage_forms import RecallForm
 
@@ -40,24 +41,11 @@ class CloseForm(forms.Form):
     )
 
 
-def _get_alert(request: HttpRequest, alert_id: int) -> SafetyAlert:
-    """An alert of the caller's clinic, for a manager: 404 for another clinic's, 403 for
-    another role."""
-    found = require(request, MANAGER)
-    return get_object_or_404(
-        SafetyAlert.objects.select_related(
-            "clinic", "lot__product", "practitioner", "handled_by", "run"
-        ),
-        pk=alert_id,
-        clinic=found.clinic,
-    )
-
-
 @login_required
 def alerts(request: HttpRequest) -> HttpResponse:
     found = require(request, MANAGER)
     clinic = found.clinic
-    mine = SafetyAlert.objects.filter(clinic=clinic).select_related("lot__product", "practitioner")
+    mine = alerts_for(caller(request)).select_related("lot__product", "practitioner")
     return render(
         request,
         "web/surveillance/alerts.html",
@@ -77,7 +65,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def alert_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     return _detail(request, alert, CloseForm(), RecallForm())
 
 
@@ -109,13 +97,14 @@ def _detail(
         via="web",
         patients=patient_ids,
     )
+    audit_list(caller(request), "safety alert", patient_ids, alert=alert.pk)
     return render(request, "web/surveillance/alert.html", context)
 
 
 @login_required
 @require_POST
 def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     try:
         inbox.do_acknowledge_alert(alert, request.user, via="web")  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -128,7 +117,7 @@ def acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def close(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     form = CloseForm(request.POST)
     if form.is_valid():
         try:
@@ -144,7 +133,7 @@ def close(request: HttpRequest, alert_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def recall(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = _get_alert(request, alert_id)
+    alert = access_alert(caller(request), alert_id)
     form = RecallForm(request.POST)
     if form.is_valid():
         try:

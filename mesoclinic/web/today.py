@@ -175,3 +175,18 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
             .order_by("-raised_at", "-id")
         ),
     }
+
+
+def patients_shown(context: dict[str, Any]) -> list[int]:
+    """Every patient whose name the Today page shows, for the audit trail."""
+    ids: list[int] = []
+    for rows in context["sessions_by_practitioner"].values():
+        ids += [s.course.patient_id for s in rows]
+    for visits in context["visits_by_practitioner"].values():
+        ids += [a.patient_id for a in visits]
+    ids += [f.course.patient_id for f in context["cadence_flags"]]
+    ids += [c.appointment.patient_id for c in context["change_requests"]]
+    ids += [d.course.patient_id for d in context["due"]]
+    ids += [f.session.course.patient_id for f in context["follow_ups"]]
+    ids += [t["test"].course.patient_id for t in context["allergy_tests"]]
+    return ids

@@ -1,5 +1,5 @@
-"""Staff pages. Every view fetches its objects through one helper per kind, which answers
-404 for another clinic's object and 403 for a role that may not see it."""
+"""Staff pages. Every view fetches its objects through the access layer (mesoclinic/access.py),
+which answers 404 for another clinic's object and 403 for a role that may not see it."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from mesoclinic.access import access_change_request, audit_list
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.search import search
 from mesoclinic.reminders.actions import do_handle_change_request
-from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.web import today as today_page
-from mesoclinic.web.context import ALL_STAFF, choose_clinic, require
+from mesoclinic.web.context import ALL_STAFF, caller, choose_clinic, require
 from mesoclinic.web.forms import PatientForm
 
 
@@ -32,8 +32,10 @@ def switch_clinic(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def today(request: HttpRequest) -> HttpResponse:
-    found = require(request, ALL_STAFF)
+    who = caller(request)
+    found = who.require(ALL_STAFF)
     context = today_page.build(found.clinic)
+    audit_list(who, "today", today_page.patients_shown(context))
     return render(request, "web/today.html", {"page": "today", **context})
 
 
@@ -44,6 +46,8 @@ def patients(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").replace("\x00", "")
     results = list(search(found.clinic, query)[:50]) if query.strip() else []
     if query.strip():
+        # One row naming each patient the search showed, and one for the search itself even
+        # when it found no one: what was looked for is part of the trail.
         audit(
             clinic=found.clinic,
             user=request.user,
@@ -52,6 +56,7 @@ def patients(request: HttpRequest) -> HttpResponse:
             via="web",
             query=query,
         )
+        audit_list(caller(request), "patient search", [p.pk for p in results], query=query)
     template = (
         "web/_patient_results.html" if request.headers.get("HX-Request") else "web/patients.html"
     )
@@ -82,12 +87,7 @@ def register_patient(request: HttpRequest) -> HttpResponse:
 def handle_change_request(request: HttpRequest, request_id: int) -> HttpResponse:
     """Mark a patient's request to change a visit as dealt with (the move or cancellation
     itself is done from the calendar)."""
-    found = require(request, ALL_STAFF)
-    change = get_object_or_404(
-        ChangeRequest.objects.select_related("appointment", "clinic"),
-        pk=request_id,
-        clinic=found.clinic,
-    )
+    change = access_change_request(caller(request), request_id, ALL_STAFF)
     if do_handle_change_request(change, user=request.user):
         messages.success(request, f"Marked {change.appointment.patient}'s request as handled.")
     else:

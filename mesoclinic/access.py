@@ -1,0 +1,666 @@
+"""Who may have what: the one place that answers "may this caller have this object?".
+
+Modelled on Zulip's `access_stream_by_id`. Every web view, API endpoint, PDF, photo, feed and
+the admin builds a `Caller` once (`caller_from_request` for a signed-in browser,
+`caller_from_token` for an API bearer token, `caller_from_link` for the holder of a signed
+link) and fetches each object through one function per kind:
+
+    course = access_course(caller, course_id, need=CLINICAL)
+
+The answer is the object, or:
+- `PermissionDenied` (403) when the caller may not act at this level at all: anonymous, a
+  deactivated user, a user with no membership, a role outside `need`;
+- `Http404` when the object is outside what the caller may know exists: another clinic's
+  object, another patient's record, anything a signed link is not for.
+
+`need` is the set of roles that may act. The levels the product uses are `READ` (any staff:
+front desk, practitioner, manager), `CLINICAL` (practitioner or manager) and `MANAGE`
+(manager). `OWN` adds the patient themself to `READ`, for the pages a patient's own login will
+read; `LINK` admits the holder of a signed link for that object.
+
+Reads of patient data are audited here too: pass `view=True` to an `access_*` function to
+record a VIEW naming the patient, or call `audit_view` / `audit_list` for a page that shows
+several patients (one row per patient, written in one insert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest
+
+from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, audit, audit_many
+from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
+from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.outcomes.models import Measurement, Photo
+from mesoclinic.patients.models import Consent, Patient
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.reminders.models import ChangeRequest
+from mesoclinic.safety.models import AdverseEvent, SafetyAlert, WatchPrompt
+from mesoclinic.scheduling.models import Appointment, CalendarFeed
+
+Role = Membership.Role
+
+# The levels of action. A level is the set of roles that may act at it.
+READ = frozenset({Role.MANAGER, Role.PRACTITIONER, Role.FRONT_DESK})
+CLINICAL = frozenset({Role.MANAGER, Role.PRACTITIONER})
+MANAGE = frozenset({Role.MANAGER})
+# Not membership roles: the patient's own login, and the holder of a signed link.
+PATIENT = "patient"
+LINK = "link"
+OWN = READ | {PATIENT}
+BY_LINK = frozenset({LINK})
+
+# Older names, kept so the web and API modules read the same as before.
+ALL_STAFF = READ
+MANAGER = MANAGE
+
+M = TypeVar("M", bound=Model)
+
+
+@dataclass(frozen=True)
+class SignedLink:
+    """What a signed link is for: a reminder's appointment, an infection-watch prompt, or a
+    calendar feed (a practitioner's visits or a patient's)."""
+
+    kind: str  # "appointment", "watch" or "feed"
+    object_id: int
+    clinic_id: int | None = None
+    patient_id: int | None = None
+    practitioner_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Everyone who can ask for something. Exactly one of these holds:
+    - `user` is None and `link` is None: anonymous;
+    - `user` is set and not active: a deactivated user, who may have nothing;
+    - `membership` is set: staff acting in that membership's clinic and role;
+    - `patient` is set: a patient's own login, who sees only their own records;
+    - `link` is set: the holder of a signed link, who sees only what the link is for;
+    - a signed-in user with none of those: a member of no clinic, who may have nothing.
+    `via` is the channel written on audit rows ("web", "api", "link")."""
+
+    user: Any = None
+    membership: Membership | None = None
+    patient: Patient | None = None
+    link: SignedLink | None = None
+    via: str = "web"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user is None and self.link is None
+
+    @property
+    def is_active(self) -> bool:
+        if self.link is not None:
+            return True
+        return self.user is not None and bool(self.user.is_active)
+
+    @property
+    def role(self) -> str | None:
+        """The role the caller acts in: a membership role, PATIENT, LINK or None."""
+        if not self.is_active:
+            return None
+        if self.membership is not None:
+            return str(self.membership.role)
+        if self.patient is not None:
+            return PATIENT
+        if self.link is not None:
+            return LINK
+        return None
+
+    @property
+    def clinic_id(self) -> int | None:
+        if self.membership is not None:
+            return self.membership.clinic_id
+        if self.patient is not None:
+            return self.patient.clinic_id
+        if self.link is not None:
+            return self.link.clinic_id
+        return None
+
+    @property
+    def clinic(self) -> Clinic:
+        """The staff caller's clinic; 403 for anyone who is not staff."""
+        return self.require(READ).clinic
+
+    def require(self, need: frozenset[str]) -> Membership:
+        """The staff membership the caller acts in, or 403 if they are not staff at `need`."""
+        _check(self, need)
+        if self.membership is None:
+            raise PermissionDenied("This account is not a member of a clinic.")
+        return self.membership
+
+    def may(self, need: frozenset[str]) -> bool:
+        """Whether the caller acts at `need`, without raising."""
+        return self.role in need
+
+
+# Building a caller.
+
+# The clinic a browser session acts in, for a user who belongs to several.
+SESSION_KEY = "clinic_id"
+
+
+def memberships(request: HttpRequest) -> list[Membership]:
+    """Every clinic the signed-in user belongs to, by clinic name. Cached on the request."""
+    if not hasattr(request, "_memberships"):
+        request._memberships = (  # type: ignore[attr-defined]
+            list(
+                Membership.objects.select_related("clinic")
+                .filter(user=request.user)
+                .order_by("clinic__name", "clinic_id")
+            )
+            if request.user.is_authenticated
+            else []
+        )
+    found: list[Membership] = request._memberships  # type: ignore[attr-defined]
+    return found
+
+
+def membership(request: HttpRequest) -> Membership | None:
+    """The membership the user acts in: the clinic chosen in this browser session, or their
+    only (or first) clinic."""
+    mine = memberships(request)
+    chosen = request.session.get(SESSION_KEY) if mine else None
+    return next((m for m in mine if m.clinic_id == chosen), None) or (mine[0] if mine else None)
+
+
+def caller_from_request(request: HttpRequest) -> Caller:
+    """The caller a signed-in browser is: the membership chosen for this browser session
+    (web/context.py keeps the choice), else the patient's own login. Cached on the request."""
+    cached = getattr(request, "_access_caller", None)
+    if isinstance(cached, Caller):
+        return cached
+    user = request.user if request.user.is_authenticated else None
+    found = None
+    own = None
+    if user is not None and user.is_active:
+        found = membership(request)
+        if found is None:
+            own = Patient.objects.filter(user=user).select_related("clinic").first()
+    made = Caller(user=user, membership=found, patient=own, via="web")
+    request._access_caller = made  # type: ignore[attr-defined]
+    return made
+
+
+def caller_from_token(user: Any, membership: Membership | None) -> Caller:
+    """The caller an API bearer token is: its user acting in the token's membership, or the
+    patient's own login when the token has no membership."""
+    own = None
+    if membership is None and user is not None and user.is_active:
+        own = Patient.objects.filter(user=user).select_related("clinic").first()
+    return Caller(user=user, membership=membership, patient=own, via="api")
+
+
+def caller_for_appointment_link(appointment_id: int) -> Caller:
+    """The holder of a reminder's confirm or change link, whose signature was checked
+    (reminders/links.py): it is for one appointment and nothing else."""
+    return Caller(link=SignedLink(kind="appointment", object_id=appointment_id), via="link")
+
+
+def caller_for_watch_link(prompt_id: int) -> Caller:
+    """The holder of an infection-watch questionnaire link, whose signature was checked
+    (safety/links.py): it is for one prompt and nothing else."""
+    return Caller(link=SignedLink(kind="watch", object_id=prompt_id), via="link")
+
+
+def caller_for_feed(feed: CalendarFeed) -> Caller:
+    """The holder of a calendar feed's address: a practitioner's visits or a patient's."""
+    return Caller(
+        link=SignedLink(
+            kind="feed",
+            object_id=feed.pk,
+            clinic_id=feed.clinic_id,
+            patient_id=feed.patient_id,
+            practitioner_id=feed.user_id,
+        ),
+        via="link",
+    )
+
+
+ANONYMOUS = Caller(via="web")
+
+
+# The checks every kind shares.
+
+
+def _check(caller: Caller, need: frozenset[str]) -> None:
+    """403 unless the caller acts at `need`. A refused role is named as the API has always
+    named it (clients and tests read the role and the roles it needs from the detail)."""
+    if caller.is_anonymous:
+        raise PermissionDenied("Sign in first.")
+    if not caller.is_active:
+        raise PermissionDenied("This account is deactivated.")
+    role = caller.role
+    if role is None:
+        raise PermissionDenied("This account is not a member of a clinic.")
+    if role not in need:
+        if role in (PATIENT, LINK):
+            # A patient's own login or a link: the staff's pages are not theirs.
+            raise PermissionDenied("This account is not a member of a clinic.")
+        allowed = ", ".join(sorted(need - {PATIENT, LINK}))
+        raise PermissionDenied(f"Your role ({role}) may not do this; it needs: {allowed}.")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How to find one kind of object and whose it is."""
+
+    model: type[Model]
+    related: tuple[str, ...]
+    clinic: str  # the lookup from the object to its clinic's id
+    patient: str | None  # the lookup to its patient's id, if it belongs to one
+    links: tuple[tuple[str, str], ...] = ()  # (link kind, lookup the link's object id matches)
+    label: str = "object"
+
+
+def _scope(caller: Caller, kind: _Kind, qs: QuerySet[Any]) -> QuerySet[Any]:
+    """`qs` limited to what the caller may know exists (the caller is already checked)."""
+    if caller.membership is not None:
+        return qs.filter(**{kind.clinic: caller.membership.clinic_id})
+    if caller.patient is not None:
+        if kind.patient is None:
+            return qs.none()
+        return qs.filter(**{kind.clinic: caller.patient.clinic_id, kind.patient: caller.patient.pk})
+    link = caller.link
+    lookup = dict(kind.links).get(link.kind) if link is not None else None
+    if link is None or lookup is None:
+        return qs.none()
+    if link.clinic_id is not None:
+        qs = qs.filter(**{kind.clinic: link.clinic_id})
+    if link.kind == "feed":
+        # A patient's feed shows that patient's visits; a practitioner's feed, theirs.
+        if link.patient_id is not None and kind.patient is not None:
+            return qs.filter(**{kind.patient: link.patient_id})
+        return qs.filter(**{lookup: link.practitioner_id})
+    return qs.filter(**{lookup: link.object_id})
+
+
+def _patient_id_of(obj: Model, kind: _Kind) -> int | None:
+    if kind.patient is None:
+        return None
+    target: Any = obj
+    for part in kind.patient.split("__"):
+        target = getattr(target, part)
+    return int(target) if target is not None else None
+
+
+def _fetch(
+    caller: Caller, kind: _Kind, pk: Any, need: frozenset[str], view: bool, **filters: Any
+) -> Any:
+    _check(caller, need)
+    qs = _scope(caller, kind, kind.model._default_manager.select_related(*kind.related))
+    try:
+        found = qs.filter(pk=pk, **filters).first()
+    except (TypeError, ValueError, OverflowError):
+        found = None
+    if found is None:
+        raise Http404(f"No such {kind.label}.")
+    if view:
+        audit_view(caller, found, patient_id=_patient_id_of(found, kind))
+    return found
+
+
+_PATIENT = _Kind(
+    Patient, ("clinic",), "clinic_id", "pk", (("appointment", "appointments"),), "patient"
+)
+_COURSE = _Kind(Course, ("clinic", "patient", "protocol"), "clinic_id", "patient_id", (), "course")
+_TEST = _Kind(
+    AllergyTest,
+    ("course__clinic", "course__patient", "course__protocol"),
+    "course__clinic_id",
+    "course__patient_id",
+    (),
+    "allergy test",
+)
+_SESSION = _Kind(
+    Session,
+    ("course__clinic", "course__patient", "course__protocol"),
+    "course__clinic_id",
+    "course__patient_id",
+    (("watch", "watch_prompts"),),
+    "session",
+)
+_SIDE_EFFECT = _Kind(
+    SideEffect,
+    ("session__course__clinic", "session__course__protocol", "session__course__patient"),
+    "session__course__clinic_id",
+    "session__course__patient_id",
+    (),
+    "side effect",
+)
+_FOLLOW_UP = _Kind(
+    FollowUp,
+    ("clinic", "session__course__protocol", "session__course__patient"),
+    "clinic_id",
+    "session__course__patient_id",
+    (),
+    "follow-up",
+)
+_CONSENT = _Kind(
+    Consent,
+    ("patient__clinic", "template", "witnessed_by"),
+    "patient__clinic_id",
+    "patient_id",
+    (),
+    "consent",
+)
+_PHOTO = _Kind(Photo, ("clinic", "course__patient"), "clinic_id", "course__patient_id", (), "photo")
+_MEASUREMENT = _Kind(
+    Measurement, ("clinic", "course"), "clinic_id", "course__patient_id", (), "measurement"
+)
+_APPOINTMENT = _Kind(
+    Appointment,
+    (
+        "clinic",
+        "patient",
+        "practitioner",
+        "room",
+        "course__protocol",
+        "created_by",
+        "cancelled_by",
+        "no_show_by",
+    ),
+    "clinic_id",
+    "patient_id",
+    (("appointment", "pk"), ("feed", "practitioner_id")),
+    "visit",
+)
+_LOT = _Kind(Lot, ("product", "recalled_by"), "product__clinic_id", None, (), "lot")
+_PRODUCT = _Kind(Product, (), "clinic_id", None, (), "product")
+_EVENT = _Kind(
+    AdverseEvent, ("clinic", "course__patient", "session"), "clinic_id", "patient_id", (), "event"
+)
+_ALERT = _Kind(
+    SafetyAlert,
+    ("clinic", "lot__product", "practitioner", "handled_by", "run"),
+    "clinic_id",
+    None,
+    (),
+    "alert",
+)
+_MEMBER = _Kind(Membership, ("user", "clinic"), "clinic_id", None, (), "member")
+_CHANGE_REQUEST = _Kind(
+    ChangeRequest,
+    ("appointment__patient", "clinic"),
+    "clinic_id",
+    "appointment__patient_id",
+    (),
+    "request",
+)
+_WATCH = _Kind(
+    WatchPrompt,
+    ("clinic", "session__course__patient"),
+    "clinic_id",
+    "session__course__patient_id",
+    (("watch", "pk"),),
+    "questionnaire",
+)
+
+
+# One public function per kind.
+
+
+def access_patient(
+    caller: Caller, patient_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> Patient:
+    found: Patient = _fetch(caller, _PATIENT, patient_id, need, view)
+    return found
+
+
+def access_course(
+    caller: Caller, course_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> Course:
+    found: Course = _fetch(caller, _COURSE, course_id, need, view)
+    return found
+
+
+def access_allergy_test(
+    caller: Caller, test_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> AllergyTest:
+    found: AllergyTest = _fetch(caller, _TEST, test_id, need, view)
+    return found
+
+
+def access_session(
+    caller: Caller, session_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> Session:
+    found: Session = _fetch(caller, _SESSION, session_id, need, view)
+    return found
+
+
+def access_side_effect(
+    caller: Caller, effect_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> SideEffect:
+    found: SideEffect = _fetch(caller, _SIDE_EFFECT, effect_id, need, view)
+    return found
+
+
+def access_follow_up(
+    caller: Caller, follow_up_id: int, need: frozenset[str] = CLINICAL, *, view: bool = False
+) -> FollowUp:
+    found: FollowUp = _fetch(caller, _FOLLOW_UP, follow_up_id, need, view)
+    return found
+
+
+def access_consent(
+    caller: Caller, consent_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> Consent:
+    found: Consent = _fetch(caller, _CONSENT, consent_id, need, view)
+    return found
+
+
+def access_photo(
+    caller: Caller, photo_id: int, need: frozenset[str] = CLINICAL, *, view: bool = False
+) -> Photo:
+    found: Photo = _fetch(caller, _PHOTO, photo_id, need, view)
+    return found
+
+
+def access_measurement(
+    caller: Caller, measurement_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> Measurement:
+    found: Measurement = _fetch(caller, _MEASUREMENT, measurement_id, need, view)
+    return found
+
+
+def access_appointment(
+    caller: Caller, appointment_id: int, need: frozenset[str] = READ, *, view: bool = False
+) -> Appointment:
+    found: Appointment = _fetch(caller, _APPOINTMENT, appointment_id, need, view)
+    return found
+
+
+def access_lot(caller: Caller, lot_id: int, need: frozenset[str] = READ) -> Lot:
+    found: Lot = _fetch(caller, _LOT, lot_id, need, False)
+    return found
+
+
+def access_product(caller: Caller, product_id: int, need: frozenset[str] = READ) -> Product:
+    found: Product = _fetch(caller, _PRODUCT, product_id, need, False)
+    return found
+
+
+def access_event(
+    caller: Caller, event_id: int, need: frozenset[str] = CLINICAL, *, view: bool = False
+) -> AdverseEvent:
+    found: AdverseEvent = _fetch(caller, _EVENT, event_id, need, view)
+    return found
+
+
+def access_alert(caller: Caller, alert_id: int, need: frozenset[str] = MANAGE) -> SafetyAlert:
+    found: SafetyAlert = _fetch(caller, _ALERT, alert_id, need, False)
+    return found
+
+
+def access_member(caller: Caller, membership_id: int, need: frozenset[str] = MANAGE) -> Membership:
+    found: Membership = _fetch(caller, _MEMBER, membership_id, need, False)
+    return found
+
+
+def access_change_request(
+    caller: Caller, request_id: int, need: frozenset[str] = READ
+) -> ChangeRequest:
+    found: ChangeRequest = _fetch(caller, _CHANGE_REQUEST, request_id, need, False)
+    return found
+
+
+def access_watch_prompt(
+    caller: Caller, prompt_id: int, need: frozenset[str] = BY_LINK, *, view: bool = False
+) -> WatchPrompt:
+    found: WatchPrompt = _fetch(caller, _WATCH, prompt_id, need, view)
+    return found
+
+
+def access_protocol(
+    caller: Caller, key: str, version: int | None = None, need: frozenset[str] = MANAGE
+) -> ClinicProtocol:
+    """The clinic's current version of a protocol (or the version asked for)."""
+    acting = caller.require(need)
+    versions = ClinicProtocol.objects.select_related("clinic", "created_by").filter(
+        clinic_id=acting.clinic_id, key=key
+    )
+    if version is not None:
+        versions = versions.filter(version=version)
+    found = versions.order_by("-version").first()
+    if found is None:
+        raise Http404("No such protocol in this clinic.")
+    return found
+
+
+# Querysets for lists: what the caller may see of each kind, for a list or a search.
+
+
+def _all(caller: Caller, kind: _Kind, need: frozenset[str]) -> QuerySet[Any]:
+    _check(caller, need)
+    return _scope(caller, kind, kind.model._default_manager.all())
+
+
+def patients_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Patient]:
+    return _all(caller, _PATIENT, need)
+
+
+def courses_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Course]:
+    return _all(caller, _COURSE, need)
+
+
+def allergy_tests_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[AllergyTest]:
+    return _all(caller, _TEST, need)
+
+
+def sessions_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Session]:
+    return _all(caller, _SESSION, need)
+
+
+def side_effects_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[SideEffect]:
+    return _all(caller, _SIDE_EFFECT, need)
+
+
+def follow_ups_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[FollowUp]:
+    return _all(caller, _FOLLOW_UP, need)
+
+
+def photos_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[Photo]:
+    return _all(caller, _PHOTO, need)
+
+
+def measurements_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Measurement]:
+    return _all(caller, _MEASUREMENT, need)
+
+
+def appointments_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Appointment]:
+    return _all(caller, _APPOINTMENT, need)
+
+
+def lots_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Lot]:
+    return _all(caller, _LOT, need)
+
+
+def products_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Product]:
+    return _all(caller, _PRODUCT, need)
+
+
+def events_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[AdverseEvent]:
+    return _all(caller, _EVENT, need)
+
+
+def alerts_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[SafetyAlert]:
+    return _all(caller, _ALERT, need)
+
+
+def members_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Membership]:
+    return _all(caller, _MEMBER, need)
+
+
+def managed_clinic_ids(user: Any) -> list[int]:
+    """The clinics whose admin pages a staff user may use: those they manage. A deactivated
+    user manages nothing."""
+    if user is None or not user.is_authenticated or not user.is_active or not user.is_staff:
+        return []
+    return list(
+        Membership.objects.filter(user=user, role=Role.MANAGER).values_list("clinic_id", flat=True)
+    )
+
+
+# Auditing reads.
+
+
+def _clinic_for_audit(caller: Caller) -> Clinic | None:
+    """The clinic an audit row belongs to: a patient's or a link's read still belongs to the
+    clinic's trail. An unsaved Clinic with only its key is enough for the foreign key."""
+    if caller.membership is not None:
+        return caller.membership.clinic
+    if caller.clinic_id is not None:
+        return Clinic(pk=caller.clinic_id)
+    return None
+
+
+def audit_view(caller: Caller, obj: Model, *, patient_id: int | None, **detail: Any) -> None:
+    """Record that the caller read `obj`, of `patient_id`'s records."""
+    clinic = _clinic_for_audit(caller)
+    if caller.link is not None:
+        detail.setdefault("link", caller.link.kind)
+        # A link names only its object; the row belongs to the object's clinic.
+        if clinic is None and getattr(obj, "clinic_id", None) is not None:
+            clinic = Clinic(pk=obj.clinic_id)  # type: ignore[attr-defined]
+    audit(
+        clinic=clinic,
+        user=caller.user,
+        action=AuditEvent.Action.VIEW,
+        obj=obj,
+        patient_id=patient_id,
+        via=caller.via,
+        **detail,
+    )
+
+
+def audit_list(
+    caller: Caller,
+    what: str,
+    patient_ids: Iterable[int | None],
+    *,
+    action: str = AuditEvent.Action.VIEW,
+    **detail: Any,
+) -> None:
+    """Record a page or answer that showed several patients' records: one VIEW row per
+    patient shown, each naming the page (`what`), written in one insert so that a list costs
+    one query however long it is. Nothing is written when no patient was shown."""
+    shown = sorted({pid for pid in patient_ids if pid is not None})
+    if not shown:
+        return
+    extra: dict[str, Any] = {"page": what, **detail}
+    if caller.link is not None:
+        extra["link"] = caller.link.kind
+    audit_many(
+        clinic=_clinic_for_audit(caller),
+        user=caller.user,
+        action=action,
+        via=caller.via,
+        entries=[(Patient(pk=pid), pid, extra) for pid in shown],
+    )
