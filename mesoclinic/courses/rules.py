@@ -81,7 +81,8 @@ class Refusal:
 
 def _when(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
     local = moment.astimezone(tz)
-    return f"{local:%H:%M} on {local:%a %d %b %Y}"
+    # The day without a leading zero, as people write it ("Sun 6 Dec 2026"), as the pages do.
+    return f"{local:%H:%M} on {local:%a} {local.day} {local:%b %Y}"
 
 
 def _hours(delta: dt.timedelta) -> str:
