@@ -10,10 +10,14 @@ from typing import Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UsernameField
 from django.http import HttpRequest
 
 from mesoclinic.accounts import throttle
+from mesoclinic.lib import limits
+
+# The username column's length (accounts.User, from Django's AbstractUser).
+USERNAME_MAX_LENGTH = 150
 
 # Where a view finds the end of a lock the form met, to send it as Retry-After.
 LOCKED_ATTR = "login_locked_until"
@@ -64,10 +68,21 @@ class ThrottledLoginMixin:
 
 
 class ThrottledAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
-    pass
+    # Bounded like every other text a person sends (lib/limits.py): Django sets the username's
+    # limit only when the form is made, and leaves the password without one, so a megabyte
+    # "password" would be hashed in full.
+    username = UsernameField(
+        max_length=USERNAME_MAX_LENGTH, widget=forms.TextInput(attrs={"autofocus": True})
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=limits.PASSWORD,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
 
 
-class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
+class ThrottledAdminAuthenticationForm(ThrottledAuthenticationForm, AdminAuthenticationForm):
     pass
 
 

@@ -22,5 +22,7 @@ CONSENT_TEXT = 20_000
 SIGNATURE = 200_000
 # A whole protocol document as text (TOML), edited on the web page.
 DOCUMENT = 200_000
+# A password: long enough for any passphrase, short enough that hashing it costs nothing.
+PASSWORD = 4096
 # A search box or a list of ids in a query string.
 QUERY = 200
