@@ -5,11 +5,13 @@ tests/conftest.py registers this module as a plugin, so the fixtures need no imp
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
 import sys
 import zoneinfo
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +88,8 @@ def course(cal: World, patient: Patient) -> Course:
     )
 
 
-# A database that other processes can open, for the races between processes (booking, the
-# reminder workers).
+# A database that other processes can open, and the harness that runs scripts against it, for
+# the races between processes (booking, idempotency, the reminder workers).
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,6 +103,87 @@ def process_env(database_url: str, **extra: str) -> dict[str, str]:
         "PYTHONPATH": str(ROOT),
         **extra,
     }
+
+
+def _command(script: str | Sequence[str]) -> list[str]:
+    """Python source is run with `python -c`; a sequence is already a command line."""
+    return [sys.executable, "-c", script] if isinstance(script, str) else list(script)
+
+
+def _last_json_line(out: str) -> Any:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_script(
+    script: str | Sequence[str],
+    database_url: str,
+    mode: str,
+    args: dict[str, Any],
+    *,
+    timeout: float = 180,
+    **env: str,
+) -> Any:
+    """Run `script` in a child process on `database_url`, as `script <mode> <args as JSON>`,
+    and return the last line it prints, parsed as JSON. `script` is Python source, or a
+    command line such as `[sys.executable, "-m", "tests.booking_race_child"]`; `env` adds to
+    the environment of `process_env`. The child must exit with status 0."""
+    done = subprocess.run(
+        [*_command(script), mode, json.dumps(args)],
+        env=process_env(database_url, **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return _last_json_line(done.stdout)
+
+
+def race_processes(
+    script: str | Sequence[str],
+    database_url: str,
+    arg_list: Sequence[dict[str, Any]],
+    *,
+    mode: str = "race",
+    timeout: float = 180,
+    **env: str,
+) -> list[Any]:
+    """Start one child process per item of `arg_list`, each running `script <mode> <its args
+    as JSON>` as `run_script` does; wait until every child has printed "ready", then release
+    them all at once by writing "go" to each one's stdin. Return each child's last printed
+    line, parsed as JSON, in the order of `arg_list`. Every child must exit with status 0
+    within `timeout` seconds; any still running afterwards is killed."""
+    children = [
+        subprocess.Popen(
+            [*_command(script), mode, json.dumps(args)],
+            env=process_env(database_url, **env),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in arg_list
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            assert line.strip() == "ready", (line, child.stderr.read() if child.stderr else "")
+        for child in children:  # Release them all at once.
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outputs: list[Any] = []
+        for child in children:
+            out, err = child.communicate(timeout=timeout)
+            assert child.returncode == 0, err[-3000:]
+            outputs.append(_last_json_line(out))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+    return outputs
 
 
 @pytest.fixture(scope="session")

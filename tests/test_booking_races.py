@@ -16,10 +16,7 @@ file on SQLite.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,59 +27,17 @@ from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import actions
 from mesoclinic.scheduling.actions import BookingRefused, do_book, exclusion_code
 from mesoclinic.scheduling.models import Appointment, AppointmentOverlap
-from tests.scheduling_fixtures import NEW_YORK, at, process_env
+from tests.scheduling_fixtures import NEW_YORK, at, race_processes, run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 CHILD = [sys.executable, "-m", "tests.booking_race_child"]
 API = "/api/v1"
-
-
-def _run(database_url: str, mode: str, args: dict[str, Any]) -> Any:
-    done = subprocess.run(
-        [*CHILD, mode, json.dumps(args)],
-        env=process_env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _race(database_url: str, batches: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Send each batch from its own process, one thread per request, all released at once;
     the responses in the order of the requests."""
-    children = [
-        subprocess.Popen(
-            [*CHILD, "race", json.dumps({"requests": batch})],
-            env=process_env(database_url),
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for batch in batches
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            assert line.strip() == "ready", (line, child.stderr.read() if child.stderr else "")
-        for child in children:  # Release them all at once.
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results: list[dict[str, Any]] = []
-        for child in children:
-            out, err = child.communicate(timeout=180)
-            assert child.returncode == 0, err[-3000:]
-            results += json.loads(out.strip().splitlines()[-1])
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+    outputs = race_processes(CHILD, database_url, [{"requests": batch} for batch in batches])
+    results: list[dict[str, Any]] = [r for output in outputs for r in output]
     for r in results:
         assert r["status"] not in (0, 500), r
     return results
@@ -109,7 +64,7 @@ class PatientDoubleBookingTests:
     def _book_the_patient_with_everyone(
         self, shared_db: str, processes: int
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        seeded = _run(shared_db, "seed", {})
+        seeded = run_script(CHILD, shared_db, "seed", {})
         day = _weekday_ahead(7, 1)  # a Tuesday: everyone works 09:00–13:00
         starts_at = dt.datetime.combine(day, dt.time(10), tzinfo=NEW_YORK)
         requests = [
@@ -134,7 +89,7 @@ class PatientDoubleBookingTests:
         for lost in (r for r in results if r["status"] != 201):
             assert _reasons(lost) == ["patient_busy"], lost
             assert lost["json"]["detail"].startswith("Ana Lopez already has a session 10:00"), lost
-        assert _run(shared_db, "count", seeded)["patient"] == 1
+        assert run_script(CHILD, shared_db, "count", seeded)["patient"] == 1
 
     def test_it_books_a_patient_with_only_one_of_four_practitioners_racing_in_threads(
         self, shared_db
@@ -178,22 +133,22 @@ class CourseSeriesRaceTests:
             assert lost["json"]["detail"] == (
                 "Every visit of this course is already booked or done."
             ), lost
-        assert _run(shared_db, "count", seeded)["course"] == 16
+        assert run_script(CHILD, shared_db, "count", seeded)["course"] == 16
 
     def test_parallel_api_bookings_of_a_course_write_one_series_from_threads(self, shared_db):
-        seeded = _run(shared_db, "seed", {})
+        seeded = run_script(CHILD, shared_db, "seed", {})
         results = _race(shared_db, [self._contenders(seeded)])
         self._assert_one_series(shared_db, seeded, results)
 
     def test_parallel_api_bookings_of_a_course_write_one_series_from_processes(self, shared_db):
-        seeded = _run(shared_db, "seed", {})
+        seeded = run_script(CHILD, shared_db, "seed", {})
         results = _race(shared_db, _split(self._contenders(seeded), 2))
         self._assert_one_series(shared_db, seeded, results)
 
     def test_the_web_apps_book_the_course_writes_one_series(self, shared_db):
         """The chart's "Book the course" button pressed on three screens at once: one books
         and returns to the chart; the others show the page again with the reason."""
-        seeded = _run(shared_db, "seed", {})
+        seeded = run_script(CHILD, shared_db, "seed", {})
         first = dt.datetime.now(NEW_YORK).date() + dt.timedelta(days=1)
         requests = [
             {
@@ -211,10 +166,10 @@ class CourseSeriesRaceTests:
         assert sorted(r["status"] for r in results) == [200, 200, 302], results
         for shown in (r for r in results if r["status"] == 200):
             assert "Every visit of this course is already booked or done." in shown["text"]
-        assert _run(shared_db, "count", seeded)["course"] == 16
+        assert run_script(CHILD, shared_db, "count", seeded)["course"] == 16
 
     def test_parallel_requests_book_one_maintenance_visit(self, shared_db):
-        seeded = _run(shared_db, "seed", {})
+        seeded = run_script(CHILD, shared_db, "seed", {})
         token = seeded["tokens"][str(seeded["front_desk"])]
         request = {
             "method": "POST",
@@ -227,7 +182,7 @@ class CourseSeriesRaceTests:
         for lost in (r for r in results if r["status"] == 409):
             assert _reasons(lost) == ["already_booked"], lost
             assert lost["json"]["detail"] == "A maintenance visit is already booked.", lost
-        assert _run(shared_db, "count", seeded)["maintenance"] == 1
+        assert run_script(CHILD, shared_db, "count", seeded)["maintenance"] == 1
 
 
 class PatientOverlapConstraintTests:

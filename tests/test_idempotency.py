@@ -21,7 +21,7 @@ from mesoclinic.outcomes.models import Photo
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling.models import Appointment
 from tests.conftest import Api, World, api_for, problem_of
-from tests.scheduling_fixtures import ROOT, process_env
+from tests.scheduling_fixtures import ROOT, process_env, race_processes, run_script
 from tests.test_photos import cellulite_course, image_file, noisy_jpeg
 
 PATIENT = {"first_name": "Ana", "last_name": "Lopez", "date_of_birth": "1990-05-17"}
@@ -255,56 +255,21 @@ PARALLEL_SCRIPT = textwrap.dedent(
 )
 
 
-def _run(database_url: str, mode: str, args: dict[str, Any]) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-c", PARALLEL_SCRIPT, mode, json.dumps(args)],
-        env=process_env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _send_in_parallel(
     database_url: str, processes: int, threads: int, token: str | None = None, **env: str
 ) -> list[list[Any]]:
-    token = token or _run(database_url, "seed", {})
+    token = token or run_script(PARALLEL_SCRIPT, database_url, "seed", {})
     args = {"token": token, "key": "the-same-key", "body": PATIENT, "threads": threads}
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", PARALLEL_SCRIPT, "send", json.dumps(args)],
-            # Django's test client calls itself "testserver".
-            env=process_env(database_url, ALLOWED_HOSTS="testserver", **env),
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            assert line.strip() == "ready", (line, child.stderr.read() if child.stderr else "")
-        for child in children:  # Release them all at once.
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        answers: list[list[Any]] = []
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err[-3000:]
-            answers += json.loads(out.strip().splitlines()[-1])
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-    return answers
+    outputs = race_processes(
+        PARALLEL_SCRIPT,
+        database_url,
+        [args] * processes,
+        mode="send",
+        # Django's test client calls itself "testserver".
+        ALLOWED_HOSTS="testserver",
+        **env,
+    )
+    return [answer for answers in outputs for answer in answers]
 
 
 class ParallelIdempotencyTests:
@@ -314,7 +279,7 @@ class ParallelIdempotencyTests:
     ):
         answers = _send_in_parallel(shared_db, processes, threads)
         assert len(answers) == processes * threads
-        assert _run(shared_db, "count", {}) == [1, 1], answers
+        assert run_script(PARALLEL_SCRIPT, shared_db, "count", {}) == [1, 1], answers
         created = [body for status, body, _ in answers if status == 201]
         # Every copy that did not wait too long got the one patient's answer; one that did
         # got 409 "still being processed", and none got anything else.
@@ -322,7 +287,7 @@ class ParallelIdempotencyTests:
         assert all(status in (201, 409) for status, _, _ in answers), answers
 
     def test_a_copy_that_waits_too_long_is_told_the_first_is_still_running(self, shared_db: str):
-        token = _run(shared_db, "seed", {})
+        token = run_script(PARALLEL_SCRIPT, shared_db, "seed", {})
         holder = subprocess.Popen(
             [sys.executable, "-c", PARALLEL_SCRIPT, "hold", json.dumps({"key": "the-same-key"})],
             env=process_env(shared_db),
@@ -349,4 +314,4 @@ class ParallelIdempotencyTests:
         # The first request gave up its claim, so the retry runs.
         [(status, _, _)] = _send_in_parallel(shared_db, 1, 1, token=token)
         assert status == 201
-        assert _run(shared_db, "count", {}) == [1, 1]
+        assert run_script(PARALLEL_SCRIPT, shared_db, "count", {}) == [1, 1]

@@ -44,7 +44,7 @@ from mesoclinic.reminders.models import ChangeRequest, Reminder
 from mesoclinic.scheduling.actions import do_cancel
 from mesoclinic.scheduling.models import Appointment
 from tests.conftest import World
-from tests.scheduling_fixtures import process_env
+from tests.scheduling_fixtures import process_env, race_processes, run_script
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -753,92 +753,60 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _env(database_url: str, smtp_port: int) -> dict[str, str]:
-    return process_env(
+def _mail(smtp_port: int) -> dict[str, str]:
+    """The environment that sends a child process's mail to this test's SMTP server."""
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _race(
+    database_url: str, mail: dict[str, str], processes: int, threads: int, batch: int
+) -> dict[str, list[str]]:
+    outputs = race_processes(
+        SCRIPT,
         database_url,
-        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=str(smtp_port),
-        PYTHONUNBUFFERED="1",
+        [{"process": p, "threads": threads, "batch": batch} for p in range(processes)],
+        **mail,
     )
-
-
-def _run(env: dict[str, str], mode: str, args: dict[str, Any]) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, mode, json.dumps(args)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _race(env: dict[str, str], processes: int, threads: int, batch: int) -> dict[str, list[str]]:
-    children = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SCRIPT,
-                "race",
-                json.dumps({"process": p, "threads": threads, "batch": batch}),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for p in range(processes)
-    ]
-    try:
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            assert line.strip() == "ready", (line, child.stderr.read() if child.stderr else "")
-        for child in children:  # Release them all at once.
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results: dict[str, list[str]] = {}
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err[-3000:]
-            results.update(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+    results: dict[str, list[str]] = {}
+    for output in outputs:
+        results.update(output)
     return results
 
 
 class ConcurrentWorkerTests:
     def test_many_workers_send_each_reminder_exactly_once(self, shared_db, smtp_server):
-        env = _env(shared_db, smtp_server.port)
+        mail = _mail(smtp_server.port)
         visits = 30
         # Twelve hours ahead or so: each visit's 24 h reminder is due, and its 48 h one is skipped.
-        _run(env, "seed", {"visits": visits, "hours_ahead": 12})
-        results = _race(env, processes=3, threads=3, batch=2)
+        run_script(SCRIPT, shared_db, "seed", {"visits": visits, "hours_ahead": 12}, **mail)
+        results = _race(shared_db, mail, processes=3, threads=3, batch=2)
         assert len(results) == 9
         statuses = Counter(s for outcomes in results.values() for s in outcomes)
-        assert statuses == {"sent": visits}, (results, _run(env, "stats", {}))
+        assert statuses == {"sent": visits}, (
+            results,
+            run_script(SCRIPT, shared_db, "stats", {}, **mail),
+        )
         received = smtp_server.wait_for(visits)
         recipients = Counter(r for m in received for r in m.rcpt_tos)
         assert recipients == {f"p{i}@example.com": 1 for i in range(visits)}
-        assert _run(env, "stats", {}) == {"24h sent": visits, "48h skipped": visits}
+        assert run_script(SCRIPT, shared_db, "stats", {}, **mail) == {
+            "24h sent": visits,
+            "48h skipped": visits,
+        }
         # The work was shared: more than one worker sent something.
         assert sum(1 for outcomes in results.values() if outcomes) > 1, results
 
     def test_the_mesoclinic_command_runs_one_tick(self, shared_db, smtp_server):
-        env = _env(shared_db, smtp_server.port)
-        _run(env, "seed", {"visits": 1, "hours_ahead": 12})
+        mail = _mail(smtp_server.port)
+        run_script(SCRIPT, shared_db, "seed", {"visits": 1, "hours_ahead": 12}, **mail)
         done = subprocess.run(
             [str(Path(sys.executable).with_name("mesoclinic")), "worker", "--once"],
-            env=env,
+            env=process_env(shared_db, **mail),
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -850,11 +818,11 @@ class ConcurrentWorkerTests:
         assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [["p0@example.com"]]
 
     def test_the_worker_loop_stops_cleanly_on_sigterm(self, shared_db, smtp_server):
-        env = _env(shared_db, smtp_server.port)
-        _run(env, "seed", {"visits": 2, "hours_ahead": 12})
+        mail = _mail(smtp_server.port)
+        run_script(SCRIPT, shared_db, "seed", {"visits": 2, "hours_ahead": 12}, **mail)
         worker = subprocess.Popen(
             [str(Path(sys.executable).with_name("mesoclinic")), "worker", "--interval", "0.2"],
-            env=env,
+            env=process_env(shared_db, **mail),
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

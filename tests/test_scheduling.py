@@ -5,11 +5,7 @@ booking even when many threads and processes race for one slot, on SQLite and on
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,9 +33,15 @@ from mesoclinic.scheduling.models import (
     WorkingHours,
 )
 from tests.conftest import World, make_user
-from tests.scheduling_fixtures import NEW_YORK, NOW, TUESDAY, at, process_env, room
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.scheduling_fixtures import (
+    NEW_YORK,
+    NOW,
+    TUESDAY,
+    at,
+    race_processes,
+    room,
+    run_script,
+)
 
 
 def book(world: World, patient: Patient, start: dt.datetime, minutes: int = 30, **kw: Any) -> Any:
@@ -527,62 +529,25 @@ RACE_SCRIPT = textwrap.dedent(
 )
 
 
-def _env(database_url: str) -> dict[str, str]:
-    return process_env(database_url)
-
-
-def _run(database_url: str, mode: str, args: dict[str, Any]) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-c", RACE_SCRIPT, mode, json.dumps(args)],
-        env=_env(database_url),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def _race(database_url: str, processes: int, threads: int) -> list[str]:
-    seeded = _run(database_url, "seed", {"patients": processes * threads})
+    seeded = run_script(RACE_SCRIPT, database_url, "seed", {"patients": processes * threads})
     day = dt.date.today() + dt.timedelta(days=30)
     starts_at = dt.datetime(day.year, day.month, day.day, 10, tzinfo=NEW_YORK)
-    children = []
-    for i in range(processes):
-        mine = seeded["patients"][i * threads : (i + 1) * threads]
-        args = {**seeded, "patients": mine, "starts_at": starts_at.isoformat()}
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-c", RACE_SCRIPT, "race", json.dumps(args)],
-                env=_env(database_url),
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        for child in children:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            assert line.strip() == "ready", (line, child.stderr.read() if child.stderr else "")
-        for child in children:  # Release them all at once.
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        results: list[str] = []
-        for child in children:
-            out, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err[-3000:]
-            results += json.loads(out.strip().splitlines()[-1])
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
+    outputs = race_processes(
+        RACE_SCRIPT,
+        database_url,
+        [
+            {
+                **seeded,
+                "patients": seeded["patients"][i * threads : (i + 1) * threads],
+                "starts_at": starts_at.isoformat(),
+            }
+            for i in range(processes)
+        ],
+    )
+    results: list[str] = [r for output in outputs for r in output]
     assert len(results) == processes * threads
-    assert _run(database_url, "count", {}) == 1
+    assert run_script(RACE_SCRIPT, database_url, "count", {}) == 1
     return results
 
 
