@@ -103,6 +103,21 @@ def _patients(clinic: Any, n: int) -> list[Any]:
     )
 
 
+def _free_patient(
+    busy: dict[int, list[tuple[dt.datetime, dt.datetime]]],
+    patients: list[Any],
+    start: dt.datetime,
+    end: dt.datetime,
+    rng: random.Random,
+) -> Any:
+    """A patient with no visit overlapping [start, end), tried at random a few times."""
+    for _ in range(10):
+        patient = rng.choice(patients)
+        if all(e <= start or end <= s for s, e in busy.get(patient.pk, [])):
+            return patient
+    return None
+
+
 def _fill(
     clinic: Any, staff: list[Any], patients: list[Any], count: int, rng: random.Random
 ) -> int:
@@ -113,6 +128,9 @@ def _fill(
     tz = clinic.tz
     today = dt.datetime.now(tz).date()
     rows = []
+    # Each patient's visits so far: a patient is never in two visits at once, which the
+    # database refuses on PostgreSQL (bulk_create skips the check SQLite relies on).
+    busy: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
     day = today + dt.timedelta(days=1)
     while len(rows) < count:
         if day.weekday() < 5:
@@ -125,11 +143,13 @@ def _fill(
                         length = dt.timedelta(minutes=rng.choice((30, 40, 45, 60)))
                         if t + length > end:
                             break
-                        if rng.random() < 0.45:  # leave about half the day free
+                        patient = _free_patient(busy, patients, t, t + length, rng)
+                        if patient is not None and rng.random() < 0.45:  # about half free
+                            busy.setdefault(patient.pk, []).append((t, t + length))
                             rows.append(
                                 Appointment(
                                     clinic=clinic,
-                                    patient=rng.choice(patients),
+                                    patient=patient,
                                     kind="session",
                                     practitioner=user,
                                     starts_at=t,
