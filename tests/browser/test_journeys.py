@@ -158,7 +158,10 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         expect(page.get_by_text("Recorded 1 measurement(s)")).to_be_visible()
 
         # 5. A day passes on the server's clock; the reading form now starts at the new time.
+        # The browser was signed out after half an hour without use, so the practitioner signs
+        # in again.
         clock.shift(dt.timedelta(hours=24, minutes=5))
+        login(page, live_server, world.practitioner.username)
         page.goto(chart)
         course_card = page.locator(f"#course-{course.pk}")
         course_card.get_by_label("No reaction").check()
@@ -205,6 +208,9 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         # 8. The next day the patient calls about a bruise: reported, and expected for now.
         page.emulate_media(media="screen")
         clock.shift(dt.timedelta(hours=20))
+        session_page = page.url
+        login(page, live_server, world.practitioner.username)
+        page.goto(session_page)
         page.get_by_role("link", name="Report a side effect").click()
         page.get_by_label("Side effect").select_option("bruising")
         page.get_by_label("Grade (CTCAE)").select_option("1")
