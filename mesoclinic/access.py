@@ -244,8 +244,15 @@ def _check(caller: Caller, need: frozenset[str]) -> None:
         if role in (PATIENT, LINK):
             # A patient's own login or a link: the staff's pages are not theirs.
             raise PermissionDenied("This account is not a member of a clinic.")
-        allowed = ", ".join(sorted(need - {PATIENT, LINK}))
-        raise PermissionDenied(f"Your role ({role}) may not do this; it needs: {allowed}.")
+        # In the words the staff pages use for roles ("front desk"), never the stored keys.
+        allowed = " or ".join(sorted(_role_words(r) for r in need - {PATIENT, LINK}))
+        raise PermissionDenied(
+            f"Your role ({_role_words(role)}) may not do this; it needs: {allowed}."
+        )
+
+
+def _role_words(role: str) -> str:
+    return str(Role(role).label).lower()
 
 
 @dataclass(frozen=True)

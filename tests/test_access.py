@@ -79,7 +79,7 @@ class AccessTests:
             staff(world.manager),
         )
         assert access.access_patient(desk, patient.pk, READ) == patient
-        with pytest.raises(PermissionDenied, match=r"Your role \(front_desk\)"):
+        with pytest.raises(PermissionDenied, match=r"Your role \(front desk\)"):
             access.access_patient(desk, patient.pk, CLINICAL)
         assert access.access_patient(practitioner, patient.pk, CLINICAL) == patient
         with pytest.raises(PermissionDenied):

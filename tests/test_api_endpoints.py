@@ -491,7 +491,9 @@ class EndpointAccessTests:
         if who == "no_membership":
             assert detail == "This account is not a member of a clinic."
         else:
-            assert detail.startswith(f"Your role ({who}) may not do this; it needs: ")
+            role = str(Membership.Role(who).label).lower()
+            assert detail.startswith(f"Your role ({role}) may not do this; it needs: ")
+            assert "_" not in detail, "a role is named in words, not by its key"
         assert AuditEvent.objects.count() == events, "a refused call must change nothing"
 
     @pytest.mark.parametrize(("method", "path", "body"), CLINIC_CASES)
