@@ -136,6 +136,8 @@ def test_the_front_desk_books_the_next_free_slot_and_moves_a_session(
     # 3. The next free slot for Ana Lopez: a 30-minute review with Maria Silva.
     page.get_by_role("link", name="Book the next free slot").click()
     page.get_by_label("Find a patient").fill("Lopez")
+    # Enter searches whether or not htmx had started on the new page when the text was typed.
+    page.get_by_label("Find a patient").press("Enter")
     page.locator("#patient-results").get_by_role("link", name=re.compile("Lopez, Ana")).click()
     page.get_by_role("combobox", name=re.compile("^Visit")).select_option("review")
     page.get_by_role("combobox", name=re.compile("^Practitioner")).select_option(
