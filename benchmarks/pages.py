@@ -15,9 +15,8 @@ import itertools
 import platform
 import statistics
 import time
-from typing import Any
 
-from benchmarks.timing import percentile, time_ms
+from benchmarks.timing import count_queries, percentile, time_ms
 
 DEMO_SCALE = 10
 RUNS = 200
@@ -26,7 +25,6 @@ TARGET_MS = 50.0
 
 def run(scale: int = DEMO_SCALE, runs: int = RUNS) -> dict[str, float]:
     """Load the demo `scale` times over, measure, print the figures and return them in ms."""
-    from django.db import connection
     from django.test import Client
 
     from mesoclinic import demo
@@ -51,20 +49,7 @@ def run(scale: int = DEMO_SCALE, runs: int = RUNS) -> dict[str, float]:
             raise AssertionError(f"{path} answered {response.status_code}")
 
     def queries(path: str) -> int:
-        # Counted as they run, not from the length of connection.queries_log as
-        # CaptureQueriesContext does: that log keeps only the last 9000 queries and nothing
-        # empties it between these requests, so once 300 charts had filled it, its length
-        # stopped growing and every later page counted 0 (Today after the charts).
-        count = 0
-
-        def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            nonlocal count
-            count += 1
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(counter):
-            get(client, path)
-        return count
+        return count_queries(lambda: get(client, path))
 
     # Warm up the template and URL caches so the first request is not what is measured.
     get(anonymous, "/accounts/login/")

@@ -19,14 +19,13 @@ import platform
 import statistics
 from typing import Any
 
-from benchmarks.timing import percentile, time_ms
+from benchmarks.timing import count_queries, percentile, time_ms
 
 RUNS = 200
 
 
 def run(runs: int = RUNS) -> dict[str, float]:
     from django.contrib.auth import authenticate
-    from django.db import connection
     from django.test import Client, override_settings
 
     from mesoclinic import demo
@@ -41,18 +40,6 @@ def run(runs: int = RUNS) -> dict[str, float]:
     def ok(response: Any, status: int = 200) -> None:
         if response.status_code != status:
             raise AssertionError(f"answered {response.status_code}")
-
-    def count_queries(fn: Any) -> int:
-        count = 0
-
-        def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            nonlocal count
-            count += 1
-            return execute(sql, params, many, context)
-
-        with connection.execute_wrapper(counter):
-            fn()
-        return count
 
     def today() -> None:
         ok(browser.get("/today/"))

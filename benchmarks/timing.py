@@ -1,9 +1,11 @@
-"""What every benchmark times with: wall-clock samples in milliseconds, and their percentiles."""
+"""What every benchmark times with: wall-clock samples in milliseconds, their percentiles, and
+the queries a call makes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -20,3 +22,21 @@ def time_ms(fn: Callable[[], object], runs: int) -> list[float]:
         fn()
         out.append((time.perf_counter() - start) * 1000)
     return out
+
+
+def count_queries(fn: Callable[[], object]) -> int:
+    """How many queries `fn` sends to the default database. Counted as they run, not from the
+    length of connection.queries_log as CaptureQueriesContext does: that log keeps only the
+    last 9000 queries, so once a long benchmark has filled it every later call would count 0."""
+    from django.db import connection
+
+    count = 0
+
+    def counter(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal count
+        count += 1
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counter):
+        fn()
+    return count

@@ -55,7 +55,8 @@ LINK = "link"
 OWN = READ | {PATIENT}
 BY_LINK = frozenset({LINK})
 
-# Older names, kept so the web and API modules read the same as before.
+# The names the web views and API endpoints use for two of the levels (api/auth.py and
+# web/context.py pass them on); defined here only, beside the levels themselves.
 ALL_STAFF = READ
 MANAGER = MANAGE
 

@@ -6,12 +6,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
 
-from mesoclinic.access import CLINICAL, MANAGE, READ, Caller, caller_from_token
+from mesoclinic.access import ALL_STAFF, CLINICAL, MANAGER, Caller, caller_from_token
 from mesoclinic.api.models import ApiToken, hash_token
 
-# The levels of action live in the access layer; these names are kept for the endpoints.
-ALL_STAFF = READ
-MANAGER = MANAGE
 __all__ = ["ALL_STAFF", "CLINICAL", "MANAGER", "BearerAuth", "Caller", "caller"]
 
 

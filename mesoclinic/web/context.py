@@ -7,9 +7,9 @@ from typing import Any
 from django.http import HttpRequest
 
 from mesoclinic.access import (
+    ALL_STAFF,
     CLINICAL,
-    MANAGE,
-    READ,
+    MANAGER,
     SESSION_KEY,
     Caller,
     caller_from_request,
@@ -19,9 +19,6 @@ from mesoclinic.access import (
 from mesoclinic.accounts.models import Membership
 
 Role = Membership.Role
-# The levels of action live in the access layer; these names are kept for the views.
-ALL_STAFF = READ
-MANAGER = MANAGE
 __all__ = [
     "ALL_STAFF",
     "CLINICAL",
