@@ -36,6 +36,7 @@ from django.http import Http404, HttpRequest
 from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, audit, audit_many
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.imports.models import ImportJob
 from mesoclinic.outcomes.models import Measurement, Photo
 from mesoclinic.patients.models import Consent, Patient
 from mesoclinic.protocols.models import ClinicProtocol
@@ -410,6 +411,7 @@ _WATCH = _Kind(
     (("watch", "pk"),),
     "questionnaire",
 )
+_IMPORT = _Kind(ImportJob, ("clinic", "created_by"), "clinic_id", None, (), "import")
 
 
 # One public function per kind.
@@ -526,6 +528,11 @@ def access_watch_prompt(
     return found
 
 
+def access_import_job(caller: Caller, job_id: int, need: frozenset[str] = MANAGE) -> ImportJob:
+    found: ImportJob = _fetch(caller, _IMPORT, job_id, need, False)
+    return found
+
+
 def access_protocol(
     caller: Caller, key: str, version: int | None = None, need: frozenset[str] = MANAGE
 ) -> ClinicProtocol:
@@ -604,6 +611,10 @@ def alerts_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Safety
 
 def members_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Membership]:
     return _all(caller, _MEMBER, need)
+
+
+def import_jobs_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[ImportJob]:
+    return _all(caller, _IMPORT, need)
 
 
 def managed_clinic_ids(user: Any) -> list[int]:

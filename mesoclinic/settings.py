@@ -11,6 +11,7 @@ PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/photos.m
 PHOTO_MAX_*     what one photo may cost (bytes, pixels, side, decodes at once): docs/photos.md
 MAX_REQUEST_BYTES  the largest request body `mesoclinic serve` reads; default 62 MB
 API_MAX_BODY_BYTES  the largest request body outside photo uploads; default 1 MiB
+IMPORT_MAX_BYTES    the largest CSV file the import pages take; default 4 MiB (docs/import.md)
 BEHIND_TLS_PROXY, SECURE_*, SESSION_COOKIE_SECURE, CSRF_*   HTTPS: see docs/deployment.md
 LOG_LEVEL, LOG_FORMAT, ACCESS_LOG                             logs: see docs/deployment.md
 WORKER_STALE_TICKS                                            readiness: see docs/deployment.md
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "mesoclinic.reminders",
     "mesoclinic.outcomes",
     "mesoclinic.safety",
+    "mesoclinic.imports",
     "mesoclinic.ops",
     "mesoclinic.api",
     "mesoclinic.web",
@@ -307,6 +309,10 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # read; Django's own limit on what it holds in memory is kept equal to the first.
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+# The largest CSV file the import pages take (docs/import.md): a clinic's whole patient list
+# fits many times over.
+IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(4 * 1024 * 1024)))
 
 API_TOKEN_TTL_HOURS = int(os.environ.get("API_TOKEN_TTL_HOURS", "12"))
 # How long the API remembers an Idempotency-Key's first answer, in hours, and how long a request

@@ -184,8 +184,19 @@ def build_objects(scene: Scene, other: World) -> Objects:
     do_plan_watch()
     prompt = WatchPrompt.objects.filter(session=session).order_by("due_at").first()
     assert prompt is not None
+    # A lots file waiting to be checked, for the import pages (no patient in it).
+    from mesoclinic.imports.actions import do_upload
+
+    job = do_upload(
+        world.clinic,
+        "lots",
+        "lots.csv",
+        b"Product,Lot,Expiry\nLipo mix,Z-9,2031-01-01\n",
+        user=None,
+    )
     ids = {
         **scene.ids,
+        "job_id": job.pk,
         "patient_id": patient.pk,
         "course_id": scene.course["id"],
         "test_id": scene.course["allergy_test"],

@@ -125,6 +125,10 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "account_revoke_feed": ("POST", OWNER),
     "manage_audit": ("GET", MANAGE),
     "manage_audit_csv": ("GET", MANAGE),
+    "import_start": ("GET", MANAGE),
+    "import_job": ("GET", MANAGE),
+    "import_run": ("POST", MANAGE),
+    "import_report_csv": ("GET", MANAGE),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 

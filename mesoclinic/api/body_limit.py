@@ -37,10 +37,15 @@ PHOTO_UPLOADS: list[tuple[re.Pattern[str], int]] = [
     (re.compile(r"^/courses/\d+/photos/$"), 4),
 ]
 
+# The CSV import's upload (web/imports.py) carries one file of up to IMPORT_MAX_BYTES.
+IMPORT_UPLOAD = re.compile(r"^/manage/import/$")
+
 
 def limit_for(path: str, method: str) -> int:
     """The largest body, in bytes, a request to this path may carry."""
     if method == "POST":
+        if IMPORT_UPLOAD.match(path):
+            return int(settings.IMPORT_MAX_BYTES) + MULTIPART_ENVELOPE_BYTES
         for pattern, images in PHOTO_UPLOADS:
             if pattern.match(path):
                 return images * int(settings.PHOTO_MAX_BYTES) + MULTIPART_ENVELOPE_BYTES
@@ -51,7 +56,8 @@ def largest_body() -> int:
     """The largest body any path accepts: what the WSGI server itself refuses above."""
     images = max(n for _, n in PHOTO_UPLOADS)
     photos = images * int(settings.PHOTO_MAX_BYTES) + MULTIPART_ENVELOPE_BYTES
-    return max(int(settings.API_MAX_BODY_BYTES), photos)
+    imports = int(settings.IMPORT_MAX_BYTES) + MULTIPART_ENVELOPE_BYTES
+    return max(int(settings.API_MAX_BODY_BYTES), photos, imports)
 
 
 def _size(size: int) -> str:

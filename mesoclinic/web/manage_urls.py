@@ -1,10 +1,11 @@
-"""The manager's pages: formulary and lots, staff and licences, protocols, the audit trail.
+"""The manager's pages: formulary and lots, staff and licences, protocols, the audit trail,
+imports from CSV files.
 Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 {% url 'web:manage_formulary' %}."""
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import audit, manage, manage_protocols
+from mesoclinic.web import audit, imports, manage, manage_protocols
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -22,4 +23,8 @@ urlpatterns: list[URLPattern] = [
     path("protocols/", manage_protocols.protocols, name="manage_protocols"),
     path("protocols/<slug:key>/", manage_protocols.protocol_detail, name="manage_protocol"),
     path("protocols/<slug:key>/edit/", manage_protocols.protocol_edit, name="manage_protocol_edit"),
+    path("import/", imports.start, name="import_start"),
+    path("import/<int:job_id>/", imports.job_page, name="import_job"),
+    path("import/<int:job_id>/import/", imports.run, name="import_run"),
+    path("import/<int:job_id>/report.csv", imports.report_csv, name="import_report_csv"),
 ]
