@@ -25,6 +25,7 @@ BENCHMARKS = (
     "serving",
     "trust",
     "signin",
+    "imports",
 )
 
 
@@ -43,6 +44,7 @@ def main() -> int:
     from benchmarks import (
         analytics,
         booking,
+        imports,
         optimiser,
         pages,
         photos,
@@ -75,6 +77,7 @@ def main() -> int:
         "serving": serving.run,
         "trust": trust.run,
         "signin": signin.run,
+        "imports": imports.run,
     }
     for name in chosen:
         runs[name]()

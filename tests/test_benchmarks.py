@@ -80,3 +80,11 @@ def test_the_serving_benchmark_runs(db: Any) -> None:
 
     figures = serving.run(runs=3)
     assert figures["readyz_p95"] > 0 and figures["login page_p95"] > 0
+
+
+def test_the_import_benchmark_runs(db: Any) -> None:
+    from benchmarks import imports
+
+    figures = imports.run(patients=40)
+    assert figures["import_s"] > 0
+    assert Patient.objects.count() == 40

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,12 +212,19 @@ def _choice(text: str, choices: Iterable[tuple[Any, Any]]) -> str | None:
     """The choice a cell means: its stored value or its label, without case or accents, or the
     one label it begins ("F" for Female). None when it is none of them or could be several."""
     wanted = logic.normalise(text)
-    pairs = [(str(v), logic.normalise(str(label))) for v, label in choices if v != ""]
-    for value, label in pairs:
-        if wanted in (logic.normalise(value), label):
+    pairs = _pairs(tuple((str(v), str(label)) for v, label in choices if v != ""))
+    for value, plain, label in pairs:
+        if wanted in (plain, label):
             return value
-    starts = [value for value, label in pairs if wanted and label.startswith(wanted)]
+    starts = [value for value, _, label in pairs if wanted and label.startswith(wanted)]
     return starts[0] if len(starts) == 1 else None
+
+
+@functools.lru_cache(maxsize=32)
+def _pairs(choices: tuple[tuple[str, str], ...]) -> list[tuple[str, str, str]]:
+    """(value, value normalised, label normalised) of each choice: worked out once a field,
+    not once a row."""
+    return [(value, logic.normalise(value), logic.normalise(label)) for value, label in choices]
 
 
 def _choice_words(choices: Iterable[tuple[Any, Any]]) -> str:
@@ -234,6 +242,21 @@ def _chosen(rows: _Rows, row: int, cells: list[str], key: str, choices: Any) -> 
     return value
 
 
+def _rebound(form: PatientForm | None, data: dict[str, str], instance: Patient) -> PatientForm:
+    """The registration form bound to one more row. Making a form copies every field and
+    widget (deepcopy), which was most of the time of checking a long file; the form is
+    made once and given each row's data and a new patient instead, with what the last
+    validation left behind (its errors and bound fields) cleared, so each row is validated
+    exactly as a new form would validate it."""
+    if form is None:
+        return PatientForm(data, instance=instance)
+    form.data = data
+    form.instance = instance
+    form._errors = None  # type: ignore[attr-defined]
+    form._bound_fields_cache = {}  # type: ignore[attr-defined]
+    return form
+
+
 def _same_person(first: str, last: str, born: dt.date) -> tuple[str, str, dt.date]:
     return (logic.normalise(first), logic.normalise(last), born)
 
@@ -244,6 +267,7 @@ def _check_patients(rows: _Rows) -> list[Patient]:
     ready: list[Patient] = []
     seen: dict[tuple[str, str, dt.date], int] = {}
     checked: list[tuple[int, Patient]] = []
+    form: PatientForm | None = None
     for row, cells in rows.table.rows:
         data: dict[str, str] = {}
         for name, f in form_fields.items():
@@ -255,7 +279,7 @@ def _check_patients(rows: _Rows) -> list[Patient]:
                 data[name] = rows.cell(cells, name)
             if data[name] == "" and f.initial not in (None, ""):
                 data[name] = str(f.initial() if callable(f.initial) else f.initial)
-        form = PatientForm(data, instance=Patient(clinic=clinic))
+        form = _rebound(form, data, Patient(clinic=clinic))
         if not form.is_valid():
             rows.form_problems(row, form, {k: k for k in form_fields}, "last_name")
             continue
