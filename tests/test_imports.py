@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -20,6 +21,10 @@ from mesoclinic.imports import actions, logic
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.patients.models import Patient
 from tests.conftest import World
+from tests.scheduling_fixtures import race_processes, run_script
+
+IMPORT_CHILD = [sys.executable, "-m", "tests.import_race_child"]
+RACE_CHILD = [sys.executable, "-m", "tests.booking_race_child"]
 
 PATIENTS = (
     "First name,Last name,Date of birth,Sex,Email,Phone,Address\n"
@@ -170,6 +175,22 @@ class UploadTests:
         assert r.status_code == 200
         assert "at most 1 KB can be imported at once" in r.content.decode()
         assert not ImportJob.objects.exists()
+
+    def test_a_file_larger_than_other_request_bodies_may_be_uploaded(
+        self, world: World, settings: Any
+    ) -> None:
+        """Every other web form may send at most API_MAX_BODY_BYTES; the import page takes a
+        file up to IMPORT_MAX_BYTES, and the server refuses a larger body unread."""
+        rows = "".join(f"Name{i},Family{i},1980-01-01,{'x' * 60}\n" for i in range(14_000))
+        content = "First name,Last name,Date of birth,Address\n" + rows
+        assert len(content) > settings.API_MAX_BODY_BYTES
+        client = signed_in(world.manager)
+        job = job_of(upload(client, "patients", content))
+        assert job.rows == 14_000
+        settings.IMPORT_MAX_BYTES = settings.API_MAX_BODY_BYTES
+        r = upload(client, "patients", content)
+        assert r.status_code == 413
+        assert ImportJob.objects.count() == 1
 
     def test_an_empty_or_unreadable_file_is_refused_beside_the_field(self, world: World) -> None:
         client = signed_in(world.manager)
@@ -490,3 +511,26 @@ class ImportAccessTests:
             f"No product called “{world.product.name}” is in the formulary.",
             f"No product called “{world.lidocaine_product.name}” is in the formulary.",
         ]
+
+
+class ImportRaceTests:
+    def test_import_pressed_on_four_screens_at_once_imports_the_file_once(
+        self, shared_db: str
+    ) -> None:
+        """The job's row is locked before it is checked and imported: one request imports
+        the 200 patients, the three others find the file already imported."""
+        seeded = run_script(IMPORT_CHILD, shared_db, "seed", {})
+        request = {
+            "path": f"/manage/import/{seeded['job']}/import/",
+            "login": seeded["manager"],
+            "body": {},
+        }
+        outputs = race_processes(
+            RACE_CHILD, shared_db, [{"requests": [request, request]}, {"requests": [request] * 2}]
+        )
+        results = [r for output in outputs for r in output]
+        assert [r["status"] for r in results] == [302] * 4, results
+        assert run_script(IMPORT_CHILD, shared_db, "count", seeded) == {
+            "patients": 200,
+            "audits": 200,
+        }
