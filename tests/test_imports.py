@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from mesoclinic.patients.models import Patient
 from tests.conftest import World
 from tests.scheduling_fixtures import race_processes, run_script
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 IMPORT_CHILD = [sys.executable, "-m", "tests.import_race_child"]
 RACE_CHILD = [sys.executable, "-m", "tests.booking_race_child"]
 
@@ -474,6 +476,21 @@ class LotImportTests:
         before = Lot.objects.count()
         run(client, job)
         assert Lot.objects.count() == before
+
+
+class DocumentedExamplesTests:
+    def test_the_example_files_of_the_docs_import_cleanly_in_order(self, world: World) -> None:
+        """docs/import.md's examples: products first, then their lots, then patients."""
+        client = signed_in(world.manager)
+        for kind in ("products", "lots", "patients"):
+            content = (EXAMPLES / f"{kind}.csv").read_bytes()
+            job = uploaded_and_checked(client, kind, content)
+            assert problems(job) == [], kind
+            run(client, job)
+            job.refresh_from_db()
+            assert job.is_imported, kind
+        assert Lot.objects.filter(product__name="Hair cocktail", lot_number="HC-0007").exists()
+        assert Patient.objects.filter(clinic=world.clinic).count() == 3
 
 
 class ImportAccessTests:
