@@ -103,7 +103,8 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         problems = actions.do_check(job, form.mapping())
         if problems:
-            messages.error(request, _problem_count(len(problems)))
+            noun = "problem" if len(problems) == 1 else "problems"
+            messages.error(request, f"The check found {len(problems)} {noun}, listed below.")
         else:
             messages.success(request, f"Every row is correct: {job.rows} ready to import.")
         return redirect("web:import_job", job_id=job.pk)
