@@ -123,6 +123,32 @@ class ReadingFilesTests:
         assert logic.parse_day("30/02/1980") is None
         assert logic.parse_day("yesterday") is None
 
+    @pytest.mark.parametrize(
+        ("clinic_format", "order"),
+        [
+            (None, logic.DAY_FIRST),
+            ("d/m/Y", logic.DAY_FIRST),
+            ("m/d/Y", logic.MONTH_FIRST),
+            ("Y-m-d", logic.DAY_FIRST),
+            ("j M Y", logic.DAY_FIRST),
+            ("N j, Y", logic.MONTH_FIRST),
+            ("%m/%d/%Y", logic.MONTH_FIRST),
+            ("DD/MM/YYYY", logic.DAY_FIRST),
+        ],
+    )
+    def test_the_clinics_date_format_says_which_comes_first(
+        self, clinic_format: str | None, order: str
+    ) -> None:
+        assert logic.day_order(clinic_format) == order
+
+    def test_dates_with_month_names_and_year_first_slashes_are_read(self) -> None:
+        day = dt.date(1980, 12, 31)
+        for text in ("31 Dec 1980", "31 December 1980", "31-dec-1980", "Dec. 31, 1980"):
+            assert logic.parse_day(text) == day, text
+        assert logic.parse_day("1980/12/31") == day
+        assert logic.parse_day("31 Decembre 1980") is None
+        assert logic.parse_day("31 Feb 1980") is None
+
     def test_headers_are_matched_without_case_accents_or_punctuation(self) -> None:
         fields = [(f.key, f.names) for f in actions.fields_for(ImportJob.Kind.PATIENTS)]
         mapping = logic.guess_mapping(
@@ -258,6 +284,8 @@ class PatientImportTests:
         created = AuditEvent.objects.filter(action="create", object_type="patients.Patient")
         assert sorted(created.values_list("patient_id", flat=True)) == sorted(p.pk for p in made)
         assert all(e.detail == {"import": job.pk} for e in created)
+        job.refresh_from_db()
+        assert job.content == ""  # the file's copy of their details is dropped
         page = client.get(f"/manage/import/{job.pk}/").content.decode()
         assert f'href="/patients/{ana.pk}/"' in page
         assert AuditEvent.objects.filter(action="view", patient_id=ana.pk).exists()

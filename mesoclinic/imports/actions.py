@@ -573,6 +573,9 @@ def do_import(job: ImportJob, *, user: Any, via: str = "web") -> list[Problem]:
         locked.created = created
         locked.status = ImportJob.Status.IMPORTED
         locked.imported_at = timezone.now()
-        locked.save(update_fields=["problems", "status", "created", "imported_at"])
+        # The records now hold what the file held; a second copy of patients' details in the
+        # upload would only be one more place to protect.
+        locked.content = ""
+        locked.save(update_fields=["problems", "status", "created", "imported_at", "content"])
     job.refresh_from_db()
     return []

@@ -118,33 +118,69 @@ def guess_mapping(
 # The date orders a clinic may write dates in, and the separators people type.
 DAY_FIRST = "dmy"
 MONTH_FIRST = "mdy"
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_ISO = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _LOCAL = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
+_DAY_NAME = re.compile(r"^(\d{1,2})[\s\-]+([^\W\d_]+)\.?[\s\-]+(\d{4})$")
+_NAME_DAY = re.compile(r"^([^\W\d_]+)\.?\s+(\d{1,2}),?\s+(\d{4})$")
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
 
 
 def day_order(clinic_format: str | None) -> str:
-    """Which of day and month comes first in the clinic's date format ("%m/%d/%Y", "m/d/Y",
-    "MM/DD/YYYY" write the month first); day first when the clinic has no format."""
-    if clinic_format:
-        letters = [c for c in clinic_format.lower() if c in "dm"]
-        if letters and letters[0] == "m":
-            return MONTH_FIRST
-    return DAY_FIRST
+    """Which of day and month comes first in a date written with numbers only, for a clinic
+    whose date format is `clinic_format` (Django's letters, "m/d/Y", "j M Y", or strftime's
+    "%m/%d/%Y", or "MM/DD/YYYY"): month first only when the format writes the month before
+    the day and does not begin with the year; day first otherwise, and when there is none."""
+    if not clinic_format:
+        return DAY_FIRST
+    text = clinic_format.replace("%", "").lower()
+
+    def first(letters: str) -> int:
+        found = [i for i, c in enumerate(text) if c in letters]
+        return found[0] if found else len(text)
+
+    day, month, year = first("dj"), first("mnfb"), first("y")
+    return MONTH_FIRST if month < day and not year < month else DAY_FIRST
 
 
 def parse_day(text: str, order: str = DAY_FIRST) -> dt.date | None:
-    """A date written as ISO (2026-12-07) or in the clinic's order with slashes, dots or dashes
-    (07/12/2026 day first, 12/07/2026 month first); None when it is neither or no such day."""
+    """A date written as ISO (2026-12-07), in the clinic's order with slashes, dots or dashes
+    (07/12/2026 day first, 12/07/2026 month first), or with the month's English name or its
+    abbreviation (7 Dec 2026, December 7, 2026); None when it is none of those or no such
+    day."""
     text = text.strip()
-    iso = _ISO.match(text)
-    local = _LOCAL.match(text)
     try:
-        if iso:
-            return dt.date(int(iso[1]), int(iso[2]), int(iso[3]))
-        if local:
-            first, second, year = int(local[1]), int(local[2]), int(local[3])
+        if found := _ISO.match(text):
+            return dt.date(int(found[1]), int(found[2]), int(found[3]))
+        if found := _LOCAL.match(text):
+            first, second, year = int(found[1]), int(found[2]), int(found[3])
             day, month = (first, second) if order == DAY_FIRST else (second, first)
             return dt.date(year, month, day)
+        if found := _DAY_NAME.match(text):
+            named = _MONTHS.get(found[2].lower())
+            return dt.date(int(found[3]), named, int(found[1])) if named else None
+        if found := _NAME_DAY.match(text):
+            named = _MONTHS.get(found[1].lower())
+            return dt.date(int(found[3]), named, int(found[2])) if named else None
     except ValueError:
         return None
     return None

@@ -2,7 +2,8 @@
 last validation report and, once imported, what was created.
 
 The file's text is kept in the row, so the column mapping and the report survive between the
-steps of the import and a restart of the server (no temporary files)."""
+steps of the import and a restart of the server (no temporary files). It is dropped once the
+file is imported."""
 
 from __future__ import annotations
 
