@@ -93,6 +93,26 @@ def uploaded_and_checked(client: Client, kind: str, content: bytes | str) -> Imp
     return job
 
 
+def refuse_inserts(table: str, column: str, value: str) -> None:
+    """A trigger that makes the database refuse a row with `column` = `value` in `table`: a
+    real database error in the middle of an import, with no mock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'boom'; END; $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                f"CREATE TRIGGER boom BEFORE INSERT ON {table} FOR EACH ROW "
+                f"WHEN (NEW.{column} = '{value}') EXECUTE FUNCTION boom()"
+            )
+        else:
+            cursor.execute(
+                f"CREATE TRIGGER boom BEFORE INSERT ON {table} "
+                f"WHEN NEW.{column} = '{value}' BEGIN SELECT RAISE(ABORT, 'boom'); END"
+            )
+
+
 class ReadingFilesTests:
     def test_it_reads_utf8_with_and_without_a_byte_order_mark(self) -> None:
         assert logic.decode("Chloé".encode()) == ("Chloé", "UTF-8")
@@ -331,6 +351,18 @@ class PatientImportTests:
         job.refresh_from_db()
         assert job.status == ImportJob.Status.CHECKED
 
+    def test_a_long_report_lists_the_first_problems_and_downloads_them_all(
+        self, world: World
+    ) -> None:
+        content = "First name,Last name,Date of birth\n" + "A,B,never\n" * 250
+        client = signed_in(world.manager)
+        job = uploaded_and_checked(client, "patients", content)
+        page = client.get(f"/manage/import/{job.pk}/").content.decode()
+        assert "250 problems" in page
+        assert "The first 200 are listed here; the downloaded report has all 250." in page
+        report = client.get(f"/manage/import/{job.pk}/report.csv").content.decode()
+        assert len(report.strip().splitlines()) == 251
+
     def test_the_report_downloads_as_csv_with_the_same_problems(self, world: World) -> None:
         content = "First name,Last name,Date of birth\n=HYPERLINK(1),Lee,1990-13-01\n"
         client = signed_in(world.manager)
@@ -358,21 +390,7 @@ class PatientImportTests:
         client = signed_in(world.manager)
         job = uploaded_and_checked(client, "patients", "\n".join(lines) + "\n")
         assert problems(job) == []
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION 'boom'; END; $$ LANGUAGE plpgsql"
-                )
-                cursor.execute(
-                    "CREATE TRIGGER boom BEFORE INSERT ON patients_patient FOR EACH ROW "
-                    "WHEN (NEW.last_name = 'Boom') EXECUTE FUNCTION boom()"
-                )
-            else:
-                cursor.execute(
-                    "CREATE TRIGGER boom BEFORE INSERT ON patients_patient "
-                    "WHEN NEW.last_name = 'Boom' BEGIN SELECT RAISE(ABORT, 'boom'); END"
-                )
+        refuse_inserts("patients_patient", "last_name", "Boom")
         r = run(client, job)
         assert r.status_code == 302
         assert not Patient.objects.filter(clinic=world.clinic).exists()
@@ -382,6 +400,20 @@ class PatientImportTests:
         assert job.created == {}
         page = client.get(f"/manage/import/{job.pk}/").content.decode()
         assert "nothing was imported" in page
+
+    def test_a_database_error_on_the_second_product_rolls_back_the_first(
+        self, world: World
+    ) -> None:
+        client = signed_in(world.manager)
+        job = uploaded_and_checked(client, "products", PRODUCTS)
+        assert problems(job) == []
+        refuse_inserts("formulary_product", "name", "Hair cocktail")
+        run(client, job)
+        assert not Product.objects.filter(name="Cellulite cocktail").exists()
+        assert not ProductIngredient.objects.filter(product__name="Cellulite cocktail").exists()
+        assert not AuditEvent.objects.filter(object_type="formulary.Product").exists()
+        job.refresh_from_db()
+        assert not job.is_imported
 
     def test_a_second_import_of_the_same_file_is_refused(self, world: World) -> None:
         client = signed_in(world.manager)

@@ -35,6 +35,8 @@ from mesoclinic.web.imports_forms import MappingForm, UploadForm
 SHOWN = 50
 # How many of the file's rows the mapping step shows, so the columns can be recognised.
 PREVIEW = 3
+# How many problems the page lists; the downloaded report has them all.
+PROBLEMS_SHOWN = 200
 
 
 @login_required
@@ -119,7 +121,8 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
             "headers": table.headers,
             "preview": table.rows[:PREVIEW],
             "checked": checked,
-            "problems": job.problems if checked else [],
+            "problems": job.problems[:PROBLEMS_SHOWN] if checked else [],
+            "problem_count": len(job.problems),
         },
     )
 
