@@ -193,12 +193,23 @@ class _Rows:
             return "\x00"  # refused by the form too, but that second message is not repeated
         return day.isoformat()
 
+    def noted_on(self, row: int) -> set[str]:
+        """The columns already given a problem on this row. A row's problems are noted one
+        after another, so only the last ones are read (a file of 20,000 bad rows would
+        otherwise read every problem again for each row)."""
+        noted: set[str] = set()
+        for p in reversed(self.problems):
+            if p.row != row:
+                break
+            noted.add(p.column)
+        return noted
+
     def form_problems(
         self, row: int, form: forms.BaseForm, key_of: dict[str, str], whole: str
     ) -> None:
         """The form's errors on this row: each on the column of its field (`key_of` maps a
         form field to an import field), errors about the whole form on `whole`'s column."""
-        noted = {p.column for p in self.problems if p.row == row}
+        noted = self.noted_on(row)
         for name, errors in form.errors.as_data().items():
             key = key_of.get(name, whole)
             if self.column(key) in noted and name != "__all__":
