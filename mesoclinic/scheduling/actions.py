@@ -353,7 +353,10 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
                 Refusal(
                     "clinic_closed",
                     f"The clinic is open {logic.spans_words(open_spans)} on "
-                    f"{start:%A}s: {what} falls outside.",
+                    f"{start:%A}s: {what} falls outside."
+                    if open_spans
+                    else f"The clinic is closed on {start:%A}s, so "
+                    f"{_what(a, tz, article=True)} cannot be booked.",
                 )
             )
         spans = hours.working(a.practitioner_id, day)
@@ -361,11 +364,22 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
             out.append(
                 Refusal(
                     "practitioner_not_working",
-                    f"{a.practitioner.display_name} works {logic.spans_words(spans)} on "
-                    f"{logic.day_words(start)}: {what} falls outside.",
+                    _working_words(a, spans, start, what),
                 )
             )
     return out
+
+
+def _working_words(a: Appointment, spans: list[logic.Span], start: dt.datetime, what: str) -> str:
+    """ "Dr A works 09:00–13:00 on Wed 9 Dec: a session … falls outside.", or, on a day off,
+    "Dr A does not work on Wed 9 Dec, so a session at 10:00–10:40 cannot be booked." """
+    name, day = a.practitioner.display_name, logic.day_words(start)
+    if not spans:
+        kind = str(a.get_kind_display()).lower()
+        kind = ("an " if kind[0] in "aeiou" else "a ") + kind
+        span = f"{logic.clock(start)}–{logic.clock(a.ends_at.astimezone(start.tzinfo))}"
+        return f"{name} does not work on {day}, so {kind} at {span} cannot be booked."
+    return f"{name} works {logic.spans_words(spans)} on {day}: {what} falls outside."
 
 
 # Visits where the practitioner injects: they need a licence valid on the day, as the session
@@ -383,6 +397,31 @@ def licensed_until(clinic: Clinic, user_ids: set[int]) -> dict[int, dt.date]:
     return out
 
 
+def may_give(kind: str, expires: dt.date | None, day: dt.date) -> bool:
+    """The one rule for who may take a visit on a day: a visit where the practitioner injects
+    needs a licence whose last valid day (`expires`, None for no licence) is `day` or later.
+    The booking path refuses by it, and every picker and slot search offers only by it, so
+    nothing is offered that the booking would refuse."""
+    return kind not in INJECTING or (expires is not None and day <= expires)
+
+
+def licence_words(name: str, expires: dt.date | None) -> str:
+    """Why `name` may not inject: "Dr A's licence expired on 01 Dec 2026." or "Dr A has no
+    licence on file in this clinic." """
+    if expires is None:
+        return f"{name} has no licence on file in this clinic."
+    return f"{name}'s licence expired on {expires:%d %b %Y}."
+
+
+def licensed_for(clinic: Clinic, users: Iterable[User], kind: str, day: dt.date) -> list[User]:
+    """Those of `users` who may take a visit of `kind` on `day` (see may_give)."""
+    users = list(users)
+    if kind not in INJECTING:
+        return users
+    until = licensed_until(clinic, {u.pk for u in users})
+    return [u for u in users if may_give(kind, until.get(u.pk), day)]
+
+
 def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
     injecting = [a for a in appointments if a.kind in INJECTING]
     if not injecting:
@@ -392,7 +431,7 @@ def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
     for a in injecting:
         day = a.starts_at.astimezone(clinic.tz).date()
         expires = until.get(a.practitioner_id)
-        if expires is None or day > expires:
+        if not may_give(a.kind, expires, day):
             held = f"expires on {expires:%d %b %Y}" if expires else "is not on file"
             out.append(
                 Refusal(

@@ -374,6 +374,10 @@ def _staff_with(appointment: Appointment) -> list[User]:
     """The practitioners a visit may move to; its own practitioner stays a choice, even one
     no longer on the staff, so the form can say who has it now."""
     staff = planning.practitioners_of(appointment.clinic)
+    if appointment.kind in actions.INJECTING:
+        # Only those who may give it (the booking path's rule), from today.
+        today = timezone.now().astimezone(appointment.clinic.tz).date()
+        staff = actions.licensed_for(appointment.clinic, staff, appointment.kind, today)
     if appointment.practitioner_id not in {u.pk for u in staff}:
         staff.append(appointment.practitioner)
     return staff
@@ -620,7 +624,7 @@ def _propose(
 ) -> Proposal | None:
     """The next time the practitioner and the patient are both free, and the room it takes."""
     start = planning.next_free_slot(
-        clinic, practitioner, duration, not_before=after, patient=patient
+        clinic, practitioner, duration, not_before=after, patient=patient, kind=kind
     )
     if start is None:
         return None
