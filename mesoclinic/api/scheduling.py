@@ -154,6 +154,14 @@ def no_show(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
     return _appointment_out(access_appointment(caller(request), appointment_id))
 
 
+@api.post("/appointments/{appointment_id}/arrived", response=s.AppointmentOut, tags=["calendar"])
+def arrived(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
+    """Check the patient in: a booked or confirmed visit of today becomes arrived."""
+    found = access_appointment(caller(request), appointment_id)
+    actions.do_mark_arrived(found, user=caller(request).user)
+    return _appointment_out(access_appointment(caller(request), appointment_id))
+
+
 @api.post("/appointments/{appointment_id}/move", response=s.MoveOut, tags=["calendar"])
 def move_appointment(
     request: HttpRequest, appointment_id: int, payload: s.MoveIn

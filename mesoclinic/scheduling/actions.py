@@ -264,6 +264,84 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
     return fresh
 
 
+def do_mark_arrived(appointment: Appointment, *, user: Any, via: str = "api") -> Appointment:
+    """Check the patient in: a booked or confirmed visit of today is marked arrived, with who
+    marked it and when. A cancelled or missed visit stays as it is."""
+    with transaction.atomic():
+        fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
+            raise ValidationError(
+                f"A {fresh.get_status_display().lower()} appointment cannot be checked in."
+            )
+        now = timezone.now()
+        tz = fresh.clinic.tz
+        if fresh.starts_at.astimezone(tz).date() != now.astimezone(tz).date():
+            raise ValidationError("A patient can be checked in only on the day of the visit.")
+        previous = fresh.status
+        fresh.status = Appointment.Status.ARRIVED
+        fresh.arrived_at = now
+        fresh.arrived_by = acting(user)
+        fresh.save(update_fields=["status", "arrived_at", "arrived_by"])
+        audit(
+            clinic=fresh.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=fresh,
+            patient_id=fresh.patient_id,
+            via=via,
+            status=fresh.status,
+            previous=previous,
+        )
+    return fresh
+
+
+# What a charted session finishes: its kind of visit, by the session's kind.
+SESSION_VISIT = {"course": logic.SESSION, "maintenance": logic.MAINTENANCE}
+CHARTABLE = ("booked", "confirmed", "arrived")
+
+
+def link_session(session: Any, *, user: Any, via: str = "api") -> Appointment | None:
+    """Mark done the visit a charted session was given at, and link the session to it: the
+    course's open visit of the session's kind on the same day, the nearest in time. Call it
+    inside the transaction that saves the session; a session charted without a visit booked
+    (after the fact, or a walk-in) links nothing."""
+    course = session.course
+    tz = course.clinic.tz
+    local = session.performed_at.astimezone(tz)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    candidates = list(
+        Appointment.objects.select_for_update()
+        .filter(
+            course=course,
+            kind=SESSION_VISIT.get(session.kind, logic.SESSION),
+            status__in=CHARTABLE,
+            session__isnull=True,
+            starts_at__gte=day_start,
+            starts_at__lt=day_start + dt.timedelta(days=1),
+        )
+        .order_by("starts_at")
+    )
+    if not candidates:
+        return None
+    visit = min(candidates, key=lambda a: abs(a.starts_at - session.performed_at))
+    previous = visit.status
+    visit.status = Appointment.Status.DONE
+    visit.session = session
+    visit.save(update_fields=["status", "session"])
+    audit(
+        clinic=visit.clinic,
+        user=user,
+        action=AuditEvent.Action.UPDATE,
+        obj=visit,
+        patient_id=visit.patient_id,
+        via=via,
+        status=visit.status,
+        previous=previous,
+        session=session.pk,
+    )
+    return visit
+
+
 # Building and checking.
 
 

@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_appointment, access_patient, audit_list
@@ -775,3 +776,22 @@ def _book(request: HttpRequest, form: SlotForm) -> Appointment | None:
         for r in exc.refusals:
             form.add_error(None, r.message)
         return None
+
+
+@login_required
+@require_POST
+def arrived(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Check the patient in from the calendar or the appointment's page; back to where the
+    button was."""
+    appointment = access_appointment(caller(request), appointment_id)
+    try:
+        actions.do_mark_arrived(appointment, user=request.user, via="web")
+    except ValidationError as exc:
+        for m in exc.messages:
+            messages.error(request, m)
+    else:
+        messages.success(request, f"Checked in: {_words(appointment)}.")
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("web:calendar_appointment", appointment_id=appointment.pk)
