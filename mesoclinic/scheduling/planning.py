@@ -548,6 +548,42 @@ def do_book_course(
         return actions.do_book_many(requests, user=user, via=via)
 
 
+# Numbering a course's session visits.
+
+
+def session_labels(appointments: Iterable[Appointment]) -> dict[int, str]:
+    """ "Session 3 of 15" for each active session visit of a course among `appointments`, by
+    the order of time of the course's sessions: those charted without a visit, and its active
+    session visits (charted or still to come). Three queries whatever the number of courses.
+    A cancelled or missed visit gets no number."""
+    wanted = [
+        a for a in appointments if a.kind == Appointment.Kind.SESSION and a.course_id and a.active
+    ]
+    course_ids = {a.course_id for a in wanted}
+    if not course_ids:
+        return {}
+    planned = dict(Course.objects.filter(pk__in=course_ids).values_list("pk", "planned_sessions"))
+    timeline: dict[int, list[tuple[dt.datetime, int | None]]] = defaultdict(list)
+    for pk, course_id, starts_at in (
+        Appointment.objects.filter(course_id__in=course_ids, kind=Appointment.Kind.SESSION)
+        .exclude(status__in=Appointment.INACTIVE)
+        .values_list("pk", "course_id", "starts_at")
+    ):
+        timeline[course_id].append((starts_at, pk))
+    for course_id, performed_at in Session.objects.filter(
+        course_id__in=course_ids, kind=Session.Kind.COURSE, appointment__isnull=True
+    ).values_list("course_id", "performed_at"):
+        timeline[course_id].append((performed_at, None))
+    out: dict[int, str] = {}
+    for course_id, visits in timeline.items():
+        visits.sort(key=lambda v: (v[0], v[1] or 0))
+        for n, (_, visit_id) in enumerate(visits, start=1):
+            if visit_id is not None:
+                out[visit_id] = f"Session {n} of {planned[course_id]}"
+    wanted_ids = {a.pk for a in wanted}
+    return {pk: label for pk, label in out.items() if pk in wanted_ids}
+
+
 # Moving a visit.
 
 
