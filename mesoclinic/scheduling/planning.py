@@ -584,6 +584,31 @@ def session_labels(appointments: Iterable[Appointment]) -> dict[int, str]:
     return {pk: label for pk, label in out.items() if pk in wanted_ids}
 
 
+def booked_visits(course: Course) -> list[dict[str, Any]]:
+    """The course's visits booked and not yet held (booked, confirmed or arrived), by time,
+    each with its words ("Session 3 of 15", "Allergy test visit"), its local start and the
+    practitioner's name: what the plan the patient takes home lists as booked."""
+    tz = course.clinic.tz
+    visits = list(
+        Appointment.objects.filter(
+            course=course,
+            status__in=(*OPEN, Appointment.Status.ARRIVED),
+        )
+        .select_related("practitioner")
+        .order_by("starts_at")
+    )
+    labels = session_labels(visits)
+    return [
+        {
+            "label": labels.get(a.pk) or str(a.get_kind_display()),
+            "starts_at": a.starts_at.astimezone(tz),
+            "ends_at": a.ends_at.astimezone(tz),
+            "practitioner": a.practitioner.display_name,
+        }
+        for a in visits
+    ]
+
+
 # Moving a visit.
 
 
