@@ -552,36 +552,55 @@ def do_book_course(
 
 
 def session_labels(appointments: Iterable[Appointment]) -> dict[int, str]:
-    """ "Session 3 of 15" for each active session visit of a course among `appointments`, by
-    the order of time of the course's sessions: those charted without a visit, and its active
-    session visits (charted or still to come). Three queries whatever the number of courses.
-    A cancelled or missed visit gets no number."""
+    """ "Session 3 of 15" for each active session visit of a course among `appointments`
+    (see number_sessions). Three queries whatever the number of courses."""
     wanted = [
         a for a in appointments if a.kind == Appointment.Kind.SESSION and a.course_id and a.active
     ]
-    course_ids = {a.course_id for a in wanted}
+    course_ids = {a.course_id for a in wanted if a.course_id is not None}
     if not course_ids:
         return {}
     planned = dict(Course.objects.filter(pk__in=course_ids).values_list("pk", "planned_sessions"))
-    timeline: dict[int, list[tuple[dt.datetime, int | None]]] = defaultdict(list)
-    for pk, course_id, starts_at in (
-        Appointment.objects.filter(course_id__in=course_ids, kind=Appointment.Kind.SESSION)
-        .exclude(status__in=Appointment.INACTIVE)
-        .values_list("pk", "course_id", "starts_at")
+    visits: dict[int, list[Appointment]] = defaultdict(list)
+    for a in Appointment.objects.filter(
+        course_id__in=course_ids, kind=Appointment.Kind.SESSION
+    ).only("pk", "course_id", "kind", "status", "starts_at", "session_id"):
+        visits[a.course_id].append(a)  # type: ignore[index]
+    sessions: dict[int, list[Session]] = defaultdict(list)
+    for session in Session.objects.filter(course_id__in=course_ids).only(
+        "pk", "course_id", "kind", "performed_at"
     ):
-        timeline[course_id].append((starts_at, pk))
-    for course_id, performed_at in Session.objects.filter(
-        course_id__in=course_ids, kind=Session.Kind.COURSE, appointment__isnull=True
-    ).values_list("course_id", "performed_at"):
-        timeline[course_id].append((performed_at, None))
+        sessions[session.course_id].append(session)
     out: dict[int, str] = {}
-    for course_id, visits in timeline.items():
-        visits.sort(key=lambda v: (v[0], v[1] or 0))
-        for n, (_, visit_id) in enumerate(visits, start=1):
-            if visit_id is not None:
-                out[visit_id] = f"Session {n} of {planned[course_id]}"
+    for course_id in course_ids:
+        out |= number_sessions(visits[course_id], sessions[course_id], planned[course_id])
     wanted_ids = {a.pk for a in wanted}
     return {pk: label for pk, label in out.items() if pk in wanted_ids}
+
+
+def number_sessions(
+    visits: Iterable[Appointment], sessions: Iterable[Session], planned: int
+) -> dict[int, str]:
+    """ "Session 3 of 15" for each active session visit of one course, by the order of time
+    of its sessions: those charted without a visit, and its active session visits (charted or
+    still to come). A cancelled or missed visit gets no number. No query: the chart passes
+    what it has read."""
+    visits = [v for v in visits if v.kind == Appointment.Kind.SESSION]
+    linked = {v.session_id for v in visits if v.session_id}
+    timeline: list[tuple[dt.datetime, int | None]] = [
+        (v.starts_at, v.pk) for v in visits if v.active
+    ]
+    timeline += [
+        (s.performed_at, None)
+        for s in sessions
+        if s.kind == Session.Kind.COURSE and s.pk not in linked
+    ]
+    timeline.sort(key=lambda v: (v[0], v[1] or 0))
+    return {
+        visit_id: f"Session {n} of {planned}"
+        for n, (_, visit_id) in enumerate(timeline, start=1)
+        if visit_id is not None
+    }
 
 
 def booked_visits(course: Course) -> list[dict[str, Any]]:

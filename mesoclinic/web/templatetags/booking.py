@@ -1,9 +1,10 @@
 """Template tags for the course's visits on the chart: "Session 3 of 15" for each session
-visit, read in three queries for all of a course's visits (scheduling.planning)."""
+visit, from the visits and sessions the chart has already read (no query)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
 
 from django import template
 
@@ -14,8 +15,11 @@ register = template.Library()
 
 
 @register.simple_tag
-def session_labels(visits: Iterable[Appointment]) -> dict[int, str]:
-    return planning.session_labels(list(visits))
+def session_labels(row: Mapping[str, Any]) -> dict[int, str]:
+    """The labels of a chart row's course (its `visits`, `sessions` and `course`)."""
+    return planning.number_sessions(
+        row.get("visits") or [], row.get("sessions") or [], row["course"].planned_sessions
+    )
 
 
 @register.filter
