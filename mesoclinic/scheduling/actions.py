@@ -211,9 +211,7 @@ def do_cancel(
     with transaction.atomic():
         fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
         if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
-            raise ValidationError(
-                f"A {fresh.get_status_display().lower()} appointment cannot be cancelled."
-            )
+            raise ValidationError(f"{status_words(fresh)} appointment cannot be cancelled.")
         previous = fresh.status
         fresh.status = Appointment.Status.CANCELLED
         fresh.cancelled_at = timezone.now()
@@ -241,7 +239,7 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
         fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
         if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
             raise ValidationError(
-                f"A {fresh.get_status_display().lower()} appointment cannot be marked as a no-show."
+                f"{status_words(fresh)} appointment cannot be marked as a no-show."
             )
         now = timezone.now()
         if now < fresh.starts_at:
@@ -270,9 +268,7 @@ def do_mark_arrived(appointment: Appointment, *, user: Any, via: str = "api") ->
     with transaction.atomic():
         fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
         if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
-            raise ValidationError(
-                f"A {fresh.get_status_display().lower()} appointment cannot be checked in."
-            )
+            raise ValidationError(f"{status_words(fresh)} appointment cannot be checked in.")
         now = timezone.now()
         tz = fresh.clinic.tz
         if fresh.starts_at.astimezone(tz).date() != now.astimezone(tz).date():
@@ -340,6 +336,12 @@ def link_session(session: Any, *, user: Any, via: str = "api") -> Appointment | 
         session=session.pk,
     )
     return visit
+
+
+def status_words(a: Appointment) -> str:
+    """ "A booked", "An arrived": the status as the start of a sentence."""
+    status = str(a.get_status_display()).lower()
+    return ("An " if status[0] in "aeiou" else "A ") + status
 
 
 # Building and checking.

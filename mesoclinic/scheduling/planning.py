@@ -823,7 +823,7 @@ def do_move(
                 [
                     Refusal(
                         "invalid",
-                        f"A {fresh.get_status_display().lower()} appointment cannot be moved.",
+                        f"{actions.status_words(fresh)} appointment cannot be moved.",
                     )
                 ]
             )
