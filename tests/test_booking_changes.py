@@ -6,6 +6,8 @@ API."""
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 
 import pytest
 
@@ -88,8 +90,19 @@ def test_the_web_lists_the_changes_and_books_once_they_are_accepted(
     assert 'id="id_accept_changes_error"' in text  # beside the box
     assert Appointment.objects.count() == 0
 
+    seen = [html.unescape(c) for c in re.findall(r'name="seen_change" value="([^"]*)"', page)]
+    assert len(seen) == 3
+    # Accepting changes other than those the page now proposes books nothing.
+    stale = client.post(
+        f"/courses/{course.pk}/booking/",
+        {**form, "book": "", "accept_changes": "on", "seen_change": seen[:2]},
+    )
+    assert "The proposal changed while you were reading it" in stale.content.decode()
+    assert Appointment.objects.count() == 0
+
     done = client.post(
-        f"/courses/{course.pk}/booking/", {**form, "book": "", "accept_changes": "on"}
+        f"/courses/{course.pk}/booking/",
+        {**form, "book": "", "accept_changes": "on", "seen_change": seen},
     )
     assert done.status_code == 302
     assert Appointment.objects.filter(course=course).count() == 16

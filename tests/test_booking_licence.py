@@ -150,3 +150,23 @@ def test_a_day_off_reads_as_a_sentence(cal: World, patient: Patient) -> None:
         "Maria Silva does not work on Sat 5 Dec, so a review at 10:00–10:30 cannot be booked."
     )
     assert "none" not in str(refused.value)
+
+
+def test_the_move_form_offers_no_unlicensed_practitioner_for_a_session(
+    cal: World, patient: Patient
+) -> None:
+    visit = do_book(
+        patient,
+        kind="session",
+        practitioner=cal.manager,
+        starts_at=at(10, 0),
+        ends_at=at(10, 40),
+        user=cal.front_desk,
+    )
+    client = signed_in(cal.front_desk)
+    page = client.get(f"/calendar/appointments/{visit.pk}/").content.decode()
+    assert f'<option value="{cal.practitioner.pk}">Maria Silva</option>' in page
+
+    licence_until(cal, MONDAY - dt.timedelta(days=1))
+    page = client.get(f"/calendar/appointments/{visit.pk}/").content.decode()
+    assert "Maria Silva" not in page

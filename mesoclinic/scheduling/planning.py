@@ -502,13 +502,15 @@ def do_book_course(
     not_before: dt.datetime | None = None,
     prefs: Preferences = ANY_TIME,
     accept_changes: bool = False,
+    seen_changes: Sequence[str] | None = None,
     via: str = "api",
 ) -> list[Appointment]:
     """Propose the rest of the course and book it in one transaction, all or nothing. A
     course that cannot be placed whole is refused with the reason; nothing is booked. A
     proposal that does not keep the chosen practitioner or the preferred days and times is
     refused with each change (code "changed"), unless `accept_changes` says the user saw
-    and accepted them.
+    and accepted them; with `seen_changes` (what the page showed), only those very changes:
+    a proposal that has changed since is refused with its new changes.
 
     The course's row is locked first, and what is left to book is read after the lock: two
     requests booking the same course (a double click, two screens) take turns, and the second
@@ -530,7 +532,8 @@ def do_book_course(
             raise BookingRefused([Refusal("already_booked", ALREADY_BOOKED)])
         if not plan.complete:
             raise BookingRefused([Refusal("no_free_time", p) for p in plan.problems])
-        if plan.changes and not accept_changes:
+        unseen = seen_changes is not None and list(seen_changes) != plan.changes
+        if plan.changes and (not accept_changes or unseen):
             raise BookingRefused([Refusal("changed", c) for c in plan.changes])
         rooms = {r.pk: r for r in Room.objects.filter(pk__in=[r for r in plan.rooms if r])}
         requests = [

@@ -111,10 +111,18 @@ def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
                     not_before=form.not_before_moment(tz),
                     prefs=form.preferences(),
                     accept_changes=form.cleaned_data["accept_changes"],
+                    # Only the changes the page showed: not others found since.
+                    seen_changes=request.POST.getlist("seen_change"),
                     via="web",
                 )
             except BookingRefused as exc:
-                if "changed" in exc.codes:
+                if "changed" in exc.codes and form.cleaned_data["accept_changes"]:
+                    form.add_error(
+                        "accept_changes",
+                        "The proposal changed while you were reading it (listed above again): "
+                        "check the changes, then tick this box to book with them.",
+                    )
+                elif "changed" in exc.codes:
                     form.add_error(
                         "accept_changes",
                         "Some visits cannot keep what you chose (listed above): tick this box "
