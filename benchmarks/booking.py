@@ -220,7 +220,7 @@ def run_course(
         booked.append(
             _timed(
                 lambda course=course, who=who: planning.do_book_course(
-                    course, user=desk, practitioner=who
+                    course, user=desk, practitioner=who, accept_changes=True
                 )
             )
         )
@@ -430,6 +430,7 @@ def _course_storm(
                 user=desk,
                 practitioner=staff[(n // len(courses)) % len(staff)],
                 not_before=first + dt.timedelta(days=n),
+                accept_changes=True,
             )
             with lock:
                 won.append(n)

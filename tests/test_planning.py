@@ -107,8 +107,19 @@ def test_a_full_day_moves_the_visit_inside_its_window_and_time_off_hands_it_to_a
                 clinic=cal.clinic, user=cal.practitioner, date=day, kind="time_off"
             )
 
+    # The swap is named and waits for the user's acceptance (issue 12).
+    with pytest.raises(BookingRefused) as refused:
+        planning.do_book_course(
+            course, user=cal.front_desk, practitioner=cal.practitioner, prefs=prefs
+        )
+    assert refused.value.codes == ["changed"]
+    assert "is with Manager, because Maria Silva has no free time" in str(refused.value)
     made = planning.do_book_course(
-        course, user=cal.front_desk, practitioner=cal.practitioner, prefs=prefs
+        course,
+        user=cal.front_desk,
+        practitioner=cal.practitioner,
+        prefs=prefs,
+        accept_changes=True,
     )
 
     owners = [a.practitioner for a in made]
@@ -487,5 +498,7 @@ def test_an_injecting_visit_needs_a_practitioner_licensed_on_the_day(
     )
 
     PractitionerLicence.objects.filter(user=cal.practitioner).update(expires_on=NOW.date() - DAY)
-    made = planning.do_book_course(course, user=cal.front_desk, practitioner=cal.practitioner)
+    made = planning.do_book_course(
+        course, user=cal.front_desk, practitioner=cal.practitioner, accept_changes=True
+    )
     assert {a.practitioner for a in made} == {cal.manager}  # never the unlicensed one

@@ -301,7 +301,9 @@ class BookingTests:
         )
         refused = refusal(cal, patient, at(10, day=sunday))
         assert refused.codes == ["clinic_closed"]
-        assert "open none on Sundays" in str(refused)
+        assert "The clinic is closed on Sundays, so a session 10:00–10:30 on Sun 6 Dec" in str(
+            refused
+        )
 
     def test_it_refuses_a_holiday(self, cal, patient):
         Holiday.objects.create(clinic=cal.clinic, date=TUESDAY, name="Staff training")

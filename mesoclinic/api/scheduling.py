@@ -154,6 +154,14 @@ def no_show(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
     return _appointment_out(access_appointment(caller(request), appointment_id))
 
 
+@api.post("/appointments/{appointment_id}/arrived", response=s.AppointmentOut, tags=["calendar"])
+def arrived(request: HttpRequest, appointment_id: int) -> dict[str, Any]:
+    """Check the patient in: a booked or confirmed visit of today becomes arrived."""
+    found = access_appointment(caller(request), appointment_id)
+    actions.do_mark_arrived(found, user=caller(request).user)
+    return _appointment_out(access_appointment(caller(request), appointment_id))
+
+
 @api.post("/appointments/{appointment_id}/move", response=s.MoveOut, tags=["calendar"])
 def move_appointment(
     request: HttpRequest, appointment_id: int, payload: s.MoveIn
@@ -242,13 +250,22 @@ def book_course(
         course, practitioner=practitioner, not_before=payload.not_before, prefs=prefs
     )
     if payload.dry_run:
-        return Status(200, {"booked": False, "visits": _plan_out(plan), "problems": plan.problems})
+        return Status(
+            200,
+            {
+                "booked": False,
+                "visits": _plan_out(plan),
+                "problems": plan.problems,
+                "changes": plan.changes,
+            },
+        )
     made = planning.do_book_course(
         course,
         user=who.user,
         practitioner=practitioner,
         not_before=payload.not_before,
         prefs=prefs,
+        accept_changes=payload.accept_changes,
     )
     tz = course.clinic.tz
     return Status(
@@ -267,6 +284,7 @@ def book_course(
                 for a in made
             ],
             "problems": [],
+            "changes": plan.changes if payload.accept_changes else [],
             "appointments": [_appointment_out(a) for a in made],
         },
     )
@@ -303,15 +321,22 @@ def next_free(
     not_before: s.When | None = None,
     patient: s.Id | None = None,
     prefs: Query[s.PreferencesIn] = None,  # type: ignore[assignment]
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """The first 15-minute start where the practitioner and a room (and the patient, when
     given) are free for `minutes`, within four weeks, on the preferred days and times where
-    there is one."""
+    there is one. With `kind` (allergy_test, session, maintenance: a visit where the
+    practitioner injects), only days the practitioner's licence covers: a practitioner
+    without a valid licence is refused, naming the reason."""
     who = caller(request)
     who.require(ALL_STAFF)
     if not 5 <= minutes <= 8 * 60:
         raise ValidationError({"minutes": "must be between 5 and 480."})
+    if kind is not None and kind not in Appointment.Kind.values:
+        raise ValidationError({"kind": "is not a kind of visit."})
     user = _staff_practitioner(who, practitioner)
+    if kind is not None:
+        _licensed_from(who.clinic, user, kind, not_before or timezone.now())
     length = dt.timedelta(minutes=minutes)
     slot = planning.next_free_slot(
         who.clinic,
@@ -322,12 +347,26 @@ def next_free(
         patient=access_patient(caller(request), patient, ALL_STAFF)
         if patient is not None
         else None,
+        kind=kind,
     )
     return {
         "practitioner": user.pk,
         "starts_at": slot,
         "ends_at": slot + length if slot else None,
     }
+
+
+def _licensed_from(clinic: Any, user: User, kind: str, start: dt.datetime) -> None:
+    """Refuse a slot search the booking would refuse: an injecting visit with a practitioner
+    whose licence is not valid on the search's first day."""
+    expires = actions.licensed_until(clinic, {user.pk}).get(user.pk)
+    if not actions.may_give(kind, expires, start.astimezone(clinic.tz).date()):
+        raise ValidationError(
+            {
+                "practitioner": f"{actions.licence_words(user.display_name, expires)} "
+                "This visit needs a practitioner with a valid licence."
+            }
+        )
 
 
 @api.get("/calendar/cadence-flags", response=list[s.CadenceFlagOut], tags=["calendar"])

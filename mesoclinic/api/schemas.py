@@ -446,6 +446,12 @@ class BookCourseIn(Schema):
     not_before: When | None = None
     preferences: PreferencesIn = Field(default_factory=PreferencesIn)
     dry_run: bool = Field(False, description="Only propose the series; book nothing.")
+    accept_changes: bool = Field(
+        False,
+        description="Book even where a visit cannot keep the chosen practitioner or the "
+        "preferred days and times (the proposal's `changes`). Without it such a booking is "
+        "refused with each change.",
+    )
 
 
 class ProposedVisitOut(Schema):
@@ -461,6 +467,11 @@ class ProposalOut(Schema):
     booked: bool
     visits: list[ProposedVisitOut]
     problems: list[str]
+    changes: list[str] = Field(
+        default_factory=list,
+        description="Each visit that cannot keep the chosen practitioner or the preferred "
+        "days and times, and why.",
+    )
     appointments: list[AppointmentOut] = Field(default_factory=list)
 
 

@@ -31,6 +31,7 @@ from mesoclinic.courses.models import (
 from mesoclinic.formulary.models import Lot
 from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.scheduling.actions import link_session
 
 
 def not_future(moment: dt.datetime, field: str) -> None:
@@ -305,6 +306,8 @@ def do_record_session(
                 via,
                 found,
             )
+            # The visit it was given at is done, in the same transaction.
+            link_session(session, user=user, via=via)
     if refused:
         audit(
             clinic=course.clinic,

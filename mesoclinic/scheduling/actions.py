@@ -211,9 +211,7 @@ def do_cancel(
     with transaction.atomic():
         fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
         if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
-            raise ValidationError(
-                f"A {fresh.get_status_display().lower()} appointment cannot be cancelled."
-            )
+            raise ValidationError(f"{status_words(fresh)} appointment cannot be cancelled.")
         previous = fresh.status
         fresh.status = Appointment.Status.CANCELLED
         fresh.cancelled_at = timezone.now()
@@ -241,7 +239,7 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
         fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
         if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
             raise ValidationError(
-                f"A {fresh.get_status_display().lower()} appointment cannot be marked as a no-show."
+                f"{status_words(fresh)} appointment cannot be marked as a no-show."
             )
         now = timezone.now()
         if now < fresh.starts_at:
@@ -262,6 +260,88 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
             previous=previous,
         )
     return fresh
+
+
+def do_mark_arrived(appointment: Appointment, *, user: Any, via: str = "api") -> Appointment:
+    """Check the patient in: a booked or confirmed visit of today is marked arrived, with who
+    marked it and when. A cancelled or missed visit stays as it is."""
+    with transaction.atomic():
+        fresh = Appointment.objects.select_for_update().get(pk=appointment.pk)
+        if fresh.status not in (Appointment.Status.BOOKED, Appointment.Status.CONFIRMED):
+            raise ValidationError(f"{status_words(fresh)} appointment cannot be checked in.")
+        now = timezone.now()
+        tz = fresh.clinic.tz
+        if fresh.starts_at.astimezone(tz).date() != now.astimezone(tz).date():
+            raise ValidationError("A patient can be checked in only on the day of the visit.")
+        previous = fresh.status
+        fresh.status = Appointment.Status.ARRIVED
+        fresh.arrived_at = now
+        fresh.arrived_by = acting(user)
+        fresh.save(update_fields=["status", "arrived_at", "arrived_by"])
+        audit(
+            clinic=fresh.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=fresh,
+            patient_id=fresh.patient_id,
+            via=via,
+            status=fresh.status,
+            previous=previous,
+        )
+    return fresh
+
+
+# What a charted session finishes: its kind of visit, by the session's kind.
+SESSION_VISIT = {"course": logic.SESSION, "maintenance": logic.MAINTENANCE}
+CHARTABLE = ("booked", "confirmed", "arrived")
+
+
+def link_session(session: Any, *, user: Any, via: str = "api") -> Appointment | None:
+    """Mark done the visit a charted session was given at, and link the session to it: the
+    course's open visit of the session's kind on the same day, the nearest in time. Call it
+    inside the transaction that saves the session; a session charted without a visit booked
+    (after the fact, or a walk-in) links nothing."""
+    course = session.course
+    tz = course.clinic.tz
+    local = session.performed_at.astimezone(tz)
+    day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    candidates = list(
+        Appointment.objects.select_for_update()
+        .filter(
+            course=course,
+            kind=SESSION_VISIT.get(session.kind, logic.SESSION),
+            status__in=CHARTABLE,
+            session__isnull=True,
+            starts_at__gte=day_start,
+            starts_at__lt=day_start + dt.timedelta(days=1),
+        )
+        .order_by("starts_at")
+    )
+    if not candidates:
+        return None
+    visit = min(candidates, key=lambda a: abs(a.starts_at - session.performed_at))
+    previous = visit.status
+    visit.status = Appointment.Status.DONE
+    visit.session = session
+    visit.save(update_fields=["status", "session"])
+    audit(
+        clinic=visit.clinic,
+        user=user,
+        action=AuditEvent.Action.UPDATE,
+        obj=visit,
+        patient_id=visit.patient_id,
+        via=via,
+        status=visit.status,
+        previous=previous,
+        session=session.pk,
+    )
+    return visit
+
+
+def status_words(a: Appointment) -> str:
+    """ "A booked", "An arrived": the status as the start of a sentence."""
+    status = str(a.get_status_display()).lower()
+    return ("An " if status[0] in "aeiou" else "A ") + status
 
 
 # Building and checking.
@@ -353,7 +433,10 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
                 Refusal(
                     "clinic_closed",
                     f"The clinic is open {logic.spans_words(open_spans)} on "
-                    f"{start:%A}s: {what} falls outside.",
+                    f"{start:%A}s: {what} falls outside."
+                    if open_spans
+                    else f"The clinic is closed on {start:%A}s, so "
+                    f"{_what(a, tz, article=True)} cannot be booked.",
                 )
             )
         spans = hours.working(a.practitioner_id, day)
@@ -361,11 +444,22 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
             out.append(
                 Refusal(
                     "practitioner_not_working",
-                    f"{a.practitioner.display_name} works {logic.spans_words(spans)} on "
-                    f"{logic.day_words(start)}: {what} falls outside.",
+                    _working_words(a, spans, start, what),
                 )
             )
     return out
+
+
+def _working_words(a: Appointment, spans: list[logic.Span], start: dt.datetime, what: str) -> str:
+    """ "Dr A works 09:00–13:00 on Wed 9 Dec: a session … falls outside.", or, on a day off,
+    "Dr A does not work on Wed 9 Dec, so a session at 10:00–10:40 cannot be booked." """
+    name, day = a.practitioner.display_name, logic.day_words(start)
+    if not spans:
+        kind = str(a.get_kind_display()).lower()
+        kind = ("an " if kind[0] in "aeiou" else "a ") + kind
+        span = f"{logic.clock(start)}–{logic.clock(a.ends_at.astimezone(start.tzinfo))}"
+        return f"{name} does not work on {day}, so {kind} at {span} cannot be booked."
+    return f"{name} works {logic.spans_words(spans)} on {day}: {what} falls outside."
 
 
 # Visits where the practitioner injects: they need a licence valid on the day, as the session
@@ -383,6 +477,31 @@ def licensed_until(clinic: Clinic, user_ids: set[int]) -> dict[int, dt.date]:
     return out
 
 
+def may_give(kind: str, expires: dt.date | None, day: dt.date) -> bool:
+    """The one rule for who may take a visit on a day: a visit where the practitioner injects
+    needs a licence whose last valid day (`expires`, None for no licence) is `day` or later.
+    The booking path refuses by it, and every picker and slot search offers only by it, so
+    nothing is offered that the booking would refuse."""
+    return kind not in INJECTING or (expires is not None and day <= expires)
+
+
+def licence_words(name: str, expires: dt.date | None) -> str:
+    """Why `name` may not inject: "Dr A's licence expired on 01 Dec 2026." or "Dr A has no
+    licence on file in this clinic." """
+    if expires is None:
+        return f"{name} has no licence on file in this clinic."
+    return f"{name}'s licence expired on {expires:%d %b %Y}."
+
+
+def licensed_for(clinic: Clinic, users: Iterable[User], kind: str, day: dt.date) -> list[User]:
+    """Those of `users` who may take a visit of `kind` on `day` (see may_give)."""
+    users = list(users)
+    if kind not in INJECTING:
+        return users
+    until = licensed_until(clinic, {u.pk for u in users})
+    return [u for u in users if may_give(kind, until.get(u.pk), day)]
+
+
 def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Refusal]:
     injecting = [a for a in appointments if a.kind in INJECTING]
     if not injecting:
@@ -392,7 +511,7 @@ def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
     for a in injecting:
         day = a.starts_at.astimezone(clinic.tz).date()
         expires = until.get(a.practitioner_id)
-        if expires is None or day > expires:
+        if not may_give(a.kind, expires, day):
             held = f"expires on {expires:%d %b %Y}" if expires else "is not on file"
             out.append(
                 Refusal(

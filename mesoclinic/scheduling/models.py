@@ -253,6 +253,19 @@ class Appointment(models.Model):
     no_show_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Check-in: the front desk marks the patient arrived; charting the visit's session marks
+    # it done and links the session here (scheduling.actions.link_session).
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    arrived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    session = models.OneToOneField(
+        "courses.Session",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="appointment",
+    )
     notes = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -344,6 +344,9 @@ class CoursePlan:
     rooms: list[int | None]
     problems: list[str]
     practitioners: dict[int, User]
+    # Each visit that could not keep the practitioner or the preferred days and times asked
+    # for, and why, in words: shown before booking, and booked only once accepted.
+    changes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -405,7 +408,69 @@ def propose_course(
         after=todo.after,
     )
     rooms, room_problems = assign_rooms(calendar, proposal.visits)
-    return CoursePlan(course, proposal.visits, rooms, proposal.problems + room_problems, by_id)
+    changes = course_changes(
+        proposal.visits,
+        chosen=practitioner,
+        allowed=set(order),
+        prefs=prefs,
+        tz=clinic.tz,
+        first_session=course.planned_sessions
+        - sum(1 for v in todo.visits if v.kind == logic.SESSION)
+        + 1,
+        names=by_id,
+    )
+    return CoursePlan(
+        course, proposal.visits, rooms, proposal.problems + room_problems, by_id, changes
+    )
+
+
+def course_changes(
+    visits: Sequence[Placed],
+    *,
+    chosen: User | None,
+    allowed: set[int],
+    prefs: Preferences,
+    tz: Any,
+    first_session: int,
+    names: Mapping[int, User],
+) -> list[str]:
+    """Each proposed visit that does not keep what was asked for: another practitioner than
+    the one chosen, or a time outside the preferred days and times, with the reason."""
+    out: list[str] = []
+    number = first_session
+    for v in visits:
+        local = v.start.astimezone(tz)
+        if v.spec.kind == logic.SESSION:
+            what = f"Session {number} ({logic.day_words(local)} at {logic.clock(local)})"
+            number += 1
+        else:
+            what = f"The allergy test visit ({logic.day_words(local)} at {logic.clock(local)})"
+        if chosen is not None and v.practitioner != chosen.pk:
+            other = names[v.practitioner].display_name
+            why = (
+                "has no free time that fits this visit's window"
+                if chosen.pk in allowed
+                else "has no valid licence for it"
+            )
+            out.append(f"{what} is with {other}, because {chosen.display_name} {why}.")
+        if not series.preferred(v.start, prefs, tz):
+            out.append(
+                f"{what} is outside the preferred {prefs_words(prefs)}, because no preferred "
+                "time is free in this visit's window."
+            )
+    return out
+
+
+def prefs_words(prefs: Preferences) -> str:
+    """ "days and times (Thursdays, not before 16:00)"."""
+    parts = []
+    if prefs.weekdays:
+        parts.append(", ".join(f"{dt.date(2024, 1, 1 + d):%A}s" for d in sorted(prefs.weekdays)))
+    if prefs.earliest_time:
+        parts.append(f"not before {prefs.earliest_time:%H:%M}")
+    if prefs.latest_time:
+        parts.append(f"not after {prefs.latest_time:%H:%M}")
+    return f"days and times ({'; '.join(parts)})"
 
 
 def _licensed(clinic: Clinic, order: list[int], day: dt.datetime) -> list[int]:
@@ -414,7 +479,7 @@ def _licensed(clinic: Clinic, order: list[int], day: dt.datetime) -> list[int]:
     by the booking path, visit by visit.)"""
     until = actions.licensed_until(clinic, set(order))
     local = day.astimezone(clinic.tz).date()
-    return [pk for pk in order if pk in until and local <= until[pk]]
+    return [pk for pk in order if actions.may_give(logic.SESSION, until.get(pk), local)]
 
 
 def _usual_practitioner(course: Course, by_id: dict[int, User]) -> User | None:
@@ -436,10 +501,16 @@ def do_book_course(
     practitioner: User | None = None,
     not_before: dt.datetime | None = None,
     prefs: Preferences = ANY_TIME,
+    accept_changes: bool = False,
+    seen_changes: Sequence[str] | None = None,
     via: str = "api",
 ) -> list[Appointment]:
     """Propose the rest of the course and book it in one transaction, all or nothing. A
-    course that cannot be placed whole is refused with the reason; nothing is booked.
+    course that cannot be placed whole is refused with the reason; nothing is booked. A
+    proposal that does not keep the chosen practitioner or the preferred days and times is
+    refused with each change (code "changed"), unless `accept_changes` says the user saw
+    and accepted them; with `seen_changes` (what the page showed), only those very changes:
+    a proposal that has changed since is refused with its new changes.
 
     The course's row is locked first, and what is left to book is read after the lock: two
     requests booking the same course (a double click, two screens) take turns, and the second
@@ -461,6 +532,9 @@ def do_book_course(
             raise BookingRefused([Refusal("already_booked", ALREADY_BOOKED)])
         if not plan.complete:
             raise BookingRefused([Refusal("no_free_time", p) for p in plan.problems])
+        unseen = seen_changes is not None and list(seen_changes) != plan.changes
+        if plan.changes and (not accept_changes or unseen):
+            raise BookingRefused([Refusal("changed", c) for c in plan.changes])
         rooms = {r.pk: r for r in Room.objects.filter(pk__in=[r for r in plan.rooms if r])}
         requests = [
             BookingRequest(
@@ -475,6 +549,86 @@ def do_book_course(
             for v, room in zip(plan.visits, plan.rooms, strict=True)
         ]
         return actions.do_book_many(requests, user=user, via=via)
+
+
+# Numbering a course's session visits.
+
+
+def session_labels(appointments: Iterable[Appointment]) -> dict[int, str]:
+    """ "Session 3 of 15" for each active session visit of a course among `appointments`
+    (see number_sessions). Three queries whatever the number of courses."""
+    wanted = [
+        a for a in appointments if a.kind == Appointment.Kind.SESSION and a.course_id and a.active
+    ]
+    course_ids = {a.course_id for a in wanted if a.course_id is not None}
+    if not course_ids:
+        return {}
+    planned = dict(Course.objects.filter(pk__in=course_ids).values_list("pk", "planned_sessions"))
+    visits: dict[int, list[Appointment]] = defaultdict(list)
+    for a in Appointment.objects.filter(
+        course_id__in=course_ids, kind=Appointment.Kind.SESSION
+    ).only("pk", "course_id", "kind", "status", "starts_at", "session_id"):
+        visits[a.course_id].append(a)  # type: ignore[index]
+    sessions: dict[int, list[Session]] = defaultdict(list)
+    for session in Session.objects.filter(course_id__in=course_ids).only(
+        "pk", "course_id", "kind", "performed_at"
+    ):
+        sessions[session.course_id].append(session)
+    out: dict[int, str] = {}
+    for course_id in course_ids:
+        out |= number_sessions(visits[course_id], sessions[course_id], planned[course_id])
+    wanted_ids = {a.pk for a in wanted}
+    return {pk: label for pk, label in out.items() if pk in wanted_ids}
+
+
+def number_sessions(
+    visits: Iterable[Appointment], sessions: Iterable[Session], planned: int
+) -> dict[int, str]:
+    """ "Session 3 of 15" for each active session visit of one course, by the order of time
+    of its sessions: those charted without a visit, and its active session visits (charted or
+    still to come). A cancelled or missed visit gets no number. No query: the chart passes
+    what it has read."""
+    visits = [v for v in visits if v.kind == Appointment.Kind.SESSION]
+    linked = {v.session_id for v in visits if v.session_id}
+    timeline: list[tuple[dt.datetime, int | None]] = [
+        (v.starts_at, v.pk) for v in visits if v.active
+    ]
+    timeline += [
+        (s.performed_at, None)
+        for s in sessions
+        if s.kind == Session.Kind.COURSE and s.pk not in linked
+    ]
+    timeline.sort(key=lambda v: (v[0], v[1] or 0))
+    return {
+        visit_id: f"Session {n} of {planned}"
+        for n, (_, visit_id) in enumerate(timeline, start=1)
+        if visit_id is not None
+    }
+
+
+def booked_visits(course: Course) -> list[dict[str, Any]]:
+    """The course's visits booked and not yet held (booked, confirmed or arrived), by time,
+    each with its words ("Session 3 of 15", "Allergy test visit"), its local start and the
+    practitioner's name: what the plan the patient takes home lists as booked."""
+    tz = course.clinic.tz
+    visits = list(
+        Appointment.objects.filter(
+            course=course,
+            status__in=(*OPEN, Appointment.Status.ARRIVED),
+        )
+        .select_related("practitioner")
+        .order_by("starts_at")
+    )
+    labels = session_labels(visits)
+    return [
+        {
+            "label": labels.get(a.pk) or str(a.get_kind_display()),
+            "starts_at": a.starts_at.astimezone(tz),
+            "ends_at": a.ends_at.astimezone(tz),
+            "practitioner": a.practitioner.display_name,
+        }
+        for a in visits
+    ]
 
 
 # Moving a visit.
@@ -672,7 +826,7 @@ def do_move(
                 [
                     Refusal(
                         "invalid",
-                        f"A {fresh.get_status_display().lower()} appointment cannot be moved.",
+                        f"{actions.status_words(fresh)} appointment cannot be moved.",
                     )
                 ]
             )
@@ -802,16 +956,23 @@ def next_free_slot(
     within: dt.timedelta = dt.timedelta(days=28),
     prefs: Preferences = ANY_TIME,
     patient: Patient | None = None,
+    kind: str | None = None,
 ) -> dt.datetime | None:
     """The first start on the 15-minute grid where the practitioner (and a room, and the
     patient when given) is free for `duration`, preferring the patient's days and times;
-    None within `within`."""
+    None within `within`. For a visit of `kind` where the practitioner injects, only days
+    their licence covers (actions.may_give, the booking path's own rule)."""
     start = max(not_before or timezone.now(), timezone.now())
     calendar = Calendar(clinic, start, start + within, patient_id=patient.pk if patient else None)
     free = calendar.free(practitioner.pk)
     starts = series.starts_in(
         free, Interval(start.astimezone(dt.UTC), (start + within).astimezone(dt.UTC)), duration
     )
+    if kind is not None and kind in actions.INJECTING:
+        expires = actions.licensed_until(clinic, {practitioner.pk}).get(practitioner.pk)
+        starts = [
+            s for s in starts if actions.may_give(kind, expires, s.astimezone(clinic.tz).date())
+        ]
     if not starts:
         return None
     preferred = [s for s in starts if series.preferred(s, prefs, clinic.tz)]

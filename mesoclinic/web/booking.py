@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_course
 from mesoclinic.accounts.models import User
-from mesoclinic.scheduling import planning
+from mesoclinic.scheduling import actions, logic, planning
 from mesoclinic.scheduling.actions import BookingRefused
 from mesoclinic.scheduling.models import Weekday
 from mesoclinic.scheduling.series import Preferences
@@ -52,14 +52,23 @@ class BookCourseForm(forms.Form):
     latest_time = forms.TimeField(
         required=False, label="Not after (time)", widget=forms.TimeInput(attrs={"type": "time"})
     )
+    accept_changes = forms.BooleanField(required=False, label="Book with the changes listed above")
 
     def __init__(self, *args: object, clinic: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         field = self.fields["practitioner"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = User.objects.filter(
-            pk__in=[u.pk for u in planning.practitioners_of(clinic)]  # type: ignore[arg-type]
-        ).order_by("first_name", "last_name")
+        # Only those who may give the course's sessions today (the booking path's rule).
+        today = timezone.now().astimezone(clinic.tz).date()  # type: ignore[attr-defined]
+        licensed = actions.licensed_for(
+            clinic,  # type: ignore[arg-type]
+            planning.practitioners_of(clinic),  # type: ignore[arg-type]
+            logic.SESSION,
+            today,
+        )
+        field.queryset = User.objects.filter(pk__in=[u.pk for u in licensed]).order_by(
+            "first_name", "last_name"
+        )
         field.label_from_instance = _display_name  # type: ignore[assignment,method-assign]
 
     def clean(self) -> dict[str, object]:
@@ -101,11 +110,27 @@ def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
                     practitioner=practitioner,
                     not_before=form.not_before_moment(tz),
                     prefs=form.preferences(),
+                    accept_changes=form.cleaned_data["accept_changes"],
+                    # Only the changes the page showed: not others found since.
+                    seen_changes=request.POST.getlist("seen_change"),
                     via="web",
                 )
             except BookingRefused as exc:
+                if "changed" in exc.codes and form.cleaned_data["accept_changes"]:
+                    form.add_error(
+                        "accept_changes",
+                        "The proposal changed while you were reading it (listed above again): "
+                        "check the changes, then tick this box to book with them.",
+                    )
+                elif "changed" in exc.codes:
+                    form.add_error(
+                        "accept_changes",
+                        "Some visits cannot keep what you chose (listed above): tick this box "
+                        "to book them with those changes, or change your choices.",
+                    )
                 for r in exc.refusals:
-                    form.add_error(None, r.message)
+                    if r.code != "changed":
+                        form.add_error(None, r.message)
             else:
                 messages.success(
                     request,

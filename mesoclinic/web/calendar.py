@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_appointment, access_patient, audit_list
@@ -77,6 +78,8 @@ class Block:
     start: int
     end: int
     outside_hours: bool = False
+    label: str = ""  # "Session 3 of 15" for a session of a course
+    back_to_back: bool = False  # begins as the visit before it in the column ends
 
 
 @dataclass
@@ -86,6 +89,8 @@ class Cell:
     kind: str  # "appts", "free" or "off"
     blocks: list[Block] = field(default_factory=list)
     label: str = ""
+    book_url: str = ""  # a free row to come: booking it opens the booking form, prefilled
+    book_words: str = ""
 
     @property
     def css(self) -> str:
@@ -221,6 +226,7 @@ def load_columns(
     opens = [_minutes(o) for spans in hours.opening.values() for o, _ in spans]
     closes = [_minutes(c) for spans in hours.opening.values() for _, c in spans]
     first, last = (min(opens), max(closes)) if opens else DEFAULT_DAY
+    labels = planning.session_labels(found)
     for a in found:
         local_start, local_end = a.starts_at.astimezone(tz), a.ends_at.astimezone(tz)
         day = local_start.date()
@@ -232,7 +238,8 @@ def load_columns(
             continue
         begin = _minutes(local_start.time())
         finish = _minutes(local_end.time()) if local_end.date() == day else 24 * 60
-        block = Block(a, begin, max(finish, begin + 1))
+        block = Block(a, begin, max(finish, begin + 1), label=labels.get(a.pk, ""))
+        block.back_to_back = any(b.end == block.start for b in column.blocks)
         block.outside_hours = not any(s <= block.start and block.end <= e for s, e in column.spans)
         column.blocks.append(block)
         first, last = min(first, begin), max(last, finish)
@@ -241,9 +248,20 @@ def load_columns(
     return users, columns, holidays, (first, last)
 
 
-def _fill(column: Column, first: int, n_rows: int) -> list[Cell]:
+def _slot_url(column: Column, minute: int) -> str:
+    """The booking form for this practitioner from this time (the patient is chosen first)."""
+    query = QueryDict(mutable=True)
+    query["practitioner"] = str(column.user.pk)
+    query["after"] = f"{column.day.isoformat()}T{_clock(minute)}"
+    return f"{reverse('web:calendar_book')}?{query.urlencode()}"
+
+
+def _fill(
+    column: Column, first: int, n_rows: int, now: tuple[dt.date, int] | None = None
+) -> list[Cell]:
     """The column's cells from top to bottom: appointments (visits that share a row are
-    one cell), single free rows, and runs of rows when the practitioner does not work."""
+    one cell), single free rows (each, from `now` on, a link that books it), and runs of
+    rows when the practitioner does not work."""
     clusters: list[Cell] = []
     for b in sorted(column.blocks, key=lambda b: (b.start, b.end)):
         top = min(max((b.start - first) // STEP, 0), n_rows - 1)
@@ -264,7 +282,16 @@ def _fill(column: Column, first: int, n_rows: int) -> list[Cell]:
             continue
         upto = clusters[i].row if i < len(clusters) else n_rows
         if column.working_at(first + row * STEP):
-            cells.append(Cell(row, 1, "free"))
+            minute = first + row * STEP
+            ahead = now is None or (column.day, minute) >= now
+            cell = Cell(row, 1, "free")
+            if ahead:
+                cell.book_url = _slot_url(column, minute)
+                cell.book_words = (
+                    f"Book {column.user.display_name} on {column.day:%a} {column.day.day} "
+                    f"{column.day:%b} at {_clock(minute)}"
+                )
+            cells.append(cell)
             row += 1
             continue
         end = row + 1
@@ -275,11 +302,13 @@ def _fill(column: Column, first: int, n_rows: int) -> list[Cell]:
     return cells
 
 
-def build_grid(columns: list[Column], first: int, last: int) -> Grid:
+def build_grid(
+    columns: list[Column], first: int, last: int, now: tuple[dt.date, int] | None = None
+) -> Grid:
     n_rows = max((last - first) // STEP, 1)
     starts: dict[int, list[Cell]] = defaultdict(list)
     for column in columns:
-        column.cells = _fill(column, first, n_rows)
+        column.cells = _fill(column, first, n_rows, now)
         for cell in column.cells:
             starts[cell.row].append(cell)
     rows = [Row(first + r * STEP, starts[r]) for r in range(n_rows)]
@@ -341,11 +370,13 @@ def calendar(request: HttpRequest) -> HttpResponse:
     # The calendar names every patient it shows: the page is one read of each.
     shown = [b.appointment.patient_id for c in columns.values() for b in c.blocks]
     audit_list(caller(request), "calendar", shown + [a.patient_id for a in context["gone"]])
+    local_now = timezone.now().astimezone(clinic.tz)
+    now = (local_now.date(), _minutes(local_now.time()))
     if view == DAY:
-        context["grid"] = build_grid([columns[(u.pk, day)] for u in users], first, last)
+        context["grid"] = build_grid([columns[(u.pk, day)] for u in users], first, last, now)
     elif chosen is not None:
         # One practitioner's week fits as a time grid with a column per day.
-        context["grid"] = build_grid([columns[(chosen.pk, d)] for d in days], first, last)
+        context["grid"] = build_grid([columns[(chosen.pk, d)] for d in days], first, last, now)
     else:
         context["week"] = [
             (u, _calendar_url(day, WEEK, u.pk), [columns[(u.pk, d)] for d in days]) for u in users
@@ -374,6 +405,10 @@ def _staff_with(appointment: Appointment) -> list[User]:
     """The practitioners a visit may move to; its own practitioner stays a choice, even one
     no longer on the staff, so the form can say who has it now."""
     staff = planning.practitioners_of(appointment.clinic)
+    if appointment.kind in actions.INJECTING:
+        # Only those who may give it (the booking path's rule), from today.
+        today = timezone.now().astimezone(appointment.clinic.tz).date()
+        staff = actions.licensed_for(appointment.clinic, staff, appointment.kind, today)
     if appointment.practitioner_id not in {u.pk for u in staff}:
         staff.append(appointment.practitioner)
     return staff
@@ -620,7 +655,7 @@ def _propose(
 ) -> Proposal | None:
     """The next time the practitioner and the patient are both free, and the room it takes."""
     start = planning.next_free_slot(
-        clinic, practitioner, duration, not_before=after, patient=patient
+        clinic, practitioner, duration, not_before=after, patient=patient, kind=kind
     )
     if start is None:
         return None
@@ -771,3 +806,22 @@ def _book(request: HttpRequest, form: SlotForm) -> Appointment | None:
         for r in exc.refusals:
             form.add_error(None, r.message)
         return None
+
+
+@login_required
+@require_POST
+def arrived(request: HttpRequest, appointment_id: int) -> HttpResponse:
+    """Check the patient in from the calendar or the appointment's page; back to where the
+    button was."""
+    appointment = access_appointment(caller(request), appointment_id)
+    try:
+        actions.do_mark_arrived(appointment, user=request.user, via="web")
+    except ValidationError as exc:
+        for m in exc.messages:
+            messages.error(request, m)
+    else:
+        messages.success(request, f"Checked in: {_words(appointment)}.")
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return redirect(back)
+    return redirect("web:calendar_appointment", appointment_id=appointment.pk)

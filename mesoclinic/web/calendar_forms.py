@@ -14,7 +14,7 @@ from mesoclinic.accounts.models import User
 from mesoclinic.courses.models import Course
 from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
-from mesoclinic.scheduling import logic
+from mesoclinic.scheduling import actions, logic
 from mesoclinic.scheduling.models import Appointment
 
 DAY, WEEK = "day", "week"
@@ -44,6 +44,12 @@ def check_day(day: dt.date) -> dt.date:
             f"Choose a date between {EARLIEST:%Y-%m-%d} and {latest:%Y-%m-%d}."
         )
     return day
+
+
+def _kind_words(kind: str) -> str:
+    """ "A session", "An allergy test visit": the visit's kind as a sentence's subject."""
+    label = str(Appointment.Kind(kind).label)
+    return ("An " if label[0].lower() in "aeiou" else "A ") + label.lower()
 
 
 def practitioner_choices(practitioners: list[User]) -> list[tuple[str, str]]:
@@ -124,6 +130,22 @@ class CancelForm(forms.Form):
         return str(self.cleaned_data["reason"]).strip()
 
 
+def _licence_marked(clinic: Any, practitioners: list[User]) -> list[tuple[str, str]]:
+    """The picker's choices, those without a valid licence today marked as such: they may
+    take a review or a test reading, never a visit where the practitioner injects."""
+    today = timezone.now().astimezone(clinic.tz).date()
+    licensed = {u.pk for u in actions.licensed_for(clinic, practitioners, logic.SESSION, today)}
+    return [
+        (
+            str(u.pk),
+            u.display_name
+            if u.pk in licensed
+            else f"{u.display_name} (no valid licence: reviews and test readings only)",
+        )
+        for u in practitioners
+    ]
+
+
 class SlotForm(forms.Form):
     """What the next free slot is for. The patient is chosen first (by search or from a
     chart's link), so the form knows which courses to offer."""
@@ -152,7 +174,9 @@ class SlotForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.for_patient = patient
-        self.fields["practitioner"] = PractitionerField(practitioners, label="Practitioner")
+        field = PractitionerField(practitioners, label="Practitioner")
+        field.choices = _licence_marked(patient.clinic, practitioners)
+        self.fields["practitioner"] = field
         self.order_fields(["patient", "kind", "practitioner", "course", "minutes", "after"])
         self.courses = {
             str(c.pk): c
@@ -167,6 +191,26 @@ class SlotForm(forms.Form):
                 for key, c in self.courses.items()
             ),
         ]
+
+    def clean(self) -> dict[str, Any]:
+        """A visit where the practitioner injects needs one whose licence is valid from the
+        day the search starts (the booking path's rule, actions.may_give)."""
+        data = super().clean() or {}
+        who: User | None = data.get("practitioner")
+        kind = data.get("kind")
+        if who is not None and kind in actions.INJECTING:
+            clinic = self.for_patient.clinic
+            after: dt.datetime | None = data.get("after")
+            day = (after or timezone.now()).astimezone(clinic.tz).date()
+            expires = actions.licensed_until(clinic, {who.pk}).get(who.pk)
+            if not actions.may_give(kind, expires, day):
+                self.add_error(
+                    "practitioner",
+                    f"{actions.licence_words(who.display_name, expires)} "
+                    f"{_kind_words(kind)} needs a practitioner with a valid licence; "
+                    "choose another.",
+                )
+        return data
 
     def clean_patient(self) -> int:
         value: int = self.cleaned_data["patient"]

@@ -15,4 +15,5 @@ urlpatterns = [
     path("appointments/<int:appointment_id>/move/", calendar.move, name="calendar_move"),
     path("appointments/<int:appointment_id>/cancel/", calendar.cancel, name="calendar_cancel"),
     path("appointments/<int:appointment_id>/no-show/", calendar.no_show, name="calendar_no_show"),
+    path("appointments/<int:appointment_id>/arrived/", calendar.arrived, name="calendar_arrived"),
 ]

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_safe
 from mesoclinic.access import access_consent, access_course, access_session
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.protocols.vocab import Area, Indication
+from mesoclinic.scheduling import planning
 from mesoclinic.web import pdf
 from mesoclinic.web.context import ALL_STAFF, caller
 
@@ -76,6 +77,7 @@ def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
         cadence_days=course.cadence_days,
         plan=course.plan(),
         progress=course.progress(),
+        booked=planning.booked_visits(course),
     )
     return _pdf(
         request,

@@ -347,10 +347,11 @@ def course_plan_pdf(
     cadence_days: int,
     plan: Mapping[str, Any],
     progress: Mapping[str, Any],
+    booked: Sequence[Mapping[str, Any]] = (),
 ) -> bytes:
     """The plan the patient takes home: the quote and insurance notice, what to expect with
-    its sources, and when each session falls. `plan` is `Course.plan()` and `progress` is
-    `Course.progress()`."""
+    its sources, the visits booked, and when each session falls. `plan` is `Course.plan()`,
+    `progress` is `Course.progress()` and `booked` is `planning.booked_visits()`."""
     cost: Mapping[str, Any] = plan.get("cost") or {}
     planned = int(cost.get("sessions") or progress.get("sessions_planned") or 0)
     tolerance = int(plan.get("tolerance_days") or 0)
@@ -426,6 +427,13 @@ def course_plan_pdf(
             )
         )
 
+    if booked:
+        story.append(_heading("Your booked visits"))
+        note = _p(
+            "The dates and times booked for you. To change one, please call the clinic.",
+            "small",
+        )
+        story.append(Group([note, Spacer(1, 4), _booked_table(booked)]))
     windows = plan.get("sessions") or []
     if windows:
         story.append(_heading("Planned session windows"))
@@ -487,6 +495,34 @@ def _milestone(milestone: Mapping[str, Any]) -> Group:
     if flags:
         line += f" <i>({escape('; '.join(flags))})</i>"
     return Group([Paragraph(line, _styles()["body"]), *_cited(milestone.get("sources"))])
+
+
+def _booked_table(booked: Sequence[Mapping[str, Any]]) -> Table:
+    rows: list[list[Any]] = [[_p(h, "label") for h in ("Visit", "Date and time", "With")]]
+    for b in booked:
+        start, end = b["starts_at"], b["ends_at"]
+        rows.append(
+            [
+                _p(str(b["label"]), "cell"),
+                Paragraph(
+                    f"<b>{escape(day(start.date()))}</b>, {start:%H:%M}–{end:%H:%M}",
+                    _styles()["cell"],
+                ),
+                _p(str(b["practitioner"]), "cell"),
+            ]
+        )
+    table = Table(rows, colWidths=[40 * mm, 60 * mm, 50 * mm], hAlign="LEFT", repeatRows=1)
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.3, RULE),
+                ("TOPPADDING", (0, 0), (-1, -1), 2.5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+            ]
+        )
+    )
+    return table
 
 
 def _windows_table(windows: Sequence[Mapping[str, Any]]) -> Table:
