@@ -125,6 +125,15 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "account_revoke_feed": ("POST", OWNER),
     "manage_audit": ("GET", MANAGE),
     "manage_audit_csv": ("GET", MANAGE),
+    # The patient's record (web/patients.py).
+    "edit_patient": ("GET", READ),
+    "patient_history": ("GET", READ),
+    "patient_medications": ("GET", CLINICAL),
+    "stop_medication": ("POST", CLINICAL),
+    "patient_allergies": ("GET", CLINICAL),
+    "allergy_in_error": ("POST", CLINICAL),
+    "ingredient_picker": ("GET", READ),
+    "merge_patient": ("GET", MANAGE),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 
