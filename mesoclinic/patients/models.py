@@ -151,6 +151,7 @@ class Allergy(models.Model):
 
     class Meta:
         ordering = ["recorded_at", "id"]
+        verbose_name_plural = "allergies"
         constraints = [
             models.UniqueConstraint(
                 fields=["patient", "ingredient"],

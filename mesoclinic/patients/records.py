@@ -313,7 +313,11 @@ def do_mark_allergy_in_error(
     if not reason:
         raise ValidationError({"reason": "Say why this allergy was entered in error."})
     with transaction.atomic():
-        locked = Allergy.objects.select_for_update().select_related("ingredient").get(pk=allergy.pk)
+        locked = (
+            Allergy.objects.select_for_update(of=("self",))
+            .select_related("ingredient")
+            .get(pk=allergy.pk)
+        )
         if locked.entered_in_error_at is not None:
             raise ValidationError({"reason": "This allergy is already marked as entered in error."})
         locked.entered_in_error_at = timezone.now()

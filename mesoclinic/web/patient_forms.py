@@ -173,6 +173,7 @@ class MergeForm(forms.Form):
                 label=label_of(name),
                 choices=[("keep", mine), ("other", theirs or "(empty)")],
                 initial="keep" if getattr(keep, name) not in ("", None) else "other",
+                required=False,  # a value not chosen stays as the kept record has it
                 widget=forms.RadioSelect,
             )
 
