@@ -53,7 +53,10 @@ class PatientForm(forms.ModelForm):
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}
-        today = timezone.localdate(timezone.now(), self.instance.clinic.tz)
+        # The clinic's day when the form knows the clinic, else the active time zone's.
+        clinic_id = self.instance.clinic_id
+        zone = self.instance.clinic.tz if clinic_id else None
+        today = timezone.localdate(timezone.now(), zone)
         for name, message in guardian_problems(cleaned, today).items():
             if name not in self.errors:
                 self.add_error(name, message)
