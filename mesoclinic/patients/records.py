@@ -368,30 +368,28 @@ def find_duplicates(
 ) -> list[Duplicate]:
     """The clinic's patients (not merged away) who share the name and date of birth, the phone
     (normalised) or the email, each with what matched."""
-    checks: list[tuple[Q, str]] = []
     key = normal.search_key(first_name, last_name)
-    if key.strip() and date_of_birth:
-        checks.append((Q(search_key=key, date_of_birth=date_of_birth), "the same name and birth"))
     number = normal.e164(phone, normal.region_of(clinic.phone))
+    email = email.strip().lower()
+    query = Q(pk__in=[])
+    if key and date_of_birth:
+        query |= Q(search_key=key, date_of_birth=date_of_birth)
     if number:
-        checks.append((Q(phone_e164=number), "the same phone number"))
-    if email.strip():
-        checks.append((Q(email__iexact=email.strip()), "the same email address"))
-    if not checks:
-        return []
-    query = Q()
-    for q, _ in checks:
-        query |= q
+        query |= Q(phone_e164=number)
+    if email:
+        query |= Q(email__iexact=email)
     qs = Patient.objects.filter(query, clinic=clinic, merged_into__isnull=True)
     if exclude is not None:
         qs = qs.exclude(pk=exclude)
     found = []
     for p in qs.order_by("last_name", "first_name", "pk")[:10]:
-        reasons = [
-            words
-            for q, words in checks
-            if Patient.objects.filter(q, pk=p.pk).exists()  # at most 3 small lookups each
-        ]
+        reasons = []
+        if key and p.search_key == key and p.date_of_birth == date_of_birth:
+            reasons.append("the same name and birth")
+        if number and p.phone_e164 == number:
+            reasons.append("the same phone number")
+        if email and p.email.lower() == email:
+            reasons.append("the same email address")
         found.append(Duplicate(p, reasons))
     return found
 
@@ -534,9 +532,6 @@ def _move_rows(kept: Patient, gone: Patient, user: Any, via: str) -> dict[str, i
     )
     moved = {}
     for model, name in patient_links():
-        if model is Patient and name == "merged_into":
-            count = Patient.objects.filter(merged_into=gone).update(merged_into=kept)
-        else:
-            count = model._default_manager.filter(**{name: gone}).update(**{name: kept})
+        count = model._default_manager.filter(**{name: gone}).update(**{name: kept})
         moved[str(model._meta.verbose_name_plural)] = count
     return moved
