@@ -38,7 +38,7 @@ from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, Si
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.outcomes.models import Measurement, Photo
-from mesoclinic.patients.models import Consent, Patient
+from mesoclinic.patients.models import Allergy, Consent, Medication, Patient
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import AdverseEvent, SafetyAlert, WatchPrompt
@@ -319,6 +319,12 @@ def _fetch(
 _PATIENT = _Kind(
     Patient, ("clinic",), "clinic_id", "pk", (("appointment", "appointments"),), "patient"
 )
+_ALLERGY = _Kind(
+    Allergy, ("patient__clinic", "ingredient"), "patient__clinic_id", "patient_id", (), "allergy"
+)
+_MEDICATION = _Kind(
+    Medication, ("patient__clinic",), "patient__clinic_id", "patient_id", (), "medication"
+)
 _COURSE = _Kind(Course, ("clinic", "patient", "protocol"), "clinic_id", "patient_id", (), "course")
 _TEST = _Kind(
     AllergyTest,
@@ -421,6 +427,20 @@ def access_patient(
     caller: Caller, patient_id: int, need: frozenset[str] = READ, *, view: bool = False
 ) -> Patient:
     found: Patient = _fetch(caller, _PATIENT, patient_id, need, view)
+    return found
+
+
+def access_allergy(
+    caller: Caller, allergy_id: int, need: frozenset[str] = CLINICAL, *, view: bool = False
+) -> Allergy:
+    found: Allergy = _fetch(caller, _ALLERGY, allergy_id, need, view)
+    return found
+
+
+def access_medication(
+    caller: Caller, medication_id: int, need: frozenset[str] = CLINICAL, *, view: bool = False
+) -> Medication:
+    found: Medication = _fetch(caller, _MEDICATION, medication_id, need, view)
     return found
 
 

@@ -194,9 +194,19 @@ def build_objects(scene: Scene, other: World) -> Objects:
         b"Product,Lot,Expiry\nLipo mix,Z-9,2031-01-01\n",
         user=None,
     )
+    # The patient's record: a medication and an allergy (web/patients.py).
+    from mesoclinic.formulary.models import Ingredient
+    from mesoclinic.patients.models import Allergy, Medication
+
+    medication = Medication.objects.create(patient=patient, name="Metformin", dose="500 mg")
+    allergy = Allergy.objects.create(
+        patient=patient, ingredient=Ingredient.objects.get(key="procaine", clinic=None)
+    )
     ids = {
         **scene.ids,
         "job_id": job.pk,
+        "medication_id": medication.pk,
+        "allergy_id": allergy.pk,
         "patient_id": patient.pk,
         "course_id": scene.course["id"],
         "test_id": scene.course["allergy_test"],

@@ -130,6 +130,15 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "import_job": ("GET", MANAGE),
     "import_run": ("POST", MANAGE),
     "import_report_csv": ("GET", MANAGE),
+    # The patient's record (web/patients.py).
+    "edit_patient": ("GET", READ),
+    "patient_history": ("GET", READ),
+    "patient_medications": ("GET", CLINICAL),
+    "stop_medication": ("POST", CLINICAL),
+    "patient_allergies": ("GET", CLINICAL),
+    "allergy_in_error": ("POST", CLINICAL),
+    "ingredient_picker": ("GET", READ),
+    "merge_patient": ("GET", MANAGE),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 

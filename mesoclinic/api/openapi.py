@@ -45,6 +45,8 @@ CONFLICTS = {
     "close_alert",
     "recall_from_alert",
     "recall_lot",
+    # A patient who may already be registered (name and birth, phone or email).
+    "create_patient",
 }
 
 # Statuses an operation answers beyond those its shape implies.

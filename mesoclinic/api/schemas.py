@@ -85,8 +85,23 @@ class PatientIn(Schema):
     email: str = Field("", max_length=254)
     phone: str = Field("", max_length=30, pattern=r"^(\+?[0-9 ()\-.]{6,20})?$")
     address: str = Field("", max_length=limits.ADDRESS)
+    emergency_name: str = Field("", max_length=200, description="Whom to call in an emergency.")
+    emergency_relation: str = Field("", max_length=100)
+    emergency_phone: str = Field("", max_length=30, pattern=r"^(\+?[0-9 ()\-.]{6,20})?$")
+    guardian_name: str = Field(
+        "", max_length=200, description="A parent or guardian: needed for a patient under 18."
+    )
+    guardian_relation: str = Field("", max_length=100)
+    guardian_phone: str = Field("", max_length=30, pattern=r"^(\+?[0-9 ()\-.]{6,20})?$")
+    guardian_email: str = Field("", max_length=254)
+    allow_duplicate: bool = Field(
+        False,
+        description="Register even though a patient of the clinic has the same name and date "
+        "of birth, phone or email (without it, such a registration is refused with 409 and "
+        "the matches).",
+    )
 
-    @field_validator("email")
+    @field_validator("email", "guardian_email")
     @classmethod
     def _email(cls, v: str) -> str:
         if v:

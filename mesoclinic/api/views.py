@@ -8,7 +8,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
 from ninja import Status
 
 from mesoclinic.access import (
@@ -44,6 +45,7 @@ from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredi
 from mesoclinic.patients import actions as patient_actions
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
+from mesoclinic.patients.records import find_duplicates, guardian_problems
 from mesoclinic.patients.search import search
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
 
@@ -203,8 +205,13 @@ def _patient_out(patient: Patient) -> dict[str, Any]:
         "phone": patient.phone,
         "address": patient.address,
         "allergies": [
-            {"ingredient": a.ingredient.key, "name": a.ingredient.name, "reaction": a.reaction}
-            for a in patient.allergies.select_related("ingredient")
+            {
+                "ingredient": a.ingredient.key if a.ingredient else None,
+                "name": a.what,
+                "reaction": a.reaction,
+            }
+            # An allergy marked as entered in error is no longer one.
+            for a in patient.allergies.select_related("ingredient").standing()
         ],
         "latest_screening": None
         if screening is None
@@ -301,8 +308,18 @@ def edit_protocol(request: HttpRequest, key: str, payload: s.ProtocolEditIn) -> 
 def create_patient(request: HttpRequest, payload: s.PatientIn) -> Status[dict[str, Any]]:
     who = caller(request)
     who.require(ALL_STAFF)
+    values = payload.dict()
+    allow_duplicate = values.pop("allow_duplicate")
+    today = timezone.localdate(timezone.now(), who.clinic.tz)
+    problems = guardian_problems(values, today)
+    if problems:
+        raise ValidationError(problems)
+    if not allow_duplicate:
+        refused = _duplicates_refused(who, values)
+        if refused is not None:
+            return refused  # type: ignore[return-value]
     with transaction.atomic():
-        patient = Patient(clinic=who.clinic, **payload.dict())
+        patient = Patient(clinic=who.clinic, **values)
         patient.full_clean()
         patient.save()
         audit(
@@ -313,6 +330,34 @@ def create_patient(request: HttpRequest, payload: s.PatientIn) -> Status[dict[st
             patient_id=patient.pk,
         )
     return Status(201, _patient_out(patient))
+
+
+def _duplicates_refused(who: Any, values: dict[str, Any]) -> HttpResponse | None:
+    """409 naming the clinic's patients the new one may be, or None when there are none."""
+    found = find_duplicates(
+        who.clinic,
+        **{k: values[k] for k in ("first_name", "last_name", "date_of_birth", "phone", "email")},
+    )
+    if not found:
+        return None
+    audit_list(who, "possible duplicates", [d.patient.pk for d in found])
+    return problems.problem(
+        409,
+        "A patient of the clinic may be the same person: "
+        + "; ".join(f"#{d.patient.pk} ({', '.join(d.reasons)})" for d in found)
+        + ". Send allow_duplicate true to register anyway.",
+        type_="/api/v1/problems/possible-duplicate",
+        duplicates=[
+            {
+                "id": d.patient.pk,
+                "first_name": d.patient.first_name,
+                "last_name": d.patient.last_name,
+                "date_of_birth": d.patient.date_of_birth,
+                "matched": d.reasons,
+            }
+            for d in found
+        ],
+    )
 
 
 @api.get("/patients", tags=["patients"])
@@ -365,8 +410,12 @@ def add_allergy(
     who = caller(request)
     ingredient = _ingredient(who, payload.ingredient)
     with transaction.atomic():
+        # An allergy marked as entered in error stays as it is; a new one is recorded.
         allergy, _ = Allergy.objects.update_or_create(
-            patient=patient, ingredient=ingredient, defaults={"reaction": payload.reaction}
+            patient=patient,
+            ingredient=ingredient,
+            entered_in_error_at=None,
+            defaults={"reaction": payload.reaction},
         )
         audit(
             clinic=who.clinic,

@@ -448,7 +448,13 @@ def lot_facts_of(lots: list[Lot]) -> list[rules.LotFacts]:
 
 def patient_allergies(patient: Patient) -> dict[int, str]:
     return {
-        a.ingredient_id: a.ingredient.name for a in patient.allergies.select_related("ingredient")
+        a.ingredient.pk: a.ingredient.name
+        # An allergy marked as entered in error no longer counts; one to a substance that is
+        # no ingredient cannot be in a lot.
+        for a in patient.allergies.standing()
+        .filter(ingredient__isnull=False)
+        .select_related("ingredient")
+        if a.ingredient is not None
     }
 
 

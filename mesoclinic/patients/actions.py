@@ -13,6 +13,7 @@ from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.formulary.models import Product, do_load_reference_ingredients
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.models import Consent, Patient, Screening, ScreeningForm, sha256
+from mesoclinic.patients.records import AllergyEntry, record_allergies
 from mesoclinic.patients.screening import score
 from mesoclinic.protocols.models import do_install_protocols
 
@@ -33,8 +34,10 @@ def do_screen_patient(
     user: Any,
     via: str = "api",
     screened_at: dt.datetime | None = None,
+    allergies: list[AllergyEntry] | None = None,
 ) -> Screening:
-    """Score the answers against the clinic's current form and store the result.
+    """Score the answers against the clinic's current form and store the result, with the
+    allergies the patient named, in one transaction.
     `screened_at` may be in the past (a paper form charted later), never in the future.
     Raises screening.AnswerError naming each bad answer."""
     screened_at = screened_at or timezone.now()
@@ -62,6 +65,7 @@ def do_screen_patient(
             via=via,
             result=outcome.result,
         )
+        record_allergies(patient, allergies or [], user=user, via=via)
     return screening
 
 

@@ -16,6 +16,8 @@ from mesoclinic.patients.models import (
 class AllergyInline(ClinicScopedInline):
     model = Allergy
     extra = 0
+    # An allergy is never deleted: the chart's allergies page marks it as entered in error.
+    can_delete = False
 
 
 @admin.register(Patient)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic, phone_validator
 from mesoclinic.formulary.models import Ingredient, Product
+from mesoclinic.patients import normal
 
 SCREENING_FILE = Path(__file__).resolve().parent / "screening.toml"
 
@@ -49,34 +50,178 @@ class Patient(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
 
+    # Whom to call in an emergency.
+    emergency_name = models.CharField("emergency contact's name", max_length=200, blank=True)
+    emergency_relation = models.CharField("relation to the patient", max_length=100, blank=True)
+    emergency_phone = models.CharField(
+        "emergency contact's phone", max_length=30, blank=True, validators=[phone_validator]
+    )
+    # A minor's parent or guardian: required while the patient is under 18.
+    guardian_name = models.CharField("guardian's name", max_length=200, blank=True)
+    guardian_relation = models.CharField("guardian's relation", max_length=100, blank=True)
+    guardian_phone = models.CharField(
+        "guardian's phone", max_length=30, blank=True, validators=[phone_validator]
+    )
+    guardian_email = models.EmailField("guardian's email", blank=True)
+
+    # Kept in step with the name and phone on every save (patients/normal.py): what a search
+    # matches, whatever accents, apostrophes or phone format were typed.
+    search_key = models.CharField(max_length=210, blank=True, editable=False)
+    phone_e164 = models.CharField(max_length=20, blank=True, editable=False)
+
+    # A duplicate merged into another record stays, pointing at the record that was kept.
+    merged_into = models.ForeignKey(
+        "self", models.PROTECT, null=True, blank=True, related_name="merged_from"
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["last_name", "first_name"]
-        indexes = [models.Index(fields=["clinic", "last_name"], name="patient_clinic_name")]
+        indexes = [
+            models.Index(fields=["clinic", "last_name"], name="patient_clinic_name"),
+            models.Index(fields=["clinic", "search_key"], name="patient_clinic_search_key"),
+            models.Index(fields=["clinic", "phone_e164"], name="patient_clinic_phone"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(merged_into=models.F("pk")),
+                name="patient_not_merged_into_itself",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.refresh_search_columns()
+        fields = kwargs.get("update_fields")
+        if fields is not None:
+            kwargs["update_fields"] = {*fields, "search_key", "phone_e164"}
+        super().save(*args, **kwargs)
+
+    def refresh_search_columns(self) -> None:
+        self.search_key = normal.search_key(self.first_name, self.last_name)
+        self.phone_e164 = normal.e164(self.phone, normal.region_of(self.clinic.phone))
+
+    def is_minor_on(self, day: dt.date) -> bool:
+        return self.age_on(day) < ADULT_AGE
 
     def age_on(self, day: dt.date) -> int:
         dob = self.date_of_birth
         return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
 
 
+# The age from which a patient needs no guardian.
+ADULT_AGE = 18
+
+
+class AllergyQuerySet(models.QuerySet["Allergy"]):
+    def standing(self) -> AllergyQuerySet:
+        """The allergies that count: not marked as entered in error."""
+        return self.filter(entered_in_error_at__isnull=True)
+
+
 class Allergy(models.Model):
-    """An allergy the patient reported, to one ingredient. The session gate refuses any lot
-    whose product contains it."""
+    """An allergy the patient reported: to one ingredient of the formulary (the session gate
+    refuses any lot whose product contains it), or to another substance named in words. A
+    wrong entry is never deleted: it is marked as entered in error, with the reason."""
 
     patient = models.ForeignKey(Patient, models.CASCADE, related_name="allergies")
-    ingredient = models.ForeignKey(Ingredient, models.PROTECT, related_name="+")
+    ingredient = models.ForeignKey(
+        Ingredient, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    substance = models.CharField(
+        max_length=200, blank=True, help_text="Another substance, when it is no ingredient."
+    )
     reaction = models.CharField(max_length=200, blank=True)
+    noticed = models.CharField(
+        "when", max_length=100, blank=True, help_text="When it happened, as the patient says."
+    )
     recorded_at = models.DateTimeField(default=timezone.now)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    entered_in_error_at = models.DateTimeField(null=True, blank=True)
+    entered_in_error_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    entered_in_error_reason = models.CharField(max_length=500, blank=True)
+
+    objects = AllergyQuerySet.as_manager()
 
     class Meta:
+        ordering = ["recorded_at", "id"]
+        verbose_name_plural = "allergies"
         constraints = [
-            models.UniqueConstraint(fields=["patient", "ingredient"], name="allergy_once"),
+            models.UniqueConstraint(
+                fields=["patient", "ingredient"],
+                condition=models.Q(entered_in_error_at__isnull=True),
+                name="allergy_once",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ingredient__isnull=False) | ~models.Q(substance=""),
+                name="allergy_names_what",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.patient}: {self.ingredient}"
+        return f"{self.patient}: {self.what}"
+
+    @property
+    def what(self) -> str:
+        return self.ingredient.name if self.ingredient is not None else self.substance
+
+
+class Medication(models.Model):
+    """A medicine the patient takes. Stopping it keeps the row, with the day it stopped."""
+
+    patient = models.ForeignKey(Patient, models.CASCADE, related_name="medications")
+    name = models.CharField(max_length=200)
+    dose = models.CharField(max_length=200, blank=True)
+    since = models.DateField(null=True, blank=True)
+    stopped_on = models.DateField(null=True, blank=True)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    stopped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["stopped_on", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.dose}".strip()
+
+
+class PatientChange(models.Model):
+    """One change to a patient's record, with the values before and after: the record's
+    history page reads these."""
+
+    class Kind(models.TextChoices):
+        DETAILS = "details", "Details edited"
+        MEDICATION = "medication", "Medication"
+        ALLERGY = "allergy", "Allergy"
+        MERGE = "merge", "Records merged"
+
+    patient = models.ForeignKey(Patient, models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    summary = models.CharField(max_length=300)
+    # {field: [before, after]}, in the words of the field's label.
+    changes = models.JSONField(default=dict, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    via = models.CharField(max_length=20, default="web")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        get_latest_by = ["changed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.patient}: {self.summary}"
 
 
 class ScreeningForm(models.Model):

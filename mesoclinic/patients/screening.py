@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 HARD_STOP = "hard_stop"
+# The question whose "yes" asks what the patient is allergic to (web/patient_forms.py).
+ALLERGY_QUESTION = "ingredient_allergy"
 CAUTION = "caution"
 
 

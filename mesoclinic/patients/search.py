@@ -1,31 +1,49 @@
-"""Finding a patient by name, phone, email or date of birth."""
+"""Finding a patient the way people type: a name in any order ("Last, First"), with or without
+accents or curly apostrophes; a phone in any format; a date of birth in the clinic's format, in
+ISO, or the year alone; an email."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 from django.db.models import Q, QuerySet
 
 from mesoclinic.accounts.models import Clinic
+from mesoclinic.patients import normal
 from mesoclinic.patients.models import Patient
 
 
+def date_order(clinic: Clinic) -> str:
+    """Whether the clinic writes dates day first or month first. A clinic's date format
+    (when it has one) decides; else a clinic in the United States writes the month first."""
+    fmt = str(getattr(clinic, "date_format", "") or "").lower()
+    if fmt:
+        d, m = fmt.find("d"), fmt.find("m")
+        return normal.MONTH_FIRST if 0 <= m < d else normal.DAY_FIRST
+    region = normal.region_of(clinic.phone)
+    return normal.MONTH_FIRST if region == "US" else normal.DAY_FIRST
+
+
 def search(clinic: Clinic, query: str) -> QuerySet[Patient]:
-    """Patients of `clinic` matching every word of `query` in a name, the phone or the email,
-    or born on the date it gives (YYYY-MM-DD)."""
-    qs = Patient.objects.filter(clinic=clinic)
+    """The clinic's patients (not merged into another record) matching `query`: born on the
+    date or in the year it gives, or with that phone number, or with every word of it in
+    the name or the email."""
+    qs = Patient.objects.filter(clinic=clinic, merged_into__isnull=True)
     query = query.strip()
     if not query:
         return qs
-    try:
-        return qs.filter(date_of_birth=dt.date.fromisoformat(query))
-    except ValueError:
-        pass
-    for word in query.split()[:5]:
-        qs = qs.filter(
-            Q(first_name__icontains=word)
-            | Q(last_name__icontains=word)
-            | Q(email__icontains=word)
-            | Q(phone__icontains=word)
-        )
+    day = normal.parse_day(query, date_order(clinic))
+    if day is not None:
+        return qs.filter(date_of_birth=day)
+    year = normal.parse_year(query)
+    if year is not None:
+        return qs.filter(date_of_birth__year=year)
+    if normal.looks_like_phone(query):
+        number = normal.e164(query, normal.region_of(clinic.phone))
+        # A whole number matches exactly; a part of one (the last digits) matches within.
+        found = Q(phone_e164=number) if number else Q()
+        return qs.filter(found | Q(phone_e164__contains=normal.digits(query)))
+    for word in normal.name_words(query)[:5]:
+        match = Q(search_key__contains=word) | Q(email__icontains=word)
+        if normal.digits(word):
+            match |= Q(phone_e164__contains=normal.digits(word))
+        qs = qs.filter(match)
     return qs

@@ -21,14 +21,14 @@ from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Measurement, Photo
 from mesoclinic.patients import consent as consent_text
-from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
-from mesoclinic.patients.models import Patient, ScreeningForm
-from mesoclinic.patients.screening import AnswerError
+from mesoclinic.patients.actions import do_sign_consent
+from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.web import feeds, forms, safety_card, timeline
+from mesoclinic.web import patients as patient_record
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 
 
@@ -56,6 +56,9 @@ def _find_lot(clinic_id: int, number: str) -> Lot | None:
 @login_required
 def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = access_patient(caller(request), patient_id, ALL_STAFF)
+    # The patient's record card (web/patients.py): a merged record sends to the kept one.
+    if (moved := patient_record.merged_notice(request, patient)) is not None:
+        return moved
     audit(
         clinic=patient.clinic,
         user=request.user,
@@ -132,12 +135,14 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             "patient": patient,
             "screening": patient.screenings.order_by("-screened_at", "-id").first(),
             "consents": patient.consents.select_related("template"),
-            "allergies": patient.allergies.select_related("ingredient"),
+            "allergies": patient.allergies.select_related("ingredient").standing(),
             "courses": courses,
             "reading_form": forms.ReadingForm(initial={"read_at": _now_local(patient)}),
             "test_form": forms.AllergyTestForm(initial={"given_at": _now_local(patient)}),
             "now_local": _now_local(patient),
             **feeds.patient_feed_context(request, patient.pk),
+            # The record card: details edited, medications, allergies (web/patients.py).
+            **patient_record.chart_context(patient),
         },
     )
 
@@ -155,27 +160,6 @@ def _outcomes_row(
 
 def _now_local(patient: Patient) -> str:
     return timezone.now().astimezone(patient.clinic.tz).strftime("%Y-%m-%dT%H:%M")
-
-
-@login_required
-def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
-    questionnaire = ScreeningForm.current(patient.clinic)
-    form = forms.ScreeningForm(questionnaire.questions, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            screening = do_screen_patient(patient, form.cleaned_data, request.user, via="web")
-        except AnswerError as exc:
-            for key, message in exc.problems:
-                form.add_error(key if key in form.fields else None, message)
-        else:
-            messages.success(request, f"Screening recorded: {screening.get_result_display()}.")
-            return redirect("web:chart", patient_id=patient.pk)
-    return render(
-        request,
-        "web/screen.html",
-        {"page": "patients", "patient": patient, "form": form, "version": questionnaire.version},
-    )
 
 
 @login_required

@@ -5,9 +5,11 @@ from collections.abc import Callable
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
+from mesoclinic.patients.records import EDITABLE, guardian_problems
 
 
 def put_errors(
@@ -39,11 +41,26 @@ class PatientForm(forms.ModelForm):
 
     class Meta:
         model = Patient
-        fields = ["first_name", "last_name", "date_of_birth", "sex", "phone", "email", "address"]
+        # Registration and editing share the fields (patients/records.py EDITABLE).
+        fields = list(EDITABLE)
         widgets = {
             "date_of_birth": forms.DateInput(attrs={"type": "date"}),
         }
-        help_texts = {"phone": "Digits, spaces and + ( ) - ."}
+        help_texts = {
+            "phone": "Digits, spaces and + ( ) - .",
+            "guardian_name": "Needed while the patient is under 18.",
+        }
+
+    def clean(self) -> dict[str, object]:
+        cleaned = super().clean() or {}
+        # The clinic's day when the form knows the clinic, else the active time zone's.
+        clinic_id = self.instance.clinic_id
+        zone = self.instance.clinic.tz if clinic_id else None
+        today = timezone.localdate(timezone.now(), zone)
+        for name, message in guardian_problems(cleaned, today).items():
+            if name not in self.errors:
+                self.add_error(name, message)
+        return cleaned
 
     def clean_first_name(self) -> str:
         return str(self.cleaned_data["first_name"]).strip()

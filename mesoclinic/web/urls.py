@@ -1,6 +1,16 @@
 from django.urls import include, path
 
-from mesoclinic.web import account, booking, chart, documents, effects, feeds, session, views
+from mesoclinic.web import (
+    account,
+    booking,
+    chart,
+    documents,
+    effects,
+    feeds,
+    patients,
+    session,
+    views,
+)
 
 app_name = "web"
 urlpatterns = [
@@ -14,7 +24,23 @@ urlpatterns = [
     path("patients/", views.patients, name="patients"),
     path("patients/new/", views.register_patient, name="register_patient"),
     path("patients/<int:patient_id>/", chart.chart, name="chart"),
-    path("patients/<int:patient_id>/screening/", chart.screen, name="screen"),
+    path("patients/<int:patient_id>/screening/", patients.screen, name="screen"),
+    path("patients/<int:patient_id>/edit/", patients.edit_patient, name="edit_patient"),
+    path("patients/<int:patient_id>/history/", patients.history, name="patient_history"),
+    path(
+        "patients/<int:patient_id>/medications/",
+        patients.medications,
+        name="patient_medications",
+    ),
+    path("medications/<int:medication_id>/stop/", patients.stop_medication, name="stop_medication"),
+    path("patients/<int:patient_id>/allergies/", patients.allergies, name="patient_allergies"),
+    path(
+        "allergies/<int:allergy_id>/entered-in-error/",
+        patients.allergy_in_error,
+        name="allergy_in_error",
+    ),
+    path("ingredients/picker/", patients.ingredient_picker, name="ingredient_picker"),
+    path("patients/<int:patient_id>/merge/", patients.merge, name="merge_patient"),
     path("patients/<int:patient_id>/courses/new/", chart.plan_course, name="plan_course"),
     path(
         "patients/<int:patient_id>/courses/<int:course_id>/consent/", chart.consent, name="consent"

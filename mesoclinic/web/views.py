@@ -11,8 +11,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_change_request, audit_list
-from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.accounts.models import AuditEvent, Membership, audit
 from mesoclinic.patients.models import Patient
+from mesoclinic.patients.records import Duplicate, find_duplicates
 from mesoclinic.patients.search import search
 from mesoclinic.reminders.actions import do_handle_change_request
 from mesoclinic.web import today as today_page
@@ -67,7 +68,11 @@ def patients(request: HttpRequest) -> HttpResponse:
 def register_patient(request: HttpRequest) -> HttpResponse:
     found = require(request, ALL_STAFF)
     form = PatientForm(request.POST or None, instance=Patient(clinic=found.clinic))
+    duplicates: list[Duplicate] = []
     if request.method == "POST" and form.is_valid():
+        duplicates = [] if "register_anyway" in request.POST else _duplicates(found, form)
+        audit_list(caller(request), "possible duplicates", [d.patient.pk for d in duplicates])
+    if request.method == "POST" and form.is_valid() and not duplicates:
         with transaction.atomic():
             patient = form.save()
             audit(
@@ -79,7 +84,23 @@ def register_patient(request: HttpRequest) -> HttpResponse:
                 via="web",
             )
         return redirect("web:chart", patient_id=patient.pk)
-    return render(request, "web/register_patient.html", {"page": "patients", "form": form})
+    return render(
+        request,
+        "web/register_patient.html",
+        {"page": "patients", "form": form, "duplicates": duplicates},
+    )
+
+
+def _duplicates(found: Membership, form: PatientForm) -> list[Duplicate]:
+    data = form.cleaned_data
+    return find_duplicates(
+        found.clinic,
+        first_name=data["first_name"],
+        last_name=data["last_name"],
+        date_of_birth=data["date_of_birth"],
+        phone=data.get("phone", ""),
+        email=data.get("email", ""),
+    )
 
 
 @login_required
