@@ -178,6 +178,12 @@ class CourseIn(Schema):
     first_session_on: Day | None = Field(
         None, description="Planned date of session 1; default the day the allergy wait ends."
     )
+    products: list[Id] | None = Field(
+        None,
+        max_length=50,
+        description="Product ids planned for the course; default the clinic's active "
+        "products for the indication. A lot of any other product is refused.",
+    )
 
 
 class StopIn(Schema):
@@ -264,6 +270,11 @@ class ProductIn(Schema):
     supplier: str = Field(min_length=1, max_length=200)
     vial: Literal["single", "multi"]
     components: list[ProductComponentIn] = Field(min_length=1, max_length=50)
+    indications: list[Key] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Indication keys the product is for, e.g. cellulite; empty: any.",
+    )
 
 
 class LotIn(Schema):
@@ -314,6 +325,7 @@ class CourseOut(Schema):
     allergy_tests: list[dict[str, Any]]
     sessions: list[dict[str, Any]]
     plan: dict[str, Any]
+    products: list[dict[str, Any]]
 
 
 class RefusalOut(Schema):

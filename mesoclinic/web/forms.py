@@ -85,17 +85,27 @@ class CourseForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Leave empty for the first day after the allergy-test wait.",
     )
+    products = forms.TypedMultipleChoiceField(
+        label="Products",
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave them all unticked to plan the formulary's products for the "
+        "protocol's indication. Only the lots of the planned products can be used.",
+    )
 
     def __init__(
         self,
         protocols: list[tuple[str, str]],
         areas: list[tuple[str, str]],
         *args: object,
+        products: list[tuple[int, str]] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["protocol"].choices = protocols  # type: ignore[attr-defined]
         self.fields["areas"].choices = areas  # type: ignore[attr-defined]
+        self.fields["products"].choices = products or []  # type: ignore[attr-defined]
 
 
 class ConsentForm(forms.Form):
