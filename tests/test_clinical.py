@@ -7,7 +7,9 @@ judged for the practitioner who will give the session."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -25,8 +27,11 @@ from mesoclinic.safety import actions as safety_actions
 from mesoclinic.safety.models import AdverseEvent, WatchPrompt
 from mesoclinic.scheduling.models import Appointment
 from tests.conftest import World, ago, api_for, problem_of
+from tests.scheduling_fixtures import race_processes, run_script
 from tests.test_courses import AREAS, allergy_test, chart, ready_course, screen, sign
 from tests.test_web import signed_in
+
+CHILD = [sys.executable, "-m", "tests.booking_race_child"]
 
 
 def hair_product(world: World) -> Product:
@@ -405,3 +410,181 @@ class GateForWhomTests:
         assert "Nothing stands in the way" not in page
         front = signed_in(world.front_desk).get(f"/patients/{patient.pk}/").content.decode()
         assert f"{world.practitioner.display_name}&#x27;s licence expired" in front
+
+
+class FollowUpClosingTests:
+    def test_a_serious_events_follow_up_closes_from_today_with_how_it_ended(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        safety_actions.do_report_adverse_event(
+            first,
+            kind=AdverseEvent.Kind.ABSCESS,
+            ctcae_grade=3,
+            onset_at=ago(days=18),
+            user=world.practitioner,
+        )
+        follow_up = FollowUp.objects.get(side_effect=None)
+        client = signed_in(world.practitioner)
+        today = client.get("/today/").content.decode()
+        assert f'action="/follow-ups/{follow_up.pk}/close/"' in today
+        chart_page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert f'action="/follow-ups/{follow_up.pk}/close/"' in chart_page
+        missing = client.post(
+            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Drained.", "back": "today"}
+        )
+        assert missing["Location"] == "/today/"
+        follow_up.refresh_from_db()
+        assert follow_up.status == FollowUp.Status.OPEN
+        done = client.post(
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"resolution": "improving", "outcome": "Drained; antibiotics.", "back": "today"},
+        )
+        assert done["Location"] == "/today/"
+        follow_up.refresh_from_db()
+        assert (follow_up.status, follow_up.resolution, follow_up.closed_by) == (
+            FollowUp.Status.DONE,
+            "improving",
+            world.practitioner,
+        )
+        assert (
+            f'action="/follow-ups/{follow_up.pk}/close/"'
+            not in client.get("/today/").content.decode()
+        )
+
+    def test_an_infection_watch_follow_up_closes_from_the_chart(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        prompt = WatchPrompt.objects.create(
+            clinic=world.clinic,
+            session=first,
+            week=2,
+            due_at=ago(days=6),
+            next_attempt_at=ago(days=6),
+            status=WatchPrompt.Status.SENT,
+        )
+        safety_actions.do_answer_watch(prompt.pk, {"discharge": True})
+        follow_up = FollowUp.objects.get(watch_prompts=prompt)
+        response = signed_in(world.manager).post(
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"resolution": "no_problem", "outcome": "Seen in clinic: healed."},
+        )
+        assert response["Location"] == f"/patients/{patient.pk}/#course-{course.pk}"
+        follow_up.refresh_from_db()
+        assert (follow_up.status, follow_up.resolution) == (FollowUp.Status.DONE, "no_problem")
+
+
+class CourseStatusTests:
+    def test_stopping_a_course_asks_then_cancels_its_future_visits(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=3))
+        starts = timezone.now() + dt.timedelta(days=3)
+        visit = Appointment.objects.create(
+            clinic=world.clinic,
+            patient=patient,
+            course=course,
+            kind=Appointment.Kind.SESSION,
+            practitioner=world.practitioner,
+            starts_at=starts,
+            ends_at=starts + dt.timedelta(minutes=30),
+        )
+        client = signed_in(world.practitioner)
+        chart_page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert f"/courses/{course.pk}/status/?action=stop" in chart_page
+        ask = client.get(f"/courses/{course.pk}/status/?action=stop").content.decode()
+        assert "These visits of the course are still booked" in ask
+        refused = client.post(
+            f"/courses/{course.pk}/status/",
+            {"action": "stop", "reason": " ", "cancel_visits": "on"},
+        )
+        assert "Say why the course is stopped." in refused.content.decode()
+        done = client.post(
+            f"/courses/{course.pk}/status/",
+            {"action": "stop", "reason": "Pregnant since.", "cancel_visits": "on"},
+        )
+        assert done.status_code == 302
+        course.refresh_from_db()
+        visit.refresh_from_db()
+        assert (course.status, course.stop_reason) == (Course.Status.STOPPED, "Pregnant since.")
+        assert visit.status == Appointment.Status.CANCELLED
+        assert "Stopped: Pregnant since." in client.get(f"/patients/{patient.pk}/").content.decode()
+
+    def test_a_course_is_completed_from_the_chart(self, world: World, patient: Patient) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        chart(world, course, ago(days=20))
+        client = signed_in(world.practitioner)
+        response = client.post(f"/courses/{course.pk}/status/", {"action": "complete"})
+        assert response.status_code == 302
+        course.refresh_from_db()
+        assert course.status == Course.Status.COMPLETED
+        assert chart(world, course, ago(days=1)).kind == "maintenance"
+
+
+class SessionNotesTests:
+    def test_notes_show_on_the_session_the_chart_and_the_timeline(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        session = chart(world, course, ago(days=20), notes="Bruised easily on the left thigh.")
+        client = signed_in(world.practitioner)
+        assert (
+            "Bruised easily on the left thigh."
+            in client.get(f"/sessions/{session.pk}/").content.decode()
+        )
+        page = client.get(f"/patients/{patient.pk}/").content.decode()
+        # Once in the course's session list and once in its timeline.
+        assert page.count("Bruised easily on the left thigh.") >= 2
+
+
+class RecallRaceTests:
+    def test_parallel_recalls_of_one_lot_leave_exactly_one_standing(self, shared_db: str) -> None:
+        """Four managers' screens recall the same lot at once, from two processes: one recall
+        is written, the others get 409, and the lot keeps the winner's reason."""
+        seeded = run_script(CHILD, shared_db, "seed", {})
+        token = seeded["tokens"][str(seeded["practitioners"][1])]  # the clinic's manager
+
+        def lots() -> dict[str, Any]:
+            [found] = race_processes(
+                CHILD,
+                shared_db,
+                [
+                    {
+                        "requests": [
+                            {
+                                "method": "GET",
+                                "path": "/api/v1/lots?number=race_L100",
+                                "body": {},
+                                "token": token,
+                            }
+                        ]
+                    }
+                ],
+            )
+            result: dict[str, Any] = found[0]["json"][0]
+            return result
+
+        lot_id = lots()["id"]
+        batches = [
+            [
+                {
+                    "method": "POST",
+                    "path": f"/api/v1/lots/{lot_id}/recall",
+                    "body": {"reason": f"Notice {p}-{n}"},
+                    "token": token,
+                }
+                for n in range(2)
+            ]
+            for p in range(2)
+        ]
+        outputs = race_processes(CHILD, shared_db, [{"requests": b} for b in batches])
+        results = [r for output in outputs for r in output]
+        assert sorted(r["status"] for r in results) == [200, 409, 409, 409], results
+        winner = next(r for r in results if r["status"] == 200)["json"]["recall_reason"]
+        for r in results:
+            if r["status"] == 409:
+                assert "already recalled" in r["json"]["detail"]
+        assert lots()["recall_reason"] == winner

@@ -250,6 +250,11 @@ class ResolveIn(Schema):
 
 class CloseIn(Schema):
     outcome: str = Field(max_length=limits.NOTES)
+    resolution: str = Field(
+        "",
+        max_length=20,
+        description="How it ended: resolved, improving, referred, no_problem or unreachable.",
+    )
 
 
 class ProtocolEditIn(Schema):

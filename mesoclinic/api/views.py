@@ -761,7 +761,7 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
 def close_follow_up(request: HttpRequest, follow_up_id: int, payload: s.CloseIn) -> dict[str, Any]:
     who = caller(request)
     follow_up = access_follow_up(who, follow_up_id, CLINICAL)
-    actions.do_close_follow_up(follow_up, payload.outcome, who.user)
+    actions.do_close_follow_up(follow_up, payload.outcome, who.user, resolution=payload.resolution)
     return {"id": follow_up.pk, "status": follow_up.status, "closed_at": follow_up.closed_at}
 
 

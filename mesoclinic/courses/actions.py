@@ -558,11 +558,16 @@ def do_sweep_side_effects(now: dt.datetime | None = None) -> int:
     return changed
 
 
-def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = "api") -> FollowUp:
-    """Close an open follow-up with what was done. A closed one is never closed again: that
-    would rewrite who closed it, when and how."""
+def do_close_follow_up(
+    follow_up: FollowUp, outcome: str, user: Any, via: str = "api", resolution: str = ""
+) -> FollowUp:
+    """Close an open follow-up with what was done, whatever opened it (a side effect, a serious
+    adverse event, an infection-watch answer), and how it ended (FollowUp.Resolution). A
+    closed one is never closed again: that would rewrite who closed it, when and how."""
     if not outcome.strip():
         raise ValidationError({"outcome": "say what was done."})
+    if resolution and resolution not in FollowUp.Resolution.values:
+        raise ValidationError({"resolution": "choose how the follow-up ended."})
     with transaction.atomic():
         locked = FollowUp.objects.select_for_update().only("status").get(pk=follow_up.pk)
         if locked.status != FollowUp.Status.OPEN:
@@ -571,7 +576,8 @@ def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = 
         follow_up.outcome = outcome.strip()
         follow_up.closed_at = timezone.now()
         follow_up.closed_by = user
-        follow_up.save(update_fields=["status", "outcome", "closed_at", "closed_by"])
+        follow_up.resolution = resolution
+        follow_up.save(update_fields=["status", "outcome", "closed_at", "closed_by", "resolution"])
         audit(
             clinic=follow_up.clinic,
             user=user,
@@ -579,5 +585,34 @@ def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = 
             obj=follow_up,
             patient_id=follow_up.session.course.patient_id,
             via=via,
+            status="done",
+            resolution=resolution,
         )
     return follow_up
+
+
+def do_complete_course(course: Course, user: Any, via: str = "api") -> Course:
+    """Mark a course completed before its planned number of sessions (the clinician and the
+    patient are satisfied); later sessions are maintenance."""
+    with transaction.atomic():
+        locked = Course.objects.select_for_update().get(pk=course.pk)
+        if locked.status in (Course.Status.STOPPED, Course.Status.COMPLETED):
+            raise ValidationError(
+                {"status": f"The course is already {locked.get_status_display().lower()}."}
+            )
+        if not locked.sessions.exists():
+            raise ValidationError(
+                {"status": "A course with no session cannot be completed; stop it instead."}
+            )
+        course.status = Course.Status.COMPLETED
+        course.save(update_fields=["status"])
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=course,
+            patient_id=course.patient_id,
+            via=via,
+            status="completed",
+        )
+    return course

@@ -404,6 +404,14 @@ class FollowUp(models.Model):
         OPEN = "open", "Open"
         DONE = "done", "Done"
 
+    class Resolution(models.TextChoices):
+        # How a follow-up ended, whatever opened it; the outcome text says the rest.
+        RESOLVED = "resolved", "The problem has resolved"
+        IMPROVING = "improving", "Treated, and improving"
+        REFERRED = "referred", "Referred to a doctor or a hospital"
+        NO_PROBLEM = "no_problem", "Checked: no problem found"
+        UNREACHABLE = "unreachable", "The patient could not be reached"
+
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="follow_ups")
     session = models.ForeignKey(Session, models.CASCADE, related_name="follow_ups")
     side_effect = models.ForeignKey(
@@ -418,6 +426,7 @@ class FollowUp(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
     outcome = models.TextField(blank=True)
+    resolution = models.CharField(max_length=12, choices=Resolution.choices, blank=True)
 
     class Meta:
         # "urgent" sorts after "routine", so descending priority puts urgent ones first.

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from mesoclinic.access import access_allergy_test, access_course, access_patient
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions, rules
-from mesoclinic.courses.models import Course, Session
+from mesoclinic.courses.models import Course, FollowUp, Session
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Measurement, Photo
@@ -140,8 +140,24 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             "test_form": forms.AllergyTestForm(initial={"given_at": _now_local(patient)}),
             "now_local": _now_local(patient),
             **feeds.patient_feed_context(request, patient.pk),
+            **clinical_context(patient),
         },
     )
+
+
+# Clinical part (issue 12): the patient's open follow-ups, whatever opened them, each with its
+# close form, and the course status actions. Kept in one block for the chart.
+
+
+def clinical_context(patient: Patient) -> dict[str, object]:
+    return {
+        "open_follow_ups": list(
+            FollowUp.objects.filter(
+                session__course__patient=patient, status=FollowUp.Status.OPEN
+            ).order_by("-priority", "opened_at")
+        ),
+        "follow_up_resolutions": FollowUp.Resolution.choices,
+    }
 
 
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django import forms
 from django.core.exceptions import ValidationError
 
+from mesoclinic.courses.models import FollowUp
 from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
 
@@ -215,9 +216,37 @@ class ResolveSideEffectForm(forms.Form):
 
 
 class CloseFollowUpForm(forms.Form):
+    resolution = forms.ChoiceField(label="How it ended", choices=FollowUp.Resolution.choices)
     outcome = forms.CharField(
         max_length=limits.NOTES,
         label="Outcome",
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="What was done, and how the patient is.",
     )
+
+
+class CourseStatusForm(forms.Form):
+    """Stop or complete a course from the chart."""
+
+    action = forms.ChoiceField(
+        choices=[("stop", "Stop the course"), ("complete", "Mark the course completed")],
+        widget=forms.HiddenInput,
+    )
+    reason = forms.CharField(
+        max_length=limits.REASON,
+        required=False,
+        label="Why",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed to stop a course: it shows on the chart.",
+    )
+    cancel_visits = forms.BooleanField(
+        required=False,
+        label="Cancel the course's future visits",
+        initial=True,
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("action") == "stop" and not str(data.get("reason", "")).strip():
+            self.add_error("reason", "Say why the course is stopped.")
+        return data
