@@ -286,9 +286,22 @@ RECALL_REASON = (
 )
 
 
+# product key: the indications the formulary lists it for (none: any, e.g. the anaesthetic).
+INDICATIONS: dict[str, list[str]] = {
+    "lipolytic": ["localized_fat"],
+    "cellulite": ["cellulite"],
+    "vitamin_c": ["wrinkles", "sagging_skin"],
+    "biotin": ["hair_loss"],
+    "lidocaine": [],
+    "homeopathic": ["wrinkles", "sagging_skin"],
+}
+
+
 def _create_formulary(d: Demo) -> None:
     for key, (name, supplier, vial, components) in PRODUCTS.items():
-        product = Product.objects.create(clinic=d.clinic, name=name, supplier=supplier, vial=vial)
+        product = Product.objects.create(
+            clinic=d.clinic, name=name, supplier=supplier, vial=vial, indications=INDICATIONS[key]
+        )
         for ingredient, concentration, unit in components:
             ProductIngredient.objects.create(
                 product=product,
@@ -470,6 +483,7 @@ def _plan(
         cadence_days=cadence,
         planned_sessions=planned,
         first_session_on=first_on,
+        products=[d.products[k] for k in t.products],
         user=d.staff.frontdesk,
         via=VIA,
     )

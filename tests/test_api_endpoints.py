@@ -1417,7 +1417,7 @@ class AllergyTestEndpointTests:
         assert r.status_code == 422
         assert not AllergyTest.objects.exists()
 
-    def test_a_reading_before_the_wait_is_kept_but_does_not_clear_the_gate(
+    def test_a_reading_before_the_wait_is_refused_and_does_not_clear_the_gate(
         self, world: World, patient: Patient
     ) -> None:
         course = self._course(world, patient)
@@ -1427,11 +1427,11 @@ class AllergyTestEndpointTests:
             f"/allergy-tests/{test.json()['id']}/reading",
             {"read_at": iso(ago(hours=20)), "result": "none"},
         )
-        assert early.status_code == 200
-        assert early.json()["read_too_early"] is True
-        assert early.json()["result"] == "none"
+        body = problem_of(early, 422)
+        assert body["errors"][0]["field"] == "read_at"
+        assert "the test can be read from" in body["errors"][0]["message"]
         check = api.get(f"/courses/{course}/session-check").json()
-        assert "allergy_read_too_early" in [x["code"] for x in check["reasons"]]
+        assert "allergy_test_unread" in [x["code"] for x in check["reasons"]]
 
         late = api.post(
             f"/allergy-tests/{test.json()['id']}/reading",

@@ -80,6 +80,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "report_course_side_effect": ("GET", CLINICAL),
     "resolve_side_effect": ("POST", CLINICAL),
     "close_follow_up": ("POST", CLINICAL),
+    "course_status": ("GET", CLINICAL),
     "my_feed": ("GET", CLINICAL),
     "patient_feed": ("POST", READ),
     "manage_formulary": ("GET", MANAGE),

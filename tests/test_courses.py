@@ -289,14 +289,24 @@ class SessionGateTests:
         do_read_allergy_test(test, read_at=ago(hours=2), result="none", user=world.practitioner)
         assert refused_codes(world, course, ago(hours=1), [world.lot]) == []
 
-    def test_it_refuses_a_reading_taken_too_early(self, world, patient):
+    def test_it_refuses_a_reading_taken_too_early_at_entry(self, world, patient):
         screen(patient, world.practitioner)
         sign(world, patient)
         course = plan(world, patient)
-        allergy_test(world, course, ago(hours=30), read_after=dt.timedelta(hours=23, minutes=59))
-        with pytest.raises(SessionRefused) as exc:
+        test = allergy_test(world, course, ago(hours=30), read_after=None)
+        with pytest.raises(ValidationError) as exc:
+            do_read_allergy_test(
+                test,
+                read_at=test.given_at + dt.timedelta(hours=23, minutes=59),
+                result="none",
+                user=world.practitioner,
+            )
+        readable = test.readable_from().astimezone(world.clinic.tz)
+        assert f"can be read from {readable:%H:%M} on" in exc.value.message_dict["read_at"][0]
+        assert not test.readings.exists()
+        with pytest.raises(SessionRefused) as refused:
             chart(world, course, ago(hours=1))
-        assert [r.code for r in exc.value.refusals] == ["allergy_read_too_early"]
+        assert [r.code for r in refused.value.refusals] == ["allergy_test_unread"]
 
     def test_it_refuses_after_a_screening_hard_stop(self, world, patient):
         course = ready_course(world, patient, ago(days=3))

@@ -150,7 +150,8 @@ class MeasurementTests:
     ) -> None:
         course = fresh_course(world, patient)
         with pytest.raises(ValidationError) as exc:
-            record(course, Raw(scales.WEIGHT, 70), world, at=ago(days=6))
+            # Before the course's first day: its allergy test, six days ago.
+            record(course, Raw(scales.WEIGHT, 70), world, at=ago(days=10))
         assert "is before the course" in problems(exc)["taken_at"]
         with pytest.raises(ValidationError) as exc:
             record(course, Raw(scales.WEIGHT, 70), world, at=timezone.now() + dt.timedelta(hours=1))

@@ -403,6 +403,11 @@ class RulesTests:
             lots=(lot(expires_on=dt.date(2026, 1, 1), recalled=True, recall_reason="Mould"),),
             patient_allergies={CAFFEINE: "Caffeine"},
             licence_expires_on=dt.date(2026, 1, 1),
+            problems=(
+                rules.ProblemFacts(True, "An infection"),
+                rules.ProblemFacts(False, "A serious adverse event"),
+            ),
+            planned_products={2: "Hair cocktail"},
         )
         first = facts(screening_result=None, has_consent=False, allergy_tests=(), **worst)
         second = facts(
@@ -419,8 +424,8 @@ class RulesTests:
         assert codes(fourth) == ["no_baseline"]
         reached = set(codes(first)) | set(codes(second)) | set(codes(third)) | set(codes(fourth))
         assert reached == set(RefusalCode.values)
-        assert len(codes(first)) == 8
-        assert len(codes(second)) == 9
+        assert len(codes(first)) == 11
+        assert len(codes(second)) == 12
         assert "allergy_read_too_early" in codes(second)
 
     def test_every_message_is_a_sentence_in_words(self) -> None:

@@ -370,7 +370,8 @@ class CloseFollowUpTests:
         follow_up = self.follow_up(world, course)
         client = signed_in(world.manager)
         response = client.post(
-            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Called her; settling with cream."}
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"resolution": "resolved", "outcome": "Called her; settling with cream."},
         )
         assert response["Location"] == f"/patients/{patient.pk}/#course-{course.pk}"
         assert flashed(response) == ["Follow-up closed: Other (grade 1) is beyond expected."]
@@ -388,7 +389,7 @@ class CloseFollowUpTests:
     def test_a_follow_up_needs_an_outcome(self, world: World, course: Course) -> None:
         follow_up = self.follow_up(world, course)
         response = signed_in(world.practitioner).post(
-            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "  "}
+            f"/follow-ups/{follow_up.pk}/close/", {"resolution": "resolved", "outcome": "  "}
         )
         assert flashed(response) == ["Outcome: This field is required."]
         follow_up.refresh_from_db()
@@ -396,9 +397,12 @@ class CloseFollowUpTests:
 
     def test_a_closed_follow_up_is_not_closed_again(self, world: World, course: Course) -> None:
         follow_up = self.follow_up(world, course)
-        signed_in(world.manager).post(f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Seen."})
+        signed_in(world.manager).post(
+            f"/follow-ups/{follow_up.pk}/close/", {"resolution": "resolved", "outcome": "Seen."}
+        )
         response = signed_in(world.practitioner).post(
-            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Seen again."}
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"resolution": "resolved", "outcome": "Seen again."},
         )
         assert flashed(response) == ["Follow-up: This follow-up is already closed."]
         follow_up.refresh_from_db()
@@ -434,7 +438,7 @@ class AccessTests:
                 world, session, session=session.pk
             ),
             f"/side-effects/{effect.pk}/resolve/": {"resolved_at": local(ago(hours=1), world)},
-            f"/follow-ups/{follow_up.pk}/close/": {"outcome": "Done"},
+            f"/follow-ups/{follow_up.pk}/close/": {"resolution": "resolved", "outcome": "Done"},
         }
         for url, data in posts.items():
             assert client.post(url, data).status_code == 403, url
@@ -461,7 +465,9 @@ class AccessTests:
             f"/side-effects/{effect.pk}/resolve/", {"resolved_at": local(ago(hours=1), world)}
         )
         assert resolve.status_code == 404
-        close = client.post(f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Done"})
+        close = client.post(
+            f"/follow-ups/{follow_up.pk}/close/", {"resolution": "resolved", "outcome": "Done"}
+        )
         assert close.status_code == 404
         effect.refresh_from_db()
         assert effect.resolved_at is None

@@ -20,6 +20,7 @@ from mesoclinic.formulary.models import Ingredient, Lot, Product
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Patient, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.protocols.vocab import Indication
 from tests.conftest import World, ago, give_baseline
 
 TODAY = dt.date.today()
@@ -431,7 +432,8 @@ class FormularyTests:
         fields = re.findall(
             r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*id="([^"]+)"', page
         )
-        assert len(fields) == 3 + 4 * 3
+        # Name, supplier, vial, a checkbox per indication, and three component rows.
+        assert len(fields) == 3 + len(Indication.values) + 4 * 3
         for found in fields:
             assert f'for="{found}"' in page, found
 

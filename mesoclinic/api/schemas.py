@@ -193,6 +193,12 @@ class CourseIn(Schema):
     first_session_on: Day | None = Field(
         None, description="Planned date of session 1; default the day the allergy wait ends."
     )
+    products: list[Id] | None = Field(
+        None,
+        max_length=50,
+        description="Product ids planned for the course; default the clinic's active "
+        "products for the indication. A lot of any other product is refused.",
+    )
 
 
 class StopIn(Schema):
@@ -259,6 +265,11 @@ class ResolveIn(Schema):
 
 class CloseIn(Schema):
     outcome: str = Field(max_length=limits.NOTES)
+    resolution: str = Field(
+        "",
+        max_length=20,
+        description="How it ended: resolved, improving, referred, no_problem or unreachable.",
+    )
 
 
 class ProtocolEditIn(Schema):
@@ -279,6 +290,11 @@ class ProductIn(Schema):
     supplier: str = Field(min_length=1, max_length=200)
     vial: Literal["single", "multi"]
     components: list[ProductComponentIn] = Field(min_length=1, max_length=50)
+    indications: list[Key] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Indication keys the product is for, e.g. cellulite; empty: any.",
+    )
 
 
 class LotIn(Schema):
@@ -329,6 +345,7 @@ class CourseOut(Schema):
     allergy_tests: list[dict[str, Any]]
     sessions: list[dict[str, Any]]
     plan: dict[str, Any]
+    products: list[dict[str, Any]]
 
 
 class RefusalOut(Schema):

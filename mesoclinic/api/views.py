@@ -11,6 +11,7 @@ from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Status
+from ninja.errors import HttpError
 
 from mesoclinic.access import (
     access_allergy_test,
@@ -41,13 +42,20 @@ from mesoclinic.courses.models import (
     SideEffect,
 )
 from mesoclinic.courses.tracing import lot_exposures
-from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.formulary.models import (
+    AlreadyRecalled,
+    Ingredient,
+    Lot,
+    Product,
+    ProductIngredient,
+)
 from mesoclinic.patients import actions as patient_actions
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
 from mesoclinic.patients.records import find_duplicates, guardian_problems
 from mesoclinic.patients.search import search
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
+from mesoclinic.protocols.vocab import Indication
 
 api = DocumentedAPI(
     title="mesoclinic API",
@@ -110,6 +118,7 @@ def _course_out(course: Course) -> dict[str, Any]:
         "areas": course.areas,
         "cadence_days": course.cadence_days,
         "status": course.status,
+        "products": [{"id": p.pk, "name": p.name} for p in course.products.all()],
         **course.progress(),
         "allergy_tests": [
             {
@@ -567,9 +576,21 @@ def plan_course(
         cadence_days=payload.cadence_days,
         planned_sessions=payload.planned_sessions,
         first_session_on=payload.first_session_on,
+        products=_products(caller(request), payload.products),
         user=caller(request).user,
     )
     return Status(201, _course_out(course))
+
+
+def _products(who: Caller, ids: list[int] | None) -> list[Product] | None:
+    """The clinic's products by id, through the access layer; None stays None (the default)."""
+    if ids is None:
+        return None
+    found = {p.pk: p for p in products_for(who).filter(pk__in=ids)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationError({"products": f"no product {missing[0]} in this clinic."})
+    return [found[i] for i in dict.fromkeys(ids)]
 
 
 @api.get("/courses/{course_id}", response=s.CourseOut, tags=["courses"])
@@ -789,7 +810,7 @@ def list_follow_ups(request: HttpRequest, status: str = "open") -> list[dict[str
 def close_follow_up(request: HttpRequest, follow_up_id: int, payload: s.CloseIn) -> dict[str, Any]:
     who = caller(request)
     follow_up = access_follow_up(who, follow_up_id, CLINICAL)
-    actions.do_close_follow_up(follow_up, payload.outcome, who.user)
+    actions.do_close_follow_up(follow_up, payload.outcome, who.user, resolution=payload.resolution)
     return {"id": follow_up.pk, "status": follow_up.status, "closed_at": follow_up.closed_at}
 
 
@@ -822,6 +843,7 @@ def _product_out(p: Product) -> dict[str, Any]:
         "supplier": p.supplier,
         "vial": p.vial,
         "active": p.active,
+        "indications": p.indications,
         "components": [
             {"ingredient": c.ingredient.key, "concentration": str(c.concentration), "unit": c.unit}
             for c in p.components.select_related("ingredient")
@@ -859,8 +881,15 @@ def create_product(request: HttpRequest, payload: s.ProductIn) -> Status[dict[st
     if len(set(keys)) != len(keys):
         raise ValidationError({"components": "an ingredient is listed twice."})
     with transaction.atomic():
+        unknown = [i for i in payload.indications if i not in Indication.values]
+        if unknown:
+            raise ValidationError({"indications": f"no indication {unknown[0]!r}."})
         product = Product.objects.create(
-            clinic=who.clinic, name=payload.name, supplier=payload.supplier, vial=payload.vial
+            clinic=who.clinic,
+            name=payload.name,
+            supplier=payload.supplier,
+            vial=payload.vial,
+            indications=list(dict.fromkeys(payload.indications)),
         )
         for c in payload.components:
             ProductIngredient.objects.create(
@@ -904,7 +933,10 @@ def recall_lot(request: HttpRequest, lot_id: int, payload: s.RecallIn) -> dict[s
     lot = access_lot(caller(request), lot_id, MANAGER)
     who = caller(request)
     with transaction.atomic():
-        lot.do_recall(payload.reason, who.user)
+        try:
+            lot.do_recall(payload.reason, who.user)
+        except AlreadyRecalled as exc:
+            raise HttpError(409, str(exc)) from None
         audit(
             clinic=who.clinic,
             user=who.user,

@@ -27,8 +27,9 @@ from mesoclinic.courses.models import (
     gather_facts_many,
     lot_facts_of,
     patient_allergies,
+    planned_products_of,
 )
-from mesoclinic.formulary.models import Lot
+from mesoclinic.formulary.models import Lot, Product, products_for
 from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.scheduling.actions import link_session
@@ -49,12 +50,17 @@ def do_plan_course(
     cadence_days: int,
     planned_sessions: int,
     first_session_on: dt.date | None = None,
+    products: list[Product] | None = None,
     user: Any,
     via: str = "api",
 ) -> Course:
     """Plan a course on the protocol's current version. Session 1 defaults to the first day
-    after the allergy wait, counted from now in the clinic's time zone."""
+    after the allergy wait, counted from now in the clinic's time zone. The products default
+    to the clinic's active products for the indication (formulary.products_for)."""
     clinic = patient.clinic
+    if products is None:
+        products = products_for(clinic.pk, indication)
+    check_products(products, clinic.pk, indication)
     if first_session_on is None:
         wait = dt.timedelta(hours=protocol.spec.allergy_test.wait_hours.v)
         first_session_on = (timezone.now() + wait).astimezone(clinic.tz).date()
@@ -72,6 +78,7 @@ def do_plan_course(
     course.clean()
     with transaction.atomic():
         course.save()
+        course.products.set(products)
         audit(
             clinic=clinic,
             user=user,
@@ -81,8 +88,22 @@ def do_plan_course(
             via=via,
             protocol=protocol.key,
             version=protocol.version,
+            products=sorted(p.pk for p in products),
         )
     return course
+
+
+def check_products(products: list[Product], clinic_id: int, indication: str) -> None:
+    """A course's products: the clinic's own, active, and listed for the indication."""
+    for p in products:
+        if p.clinic_id != clinic_id:
+            raise ValidationError({"products": f"product {p.pk} is not in this clinic."})
+        if not p.active:
+            raise ValidationError({"products": f"{p.name} is no longer in use."})
+        if not p.is_for(indication):
+            raise ValidationError(
+                {"products": f"{p.name} is not listed in the formulary for this indication."}
+            )
 
 
 def do_stop_course(course: Course, reason: str, user: Any, via: str = "api") -> Course:
@@ -146,6 +167,7 @@ def do_give_allergy_test(
         given_at,
         course.clinic.tz,
         patient_allergies(course.patient),
+        planned_products_of([course.pk]).get(course.pk),
     )
     if refused:
         raise SessionRefused(refused, subject="allergy test")
@@ -177,11 +199,20 @@ def do_read_allergy_test(
     notes: str = "",
     via: str = "api",
 ) -> AllergyReading:
-    """Record a reading. A reading earlier than the wait is kept as a fact; the session gate
-    then refuses with allergy_read_too_early until a later reading."""
+    """Record a reading. A reading before the test is readable (the protocol's wait after it
+    was given) is refused at entry, naming the time it becomes readable: stored, it would read
+    as "No reaction" when nothing could yet be seen."""
     not_future(read_at, "read_at")
     if read_at < test.given_at:
         raise ValidationError({"read_at": "cannot be before the test was given."})
+    readable_from = test.readable_from()
+    if read_at < readable_from:
+        raise ValidationError(
+            {
+                "read_at": "is too early: the test can be read from "
+                f"{rules.when_words(readable_from, test.course.clinic.tz)}."
+            }
+        )
     if result not in AllergyReading.Result.values:
         raise ValidationError(
             {"result": f"must be one of {', '.join(AllergyReading.Result.values)}."}
@@ -343,7 +374,7 @@ def _save_session(
     maintenance = course.status in (Course.Status.COMPLETED, Course.Status.MAINTENANCE)
     session = Session(
         course=course,
-        number=course.sessions.count() + 1,
+        number=_make_room_for(course, performed_at),
         kind=Session.Kind.MAINTENANCE if maintenance else Session.Kind.COURSE,
         performed_at=performed_at,
         practitioner=practitioner,
@@ -390,6 +421,17 @@ def _save_session(
             refusals=[r.as_dict() for r in found if r.code in override_codes],
         )
     return session
+
+
+def _make_room_for(course: Course, performed_at: dt.datetime) -> int:
+    """The number of a new session at `performed_at`: numbers follow time, not the order of
+    charting. The sessions charted after it move up by one, the latest first, so that the
+    unique (course, number) constraint holds after every row. The caller holds the course's
+    row lock, so no other session of the course is numbered meanwhile."""
+    later = course.sessions.filter(performed_at__gt=performed_at).order_by("-number")
+    for pk, number in later.values_list("pk", "number"):
+        Session.objects.filter(pk=pk).update(number=number + 1)
+    return course.sessions.filter(performed_at__lte=performed_at).count() + 1
 
 
 def _sync_follow_up(effect: SideEffect) -> FollowUp | None:
@@ -519,11 +561,16 @@ def do_sweep_side_effects(now: dt.datetime | None = None) -> int:
     return changed
 
 
-def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = "api") -> FollowUp:
-    """Close an open follow-up with what was done. A closed one is never closed again: that
-    would rewrite who closed it, when and how."""
+def do_close_follow_up(
+    follow_up: FollowUp, outcome: str, user: Any, via: str = "api", resolution: str = ""
+) -> FollowUp:
+    """Close an open follow-up with what was done, whatever opened it (a side effect, a serious
+    adverse event, an infection-watch answer), and how it ended (FollowUp.Resolution). A
+    closed one is never closed again: that would rewrite who closed it, when and how."""
     if not outcome.strip():
         raise ValidationError({"outcome": "say what was done."})
+    if resolution and resolution not in FollowUp.Resolution.values:
+        raise ValidationError({"resolution": "choose how the follow-up ended."})
     with transaction.atomic():
         locked = FollowUp.objects.select_for_update().only("status").get(pk=follow_up.pk)
         if locked.status != FollowUp.Status.OPEN:
@@ -532,7 +579,8 @@ def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = 
         follow_up.outcome = outcome.strip()
         follow_up.closed_at = timezone.now()
         follow_up.closed_by = user
-        follow_up.save(update_fields=["status", "outcome", "closed_at", "closed_by"])
+        follow_up.resolution = resolution
+        follow_up.save(update_fields=["status", "outcome", "closed_at", "closed_by", "resolution"])
         audit(
             clinic=follow_up.clinic,
             user=user,
@@ -540,5 +588,34 @@ def do_close_follow_up(follow_up: FollowUp, outcome: str, user: Any, via: str = 
             obj=follow_up,
             patient_id=follow_up.session.course.patient_id,
             via=via,
+            status="done",
+            resolution=resolution,
         )
     return follow_up
+
+
+def do_complete_course(course: Course, user: Any, via: str = "api") -> Course:
+    """Mark a course completed before its planned number of sessions (the clinician and the
+    patient are satisfied); later sessions are maintenance."""
+    with transaction.atomic():
+        locked = Course.objects.select_for_update().get(pk=course.pk)
+        if locked.status in (Course.Status.STOPPED, Course.Status.COMPLETED):
+            raise ValidationError(
+                {"status": f"The course is already {locked.get_status_display().lower()}."}
+            )
+        if not locked.sessions.exists():
+            raise ValidationError(
+                {"status": "A course with no session cannot be completed; stop it instead."}
+            )
+        course.status = Course.Status.COMPLETED
+        course.save(update_fields=["status"])
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=course,
+            patient_id=course.patient_id,
+            via=via,
+            status="completed",
+        )
+    return course

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic
 from mesoclinic.courses import logic, rules
-from mesoclinic.formulary.models import Lot
+from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.models import Patient, Screening, sha256
 from mesoclinic.protocols.models import ClinicProtocol
@@ -64,6 +64,12 @@ class Course(models.Model):
     first_session_on = models.DateField(help_text="The planned date of session 1.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PLANNED)
     stop_reason = models.TextField(blank=True)
+    products = models.ManyToManyField(
+        Product,
+        blank=True,
+        related_name="courses",
+        help_text="The products planned for the course; a lot of any other is refused.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -398,6 +404,14 @@ class FollowUp(models.Model):
         OPEN = "open", "Open"
         DONE = "done", "Done"
 
+    class Resolution(models.TextChoices):
+        # How a follow-up ended, whatever opened it; the outcome text says the rest.
+        RESOLVED = "resolved", "The problem has resolved"
+        IMPROVING = "improving", "Treated, and improving"
+        REFERRED = "referred", "Referred to a doctor or a hospital"
+        NO_PROBLEM = "no_problem", "Checked: no problem found"
+        UNREACHABLE = "unreachable", "The patient could not be reached"
+
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="follow_ups")
     session = models.ForeignKey(Session, models.CASCADE, related_name="follow_ups")
     side_effect = models.ForeignKey(
@@ -412,6 +426,7 @@ class FollowUp(models.Model):
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
     )
     outcome = models.TextField(blank=True)
+    resolution = models.CharField(max_length=12, choices=Resolution.choices, blank=True)
 
     class Meta:
         # "urgent" sorts after "routine", so descending priority puts urgent ones first.
@@ -544,7 +559,13 @@ def gather_facts_many(
         )
     )
 
-    licence = practitioner.licences.filter(clinic=clinic).order_by("-expires_on").first()
+    licence = (
+        practitioner.licences.filter(clinic=clinic).order_by("-expires_on").first()
+        if practitioner is not None
+        else None
+    )
+    problems = tuple(active_problems(patient, performed_at))
+    planned_of = planned_products_of(ids)
     allergies = patient_allergies(patient)
     lot_facts = tuple(lot_facts_of(lots))
     out = {}
@@ -574,10 +595,88 @@ def gather_facts_many(
             min_interval_days=course.cadence_days - spec.cadence.tolerance_days.v,
             lots=lot_facts,
             patient_allergies=allergies,
-            practitioner_name=practitioner.display_name,
+            practitioner_name=practitioner.display_name if practitioner is not None else "",
             licence_expires_on=licence.expires_on if licence else None,
+            practitioner_known=practitioner is not None,
+            problems=problems,
+            planned_products=planned_of.get(course.pk),
             overridable=frozenset(c.value for c in spec.overridable),
             baseline_required=clinic.baseline_required,
             has_baseline=course.pk in with_baseline,
+        )
+    return out
+
+
+def planned_products_of(course_ids: list[int]) -> dict[int, dict[int, str]]:
+    """The products planned for each course (product id -> name), by course id; a course that
+    plans none is absent (its lots are not checked against a plan)."""
+    out: dict[int, dict[int, str]] = {}
+    rows = Course.products.through.objects.filter(course_id__in=course_ids).values_list(
+        "course_id", "product_id", "product__name"
+    )
+    for course_id, product_id, name in rows:
+        out.setdefault(course_id, {})[product_id] = name
+    return out
+
+
+INFECTION_SIDE_EFFECTS = ("infection", "mycobacterial_infection", "abscess")
+ENDED_EVENT_OUTCOMES = ("resolved", "resolvedWithSequelae", "fatal")
+
+
+def _day(moment: dt.datetime, tz: Any) -> str:
+    local = moment.astimezone(tz)
+    return f"{local:%a} {local.day} {local:%b %Y}"
+
+
+def active_problems(patient: Patient, at: dt.datetime) -> list[rules.ProblemFacts]:
+    """The patient's problems active at `at`, as the records stood then: infections not yet
+    resolved (a side effect of an infection kind, a serious adverse event of an infection kind,
+    an urgent infection-watch answer whose follow-up is open) and serious adverse events that
+    had not ended. An infection-watch answer counts from the session it is about: the patient
+    reports an infection that began after it. The safety app's rows are read through their
+    reverse relations, because safety depends on courses."""
+    tz = patient.clinic.tz
+    out: list[rules.ProblemFacts] = []
+    effects = SideEffect.objects.filter(
+        session__course__patient=patient,
+        kind__in=INFECTION_SIDE_EFFECTS,
+        onset_at__lte=at,
+    ).filter(models.Q(resolved_at__isnull=True) | models.Q(resolved_at__gt=at))
+    for e in effects.select_related("session"):
+        out.append(
+            rules.ProblemFacts(
+                True,
+                f"An infection (grade {e.grade}) after session {e.session.number}, "
+                f"since {_day(e.onset_at, tz)},",
+            )
+        )
+    events = patient.adverse_events.filter(onset_at__lte=at).filter(
+        ~models.Q(outcome__in=ENDED_EVENT_OUTCOMES) | models.Q(outcome_at__gt=at)
+    )
+    for ev in events.select_related("session"):
+        infection = ev.kind in INFECTION_SIDE_EFFECTS
+        out.append(
+            rules.ProblemFacts(
+                infection,
+                f"A serious adverse event ({ev.get_kind_display().lower()}, grade "
+                f"{ev.ctcae_grade}) after session {ev.session.number}, since "
+                f"{_day(ev.onset_at, tz)},",
+            )
+        )
+    watch = FollowUp.objects.filter(
+        session__course__patient=patient,
+        side_effect__isnull=True,
+        watch_prompts__isnull=False,
+        priority=FollowUp.Priority.URGENT,
+        # The infection began after the session the answer is about, whenever it was reported.
+        session__performed_at__lt=at,
+    ).filter(models.Q(status=FollowUp.Status.OPEN) | models.Q(closed_at__gt=at))
+    for f in watch.distinct():
+        out.append(
+            rules.ProblemFacts(
+                True,
+                f"A possible infection reported by the patient ({f.reason[:1].lower()}"
+                f"{f.reason[1:]}), opened {_day(f.opened_at, tz)},",
+            )
         )
     return out

@@ -42,6 +42,16 @@ class AllergyTestFacts:
 
 
 @dataclass(frozen=True)
+class ProblemFacts:
+    """An active problem of the patient at the time of the session: an infection not yet
+    resolved (a side effect, a serious adverse event or an infection-watch answer whose
+    follow-up is open), or a serious adverse event that has not ended."""
+
+    infection: bool
+    description: str  # "Infection (grade 2) after session 3, since Mon 2 Nov 2026"
+
+
+@dataclass(frozen=True)
 class SessionFacts:
     performed_at: dt.datetime
     tz: zoneinfo.ZoneInfo
@@ -62,6 +72,14 @@ class SessionFacts:
     patient_allergies: dict[int, str]  # ingredient id -> name
     practitioner_name: str
     licence_expires_on: dt.date | None  # the latest expiry of the practitioner's licences
+    # The patient's unresolved infections and open serious adverse events at the session.
+    problems: tuple[ProblemFacts, ...] = ()
+    # The products planned for the course (product id -> name); None: the course plans none,
+    # so no lot is refused for its product (a course planned before products were planned).
+    planned_products: dict[int, str] | None = None
+    # False when nobody is chosen to give the session yet (the front desk looking at the
+    # chart with no visit booked): the licence gate then waits for a practitioner.
+    practitioner_known: bool = True
     overridable: frozenset[str] = field(default_factory=frozenset)
     # The baseline gate (Clinic.baseline_required): session 1 needs a measurement taken at or
     # before it, so that the course's progress has a starting point.
@@ -83,6 +101,11 @@ def _when(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
     local = moment.astimezone(tz)
     # The day without a leading zero, as people write it ("Sun 6 Dec 2026"), as the pages do.
     return f"{local:%H:%M} on {local:%a} {local.day} {local:%b %Y}"
+
+
+def when_words(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> str:
+    """ "14:05 on Mon 7 Dec 2026", in the clinic's time zone."""
+    return _when(moment, tz)
 
 
 def _hours(delta: dt.timedelta) -> str:
@@ -177,13 +200,15 @@ def refusals(f: SessionFacts) -> list[Refusal]:
             )
             break
 
-    # 5. Every lot: in date, not recalled, free of the patient's allergens.
+    # 5. Every lot: in date, not recalled, free of the patient's allergens, of a planned product.
     day = f.performed_at.astimezone(f.tz).date()
-    for code, message, never in _lot_problems(f.lots, day, f.patient_allergies):
+    for code, message, never in _lot_problems(f.lots, day, f.patient_allergies, f.planned_products):
         refuse(code, message, never=never)
 
     # 6. The practitioner's licence on the day of the session.
-    if f.licence_expires_on is None:
+    if not f.practitioner_known:
+        pass  # Judged once a practitioner is booked or chosen, never against the viewer.
+    elif f.licence_expires_on is None:
         refuse(
             Code.PRACTITIONER_LICENCE_EXPIRED,
             f"{f.practitioner_name} has no licence on file in this clinic.",
@@ -204,16 +229,46 @@ def refusals(f: SessionFacts) -> list[Refusal]:
             f"{_when(f.performed_at, f.tz)}. The clinic's manager can turn this rule off.",
             never=True,
         )
+
+    # 8. An active problem: an unresolved infection is never injected through; an open serious
+    #    adverse event must be closed (or the protocol allow an override) first.
+    for problem in f.problems:
+        if problem.infection:
+            refuse(
+                Code.ACTIVE_INFECTION,
+                f"{problem.description} is not resolved. No session may be given while an "
+                "infection is active; this can never be overridden.",
+                never=True,
+            )
+        else:
+            refuse(
+                Code.OPEN_SERIOUS_EVENT,
+                f"{problem.description} is still open. Record how it ended before the next "
+                "session.",
+            )
     return out
 
 
 def _lot_problems(
-    lots: Iterable[LotFacts], day: dt.date, patient_allergies: dict[int, str]
+    lots: Iterable[LotFacts],
+    day: dt.date,
+    patient_allergies: dict[int, str],
+    planned_products: dict[int, str] | None = None,
 ) -> list[tuple[Code, str, bool]]:
     """(code, message, never overridable) for each lot that may not be injected on `day`.
     A lot may be used on its expiry date, in the clinic's local date, and not after."""
     out: list[tuple[Code, str, bool]] = []
     for lot in lots:
+        if planned_products is not None and lot.product_id not in planned_products:
+            planned = ", ".join(sorted(planned_products.values())) or "no product"
+            out.append(
+                (
+                    Code.PRODUCT_NOT_PLANNED,
+                    f"{lot.label} is not a product planned for this course (it plans "
+                    f"{planned}). Plan the product for the course first.",
+                    True,
+                )
+            )
         if day > lot.expires_on:
             out.append(
                 (Code.LOT_EXPIRED, f"{lot.label} expired on {lot.expires_on:%d %b %Y}.", False)
@@ -245,12 +300,13 @@ def allergy_test_refusals(
     given_at: dt.datetime,
     tz: zoneinfo.ZoneInfo,
     patient_allergies: dict[int, str],
+    planned_products: dict[int, str] | None = None,
 ) -> list[Refusal]:
     """The test injections are injections too: the same lot gates apply, with no override."""
     day = given_at.astimezone(tz).date()
     return [
         Refusal(code.value, message, overridable=False)
-        for code, message, _ in _lot_problems(lots, day, patient_allergies)
+        for code, message, _ in _lot_problems(lots, day, patient_allergies, planned_products)
     ]
 
 

@@ -112,6 +112,11 @@ class Product(models.Model):
         Ingredient, through="ProductIngredient"
     )
     active = models.BooleanField(default=True)
+    indications = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Indication keys the product is for, e.g. ["cellulite"]; empty: any.',
+    )
 
     class Meta:
         ordering = ["name"]
@@ -121,6 +126,23 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_for(self, indication: str) -> bool:
+        """Whether the formulary lists the product for `indication`. A product that names no
+        indication (an adjunct such as lidocaine, or one not yet described) is for any."""
+        return not self.indications or indication in self.indications
+
+    def indication_labels(self) -> list[str]:
+        return [Indication(i).label for i in self.indications if i in Indication.values]
+
+
+def products_for(clinic_id: int, indication: str) -> list[Product]:
+    """The clinic's active products for one indication: a course's products by default."""
+    return [
+        p
+        for p in Product.objects.filter(clinic_id=clinic_id, active=True).order_by("name")
+        if p.is_for(indication)
+    ]
 
 
 class ProductIngredient(models.Model):
@@ -138,6 +160,18 @@ class ProductIngredient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ingredient} {self.concentration:g} {self.unit}"
+
+
+class AlreadyRecalled(Exception):
+    """A recall of a lot that is already recalled: the first recall stands."""
+
+    def __init__(self, lot: Lot):
+        self.lot = lot
+        when = lot.recalled_at.astimezone(lot.product.clinic.tz) if lot.recalled_at else None
+        said = f" on {when.day} {when:%b %Y} at {when:%H:%M}" if when else ""
+        super().__init__(
+            f"{lot} was already recalled{said} ({lot.recall_reason}). The first recall stands."
+        )
 
 
 class Lot(models.Model):
@@ -176,8 +210,13 @@ class Lot(models.Model):
         return day > self.expires_on
 
     def do_recall(self, reason: str, user: object) -> None:
+        """Recall the lot, once. The row is locked, so of two recalls at once the second finds
+        the first and is refused: the first recall's reason, who and when stand."""
         if not reason.strip():
             raise ValueError("A recall needs a reason.")
+        locked = Lot.objects.select_for_update().filter(pk=self.pk).first()
+        if locked is not None and locked.recalled:
+            raise AlreadyRecalled(locked)
         self.recalled = True
         self.recall_reason = reason.strip()
         self.recalled_at = timezone.now()

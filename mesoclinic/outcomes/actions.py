@@ -18,13 +18,27 @@ from mesoclinic.outcomes.models import Measurement
 
 def course_facts(course: Course, now: dt.datetime | None = None) -> logic.CourseFacts:
     tz = course.clinic.tz
+    sessions_at = tuple(course.sessions.values_list("performed_at", flat=True))
     return logic.CourseFacts(
         areas=tuple(course.areas),
-        created_on=course.created_at.astimezone(tz).date(),
+        created_on=course_start(course, sessions_at),
         tz=tz,
-        sessions_at=tuple(course.sessions.values_list("performed_at", flat=True)),
+        sessions_at=sessions_at,
         now=now or timezone.now(),
     )
+
+
+def course_start(course: Course, sessions_at: tuple[dt.datetime, ...] = ()) -> dt.date:
+    """The first day a measurement may belong to the course: the earliest of the day it was
+    entered, its planned first session, its first allergy test and its first session. A course
+    entered after the fact (back-charted) starts on its first real day, so its baseline can
+    be dated on or before session 1."""
+    tz = course.clinic.tz
+    days = [course.created_at.astimezone(tz).date(), course.first_session_on]
+    days += [at.astimezone(tz).date() for at in sessions_at]
+    first_test = course.allergy_tests.order_by("given_at").values_list("given_at", flat=True)
+    days += [at.astimezone(tz).date() for at in first_test[:1]]
+    return min(days)
 
 
 def _session_of(course: Course, session: Session | int | None) -> Session | None:

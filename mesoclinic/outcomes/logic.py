@@ -144,8 +144,9 @@ def check_taken_at(taken_at: dt.datetime, facts: CourseFacts) -> dict[str, str]:
         problems["taken_at"] = "cannot be in the future."
     elif taken_at.astimezone(facts.tz).date() < facts.created_on:
         problems["taken_at"] = (
-            f"is before the course: it was planned on {facts.created_on:%d %b %Y}, and a "
-            "measurement from before then belongs to no course."
+            f"is before the course: it starts on {facts.created_on.day} "
+            f"{facts.created_on:%b %Y} (its planned first session, or the day it was entered "
+            "if earlier), and a measurement from before then belongs to no course."
         )
     return problems
 

@@ -58,13 +58,24 @@ class RefusalCode(models.TextChoices):
     INGREDIENT_ALLERGY = "ingredient_allergy", "Patient is allergic to an ingredient"
     PRACTITIONER_LICENCE_EXPIRED = "practitioner_licence_expired", "Practitioner licence expired"
     NO_BASELINE = "no_baseline", "No baseline measurement before session 1"
+    ACTIVE_INFECTION = "active_infection", "An infection is not resolved"
+    OPEN_SERIOUS_EVENT = "open_serious_event", "A serious adverse event is still open"
+    PRODUCT_NOT_PLANNED = "product_not_planned", "Product not planned for this course"
 
 
 # Gates that no protocol may make overridable. A systemic allergy reaction is handled in
 # rules.py, because a local reaction under the same code may be overridable. A missing baseline
 # is the clinic's own rule (Clinic.baseline_required), which the manager turns off, not a
-# protocol.
-NEVER_OVERRIDABLE = frozenset({RefusalCode.LOT_RECALLED.value, RefusalCode.NO_BASELINE.value})
+# protocol. An unresolved infection is never injected through (issue 12, clinical defect 1), and
+# a product the course did not plan is planned first, not overridden.
+NEVER_OVERRIDABLE = frozenset(
+    {
+        RefusalCode.LOT_RECALLED.value,
+        RefusalCode.NO_BASELINE.value,
+        RefusalCode.ACTIVE_INFECTION.value,
+        RefusalCode.PRODUCT_NOT_PLANNED.value,
+    }
+)
 
 NO_SOURCE = "no source"
 

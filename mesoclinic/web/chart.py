@@ -3,6 +3,8 @@ reason a session may not go ahead. Each change goes through the same actions as 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,8 +17,8 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_allergy_test, access_course, access_patient
 from mesoclinic.accounts.models import AuditEvent, audit
-from mesoclinic.courses import actions
-from mesoclinic.courses.models import Course, Session
+from mesoclinic.courses import actions, rules
+from mesoclinic.courses.models import Course, FollowUp, Session
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Measurement, Photo
@@ -86,12 +88,12 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     photo_areas: dict[int, list[str]] = {pk: [] for pk in ids}
     for course_id, area in Photo.objects.filter(course_id__in=ids).values_list("course_id", "area"):
         photo_areas[course_id].append(area)
-    # Every reason the next session of each open course may not go ahead, checked together.
-    refusals = actions.check_sessions(
+    # Every reason the next session of each open course may not go ahead, judged for the
+    # practitioner who will give it (clinical part, issue 12 defect 7).
+    refusals = gate_for_next_sessions(
         [c for c in patient_courses if c.status != Course.Status.STOPPED],
-        timezone.now(),
-        request.user,
-        [],
+        visits_of,
+        request.user if caller(request).role in CLINICAL else None,
     )
     for course in patient_courses:
         open_course = course.status != Course.Status.STOPPED
@@ -143,11 +145,55 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             **feeds.patient_feed_context(request, patient.pk),
             # The record card: details edited, medications, allergies (web/patients.py).
             **patient_record.chart_context(patient),
+            **clinical_context(patient),
         },
     )
 
 
+# Clinical part (issue 12): the patient's open follow-ups, whatever opened them, each with its
+# close form, and the course status actions. Kept in one block for the chart.
+
+
+def clinical_context(patient: Patient) -> dict[str, object]:
+    return {
+        "open_follow_ups": list(
+            FollowUp.objects.filter(
+                session__course__patient=patient, status=FollowUp.Status.OPEN
+            ).order_by("-priority", "opened_at")
+        ),
+        "follow_up_resolutions": FollowUp.Resolution.choices,
+    }
+
+
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
+
+
+def gate_for_next_sessions(
+    courses: list[Course], visits_of: dict[int, list[Appointment]], chosen: Any
+) -> dict[int, list[rules.Refusal]]:
+    """The gate for each course's next session, judged for the practitioner who will give it:
+    the practitioner of its next booked visit, else `chosen` (the viewer, when they may give
+    it), else nobody yet, and then the licence is judged when one is booked. Never for
+    whoever is looking: the front desk has no licence and gives no session. Courses are
+    checked together per practitioner, with the facts read once for each."""
+    now = timezone.now()
+    by_practitioner: dict[int | None, tuple[Any, list[Course]]] = {}
+    for course in courses:
+        upcoming = [
+            a
+            for a in visits_of.get(course.pk, [])
+            if a.status not in Appointment.INACTIVE
+            and a.status != Appointment.Status.DONE
+            and a.ends_at >= now
+        ]
+        nxt = min(upcoming, key=lambda a: a.starts_at, default=None)
+        who = nxt.practitioner if nxt is not None else chosen
+        key = who.pk if who is not None else None
+        by_practitioner.setdefault(key, (who, []))[1].append(course)
+    out: dict[int, list[rules.Refusal]] = {}
+    for who, group in by_practitioner.values():
+        out.update(actions.check_sessions(group, now, who, []))
+    return out
 
 
 def _outcomes_row(
@@ -168,11 +214,7 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
     course = access_course(caller(request), course_id, CLINICAL)
     if course.patient_id != patient.pk:
         raise Http404("Not this patient's course.")
-    products = list(
-        Product.objects.filter(clinic=patient.clinic, active=True).prefetch_related(
-            "components__ingredient"
-        )
-    )
+    products = consent_products(course)
     template = consent_text.current_template(patient.clinic)
     text = consent_text.render(template, products, course.indication, list(course.areas))
     form = forms.ConsentForm(request.POST or None)
@@ -205,22 +247,41 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
     )
 
 
+def consent_products(course: Course) -> list[Product]:
+    """The products a course's consent names: those planned for it, or for a course that
+    plans none (planned before products were), the clinic's products for its indication."""
+    planned = list(course.products.prefetch_related("components__ingredient"))
+    if planned:
+        return planned
+    return [
+        p
+        for p in Product.objects.filter(clinic=course.clinic, active=True).prefetch_related(
+            "components__ingredient"
+        )
+        if p.is_for(course.indication)
+    ]
+
+
 @login_required
 def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
     patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
     protocols = ClinicProtocol.current_for_clinic(patient.clinic)
+    products = list(Product.objects.filter(clinic=patient.clinic, active=True).order_by("name"))
     form = forms.CourseForm(
         [(p.key, p.name) for p in protocols],
         list(Area.choices),
         request.POST or None,
         initial={"cadence_days": 7, "planned_sessions": 15},
+        products=[(p.pk, _product_label(p)) for p in products],
     )
     if request.method == "POST" and form.is_valid():
         protocol = next(p for p in protocols if p.key == form.cleaned_data["protocol"])
+        chosen = [p for p in products if p.pk in form.cleaned_data["products"]]
         try:
             course = actions.do_plan_course(
                 patient,
                 protocol,
+                products=chosen or None,
                 indication=protocol.spec.indications.v[0],
                 areas=form.cleaned_data["areas"],
                 cadence_days=form.cleaned_data["cadence_days"],
@@ -244,6 +305,11 @@ def plan_course(request: HttpRequest, patient_id: int) -> HttpResponse:
             "protocols": [(p, p.spec) for p in protocols],
         },
     )
+
+
+def _product_label(product: Product) -> str:
+    labels = product.indication_labels()
+    return f"{product.name} ({', '.join(labels) if labels else 'any indication'})"
 
 
 @login_required

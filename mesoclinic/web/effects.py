@@ -159,17 +159,25 @@ def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
+    """Close any follow-up (a side effect's, a serious adverse event's, an infection-watch
+    answer's) with its outcome, from the chart or from Today, and go back there."""
     follow_up = access_follow_up(caller(request), follow_up_id, CLINICAL)
     course = follow_up.session.course
     form = forms.CloseFollowUpForm(request.POST)
     if form.is_valid():
         try:
             actions.do_close_follow_up(
-                follow_up, form.cleaned_data["outcome"], request.user, via="web"
+                follow_up,
+                form.cleaned_data["outcome"],
+                request.user,
+                via="web",
+                resolution=form.cleaned_data["resolution"],
             )
         except ValidationError as exc:
             put_errors(form, exc)
         else:
             messages.success(request, f"Follow-up closed: {follow_up.reason}.")
     flash_errors(request, form, "Follow-up")
+    if request.POST.get("back") == "today":
+        return redirect("web:today")
     return redirect(chart_url(course))

@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from mesoclinic.courses.models import FollowUp
 from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.records import EDITABLE, guardian_problems
@@ -102,17 +103,27 @@ class CourseForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Leave empty for the first day after the allergy-test wait.",
     )
+    products = forms.TypedMultipleChoiceField(
+        label="Products",
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave them all unticked to plan the formulary's products for the "
+        "protocol's indication. Only the lots of the planned products can be used.",
+    )
 
     def __init__(
         self,
         protocols: list[tuple[str, str]],
         areas: list[tuple[str, str]],
         *args: object,
+        products: list[tuple[int, str]] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["protocol"].choices = protocols  # type: ignore[attr-defined]
         self.fields["areas"].choices = areas  # type: ignore[attr-defined]
+        self.fields["products"].choices = products or []  # type: ignore[attr-defined]
 
 
 class ConsentForm(forms.Form):
@@ -222,9 +233,37 @@ class ResolveSideEffectForm(forms.Form):
 
 
 class CloseFollowUpForm(forms.Form):
+    resolution = forms.ChoiceField(label="How it ended", choices=FollowUp.Resolution.choices)
     outcome = forms.CharField(
         max_length=limits.NOTES,
         label="Outcome",
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="What was done, and how the patient is.",
     )
+
+
+class CourseStatusForm(forms.Form):
+    """Stop or complete a course from the chart."""
+
+    action = forms.ChoiceField(
+        choices=[("stop", "Stop the course"), ("complete", "Mark the course completed")],
+        widget=forms.HiddenInput,
+    )
+    reason = forms.CharField(
+        max_length=limits.REASON,
+        required=False,
+        label="Why",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Needed to stop a course: it shows on the chart.",
+    )
+    cancel_visits = forms.BooleanField(
+        required=False,
+        label="Cancel the course's future visits",
+        initial=True,
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("action") == "stop" and not str(data.get("reason", "")).strip():
+            self.add_error("reason", "Say why the course is stopped.")
+        return data

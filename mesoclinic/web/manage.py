@@ -33,7 +33,7 @@ from mesoclinic.access import (
 )
 from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User, audit
 from mesoclinic.courses.tracing import lot_exposures
-from mesoclinic.formulary.models import Lot, Product, ProductIngredient
+from mesoclinic.formulary.models import AlreadyRecalled, Lot, Product, ProductIngredient
 from mesoclinic.web.context import MANAGER, caller, require
 from mesoclinic.web.manage_forms import (
     ClinicSettingsForm,
@@ -124,26 +124,35 @@ def add_lot(request: HttpRequest, product_id: int) -> HttpResponse:
     )
 
 
+def _recall(lot: Lot, reason: str, user: Any) -> None:
+    """Recall the lot and audit it, in one transaction (Lot.do_recall locks the row)."""
+    with transaction.atomic():
+        lot.do_recall(reason, user)
+        audit(
+            clinic=lot.product.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=lot,
+            via="web",
+            recalled=True,
+            reason=lot.recall_reason,
+        )
+
+
 @login_required
 def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
     lot = access_lot(caller(request), lot_id, MANAGER)
     form = RecallForm(request.POST or None)
     if request.method == "POST":
         if lot.recalled:
-            messages.error(request, "This lot is already recalled.")
+            messages.error(request, str(AlreadyRecalled(lot)))
             return redirect("web:manage_lot", lot_id=lot.pk)
         if form.is_valid():
-            with transaction.atomic():
-                lot.do_recall(form.cleaned_data["reason"], request.user)
-                audit(
-                    clinic=lot.product.clinic,
-                    user=request.user,
-                    action=AuditEvent.Action.UPDATE,
-                    obj=lot,
-                    via="web",
-                    recalled=True,
-                    reason=lot.recall_reason,
-                )
+            try:
+                _recall(lot, form.cleaned_data["reason"], request.user)
+            except AlreadyRecalled as exc:
+                messages.error(request, str(exc))
+                return redirect("web:manage_lot", lot_id=lot.pk)
             messages.success(request, f"Lot {lot.lot_number} is recalled.")
             return redirect("web:manage_lot", lot_id=lot.pk)
     patients = lot_exposures(lot)

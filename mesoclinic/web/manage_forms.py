@@ -10,14 +10,25 @@ from django.db.models import Q
 from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
 from mesoclinic.lib import limits
+from mesoclinic.protocols.vocab import Indication
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
 
 class ProductForm(forms.ModelForm):
+    indications = forms.MultipleChoiceField(
+        label="Indications",
+        choices=Indication.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the product is for. A course plans only the products for its "
+        "indication, and the lots of any other product are refused. Leave them all unticked "
+        "for a product used with every indication, such as a local anaesthetic.",
+    )
+
     class Meta:
         model = Product
-        fields = ["name", "supplier", "vial"]
+        fields = ["name", "supplier", "vial", "indications"]
         labels = {"vial": "Vial"}
 
     def clean_name(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -18,7 +20,7 @@ from django.views.decorators.http import require_POST
 from mesoclinic.access import access_course, access_session
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions
-from mesoclinic.courses.models import Session, SessionInjection, SessionRefused
+from mesoclinic.courses.models import Course, Session, SessionInjection, SessionRefused
 from mesoclinic.formulary.models import Lot
 from mesoclinic.protocols.vocab import Area, RefusalCode
 from mesoclinic.web.chart import _find_lot
@@ -65,6 +67,21 @@ def _rows(
     if not rows and not errors:
         errors.append("Tick at least one area on the map.")
     return rows, errors
+
+
+def usable_lots(course: Course, when: dt.datetime) -> QuerySet[Lot]:
+    """Suggestions for the lot fields: the lots of the course's planned products (of the
+    clinic's active products, for a course that plans none) that may be used on the day."""
+    lots = Lot.objects.filter(
+        product__clinic_id=course.clinic_id,
+        product__active=True,
+        recalled=False,
+        expires_on__gte=when.astimezone(course.clinic.tz).date(),
+    )
+    planned = list(course.products.values_list("pk", flat=True))
+    if planned:
+        lots = lots.filter(product_id__in=planned)
+    return lots.select_related("product").order_by("product__name", "expires_on")
 
 
 @login_required
@@ -128,14 +145,7 @@ def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
             "override_choices": RefusalCode.choices,
             # Suggestions for the lot fields: the clinic's lots that may be used today. A lot
             # typed or scanned that is not among them is still looked up, and refused in words.
-            "usable_lots": Lot.objects.filter(
-                product__clinic_id=course.clinic_id,
-                product__active=True,
-                recalled=False,
-                expires_on__gte=when.astimezone(tz).date(),
-            )
-            .select_related("product")
-            .order_by("product__name", "expires_on"),
+            "usable_lots": usable_lots(course, when),
         },
         status=409 if refusals and request.method == "POST" else 200,
     )

@@ -353,6 +353,8 @@ def build(course: Course, records: Records) -> list[Event]:
         detail = _area_labels(s.areas)
         if s.override_codes:
             detail += f" · overridden: {', '.join(s.override_codes)} ({s.override_reason})"
+        if s.notes.strip():
+            detail += f" · notes: {s.notes.strip()}"
         events.append(
             Event(
                 at=local(s.performed_at),

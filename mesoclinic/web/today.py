@@ -174,6 +174,8 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
             .exclude(status=SafetyAlert.Status.CLOSED)
             .order_by("-raised_at", "-id")
         ),
+        # Clinical part (issue 12): each follow-up closes from Today with how it ended.
+        "follow_up_resolutions": FollowUp.Resolution.choices,
     }
 
 

@@ -1,0 +1,590 @@
+"""The clinical defects of issue 12, each through the path a clinic uses: an active infection
+or an open serious adverse event refuses the session; only the products planned for a course
+may be injected; an allergy reading taken too early is refused at entry; a course entered after
+the fact can be charted whole; session numbers follow time; a recall stands; and the gate is
+judged for the practitioner who will give the session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from mesoclinic.accounts.models import PractitionerLicence
+from mesoclinic.courses import actions
+from mesoclinic.courses.models import Course, FollowUp, SessionRefused
+from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.outcomes.actions import do_record_measurement
+from mesoclinic.outcomes.logic import Raw
+from mesoclinic.patients.models import Patient
+from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.safety import actions as safety_actions
+from mesoclinic.safety.models import AdverseEvent, WatchPrompt
+from mesoclinic.scheduling.models import Appointment
+from tests.conftest import World, ago, api_for, problem_of
+from tests.scheduling_fixtures import race_processes, run_script
+from tests.test_courses import AREAS, allergy_test, chart, ready_course, screen, sign
+from tests.test_web import signed_in
+
+CHILD = [sys.executable, "-m", "tests.booking_race_child"]
+
+
+def hair_product(world: World) -> Product:
+    """A product the formulary lists for hair loss only, with a lot in date."""
+    product = Product.objects.create(
+        clinic=world.clinic,
+        name="Biotin hair cocktail",
+        supplier="Dermal Supply Co.",
+        vial=Product.Vial.SINGLE_DOSE,
+        indications=["hair_loss"],
+    )
+    ProductIngredient.objects.create(
+        product=product,
+        ingredient=Ingredient.objects.get(key="biotin", clinic=None),
+        concentration=Decimal("5"),
+    )
+    Lot.objects.create(
+        product=product,
+        lot_number="BHC-1",
+        expires_on=timezone.now().date() + dt.timedelta(days=200),
+    )
+    return product
+
+
+def codes(exc: SessionRefused) -> list[str]:
+    return [r.code for r in exc.refusals]
+
+
+class ActiveProblemGateTests:
+    def test_an_unresolved_infection_refuses_the_session_and_cannot_be_overridden(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        effect = actions.do_report_side_effect(
+            first, kind="infection", onset_at=ago(days=15), grade=2, user=world.practitioner
+        )
+        with pytest.raises(SessionRefused) as exc:
+            chart(world, course, ago(days=10))
+        assert codes(exc.value) == ["active_infection"]
+        (refusal,) = exc.value.refusals
+        assert not refusal.overridable
+        assert "infection (grade 2) after session 1" in refusal.message
+        assert "can never be overridden" in refusal.message
+        with pytest.raises(ValidationError, match="cannot be overridden"):
+            chart(
+                world,
+                course,
+                ago(days=10),
+                override_codes=["active_infection"],
+                override_reason="The patient insists.",
+            )
+        # Resolved before the next session, the infection no longer stands in the way.
+        actions.do_resolve_side_effect(effect, ago(days=12), world.practitioner)
+        assert chart(world, course, ago(days=10)).number == 2
+
+    def test_an_urgent_infection_watch_answer_refuses_until_its_follow_up_is_closed(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        prompt = WatchPrompt.objects.create(
+            clinic=world.clinic,
+            session=first,
+            week=2,
+            due_at=ago(days=6),
+            next_attempt_at=ago(days=6),
+            status=WatchPrompt.Status.SENT,
+        )
+        safety_actions.do_answer_watch(prompt.pk, {"lump": True})
+        follow_up = FollowUp.objects.get(watch_prompts=prompt)
+        with pytest.raises(SessionRefused) as exc:
+            chart(world, course, ago(minutes=5))
+        assert codes(exc.value) == ["active_infection"]
+        assert "reported by the patient" in exc.value.refusals[0].message
+        actions.do_close_follow_up(follow_up, "Seen: a bruise, no infection.", world.manager)
+        assert chart(world, course, timezone.now()).number == 2
+
+    def test_an_open_serious_adverse_event_refuses_until_it_has_ended(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        event = safety_actions.do_report_adverse_event(
+            first,
+            kind=AdverseEvent.Kind.NECROSIS,
+            ctcae_grade=3,
+            onset_at=ago(days=18),
+            user=world.practitioner,
+        )
+        with pytest.raises(SessionRefused) as exc:
+            chart(world, course, ago(days=10))
+        assert codes(exc.value) == ["open_serious_event"]
+        assert "serious adverse event (skin necrosis, grade 3)" in exc.value.refusals[0].message
+        safety_actions.do_update_adverse_event(
+            event, outcome="resolved", outcome_at=ago(days=12), user=world.practitioner
+        )
+        assert chart(world, course, ago(days=10)).number == 2
+
+    def test_the_chart_and_the_api_refuse_with_an_active_infection(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        actions.do_report_side_effect(
+            first, kind="infection", onset_at=ago(days=15), grade=2, user=world.practitioner
+        )
+        page = signed_in(world.practitioner).get(f"/patients/{patient.pk}/").content.decode()
+        assert "Nothing stands in the way" not in page
+        assert "No session may be given while an infection is active" in page
+        response = api_for(world.practitioner).post(
+            f"/courses/{course.pk}/sessions",
+            {
+                "performed_at": ago(minutes=5).isoformat(),
+                "stimulants_avoided": True,
+                "injections": [{"area": "thighs", "lot": world.lot.pk, "volume_ml": "2.5"}],
+            },
+        )
+        body = problem_of(response, 409)
+        assert [r["code"] for r in body["reasons"]] == ["active_infection"]
+
+
+class PlannedProductTests:
+    def test_a_course_plans_the_products_for_its_indication_by_default(
+        self, world: World, patient: Patient
+    ) -> None:
+        hair = hair_product(world)
+        world.product.indications = ["cellulite"]
+        world.product.save()
+        course = ready_course(world, patient, ago(days=3))
+        planned = set(course.products.all())
+        assert planned == {world.product, world.lidocaine_product}
+        assert hair not in planned
+
+    def test_a_lot_of_a_product_not_planned_is_refused_for_the_test_and_the_session(
+        self, world: World, patient: Patient
+    ) -> None:
+        hair = hair_product(world)
+        hair_lot = hair.lots.get()
+        screen(patient, world.practitioner)
+        sign(world, patient, [world.product, world.lidocaine_product, hair])
+        course = ready_course(world, patient, ago(days=3))
+        with pytest.raises(SessionRefused) as exc:
+            actions.do_give_allergy_test(
+                course,
+                given_at=ago(hours=1),
+                injections=[
+                    actions.TestInjection(hair_lot, "left inner forearm"),
+                    actions.TestInjection(world.lidocaine_lot, "right inner forearm"),
+                ],
+                user=world.practitioner,
+            )
+        assert codes(exc.value) == ["product_not_planned"]
+        message = exc.value.refusals[0].message
+        assert "Biotin hair cocktail lot BHC-1 is not a product planned for this course" in message
+        with pytest.raises(SessionRefused) as session_exc:
+            chart(world, course, ago(minutes=5), lots=[hair_lot])
+        assert codes(session_exc.value) == ["product_not_planned"]
+        assert not session_exc.value.refusals[0].overridable
+        response = api_for(world.practitioner).post(
+            f"/courses/{course.pk}/sessions",
+            {
+                "performed_at": ago(minutes=5).isoformat(),
+                "stimulants_avoided": True,
+                "injections": [{"area": "thighs", "lot": hair_lot.pk, "volume_ml": "2.5"}],
+            },
+        )
+        assert [r["code"] for r in problem_of(response, 409)["reasons"]] == ["product_not_planned"]
+
+    def test_the_session_form_offers_and_the_consent_names_only_the_planned_products(
+        self, world: World, patient: Patient
+    ) -> None:
+        hair_product(world)
+        world.product.indications = ["cellulite"]
+        world.product.save()
+        course = ready_course(world, patient, ago(days=3))
+        client = signed_in(world.practitioner)
+        lots = client.get(f"/courses/{course.pk}/sessions/new/").context["usable_lots"]
+        assert "BHC-1" not in {lot.lot_number for lot in lots}
+        assert world.lot.lot_number in {lot.lot_number for lot in lots}
+        consent = client.get(f"/patients/{patient.pk}/courses/{course.pk}/consent/")
+        assert "Biotin hair cocktail" not in consent.context["text"]
+        assert world.product.name in consent.context["text"]
+
+    def test_a_course_planned_on_the_web_keeps_the_products_ticked(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in(world.practitioner)
+        response = client.post(
+            f"/patients/{patient.pk}/courses/new/",
+            {
+                "protocol": "cellulite",
+                "areas": ["thighs"],
+                "cadence_days": "7",
+                "planned_sessions": "15",
+                "products": [str(world.product.pk)],
+            },
+        )
+        assert response.status_code == 302
+        course = Course.objects.get(patient=patient)
+        assert list(course.products.all()) == [world.product]
+
+    def test_the_api_plans_products_and_refuses_one_for_another_indication(
+        self, world: World, patient: Patient
+    ) -> None:
+        hair = hair_product(world)
+        api = api_for(world.practitioner)
+        body = {
+            "protocol": "cellulite",
+            "areas": ["thighs"],
+            "cadence_days": 7,
+            "planned_sessions": 15,
+        }
+        refused = api.post(f"/patients/{patient.pk}/courses", {**body, "products": [hair.pk]})
+        assert (
+            "not listed in the formulary for this indication" in problem_of(refused, 422)["detail"]
+        )
+        made = api.post(f"/patients/{patient.pk}/courses", {**body, "products": [world.product.pk]})
+        assert made.status_code == 201, made.content
+        assert [p["id"] for p in made.json()["products"]] == [world.product.pk]
+
+    def test_a_manager_sets_a_products_indications_in_the_formulary(self, world: World) -> None:
+        client = signed_in(world.manager)
+        ingredient = Ingredient.objects.get(key="caffeine", clinic=None)
+        response = client.post(
+            "/manage/formulary/products/new/",
+            {
+                "name": "Cellulite mix",
+                "supplier": "Meso Pharmacy",
+                "vial": "single",
+                "indications": ["cellulite"],
+                "components-TOTAL_FORMS": "1",
+                "components-INITIAL_FORMS": "0",
+                "components-0-ingredient": str(ingredient.pk),
+                "components-0-concentration": "20",
+                "components-0-unit": "mg/mL",
+            },
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
+        assert Product.objects.get(name="Cellulite mix").indications == ["cellulite"]
+        page = client.get("/manage/formulary/").content.decode()
+        assert "for Cellulite" in page
+
+
+class EarlyReadingTests:
+    def test_the_web_refuses_an_early_reading_and_names_when_the_test_is_readable(
+        self, world: World, patient: Patient
+    ) -> None:
+        screen(patient, world.practitioner)
+        sign(world, patient)
+        course = ready_course(world, patient, ago(days=3))
+        test = allergy_test(world, course, ago(minutes=10), read_after=None)
+        client = signed_in(world.practitioner)
+        read_at = (test.given_at + dt.timedelta(minutes=3)).astimezone(world.clinic.tz)
+        response = client.post(
+            f"/allergy-tests/{test.pk}/reading/",
+            {"read_at": read_at.strftime("%Y-%m-%dT%H:%M"), "result": "none", "notes": ""},
+            follow=True,
+        )
+        page = response.content.decode()
+        readable = test.readable_from().astimezone(world.clinic.tz)
+        assert f"the test can be read from {readable:%H:%M} on" in page
+        assert not test.readings.exists()
+
+
+class BackChartingTests:
+    def test_a_course_entered_after_the_fact_is_charted_whole(
+        self, world: World, patient: Patient
+    ) -> None:
+        began = ago(days=60).replace(microsecond=0)
+        screen(patient, world.practitioner)
+        sign(world, patient)
+        course = actions.do_plan_course(
+            patient,
+            ClinicProtocol.current(world.clinic, "cellulite"),
+            indication="cellulite",
+            areas=AREAS,
+            cadence_days=7,
+            planned_sessions=15,
+            first_session_on=began.astimezone(world.clinic.tz).date(),
+            user=world.practitioner,
+        )
+        allergy_test(world, course, began - dt.timedelta(days=2))
+        # The baseline was taken on the day of session 1, weeks before the course was entered.
+        items = {"number": 2, "depth": 2, "morphology": 2, "laxity": 1, "nurnberger_muller": 2}
+        do_record_measurement(
+            course,
+            Raw(kind="hexsel_css", area="thighs", items=items),
+            taken_at=began - dt.timedelta(hours=1),
+            user=world.practitioner,
+        )
+        first = chart(world, course, began)
+        second = chart(world, course, began + dt.timedelta(days=7))
+        assert (first.number, second.number) == (1, 2)
+        assert first.injections.count() == 2
+
+
+class SessionNumberTests:
+    def test_a_session_charted_later_for_an_earlier_date_takes_its_place_in_time(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=40))
+        first = chart(world, course, ago(days=30))
+        third = chart(world, course, ago(days=16))
+        second = chart(world, course, ago(days=23))
+        for s in (first, second, third):
+            s.refresh_from_db()
+        assert (first.number, second.number, third.number) == (1, 2, 3)
+        assert chart(world, course, ago(days=2)).number == 4
+
+
+class RecallTests:
+    def test_a_second_recall_through_the_api_leaves_the_first_standing(self, world: World) -> None:
+        api = api_for(world.manager)
+        first = api.post(f"/lots/{world.lot.pk}/recall", {"reason": "Sterility not assured."})
+        assert first.status_code == 200
+        lot = Lot.objects.get(pk=world.lot.pk)
+        when = lot.recalled_at
+        other = api_for(_second_manager(world))
+        again = other.post(f"/lots/{world.lot.pk}/recall", {"reason": "Another reason."})
+        assert "already recalled" in problem_of(again, 409)["detail"]
+        lot.refresh_from_db()
+        assert (lot.recall_reason, lot.recalled_by, lot.recalled_at) == (
+            "Sterility not assured.",
+            world.manager,
+            when,
+        )
+
+    def test_a_second_recall_on_the_web_is_refused_in_words(self, world: World) -> None:
+        world.lot.do_recall("Sterility not assured.", world.manager)
+        client = signed_in(_second_manager(world))
+        response = client.post(
+            f"/manage/lots/{world.lot.pk}/", {"reason": "Another reason."}, follow=True
+        )
+        assert "was already recalled" in response.content.decode()
+        lot = Lot.objects.get(pk=world.lot.pk)
+        assert (lot.recall_reason, lot.recalled_by) == ("Sterility not assured.", world.manager)
+
+
+def _second_manager(world: World) -> object:
+    from mesoclinic.accounts.models import Membership
+    from tests.conftest import make_user
+
+    return make_user(world.clinic, "manager2", Membership.Role.MANAGER)
+
+
+class GateForWhomTests:
+    def test_the_front_desk_is_not_told_it_has_no_licence(
+        self, world: World, patient: Patient
+    ) -> None:
+        ready_course(world, patient, ago(days=3))
+        page = signed_in(world.front_desk).get(f"/patients/{patient.pk}/").content.decode()
+        assert "no licence on file" not in page
+        assert world.front_desk.display_name not in page.split("Before the next session")[1][:600]
+
+    def test_the_gate_judges_the_practitioner_of_the_booked_visit(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=3))
+        PractitionerLicence.objects.filter(user=world.practitioner).update(
+            expires_on=dt.date.today() - dt.timedelta(days=3)
+        )
+        starts = timezone.now() + dt.timedelta(hours=2)
+        Appointment.objects.create(
+            clinic=world.clinic,
+            patient=patient,
+            course=course,
+            kind=Appointment.Kind.SESSION,
+            practitioner=world.practitioner,
+            starts_at=starts,
+            ends_at=starts + dt.timedelta(minutes=30),
+        )
+        # The manager looks; the booked practitioner, whose licence has expired, will inject.
+        page = signed_in(world.manager).get(f"/patients/{patient.pk}/").content.decode()
+        assert f"{world.practitioner.display_name}&#x27;s licence expired" in page
+        assert "Nothing stands in the way" not in page
+        front = signed_in(world.front_desk).get(f"/patients/{patient.pk}/").content.decode()
+        assert f"{world.practitioner.display_name}&#x27;s licence expired" in front
+
+
+class FollowUpClosingTests:
+    def test_a_serious_events_follow_up_closes_from_today_with_how_it_ended(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        safety_actions.do_report_adverse_event(
+            first,
+            kind=AdverseEvent.Kind.ABSCESS,
+            ctcae_grade=3,
+            onset_at=ago(days=18),
+            user=world.practitioner,
+        )
+        follow_up = FollowUp.objects.get(side_effect=None)
+        client = signed_in(world.practitioner)
+        today = client.get("/today/").content.decode()
+        assert f'action="/follow-ups/{follow_up.pk}/close/"' in today
+        chart_page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert f'action="/follow-ups/{follow_up.pk}/close/"' in chart_page
+        missing = client.post(
+            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Drained.", "back": "today"}
+        )
+        assert missing["Location"] == "/today/"
+        follow_up.refresh_from_db()
+        assert follow_up.status == FollowUp.Status.OPEN
+        done = client.post(
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"resolution": "improving", "outcome": "Drained; antibiotics.", "back": "today"},
+        )
+        assert done["Location"] == "/today/"
+        follow_up.refresh_from_db()
+        assert (follow_up.status, follow_up.resolution, follow_up.closed_by) == (
+            FollowUp.Status.DONE,
+            "improving",
+            world.practitioner,
+        )
+        assert (
+            f'action="/follow-ups/{follow_up.pk}/close/"'
+            not in client.get("/today/").content.decode()
+        )
+
+    def test_an_infection_watch_follow_up_closes_from_the_chart(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        prompt = WatchPrompt.objects.create(
+            clinic=world.clinic,
+            session=first,
+            week=2,
+            due_at=ago(days=6),
+            next_attempt_at=ago(days=6),
+            status=WatchPrompt.Status.SENT,
+        )
+        safety_actions.do_answer_watch(prompt.pk, {"discharge": True})
+        follow_up = FollowUp.objects.get(watch_prompts=prompt)
+        response = signed_in(world.manager).post(
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"resolution": "no_problem", "outcome": "Seen in clinic: healed."},
+        )
+        assert response["Location"] == f"/patients/{patient.pk}/#course-{course.pk}"
+        follow_up.refresh_from_db()
+        assert (follow_up.status, follow_up.resolution) == (FollowUp.Status.DONE, "no_problem")
+
+
+class CourseStatusTests:
+    def test_stopping_a_course_asks_then_cancels_its_future_visits(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=3))
+        starts = timezone.now() + dt.timedelta(days=3)
+        visit = Appointment.objects.create(
+            clinic=world.clinic,
+            patient=patient,
+            course=course,
+            kind=Appointment.Kind.SESSION,
+            practitioner=world.practitioner,
+            starts_at=starts,
+            ends_at=starts + dt.timedelta(minutes=30),
+        )
+        client = signed_in(world.practitioner)
+        chart_page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert f"/courses/{course.pk}/status/?action=stop" in chart_page
+        ask = client.get(f"/courses/{course.pk}/status/?action=stop").content.decode()
+        assert "These visits of the course are still booked" in ask
+        refused = client.post(
+            f"/courses/{course.pk}/status/",
+            {"action": "stop", "reason": " ", "cancel_visits": "on"},
+        )
+        assert "Say why the course is stopped." in refused.content.decode()
+        done = client.post(
+            f"/courses/{course.pk}/status/",
+            {"action": "stop", "reason": "Pregnant since.", "cancel_visits": "on"},
+        )
+        assert done.status_code == 302
+        course.refresh_from_db()
+        visit.refresh_from_db()
+        assert (course.status, course.stop_reason) == (Course.Status.STOPPED, "Pregnant since.")
+        assert visit.status == Appointment.Status.CANCELLED
+        assert "Stopped: Pregnant since." in client.get(f"/patients/{patient.pk}/").content.decode()
+
+    def test_a_course_is_completed_from_the_chart(self, world: World, patient: Patient) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        chart(world, course, ago(days=20))
+        client = signed_in(world.practitioner)
+        response = client.post(f"/courses/{course.pk}/status/", {"action": "complete"})
+        assert response.status_code == 302
+        course.refresh_from_db()
+        assert course.status == Course.Status.COMPLETED
+        assert chart(world, course, ago(days=1)).kind == "maintenance"
+
+
+class SessionNotesTests:
+    def test_notes_show_on_the_session_the_chart_and_the_timeline(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        session = chart(world, course, ago(days=20), notes="Bruised easily on the left thigh.")
+        client = signed_in(world.practitioner)
+        assert (
+            "Bruised easily on the left thigh."
+            in client.get(f"/sessions/{session.pk}/").content.decode()
+        )
+        page = client.get(f"/patients/{patient.pk}/").content.decode()
+        # Once in the course's session list and once in its timeline.
+        assert page.count("Bruised easily on the left thigh.") >= 2
+
+
+class RecallRaceTests:
+    def test_parallel_recalls_of_one_lot_leave_exactly_one_standing(self, shared_db: str) -> None:
+        """Four managers' screens recall the same lot at once, from two processes: one recall
+        is written, the others get 409, and the lot keeps the winner's reason."""
+        seeded = run_script(CHILD, shared_db, "seed", {})
+        token = seeded["tokens"][str(seeded["practitioners"][1])]  # the clinic's manager
+
+        def lots() -> dict[str, Any]:
+            [found] = race_processes(
+                CHILD,
+                shared_db,
+                [
+                    {
+                        "requests": [
+                            {
+                                "method": "GET",
+                                "path": "/api/v1/lots?number=race_L100",
+                                "body": {},
+                                "token": token,
+                            }
+                        ]
+                    }
+                ],
+            )
+            result: dict[str, Any] = found[0]["json"][0]
+            return result
+
+        lot_id = lots()["id"]
+        batches = [
+            [
+                {
+                    "method": "POST",
+                    "path": f"/api/v1/lots/{lot_id}/recall",
+                    "body": {"reason": f"Notice {p}-{n}"},
+                    "token": token,
+                }
+                for n in range(2)
+            ]
+            for p in range(2)
+        ]
+        outputs = race_processes(CHILD, shared_db, [{"requests": b} for b in batches])
+        results = [r for output in outputs for r in output]
+        assert sorted(r["status"] for r in results) == [200, 409, 409, 409], results
+        winner = next(r for r in results if r["status"] == 200)["json"]["recall_reason"]
+        for r in results:
+            if r["status"] == 409:
+                assert "already recalled" in r["json"]["detail"]
+        assert lots()["recall_reason"] == winner
