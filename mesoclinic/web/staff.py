@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_licence, access_member, licences_for, members_for
 from mesoclinic.accounts import staff as actions
-from mesoclinic.accounts.licences import THRESHOLDS
+from mesoclinic.accounts.licences import THRESHOLDS, local_today
 from mesoclinic.accounts.models import Membership, PractitionerLicence
 from mesoclinic.web.context import MANAGER, caller
 from mesoclinic.web.manage_forms import LicenceForm, RoleForm
@@ -45,7 +45,7 @@ def staff(request: HttpRequest) -> HttpResponse:
     by_user: dict[int, list[PractitionerLicence]] = {}
     for licence in current:
         by_user.setdefault(licence.user_id, []).append(licence)
-    today = dt.date.today()
+    today = local_today(who.clinic)
     rows = [
         {
             "member": m,
@@ -72,7 +72,7 @@ def member(request: HttpRequest, membership_id: int) -> HttpResponse:
         .select_related("superseded_by")
         .order_by("-expires_on", "-pk")
     )
-    today = dt.date.today()
+    today = local_today(found.clinic)
     context = {
         "page": "staff",
         "member": found,
@@ -202,7 +202,7 @@ def renew_licence(request: HttpRequest, licence_id: int) -> HttpResponse:
             "member": holder,
             "licence": licence,
             "renew": True,
-            "today": dt.date.today(),
+            "today": local_today(holder.clinic),
         },
     )
 
@@ -241,6 +241,6 @@ def edit_licence(request: HttpRequest, licence_id: int) -> HttpResponse:
             "member": holder,
             "licence": licence,
             "renew": False,
-            "today": dt.date.today(),
+            "today": local_today(holder.clinic),
         },
     )
