@@ -140,6 +140,8 @@ API: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/auth/tokens"): SIGNED_IN,
     ("DELETE", "/auth/tokens/{token_id}"): OWNER,
     ("GET", "/audit"): MANAGE,
+    ("GET", "/staff"): MANAGE,
+    ("GET", "/staff/{membership_id}/licences"): MANAGE,
     ("GET", "/protocols"): READ,
     ("GET", "/protocols/{key}"): READ,
     ("PUT", "/protocols/{key}"): MANAGE,

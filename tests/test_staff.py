@@ -346,6 +346,44 @@ class TodayWarningTests:
         assert "Licences to renew" not in page
 
 
+class StaffApiTests:
+    def test_a_manager_lists_the_clinics_staff_with_licences(
+        self, world: World, other: World
+    ) -> None:
+        old = licence_of(world.practitioner)
+        new = staff.do_renew_licence(
+            old,
+            {
+                **{k: getattr(old, k) for k in staff.LICENCE_FIELDS},
+                "number": "MD-2",
+                "expires_on": old.expires_on + dt.timedelta(days=365),
+            },
+            user=world.manager,
+        )
+        staff.do_deactivate(member_of(world, world.front_desk), user=world.manager)
+        answer = world.api(world.manager).get("/staff")
+        assert answer.status_code == 200
+        rows = {r["username"]: r for r in answer.json()}
+        assert set(rows) == {"manager", "practitioner", "frontdesk"}  # not the other clinic's
+        assert rows["frontdesk"]["active"] is False and rows["frontdesk"]["role"] == "front_desk"
+        assert [lic["number"] for lic in rows["practitioner"]["licences"]] == ["MD-2"]
+        member = member_of(world, world.practitioner)
+        history = world.api(world.manager).get(f"/staff/{member.pk}/licences").json()
+        assert [(h["id"], h["current"], h["renewed_by"]) for h in history] == [
+            (new.pk, True, None),
+            (old.pk, False, new.pk),
+        ]
+
+    def test_only_managers_of_the_clinic(self, world: World, other: World) -> None:
+        member = member_of(world, world.practitioner)
+        for user in (world.practitioner, world.front_desk):
+            assert world.api(user).get("/staff").status_code == 403
+            assert world.api(user).get(f"/staff/{member.pk}/licences").status_code == 403
+        assert other.api(other.manager).get(f"/staff/{member.pk}/licences").status_code == 404
+        names = {r["username"] for r in other.api(other.manager).get("/staff").json()}
+        assert "practitioner" not in names
+
+
 # The emails: the worker's planning and sending, against a real SMTP server.
 
 
