@@ -33,7 +33,14 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 
-from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, audit, audit_many
+from mesoclinic.accounts.models import (
+    AuditEvent,
+    Clinic,
+    Membership,
+    PractitionerLicence,
+    audit,
+    audit_many,
+)
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.imports.models import ImportJob
@@ -267,6 +274,8 @@ class _Kind:
     patient: str | None  # the lookup to its patient's id, if it belongs to one
     links: tuple[tuple[str, str], ...] = ()  # (link kind, lookup the link's object id matches)
     label: str = "object"
+    # The manager the rows come from: a staff list includes deactivated members.
+    manager: str = "_default_manager"
 
 
 def _scope(caller: Caller, kind: _Kind, qs: QuerySet[Any]) -> QuerySet[Any]:
@@ -304,7 +313,7 @@ def _fetch(
     caller: Caller, kind: _Kind, pk: Any, need: frozenset[str], view: bool, **filters: Any
 ) -> Any:
     _check(caller, need)
-    qs = _scope(caller, kind, kind.model._default_manager.select_related(*kind.related))
+    qs = _scope(caller, kind, getattr(kind.model, kind.manager).select_related(*kind.related))
     try:
         found = qs.filter(pk=pk, **filters).first()
     except (TypeError, ValueError, OverflowError):
@@ -400,7 +409,8 @@ _ALERT = _Kind(
     (),
     "alert",
 )
-_MEMBER = _Kind(Membership, ("user", "clinic"), "clinic_id", None, (), "member")
+_MEMBER = _Kind(Membership, ("user", "clinic"), "clinic_id", None, (), "member", "every")
+_LICENCE = _Kind(PractitionerLicence, ("user", "clinic"), "clinic_id", None, (), "licence")
 _CHANGE_REQUEST = _Kind(
     ChangeRequest,
     ("appointment__patient", "clinic"),
@@ -534,6 +544,13 @@ def access_member(caller: Caller, membership_id: int, need: frozenset[str] = MAN
     return found
 
 
+def access_licence(
+    caller: Caller, licence_id: int, need: frozenset[str] = MANAGE
+) -> PractitionerLicence:
+    found: PractitionerLicence = _fetch(caller, _LICENCE, licence_id, need, False)
+    return found
+
+
 def access_change_request(
     caller: Caller, request_id: int, need: frozenset[str] = READ
 ) -> ChangeRequest:
@@ -574,7 +591,7 @@ def access_protocol(
 
 def _all(caller: Caller, kind: _Kind, need: frozenset[str]) -> QuerySet[Any]:
     _check(caller, need)
-    return _scope(caller, kind, kind.model._default_manager.all())
+    return _scope(caller, kind, getattr(kind.model, kind.manager).all())
 
 
 def patients_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Patient]:
@@ -635,6 +652,10 @@ def members_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Membe
 
 def import_jobs_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[ImportJob]:
     return _all(caller, _IMPORT, need)
+
+
+def licences_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[PractitionerLicence]:
+    return _all(caller, _LICENCE, need)
 
 
 def managed_clinic_ids(user: Any) -> list[int]:

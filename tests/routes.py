@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Membership, User
+from mesoclinic.accounts.models import Membership, PractitionerLicence, User
 from mesoclinic.api.models import ApiToken
 from mesoclinic.api.views import api
 from mesoclinic.outcomes import photo_actions
@@ -222,6 +222,7 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "alert_id": alert.pk,
         "request_id": change.pk,
         "membership_id": Membership.objects.get(user=world.practitioner).pk,
+        "licence_id": PractitionerLicence.objects.get(user=world.practitioner).pk,
         "key": "cellulite",
         "feed_token": feed_token,
         "feed_id": feed.pk,

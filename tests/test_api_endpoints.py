@@ -436,6 +436,8 @@ class EndpointAccessTests:
             ("DELETE", "/auth/tokens/{token_id}"),
             ("GET", "/audit"),
         }
+        # The manager's staff list and a member's licences: tests/test_staff.py::StaffApiTests.
+        served -= {("GET", "/staff"), ("GET", "/staff/{membership_id}/licences")}
         # A multipart upload, an image (not JSON) and the manager's marketing list are covered,
         # roles and tenancy alike, by tests/test_photos.py::PhotoApiTests.
         served -= {

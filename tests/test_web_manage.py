@@ -13,6 +13,7 @@ from django.contrib.auth import authenticate
 from django.core import mail
 from django.test import Client
 
+from mesoclinic.accounts.licences import local_today
 from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import Course
@@ -521,7 +522,8 @@ class StaffTests:
             kind=PractitionerLicence.Kind.NURSE_PRACTITIONER,
             number="NP-OLD",
             jurisdiction="Vermont",
-            expires_on=TODAY - dt.timedelta(days=1),
+            # Yesterday in the clinic's time zone, which the page judges expiry by.
+            expires_on=local_today(world.clinic) - dt.timedelta(days=1),
         )
         page = signed_in(world.manager).get("/manage/staff/").content.decode()
         for name in ("Manager", "Practitioner", "Frontdesk"):

@@ -20,6 +20,9 @@ from django.utils.timezone import now
 # pre_delete for a membership that ends; accounts knows nothing of either, so the
 # dependencies keep pointing one way.
 credentials_changed = Signal()
+# Sent when a manager deactivates a membership (`membership`): its access ends like a deleted
+# membership's, so the same listeners revoke its tokens and calendar addresses.
+membership_ended = Signal()
 
 
 def validate_timezone(value: str) -> None:
@@ -97,8 +100,25 @@ class Clinic(models.Model):
         return moment.astimezone(self.tz)
 
 
+class ActiveMembershipManager(models.Manager["Membership"]):
+    """Memberships that give access: not deactivated. The default manager, so every check of
+    "is this user a member of this clinic" (the access layer, the API's sign-in, calendar
+    feeds, the booking pickers) leaves a deactivated member out without asking."""
+
+    def get_queryset(self) -> models.QuerySet[Membership]:
+        return super().get_queryset().filter(deactivated_at__isnull=True)
+
+
+class EveryMembershipManager(models.Manager["Membership"]):
+    """Every membership, deactivated ones too: for the staff pages and the history."""
+
+
 class Membership(models.Model):
-    """A user's role in one clinic. Tenancy and permission checks start here."""
+    """A user's role in one clinic. Tenancy and permission checks start here.
+
+    A manager may deactivate a membership (accounts/staff.py): the row stays, with who ended
+    it and when, so it can be reactivated and the staff page still lists it; `objects` no
+    longer returns it, `every` does."""
 
     class Role(models.TextChoices):
         MANAGER = "manager", "Clinic manager"
@@ -109,8 +129,20 @@ class Membership(models.Model):
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
     created_at = models.DateTimeField(default=now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    objects = ActiveMembershipManager()
+    every = EveryMembershipManager()
 
     class Meta:
+        base_manager_name = "every"
         constraints = [
             models.UniqueConstraint(fields=["user", "clinic"], name="one_membership_per_clinic"),
         ]
@@ -121,6 +153,10 @@ class Membership(models.Model):
     @property
     def is_clinical(self) -> bool:
         return self.role in {self.Role.MANAGER, self.Role.PRACTITIONER}
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
 
 
 class PractitionerLicence(models.Model):
@@ -140,17 +176,67 @@ class PractitionerLicence(models.Model):
     number = models.CharField(max_length=60)
     jurisdiction = models.CharField(max_length=120)
     expires_on = models.DateField()
+    # A renewal is a new row; the one it replaces points to it and stays as history.
+    superseded_by = models.OneToOneField(
+        "self", models.SET_NULL, null=True, blank=True, related_name="supersedes"
+    )
+    created_at = models.DateTimeField(default=now)
 
     class Meta:
         ordering = ["-expires_on"]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_kind_display()} {self.number} ({self.jurisdiction}) until {self.expires_on}"
-        )
+        return f"{self.get_kind_display()} {self.number} ({self.jurisdiction})"
+
+    @property
+    def is_current(self) -> bool:
+        return self.superseded_by_id is None
 
     def is_valid_on(self, day: dt.date) -> bool:
         return day <= self.expires_on
+
+
+class LicenceWarning(models.Model):
+    """One email warning that a licence expires soon, 60, 30 or 7 days before, to the clinic's
+    managers and the practitioner. Sent through the same kind of outbox as reminders
+    (lib/outbox.py). The unique constraint on (licence, threshold) makes each warning go once
+    however many workers plan it; a renewal is a new licence, so its warnings start afresh."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="licence_warnings")
+    licence = models.ForeignKey(PractitionerLicence, models.CASCADE, related_name="warnings")
+    threshold = models.PositiveSmallIntegerField(help_text="Days before expiry: 60, 30 or 7.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    skip_reason = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=now)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_to = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="licence_warning_status_next")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["licence", "threshold"], name="one_licence_warning_per_threshold"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.threshold}-day warning for licence {self.licence_id} ({self.status})"
 
 
 class AuditEvent(models.Model):

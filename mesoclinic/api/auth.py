@@ -24,6 +24,9 @@ class BearerAuth(HttpBearer):
         )
         if found is None or not found.user.is_active:
             return None
+        if found.membership is not None and not found.membership.is_active:
+            # Its tokens were revoked at the deactivation; this holds even for one it missed.
+            return None
         # The token itself, for the endpoints that act on it (logout, the list of tokens).
         request.api_token = found  # type: ignore[attr-defined]
         # Record use at most once a minute, to keep reads from writing on every request.

@@ -23,6 +23,7 @@ from mesoclinic.accounts.models import (
     User,
     audit,
     credentials_changed,
+    membership_ended,
 )
 
 
@@ -113,6 +114,11 @@ def _revoke_on_membership(sender: Any, instance: Membership, **kwargs: Any) -> N
         by=None,
         via="account",
     )
+
+
+@receiver(membership_ended, dispatch_uid="api.revoke_tokens_on_deactivation")
+def _revoke_on_deactivation(sender: Any, membership: Membership, **kwargs: Any) -> None:
+    _revoke_on_membership(sender, membership)
 
 
 class IdempotencyRecord(models.Model):

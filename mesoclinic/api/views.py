@@ -72,10 +72,13 @@ problems.install(api)
 
 # Signing in, out and the caller's own tokens (tokens.py), and the manager's audit trail.
 from mesoclinic.api import audit as audit_endpoints  # noqa: E402
+from mesoclinic.api import staff as staff_endpoints  # noqa: E402
 from mesoclinic.api import tokens  # noqa: E402
 
 api.add_router("/auth", tokens.router)
 api.add_router("/audit", audit_endpoints.router)
+# The manager's list of staff and their licences (staff.py).
+api.add_router("/staff", staff_endpoints.router)
 
 
 # Fetch helpers: tenancy and role checks live here and nowhere else.

@@ -508,11 +508,18 @@ def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
         return []
     until = licensed_until(clinic, {a.practitioner_id for a in injecting})
     out = []
+    today = timezone.now().astimezone(clinic.tz).date()
     for a in injecting:
         day = a.starts_at.astimezone(clinic.tz).date()
         expires = until.get(a.practitioner_id)
         if not may_give(a.kind, expires, day):
-            held = f"expires on {expires:%d %b %Y}" if expires else "is not on file"
+            # A date already past "expired"; one still ahead "expires", before the visit.
+            if expires is None:
+                held = "is not on file"
+            elif expires < today:
+                held = f"expired on {expires:%d %b %Y}"
+            else:
+                held = f"expires on {expires:%d %b %Y}, before the visit"
             out.append(
                 Refusal(
                     "practitioner_unlicensed",

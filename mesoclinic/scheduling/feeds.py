@@ -26,6 +26,7 @@ from mesoclinic.accounts.models import (
     User,
     audit,
     credentials_changed,
+    membership_ended,
 )
 from mesoclinic.lib import ical
 from mesoclinic.patients.models import Patient
@@ -140,6 +141,11 @@ def _revoke_on_membership(sender: Any, instance: Membership, **kwargs: Any) -> N
         CalendarFeed.objects.filter(user_id=instance.user_id, clinic_id=instance.clinic_id),
         "membership ended",
     )
+
+
+@receiver(membership_ended, dispatch_uid="scheduling.revoke_feeds_on_deactivation")
+def _revoke_on_deactivation(sender: Any, membership: Membership, **kwargs: Any) -> None:
+    _revoke_on_membership(sender, membership)
 
 
 def render(feed: CalendarFeed, *, host: str, now: dt.datetime | None = None) -> str:

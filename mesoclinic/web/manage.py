@@ -21,17 +21,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from django.views.decorators.http import require_POST
 
 from mesoclinic.access import (
     access_lot,
-    access_member,
     access_product,
     audit_list,
-    members_for,
     products_for,
 )
-from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, User, audit
+from mesoclinic.accounts.models import AuditEvent, Membership, User, audit
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary.models import AlreadyRecalled, Lot, Product, ProductIngredient
 from mesoclinic.web.context import MANAGER, caller, require
@@ -39,11 +36,9 @@ from mesoclinic.web.manage_forms import (
     ClinicSettingsForm,
     ComponentFormSet,
     InviteForm,
-    LicenceForm,
     LotForm,
     ProductForm,
     RecallForm,
-    RoleForm,
     save_components,
 )
 
@@ -244,34 +239,7 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-# Staff and licences.
-
-
-@login_required
-def staff(request: HttpRequest) -> HttpResponse:
-    found = require(request, MANAGER)
-    licences = PractitionerLicence.objects.filter(clinic=found.clinic)
-    members = list(
-        members_for(caller(request), MANAGER)
-        .select_related("user")
-        .order_by("user__last_name", "user__first_name", "user__username")
-    )
-    by_user: dict[int, list[PractitionerLicence]] = {}
-    for licence in licences:
-        by_user.setdefault(licence.user_id, []).append(licence)
-    today = dt.date.today()
-    rows = [
-        {
-            "member": m,
-            "licences": [
-                {"licence": lic, "expired": not lic.is_valid_on(today)}
-                for lic in by_user.get(m.user_id, [])
-            ],
-            "role_form": RoleForm(initial={"role": m.role}, member=m, prefix=f"m{m.pk}"),
-        }
-        for m in members
-    ]
-    return render(request, "web/manage/staff.html", {"page": "staff", "rows": rows})
+# The clinic's settings and invitations (the rest of the staff pages: web/staff.py).
 
 
 @login_required
@@ -352,60 +320,4 @@ def _send_invitation(request: HttpRequest, user: User, member: Membership) -> No
         render_to_string("web/manage/invitation_email.txt", context),
         None,
         [user.email],
-    )
-
-
-@login_required
-@require_POST
-def change_role(request: HttpRequest, membership_id: int) -> HttpResponse:
-    member = access_member(caller(request), membership_id)
-    form = RoleForm(request.POST, member=member, prefix=f"m{member.pk}")
-    if not form.is_valid():
-        for error in form.errors.get("role", []):
-            messages.error(request, f"{member.user}: {error}")
-        return redirect("web:manage_staff")
-    before = member.role
-    if form.cleaned_data["role"] != before:
-        with transaction.atomic():
-            member.role = form.cleaned_data["role"]
-            member.save(update_fields=["role"])
-            audit(
-                clinic=member.clinic,
-                user=request.user,
-                action=AuditEvent.Action.UPDATE,
-                obj=member,
-                via="web",
-                role_before=before,
-                role=member.role,
-            )
-        messages.success(request, f"{member.user} is now {member.get_role_display()}.")
-    return redirect("web:manage_staff")
-
-
-@login_required
-def add_licence(request: HttpRequest, membership_id: int) -> HttpResponse:
-    member = access_member(caller(request), membership_id)
-    form = LicenceForm(
-        request.POST or None,
-        instance=PractitionerLicence(user=member.user, clinic=member.clinic),
-    )
-    if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            licence = form.save()
-            audit(
-                clinic=member.clinic,
-                user=request.user,
-                action=AuditEvent.Action.CREATE,
-                obj=licence,
-                via="web",
-                member=member.pk,
-                kind=licence.kind,
-                number=licence.number,
-            )
-        messages.success(request, f"The licence of {member.user} was added.")
-        return redirect("web:manage_staff")
-    return render(
-        request,
-        "web/manage/licence_form.html",
-        {"page": "staff", "form": form, "member": member},
     )

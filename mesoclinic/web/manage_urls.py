@@ -5,7 +5,7 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import audit, imports, manage, manage_protocols
+from mesoclinic.web import audit, imports, manage, manage_protocols, staff
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -14,10 +14,15 @@ urlpatterns: list[URLPattern] = [
     path("lots/<int:lot_id>/", manage.lot_detail, name="manage_lot"),
     path("lots/<int:lot_id>/patients.csv", manage.lot_patients_csv, name="manage_lot_csv"),
     path("clinic/", manage.clinic_settings, name="manage_clinic"),
-    path("staff/", manage.staff, name="manage_staff"),
+    path("staff/", staff.staff, name="manage_staff"),
     path("staff/invite/", manage.invite, name="manage_invite"),
-    path("staff/<int:membership_id>/role/", manage.change_role, name="manage_change_role"),
-    path("staff/<int:membership_id>/licences/new/", manage.add_licence, name="manage_add_licence"),
+    path("staff/<int:membership_id>/", staff.member, name="manage_member"),
+    path("staff/<int:membership_id>/role/", staff.change_role, name="manage_change_role"),
+    path("staff/<int:membership_id>/deactivate/", staff.deactivate, name="manage_deactivate"),
+    path("staff/<int:membership_id>/reactivate/", staff.reactivate, name="manage_reactivate"),
+    path("staff/<int:membership_id>/licences/new/", staff.add_licence, name="manage_add_licence"),
+    path("licences/<int:licence_id>/renew/", staff.renew_licence, name="manage_renew_licence"),
+    path("licences/<int:licence_id>/edit/", staff.edit_licence, name="manage_edit_licence"),
     path("audit/", audit.audit_trail, name="manage_audit"),
     path("audit.csv", audit.audit_csv, name="manage_audit_csv"),
     path("protocols/", manage_protocols.protocols, name="manage_protocols"),

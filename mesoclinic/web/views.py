@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_change_request, audit_list
+from mesoclinic.accounts import licences
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.records import Duplicate, find_duplicates
@@ -37,6 +38,9 @@ def today(request: HttpRequest) -> HttpResponse:
     found = who.require(ALL_STAFF)
     context = today_page.build(found.clinic)
     audit_list(who, "today", today_page.patients_shown(context))
+    # Staff: licences that expire within 60 days or have expired, for a manager all of the
+    # clinic's, for anyone else their own (templates/web/staff/_licence_warnings.html).
+    context["licence_warnings"] = licences.warnings_for(found, licences.local_today(found.clinic))
     return render(request, "web/today.html", {"page": "today", **context})
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
+from mesoclinic.accounts import licences
 from mesoclinic.courses.actions import do_sweep_side_effects
 from mesoclinic.ops.models import WorkerHeartbeat
 from mesoclinic.reminders import actions
@@ -84,6 +85,14 @@ class Command(BaseCommand):
         if prompts:
             self.say(f"planned {prompts} watch prompt{'s' if prompts != 1 else ''}")
         watch.send_due(self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set)
+        # Licence warnings 60, 30 and 7 days before expiry (accounts/licences.py), to the
+        # clinic's managers and the practitioner, each once.
+        warnings = licences.do_plan_warnings()
+        if warnings:
+            self.say(f"planned {warnings} licence warning{'s' if warnings != 1 else ''}")
+        licences.send_due(
+            self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
+        )
         swept = do_sweep_side_effects()
         if swept:
             self.say(f"{swept} side effect{'s' if swept != 1 else ''} now beyond expected")
