@@ -123,6 +123,15 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "account_tokens": ("GET", SIGNED_IN),
     "account_revoke_token": ("POST", OWNER),
     "account_revoke_feed": ("POST", OWNER),
+    # The setup pages (web/setup.py).
+    "manage_setup": ("GET", MANAGE),
+    "manage_opening_hours": ("GET", MANAGE),
+    "manage_delete_holiday": ("POST", MANAGE),
+    "manage_rooms": ("GET", MANAGE),
+    "manage_room": ("POST", MANAGE),
+    "manage_visit_types": ("GET", MANAGE),
+    "manage_member_hours": ("GET", MANAGE),
+    "manage_delete_exception": ("POST", MANAGE),
     "manage_audit": ("GET", MANAGE),
     "manage_audit_csv": ("GET", MANAGE),
 }

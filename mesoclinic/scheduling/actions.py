@@ -39,7 +39,7 @@ from mesoclinic.accounts.models import (
 )
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Patient
-from mesoclinic.scheduling import logic
+from mesoclinic.scheduling import logic, visit_types
 from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
     Appointment,
@@ -269,9 +269,9 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
 
 def _build(request: BookingRequest, user: Any) -> Appointment:
     ends_at = request.ends_at
-    if ends_at is None and request.course is not None:
-        ends_at = request.starts_at + logic.duration(
-            request.kind, request.course.spec, len(request.course.areas or [])
+    if ends_at is None and (request.course is not None or request.kind == logic.CONSULTATION):
+        ends_at = request.starts_at + visit_types.visit_length(
+            request.patient.clinic, request.kind, request.course
         )
     return Appointment(
         clinic=request.patient.clinic,

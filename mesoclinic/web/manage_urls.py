@@ -4,7 +4,7 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import audit, manage, manage_protocols
+from mesoclinic.web import audit, manage, manage_protocols, setup
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -17,6 +17,22 @@ urlpatterns: list[URLPattern] = [
     path("staff/invite/", manage.invite, name="manage_invite"),
     path("staff/<int:membership_id>/role/", manage.change_role, name="manage_change_role"),
     path("staff/<int:membership_id>/licences/new/", manage.add_licence, name="manage_add_licence"),
+    path("setup/", setup.guide, name="manage_setup"),
+    path("hours/", setup.opening_hours, name="manage_opening_hours"),
+    path(
+        "hours/holidays/<int:holiday_id>/delete/",
+        setup.delete_holiday,
+        name="manage_delete_holiday",
+    ),
+    path("rooms/", setup.rooms, name="manage_rooms"),
+    path("rooms/<int:room_id>/", setup.room, name="manage_room"),
+    path("visit-types/", setup.visit_types, name="manage_visit_types"),
+    path("staff/<int:membership_id>/hours/", setup.member_hours, name="manage_member_hours"),
+    path(
+        "staff/<int:membership_id>/hours/<int:exception_id>/delete/",
+        setup.delete_exception,
+        name="manage_delete_exception",
+    ),
     path("audit/", audit.audit_trail, name="manage_audit"),
     path("audit.csv", audit.audit_csv, name="manage_audit_csv"),
     path("protocols/", manage_protocols.protocols, name="manage_protocols"),
