@@ -114,7 +114,7 @@ class HolidayForm(forms.ModelForm):
     class Meta:
         model = Holiday
         fields = ["date", "name"]
-        labels = {"name": "Holiday"}
+        labels = {"name": "Name of the holiday"}
         help_texts = {"name": "For example: Christmas Day. The clinic is closed all day."}
 
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
