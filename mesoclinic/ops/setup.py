@@ -153,9 +153,7 @@ def checklist(clinic: Clinic) -> list[Step]:
             (
                 f"Ready: {', '.join(u.display_name for u in ready)}."
                 if ready
-                else f"{practitioners} practitioner{'s' if practitioners != 1 else ''} on the "
-                "staff; none yet has both weekly hours and a valid licence. Invite one from "
-                "the staff page, then set their hours and add their licence."
+                else _none_ready(practitioners)
             ),
             "web:manage_staff",
         ),
@@ -167,6 +165,18 @@ def checklist(clinic: Clinic) -> list[Step]:
             "web:manage_formulary",
         ),
     ]
+
+
+def _none_ready(practitioners: int) -> str:
+    if not practitioners:
+        return (
+            "No practitioner on the staff yet. Invite one from the staff page, then set their "
+            "hours and add their licence."
+        )
+    return (
+        "No practitioner has both weekly hours and a valid licence yet. Set their hours "
+        "below and add their licence on the staff page."
+    )
 
 
 def is_complete(steps: list[Step]) -> bool:

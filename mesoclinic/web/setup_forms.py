@@ -84,16 +84,17 @@ class WeekForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.clinic = clinic
-        example = formats.spans_text(
+        # Said once above the days, not under each of them.
+        self.example = formats.spans_text(
             [(dt.time(9), dt.time(12, 30)), (dt.time(14), dt.time(18))], clinic
         )
+        self.what = what
         for day in Weekday:
             self.fields[f"day{day.value}"] = forms.CharField(
                 label=str(day.label),
                 required=False,
                 max_length=200,
                 initial=formats.spans_text(week.get(day.value, []), clinic),
-                help_text=f"For example {example}; leave empty when not {what}.",
             )
 
     def clean(self) -> dict[str, Any]:
@@ -142,6 +143,8 @@ class RoomForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.clinic = clinic
         self.room = room
+        if room is not None:
+            self.fields["name"].label = f"New name for {room.name}"
 
     def clean_name(self) -> str:
         name = str(self.cleaned_data["name"]).strip()
@@ -163,7 +166,9 @@ class VisitTypesForm(forms.Form):
 
     def __init__(self, *args: Any, lengths: dict[str, int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for kind in Appointment.Kind:
+        # The consultation first: it is the one length no protocol ever gives.
+        kinds = sorted(Appointment.Kind, key=lambda k: k != Appointment.Kind.CONSULTATION)
+        for kind in kinds:
             choices = list(LENGTH_CHOICES)
             if lengths[kind.value] not in dict(choices):
                 choices.append((lengths[kind.value], f"{lengths[kind.value]} minutes"))
@@ -191,6 +196,8 @@ class ExceptionForm(forms.Form):
     def __init__(self, *args: Any, clinic: Clinic, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["date"] = formats.ClinicDateField(clinic, label="Date")
+        example = formats.spans_text([(dt.time(13), dt.time(17))], clinic)
+        self.fields["hours"].help_text = f"For example {example}. Leave empty for a whole day off."
         self.order_fields(["date", "kind", "hours", "note"])
 
     def clean(self) -> dict[str, Any]:

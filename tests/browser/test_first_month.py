@@ -39,6 +39,7 @@ NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 # A Monday morning, before the clinic opens.
 START = dt.datetime(2027, 1, 4, 8, 30, tzinfo=NEW_YORK)
 PASSWORD = "first month passphrase 2027"
+LIPODISSOLVE = "Phosphatidylcholine / deoxycholate (Lipodissolve)"
 
 
 def step(page: Page, name: str) -> None:
@@ -197,7 +198,7 @@ def test_a_new_clinic_runs_its_first_week(
         page.get_by_label("Supplier").fill("Coastal Compounding")
         page.get_by_label("Vial").select_option(label="Single-dose vial")
         first = page.locator("fieldset").first
-        first.get_by_label("Ingredient").select_option(label="Phosphatidylcholine / deoxycholate (Lipodissolve)")
+        first.get_by_label("Ingredient").select_option(label=LIPODISSOLVE)
         first.get_by_label("Concentration").fill("50")
         page.get_by_role("button", name="Add the product").click()
         expect(page.get_by_text("PC/DC 5% was added to the formulary.")).to_be_visible()
