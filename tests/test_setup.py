@@ -486,6 +486,23 @@ class TestVisitTypes:
         )
         assert made.starts_at == at(9, 0, MONDAY)
 
+    def test_a_consultation_booked_without_an_end_takes_the_clinics_length(
+        self, cal: World, patient: Patient, course: Any
+    ) -> None:
+        from mesoclinic.scheduling.actions import do_book
+
+        VisitType.objects.create(clinic=cal.clinic, kind="consultation", minutes=20)
+        # Even with a course: no protocol gives a consultation's length.
+        visit = do_book(
+            patient,
+            kind="consultation",
+            practitioner=cal.practitioner,
+            starts_at=at(10),
+            course=course,
+            user=cal.front_desk,
+        )
+        assert visit.duration == dt.timedelta(minutes=20)
+
 
 class TestPractitionerHours:
     def member(self, world: World) -> Membership:

@@ -83,7 +83,8 @@ class BookingRefused(ValidationError):
 @dataclass
 class BookingRequest:
     """One visit to book. Without `ends_at` the visit lasts as long as the course's protocol
-    says for its kind and number of areas."""
+    says for its kind and number of areas; a consultation, as long as the clinic's visit types
+    say."""
 
     patient: Patient
     kind: str

@@ -195,6 +195,13 @@ class ClinicSettingsForm(forms.ModelForm):
         label="Time zone",
         help_text="Visits, reminders and the calendar follow this clock.",
     )
+    address = forms.CharField(
+        max_length=limits.ADDRESS,
+        required=False,
+        label="Address",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The street address patients come to, printed on their documents.",
+    )
     # Longer than a code, so that "dollars" is answered by the check below, not by a length.
     currency = forms.CharField(
         max_length=20,
@@ -237,7 +244,6 @@ class ClinicSettingsForm(forms.ModelForm):
             "baseline_required": "When on, session 1 of a course is refused until a measurement "
             "has been recorded on the course, so that its progress has a starting point.",
         }
-        widgets = {"address": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -11,7 +11,7 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 
 from mesoclinic.accounts.models import Clinic, User
-from mesoclinic.lib import formats
+from mesoclinic.lib import formats, limits
 from mesoclinic.scheduling.models import Appointment, Holiday, Room, Weekday, WorkingException
 
 Span = formats.Span
@@ -25,6 +25,7 @@ class FirstManagerForm(forms.Form):
     last_name = forms.CharField(max_length=150, label="Last name")
     email = forms.EmailField()
     password = forms.CharField(
+        max_length=limits.PASSWORD,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         help_text="At least 12 characters, not a common password.",
     )
