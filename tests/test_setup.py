@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from io import StringIO
 from typing import Any
 from urllib.parse import urlencode
@@ -589,6 +590,13 @@ class TestFormats:
         assert formats.time_text(dt.time(12), clinic) == "12:00 pm"
         clinic.time_format = "24h"
         assert formats.time_text(moment, clinic) == "14:05"
+
+    def test_without_a_clinic_the_active_zone_is_used(self) -> None:
+        from django.utils import timezone
+
+        moment = dt.datetime(2026, 7, 1, 18, 5, tzinfo=dt.UTC)
+        with timezone.override(zoneinfo.ZoneInfo("Asia/Tokyo")):
+            assert formats.datetime_text(moment) == "2 Jul 2026, 03:05"
 
     def test_spans_read_as_people_type_them(self) -> None:
         assert formats.parse_spans("2 pm - 6 pm, 9:00–12:00") == [

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 # Clinic.DateFormat's values, each as strftime patterns. "j M Y" has no leading zero on the
 # day, which strftime cannot say portably, so it is built by hand in `date_text`.
@@ -79,10 +80,12 @@ def parse_date(text: str, clinic: Any = None) -> dt.date | None:
 
 
 def _local(moment: dt.datetime, clinic: Any) -> dt.datetime:
-    tz = getattr(clinic, "tz", None)
-    if tz is None or moment.tzinfo is None:
+    """The moment on the clinic's clock; without a clinic, on the request's (the zone the
+    page's clinic activated, as Django's own date filter does)."""
+    if moment.tzinfo is None:
         return moment
-    return moment.astimezone(tz)
+    tz = getattr(clinic, "tz", None)
+    return moment.astimezone(tz) if tz is not None else timezone.localtime(moment)
 
 
 class ClinicDateInput(forms.TextInput):
