@@ -47,6 +47,15 @@ def step(page: Page, name: str) -> None:
     assert_accessible(page, name)
 
 
+def phone(page: Page, name: str) -> None:
+    """The page as it stands, on a phone 390 px wide: nothing may need a sideways scroll."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    width = page.evaluate("document.documentElement.scrollWidth")
+    shot(page, name)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert width <= 390, f"{name} is {width} px wide on a 390 px phone"
+
+
 def nav(page: Page, name: str) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name=name, exact=True).click()
 
@@ -149,6 +158,7 @@ def test_a_new_clinic_runs_its_first_week(
         page.get_by_role("button", name="Add the room").click()
         expect(page.get_by_text("Treatment room was added.")).to_be_visible()
         step(page, "setup-rooms")
+        phone(page, "setup-rooms-phone")
 
         # 5. Visit lengths: a consultation takes 45 minutes here.
         page.get_by_role("link", name="Setup guide").click()
@@ -189,6 +199,7 @@ def test_a_new_clinic_runs_its_first_week(
         page.get_by_role("button", name="Add", exact=True).click()
         expect(page.get_by_role("cell", name="02/15/2027", exact=True)).to_be_visible()
         step(page, "setup-practitioner-hours")
+        phone(page, "setup-practitioner-hours-phone")
         assert WorkingHours.objects.filter(user__username="pia").count() == 5
 
         # 7. The formulary: a product with its ingredients, and a lot.
@@ -213,9 +224,7 @@ def test_a_new_clinic_runs_its_first_week(
         nav(page, "Setup")
         expect(page.get_by_text("everything is done")).to_be_visible()
         step(page, "setup-done")
-        page.set_viewport_size({"width": 390, "height": 844})
-        shot(page, "setup-done-phone")
-        page.set_viewport_size({"width": 1280, "height": 900})
+        phone(page, "setup-done-phone")
         page.get_by_role("button", name="The clinic is set up").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("Today")
         expect(page.get_by_text("Open the setup guide")).to_have_count(0)
