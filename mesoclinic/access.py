@@ -49,7 +49,13 @@ from mesoclinic.patients.models import Allergy, Consent, Medication, Patient
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import AdverseEvent, SafetyAlert, WatchPrompt
-from mesoclinic.scheduling.models import Appointment, CalendarFeed
+from mesoclinic.scheduling.models import (
+    Appointment,
+    CalendarFeed,
+    Holiday,
+    Room,
+    WorkingException,
+)
 
 Role = Membership.Role
 
@@ -584,6 +590,37 @@ def access_protocol(
     if found is None:
         raise Http404("No such protocol in this clinic.")
     return found
+
+
+# The clinic's setup: rooms, holidays, a practitioner's time off and extra hours.
+_ROOM = _Kind(Room, ("clinic",), "clinic_id", None, (), "room")
+_HOLIDAY = _Kind(Holiday, ("clinic",), "clinic_id", None, (), "holiday")
+_EXCEPTION = _Kind(WorkingException, ("clinic", "user"), "clinic_id", None, (), "change of hours")
+
+
+def access_room(caller: Caller, room_id: int, need: frozenset[str] = MANAGE) -> Room:
+    found: Room = _fetch(caller, _ROOM, room_id, need, False)
+    return found
+
+
+def access_holiday(caller: Caller, holiday_id: int, need: frozenset[str] = MANAGE) -> Holiday:
+    found: Holiday = _fetch(caller, _HOLIDAY, holiday_id, need, False)
+    return found
+
+
+def access_working_exception(
+    caller: Caller, exception_id: int, need: frozenset[str] = MANAGE
+) -> WorkingException:
+    found: WorkingException = _fetch(caller, _EXCEPTION, exception_id, need, False)
+    return found
+
+
+def rooms_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Room]:
+    return _all(caller, _ROOM, need)
+
+
+def holidays_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Holiday]:
+    return _all(caller, _HOLIDAY, need)
 
 
 # Querysets for lists: what the caller may see of each kind, for a list or a search.

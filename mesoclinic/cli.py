@@ -1,6 +1,7 @@
 """The `mesoclinic` command: Django's management commands, plus `demo` and `serve`.
 
 mesoclinic demo [--reset] [--port 8000]   migrate, load the demo clinic, serve it
+mesoclinic init [--clinic-name N …]        migrate, create the clinic and its first manager
 mesoclinic serve [--host H] [--port P]    the production server (waitress); refuses to start
                                           with an unsafe configuration (see production_problems)
 mesoclinic migrate | createsuperuser | …  any Django management command
@@ -161,8 +162,27 @@ def serve(argv: list[str]) -> int:
     return 0
 
 
+def init(argv: list[str]) -> int:
+    """Bring the database up to date, then create the clinic and its first manager (the
+    `init` management command; `mesoclinic init --help` lists its flags)."""
+    _setup()
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    if "-h" not in argv and "--help" not in argv:
+        call_command("migrate", interactive=False, verbosity=0)
+    try:
+        call_command("init", *argv)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "init":
+        return init(argv[1:])
     if argv and argv[0] == "demo":
         return demo(argv[1:])
     if argv and argv[0] == "serve":

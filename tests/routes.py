@@ -202,11 +202,22 @@ def build_objects(scene: Scene, other: World) -> Objects:
     allergy = Allergy.objects.create(
         patient=patient, ingredient=Ingredient.objects.get(key="procaine", clinic=None)
     )
+    # The setup pages' objects: a holiday, a room, a practitioner's day off.
+    from mesoclinic.scheduling.models import Holiday, Room, WorkingException
+
+    holiday = Holiday.objects.create(clinic=world.clinic, date=dt.date(2030, 1, 1), name="New Year")
+    setup_room = Room.objects.create(clinic=world.clinic, name="Matrix room")
+    day_off = WorkingException.objects.create(
+        clinic=world.clinic, user=world.practitioner, date=dt.date(2030, 1, 2), kind="time_off"
+    )
     ids = {
         **scene.ids,
         "job_id": job.pk,
         "medication_id": medication.pk,
         "allergy_id": allergy.pk,
+        "holiday_id": holiday.pk,
+        "room_id": setup_room.pk,
+        "exception_id": day_off.pk,
         "patient_id": patient.pk,
         "course_id": scene.course["id"],
         "test_id": scene.course["allergy_test"],

@@ -70,7 +70,27 @@ phone_validator = RegexValidator(
 
 
 class Clinic(models.Model):
+    class DateFormat(models.TextChoices):
+        DAY_MONTH_YEAR = "d/m/Y", "31/12/2026"
+        MONTH_DAY_YEAR = "m/d/Y", "12/31/2026"
+        ISO = "Y-m-d", "2026-12-31"
+        DAY_MONTH_NAME = "j M Y", "31 Dec 2026"
+
+    class TimeFormat(models.TextChoices):
+        H24 = "24h", "24-hour clock (14:30)"
+        H12 = "12h", "12-hour clock (2:30 pm)"
+
+    class Locale(models.TextChoices):
+        EN_GB = "en-GB", "English (United Kingdom)"
+        EN_US = "en-US", "English (United States)"
+        EN_CA = "en-CA", "English (Canada)"
+        EN_AU = "en-AU", "English (Australia)"
+        EN_IE = "en-IE", "English (Ireland)"
+
     name = models.CharField(max_length=200)
+    address = models.TextField(
+        blank=True, help_text="The street address patients come to, printed on their documents."
+    )
     city = models.CharField(max_length=120, blank=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code")
@@ -84,6 +104,14 @@ class Clinic(models.Model):
         default=True,
         help_text="Refuse session 1 of a course until a baseline measurement is recorded.",
     )
+    date_format = models.CharField(
+        max_length=8, choices=DateFormat.choices, default=DateFormat.DAY_MONTH_NAME
+    )
+    time_format = models.CharField(max_length=3, choices=TimeFormat.choices, default=TimeFormat.H24)
+    locale = models.CharField(max_length=8, choices=Locale.choices, default=Locale.EN_US)
+    # Set by `mesoclinic init` and the first-run page: the managers are led to the setup guide
+    # until they say the clinic is set up. A clinic made any other way starts set up.
+    setup_pending = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=now)
 
     class Meta:

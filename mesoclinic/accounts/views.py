@@ -11,6 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import reverse
 
 from mesoclinic.accounts import throttle
 from mesoclinic.accounts.forms import (
@@ -19,6 +20,7 @@ from mesoclinic.accounts.forms import (
     ThrottledAuthenticationForm,
     ThrottledPasswordResetForm,
 )
+from mesoclinic.accounts.models import Membership
 
 
 def _with_retry_after(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -41,9 +43,32 @@ class PasswordResetView(auth_views.PasswordResetView):
         return {**super().get_form_kwargs(), "request": self.request}
 
 
-login = _with_retry_after(
-    auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm)
-)
+class LoginView(auth_views.LoginView):
+    """Django's sign-in, which leads a new clinic's manager (or a superuser with no clinic yet)
+    to the setup guide instead of Today, until the clinic is set up."""
+
+    authentication_form = ThrottledAuthenticationForm
+
+    def get_success_url(self) -> str:
+        if not self.get_redirect_url() and needs_setup(self.request.user):
+            return str(reverse("web:manage_setup"))
+        return str(super().get_success_url())
+
+
+def needs_setup(user: Any) -> bool:
+    """A superuser who belongs to no clinic, or the manager of one clinic still being set up
+    (staff of several clinics choose theirs first, on Today)."""
+    found = list(Membership.objects.filter(user=user).select_related("clinic")[:2])
+    if not found:
+        return bool(user.is_superuser)
+    return (
+        len(found) == 1
+        and found[0].role == Membership.Role.MANAGER
+        and found[0].clinic.setup_pending
+    )
+
+
+login = _with_retry_after(LoginView.as_view())
 password_reset = _with_retry_after(PasswordResetView.as_view())
 
 # The admin's login page runs the same throttle through the admin's own form.

@@ -39,7 +39,7 @@ from mesoclinic.accounts.models import (
 )
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Patient
-from mesoclinic.scheduling import logic
+from mesoclinic.scheduling import logic, visit_types
 from mesoclinic.scheduling.hours import Hours
 from mesoclinic.scheduling.models import (
     Appointment,
@@ -83,7 +83,8 @@ class BookingRefused(ValidationError):
 @dataclass
 class BookingRequest:
     """One visit to book. Without `ends_at` the visit lasts as long as the course's protocol
-    says for its kind and number of areas."""
+    says for its kind and number of areas; a consultation, as long as the clinic's visit types
+    say."""
 
     patient: Patient
     kind: str
@@ -349,9 +350,9 @@ def status_words(a: Appointment) -> str:
 
 def _build(request: BookingRequest, user: Any) -> Appointment:
     ends_at = request.ends_at
-    if ends_at is None and request.course is not None:
-        ends_at = request.starts_at + logic.duration(
-            request.kind, request.course.spec, len(request.course.areas or [])
+    if ends_at is None and (request.course is not None or request.kind == logic.CONSULTATION):
+        ends_at = request.starts_at + visit_types.visit_length(
+            request.patient.clinic, request.kind, request.course
         )
     return Appointment(
         clinic=request.patient.clinic,

@@ -20,6 +20,9 @@ TEST_READING = "test_reading"
 SESSION = "session"
 REVIEW = "review"
 MAINTENANCE = "maintenance"
+CONSULTATION = "consultation"
+# The kinds whose length a protocol gives; any other visit takes the clinic's own length.
+PROTOCOL_KINDS = frozenset({ALLERGY_TEST, TEST_READING, SESSION, REVIEW, MAINTENANCE})
 
 
 @lru_cache(maxsize=32)

@@ -199,6 +199,28 @@ class Holiday(models.Model):
         return f"{self.date} {self.name}"
 
 
+class VisitType(models.Model):
+    """How long the clinic books a visit of one kind when no protocol says: a consultation
+    always, the other kinds when they are booked without a course. A course's visits keep the
+    lengths of its protocol."""
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="visit_types")
+    kind = models.CharField(max_length=14)
+    minutes = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "kind"], name="one_visit_type_per_kind"),
+            models.CheckConstraint(
+                condition=Q(minutes__gte=5, minutes__lte=480), name="visit_type_minutes"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.minutes} min"
+
+
 class AppointmentOverlap(Exception):
     """Raised by `Appointment.save()` when an active appointment would overlap another for the
     same practitioner, patient or room. actions.py turns it into a BookingRefused naming the
@@ -217,6 +239,7 @@ class Appointment(models.Model):
         SESSION = "session", "Session"
         REVIEW = "review", "Review"
         MAINTENANCE = "maintenance", "Maintenance session"
+        CONSULTATION = "consultation", "Consultation"
 
     class Status(models.TextChoices):
         BOOKED = "booked", "Booked"

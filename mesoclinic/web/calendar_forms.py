@@ -14,7 +14,7 @@ from mesoclinic.accounts.models import User
 from mesoclinic.courses.models import Course
 from mesoclinic.lib import limits
 from mesoclinic.patients.models import Patient
-from mesoclinic.scheduling import actions, logic
+from mesoclinic.scheduling import actions, logic, visit_types
 from mesoclinic.scheduling.models import Appointment
 
 DAY, WEEK = "day", "week"
@@ -158,9 +158,12 @@ class SlotForm(forms.Form):
     minutes = forms.TypedChoiceField(
         label="Length",
         coerce=int,
-        choices=LENGTHS,
-        initial=30,
-        help_text="For a visit without a course; a course's protocol sets its own length.",
+        choices=[(0, "The clinic's usual length"), *LENGTHS],
+        initial=0,
+        empty_value=0,  # type: ignore[arg-type]
+        required=False,
+        help_text="For a consultation or a visit without a course; a course's protocol sets "
+        "the length of its visits.",
     )
     after = forms.DateTimeField(
         label="Not before",
@@ -229,11 +232,14 @@ class SlotForm(forms.Form):
         return self.courses.get(key)
 
     def duration(self) -> dt.timedelta:
-        """The course's protocol length for the visit, else the chosen length."""
+        """The course's protocol length for the visit, else the chosen length, else the clinic's."""
         course: Course | None = self.cleaned_data["course"]
-        if course is not None:
-            return logic.duration(self.cleaned_data["kind"], course.spec, len(course.areas or []))
-        return dt.timedelta(minutes=self.cleaned_data["minutes"])
+        kind = self.cleaned_data["kind"]
+        if course is not None and kind in logic.PROTOCOL_KINDS:
+            return logic.duration(kind, course.spec, len(course.areas or []))
+        if self.cleaned_data.get("minutes"):
+            return dt.timedelta(minutes=self.cleaned_data["minutes"])
+        return visit_types.visit_length(self.for_patient.clinic, kind, None)
 
 
 class BookForm(SlotForm):

@@ -244,10 +244,11 @@ def _cell(value: Any) -> str:
 
 @login_required
 def clinic_settings(request: HttpRequest) -> HttpResponse:
-    """The clinic's own settings: its phone number and whether session 1 needs a baseline."""
+    """The clinic's details: name, address, phone, time zone, currency, date and time format,
+    region, and whether session 1 needs a baseline."""
     clinic = require(request, MANAGER).clinic
-    before = {"phone": clinic.phone, "baseline_required": clinic.baseline_required}
     form = ClinicSettingsForm(request.POST if request.method == "POST" else None, instance=clinic)
+    before = {name: getattr(clinic, name) for name in form.fields}
     if request.method == "POST" and form.is_valid():
         changed = {k: v for k, v in form.cleaned_data.items() if before[k] != v}
         if changed:
@@ -261,9 +262,9 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
                     via="web",
                     **changed,
                 )
-        messages.success(request, "Clinic settings saved." if changed else "Nothing changed.")
+        messages.success(request, "Clinic details saved." if changed else "Nothing changed.")
         return redirect("web:manage_clinic")
-    return render(request, "web/manage/clinic.html", {"page": "staff", "form": form})
+    return render(request, "web/manage/clinic.html", {"page": "setup", "form": form})
 
 
 @login_required

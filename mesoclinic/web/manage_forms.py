@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django import forms
@@ -193,17 +194,84 @@ class LicenceForm(forms.ModelForm):
         return str(self.cleaned_data["jurisdiction"]).strip()
 
 
+def _timezones() -> list[tuple[str, str]]:
+    names = sorted(zoneinfo.available_timezones() - {"localtime", "Factory"})
+    return [(n, n.replace("_", " ")) for n in names if "/" in n or n == "UTC"]
+
+
 class ClinicSettingsForm(forms.ModelForm):
+    """The clinic's details: who it is, where, and how it writes dates and times."""
+
+    timezone = forms.ChoiceField(
+        label="Time zone",
+        help_text="Visits, reminders and the calendar follow this clock.",
+    )
+    address = forms.CharField(
+        max_length=limits.ADDRESS,
+        required=False,
+        label="Address",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="The street address patients come to, printed on their documents.",
+    )
+    # Longer than a code, so that "dollars" is answered by the check below, not by a length.
+    currency = forms.CharField(
+        max_length=20,
+        label="Currency",
+        help_text="The three-letter code of the currency prices are in, such as USD, EUR or GBP.",
+    )
+
     class Meta:
         model = Clinic
-        fields = ["phone", "baseline_required"]
+        fields = [
+            "name",
+            "address",
+            "city",
+            "phone",
+            "timezone",
+            "currency",
+            "date_format",
+            "time_format",
+            "locale",
+            "baseline_required",
+        ]
         labels = {
+            "name": "Clinic name",
+            "address": "Address",
+            "city": "City",
             "phone": "The clinic's phone number",
+            "currency": "Currency",
+            "date_format": "Date format",
+            "time_format": "Time format",
+            "locale": "Language and region",
             "baseline_required": "Require a baseline measurement before session 1",
         }
         help_texts = {
             "phone": "Patients are told to call it when something is urgent: in reminders, "
             "infection-watch emails and their questionnaire.",
+            "currency": "The three-letter code of the currency prices are in, such as USD, "
+            "EUR or GBP.",
+            "date_format": "How every page writes a date, and how dates may be typed.",
+            "locale": "The region the clinic works in; the pages are in English.",
             "baseline_required": "When on, session 1 of a course is refused until a measurement "
             "has been recorded on the course, so that its progress has a starting point.",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["timezone"].choices = _timezones()  # type: ignore[attr-defined]
+        self.fields["timezone"].initial = self.instance.timezone
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        if not name:
+            raise forms.ValidationError("Give the clinic a name.")
+        return name
+
+    def clean_address(self) -> str:
+        return str(self.cleaned_data["address"]).strip()
+
+    def clean_currency(self) -> str:
+        code = str(self.cleaned_data["currency"]).strip().upper()
+        if len(code) != 3 or not code.isalpha():
+            raise forms.ValidationError("Enter the three-letter code, such as USD or EUR.")
+        return code

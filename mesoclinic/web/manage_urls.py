@@ -5,7 +5,7 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import audit, imports, manage, manage_protocols, staff
+from mesoclinic.web import audit, imports, manage, manage_protocols, setup, staff
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -23,6 +23,22 @@ urlpatterns: list[URLPattern] = [
     path("staff/<int:membership_id>/licences/new/", staff.add_licence, name="manage_add_licence"),
     path("licences/<int:licence_id>/renew/", staff.renew_licence, name="manage_renew_licence"),
     path("licences/<int:licence_id>/edit/", staff.edit_licence, name="manage_edit_licence"),
+    path("setup/", setup.guide, name="manage_setup"),
+    path("hours/", setup.opening_hours, name="manage_opening_hours"),
+    path(
+        "hours/holidays/<int:holiday_id>/delete/",
+        setup.delete_holiday,
+        name="manage_delete_holiday",
+    ),
+    path("rooms/", setup.rooms, name="manage_rooms"),
+    path("rooms/<int:room_id>/", setup.room, name="manage_room"),
+    path("visit-types/", setup.visit_types, name="manage_visit_types"),
+    path("staff/<int:membership_id>/hours/", setup.member_hours, name="manage_member_hours"),
+    path(
+        "staff/<int:membership_id>/hours/<int:exception_id>/delete/",
+        setup.delete_exception,
+        name="manage_delete_exception",
+    ),
     path("audit/", audit.audit_trail, name="manage_audit"),
     path("audit.csv", audit.audit_csv, name="manage_audit_csv"),
     path("protocols/", manage_protocols.protocols, name="manage_protocols"),

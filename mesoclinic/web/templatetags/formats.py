@@ -1,0 +1,28 @@
+"""Dates and times in the clinic's own formats and time zone (mesoclinic/lib/formats.py):
+`{% load formats %}` then `{{ appointment.starts_at|clinic_datetime:clinic }}`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import template
+
+from mesoclinic.lib import formats
+
+register = template.Library()
+
+
+@register.filter
+def clinic_date(value: dt.date | dt.datetime | None, clinic: Any = None) -> str:
+    return formats.date_text(value, clinic)
+
+
+@register.filter
+def clinic_time(value: dt.time | dt.datetime | None, clinic: Any = None) -> str:
+    return formats.time_text(value, clinic)
+
+
+@register.filter
+def clinic_datetime(value: dt.datetime | None, clinic: Any = None) -> str:
+    return formats.datetime_text(value, clinic)
