@@ -17,7 +17,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesoclinic.protocols.vocab import NO_SOURCE, SEEDS, Area, Indication, IngredientClass
+from mesoclinic.protocols.vocab import (
+    NO_SOURCE,
+    SEED_LABELS,
+    SEEDS,
+    Area,
+    Indication,
+    IngredientClass,
+    name_sources,
+)
 
 CLINIC_OPTION = "clinic"  # The option a clinic's own value is saved under.
 SOURCED_OPTION = "sourced"  # A single sourced value, once it becomes one option of several.
@@ -165,7 +173,8 @@ class SourceWords:
 
     @property
     def short(self) -> str:
-        return self.number or self.text
+        # People see an article by its title, never by its number alone.
+        return self.text
 
 
 def source_words(sources: list[str] | str | None) -> list[SourceWords]:
@@ -174,7 +183,7 @@ def source_words(sources: list[str] | str | None) -> list[SourceWords]:
     out = []
     for s in sources or []:
         if s in SEEDS:
-            out.append(SourceWords("seed", SEEDS[s], file=s, number=s[:3]))
+            out.append(SourceWords("seed", SEED_LABELS[s], file=s, number=s[:3]))
         elif s == NO_SOURCE:
             out.append(SourceWords("none", "No source"))
         else:
@@ -257,7 +266,7 @@ def fact_choices(fact: dict[str, Any], kind: str) -> list[Choice]:
                 key="",
                 value=words(kind, fact.get("value")),
                 sources=source_words(fact.get("source")),
-                note=fact.get("note", ""),
+                note=name_sources(fact.get("note", "")),
             )
         ]
     out = [
@@ -265,7 +274,7 @@ def fact_choices(fact: dict[str, Any], kind: str) -> list[Choice]:
             key=key,
             value=words(kind, option.get("value")),
             sources=source_words(option.get("source")),
-            note=option.get("note", ""),
+            note=name_sources(option.get("note", "")),
             chosen=key == fact.get("choose"),
             own=key == CLINIC_OPTION,
         )

@@ -353,7 +353,9 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
                 Refusal(
                     "clinic_closed",
                     f"The clinic is open {logic.spans_words(open_spans)} on "
-                    f"{start:%A}s: {what} falls outside.",
+                    f"{start:%A}s: {what} falls outside."
+                    if open_spans
+                    else f"The clinic is closed on {start:%A}s: {what} cannot be booked then.",
                 )
             )
         spans = hours.working(a.practitioner_id, day)
@@ -362,7 +364,10 @@ def _hours_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[Ref
                 Refusal(
                     "practitioner_not_working",
                     f"{a.practitioner.display_name} works {logic.spans_words(spans)} on "
-                    f"{logic.day_words(start)}: {what} falls outside.",
+                    f"{logic.day_words(start)}: {what} falls outside."
+                    if spans
+                    else f"{a.practitioner.display_name} does not work on "
+                    f"{logic.day_words(start)}: {what} cannot be booked then.",
                 )
             )
     return out

@@ -34,7 +34,7 @@ def switch_clinic(request: HttpRequest) -> HttpResponse:
 def today(request: HttpRequest) -> HttpResponse:
     who = caller(request)
     found = who.require(ALL_STAFF)
-    context = today_page.build(found.clinic)
+    context = today_page.build(found.clinic, me=request.user)
     audit_list(who, "today", today_page.patients_shown(context))
     return render(request, "web/today.html", {"page": "today", **context})
 
