@@ -25,6 +25,7 @@ from mesoclinic.protocols.vocab import (
     Indication,
     IngredientClass,
     name_sources,
+    reference_words,
 )
 
 CLINIC_OPTION = "clinic"  # The option a clinic's own value is saved under.
@@ -187,7 +188,7 @@ def source_words(sources: list[str] | str | None) -> list[SourceWords]:
         elif s == NO_SOURCE:
             out.append(SourceWords("none", "No source"))
         else:
-            out.append(SourceWords("reference", s))
+            out.append(SourceWords("reference", reference_words(s)))
     return out
 
 
@@ -219,7 +220,9 @@ class Choice:
             return "The clinic's own value"
         if self.key == SOURCED_OPTION:
             return "as its source gives it"
-        return self.key.replace("_", " ")
+        # An option's key ("sessions_2_3") is the data's name for it, not a person's: the
+        # option is told apart by its value and its sources, shown beside it.
+        return "as its sources give it" if len(self.sources) > 1 else "as its source gives it"
 
     @property
     def source_line(self) -> str:
@@ -291,7 +294,7 @@ def _fact_row(document: dict[str, Any], path: Path) -> FactRow | None:
 
 
 def text_row(path: Path, label: str, text: str, sources: Any) -> FactRow:
-    return FactRow(dotted(path), label, [Choice("", text, source_words(sources))])
+    return FactRow(dotted(path), label, [Choice("", name_sources(text), source_words(sources))])
 
 
 def sections(document: dict[str, Any]) -> list[Section]:

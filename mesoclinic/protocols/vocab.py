@@ -94,8 +94,16 @@ _NUMBER = re.compile(r"\b(00[0-4])\b(?!\s*(?:%|mL|ml|days|minutes|hours))")
 
 
 def describe_source(source: str) -> str:
-    """A human label for a source: the article's title, or the reference as written."""
-    return SEED_LABELS.get(source, source)
+    """A human label for a source: the article's title, or the reference in words."""
+    return SEED_LABELS.get(source, reference_words(source))
+
+
+def reference_words(reference: str) -> str:
+    """A reference as people read it. Protocol data cites the product's own safety rules as
+    "SPEC: <topic>"; people see them named as what they are."""
+    if reference.startswith("SPEC:"):
+        return "mesoclinic's safety rules: " + reference.removeprefix("SPEC:").strip()
+    return name_sources(reference)
 
 
 def name_sources(text: str) -> str:
