@@ -289,6 +289,8 @@ class ConsentPageTests:
         assert "<pre" not in page
         text_at = page.index('class="consent-text"')
         assert text_at < page.index("End of the consent text.") < page.index('name="signed_name"')
+        # The stored text is wrapped at a fixed width; on the page a paragraph flows whole.
+        assert "middle layer of the skin, usually 10 to 20 sessions" in page
         rule = css_rule(".consent-text")
         assert "max-height" not in rule and "overflow: auto" not in rule
 

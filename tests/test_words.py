@@ -132,3 +132,21 @@ class WordsTests:
         ):
             assert problems(broken), broken
         assert problems("Lot L-100 expires on 1 Jan 2027; 10–15 sessions (3 articles).") == []
+
+
+class SourceWordsTests:
+    def test_an_article_is_named_by_its_title_and_alike_titles_apart(self) -> None:
+        from mesoclinic.protocols.vocab import describe_source, name_sources
+
+        assert describe_source("002_fa4d881737f3a5fe.txt") == "Reducing Cellulite with Mesotherapy"
+        pasadena = describe_source("001_d38809c806382382.txt")
+        aftercare = describe_source("004_775ed0aecb2fac00.txt")
+        assert pasadena != aftercare and "Pasadena" in pasadena
+        assert (
+            describe_source("SPEC: adverse events") == "mesoclinic's safety rules: adverse events"
+        )
+        assert name_sources("002: most people need 15 to 20 treatments.") == (
+            "“Reducing Cellulite with Mesotherapy”: most people need 15 to 20 treatments."
+        )
+        # A number that is not an article stays as it is.
+        assert name_sources("0.002 mL, 002 %, 1002 units") == "0.002 mL, 002 %, 1002 units"

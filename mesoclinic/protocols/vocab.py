@@ -90,7 +90,7 @@ SEED_LABELS: dict[str, str] = {
     "004_775ed0aecb2fac00.txt": "Treat Cellulite With Mesotherapy (process and aftercare)",
 }
 _BY_NUMBER = {file[:3]: label for file, label in SEED_LABELS.items()}
-_NUMBER = re.compile(r"\b(00[0-4])\b(?!\s*(?:%|mL|ml|days|minutes|hours))")
+_NUMBER = re.compile(r"(?<![\d.,])\b(00[0-4])\b(?!\s*(?:%|mL|ml|days|minutes|hours))")
 
 
 def describe_source(source: str) -> str:

@@ -3,6 +3,8 @@ reason a session may not go ahead. Each change goes through the same actions as 
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -207,6 +209,29 @@ def screen(request: HttpRequest, patient_id: int) -> HttpResponse:
     )
 
 
+BULLET = re.compile(r"^\s*(?:[-•*]|\d+[.)])\s")
+
+
+def reading_paragraphs(text: str) -> list[list[str]]:
+    """The consent text as paragraphs to read on any screen: the lines of a paragraph,
+    wrapped in the stored text at a fixed width, flow together; a list item (a line starting
+    with "-", "•" or "1.") keeps its own line."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for raw in block.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if lines and not BULLET.match(raw):
+                lines[-1] = f"{lines[-1]} {line}"
+            else:
+                lines.append(line)
+        if lines:
+            paragraphs.append(lines)
+    return paragraphs
+
+
 @login_required
 def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpResponse:
     patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
@@ -244,6 +269,7 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
             "patient": patient,
             "course": course,
             "text": text,
+            "paragraphs": reading_paragraphs(text),
             "form": form,
             "template": template,
         },
