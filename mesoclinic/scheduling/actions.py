@@ -393,12 +393,18 @@ def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
     if not injecting:
         return []
     until = licensed_until(clinic, {a.practitioner_id for a in injecting})
+    today = timezone.now().astimezone(clinic.tz).date()
     out = []
     for a in injecting:
         day = a.starts_at.astimezone(clinic.tz).date()
         expires = until.get(a.practitioner_id)
         if expires is None or day > expires:
-            held = f"expires on {expires:%d %b %Y}" if expires else "is not on file"
+            # A date already past is said in the past tense, never "expires on" last month.
+            if expires is None:
+                held = "is not on file"
+            else:
+                tense = "expired" if expires < today else "expires"
+                held = f"{tense} on {expires.day} {expires:%b %Y}"
             out.append(
                 Refusal(
                     "practitioner_unlicensed",
