@@ -153,7 +153,7 @@ class ProgressTests:
             {"sessions": 0, "value": 10.0},
             {"sessions": 10, "value": 5.0},
         ]
-        assert css["trajectory"]["sources"] == ["002 “Reducing Cellulite with Mesotherapy”"]
+        assert css["trajectory"]["sources"] == ["Reducing Cellulite with Mesotherapy"]
         assert (hip["label"], hip["unit"], hip["trajectory"]) == ("Circumference, Hip", "cm", None)
         assert (css["change"], css["change_percent"]) == (0.0, 0.0)
         event = AuditEvent.objects.filter(action="view", detail__read="progress").get()

@@ -332,7 +332,7 @@ HALF = logic.MilestoneFacts(
     after_min=10,
     after_max=10,
     improvement_percent=50,
-    sources=("002 “Reducing Cellulite with Mesotherapy”",),
+    sources=("Reducing Cellulite with Mesotherapy",),
 )
 FIRST = logic.MilestoneFacts("First visible results", 2, 3, None, ("004 “x”",))
 
@@ -388,10 +388,10 @@ class ProgressTests:
         css, waist = cellulite_progress().series
         assert css.trajectory is not None
         assert css.trajectory.points == ((0, Decimal(10)), (10, Decimal("5.0")))
-        assert css.trajectory.sources == ("002 “Reducing Cellulite with Mesotherapy”",)
+        assert css.trajectory.sources == ("Reducing Cellulite with Mesotherapy",)
         assert progress.trajectory_caption(css.trajectory) == (
-            "Expected: About 50 % improvement, after 10 sessions. Source: 002 “Reducing "
-            "Cellulite with Mesotherapy” (a single source)."
+            "Expected: About 50 % improvement, after 10 sessions. Source: Reducing "
+            "Cellulite with Mesotherapy (a single source)."
         )
         # The seeds' figure is about cellulite: no circumference is expected to halve.
         assert waist.trajectory is None
@@ -414,7 +414,7 @@ class ProgressTests:
                 10,
                 10,
                 50.0,
-                ("002 “Reducing Cellulite with Mesotherapy”",),
+                ("Reducing Cellulite with Mesotherapy",),
             )
         ]
 
@@ -468,7 +468,7 @@ class SvgTests:
         assert found is not None
         label = "".join(found.itertext())
         assert found.text == "Expected: About 50 % improvement, after 10 sessions."
-        assert "002 “Reducing Cellulite with Mesotherapy”" in label and "a single source" in label
+        assert "Reducing Cellulite with Mesotherapy" in label and "a single source" in label
         assert waist.find(f"{SVG}polyline[@class='expected']") is None
         assert "Hexsel score only" in (waist.findtext(f"{SVG}text[@class='no-trajectory']") or "")
 

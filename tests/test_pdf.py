@@ -259,7 +259,7 @@ class AftercarePdfTests:
         )
         assert "Aftercare for Ana" in text
         assert "Lopez" not in text
-        assert "If something worries you, call the clinic." in text
+        assert f"If something worries you, call {world.clinic.name}." in text
         assert f"{world.clinic.name}, New York" in text
 
     def test_the_session_page_links_to_it(self, world: World, session: Session) -> None:

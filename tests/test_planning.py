@@ -487,6 +487,23 @@ def test_an_injecting_visit_needs_a_practitioner_licensed_on_the_day(
         )
     assert refused.value.codes == ["practitioner_unlicensed"]
     assert "Maria Silva's licence expires on 25 Nov 2026" in str(refused.value)
+    # A licence that ran out before today is said in the past tense.
+    PractitionerLicence.objects.filter(user=cal.practitioner).update(
+        expires_on=NOW.date() - 2 * DAY
+    )
+    with pytest.raises(BookingRefused) as lapsed:
+        do_book(
+            course.patient,
+            kind="session",
+            practitioner=cal.practitioner,
+            starts_at=at(10),
+            course=course,
+            user=cal.front_desk,
+        )
+    assert "Maria Silva's licence expired on 21 Nov 2026" in str(lapsed.value)
+    PractitionerLicence.objects.filter(user=cal.practitioner).update(
+        expires_on=NOW.date() + 2 * DAY
+    )
     # A review is a conversation, not an injection: no licence needed.
     do_book(
         course.patient,

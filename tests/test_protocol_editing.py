@@ -148,16 +148,24 @@ class SourcedOptionsTests:
 class AutoNoteTests:
     def test_one_option_gives(self) -> None:
         options = {"cellulite_002": sessions_fact()["options"]["cellulite_002"]}
-        assert auto_note("sessions", options) == "Within what 002 (15–20 sessions) gives."
+        assert (
+            auto_note("sessions", options)
+            == "Within what Reducing Cellulite with Mesotherapy (15–20 sessions) gives."
+        )
 
     def test_several_options_give_each_with_its_sources_and_value(self) -> None:
         assert auto_note("sessions", sessions_fact()["options"]) == (
-            "Within what 000, 001, 003 (10–15 sessions); 002 (15–20 sessions) give."
+            "Within what How Mesotherapy Improves Cellulite, Treat Cellulite with Mesotherapy "
+            "(Pasadena), Mesotherapy: questions and answers (10–15 sessions); Reducing Cellulite "
+            "with Mesotherapy (15–20 sessions) give."
         )
 
     def test_the_value_is_in_words_for_its_kind(self) -> None:
         options = sourced_options(cadence_fact())
-        assert auto_note("cadence", options) == "Within what 002 (every 7 or 14 days) gives."
+        assert (
+            auto_note("cadence", options)
+            == "Within what Reducing Cellulite with Mesotherapy (every 7 or 14 days) gives."
+        )
 
 
 class ApplyEditTests:
@@ -168,7 +176,7 @@ class ApplyEditTests:
         assert after["options"][CLINIC_OPTION] == {
             "value": {"min": 16, "max": 18},
             "source": [S002],
-            "note": "Within what 002 (15–20 sessions) gives.",
+            "note": "Within what Reducing Cellulite with Mesotherapy (15–20 sessions) gives.",
         }
         # The sources' own values stay as they were, to go back to.
         assert after["options"]["general"] == before["options"]["general"]
@@ -185,7 +193,9 @@ class ApplyEditTests:
         own = after["options"][CLINIC_OPTION]
         assert own["source"] == [S000, S001, S003, S002]
         assert own["note"] == (
-            "Within what 000, 001, 003 (10–15 sessions); 002 (15–20 sessions) give."
+            "Within what How Mesotherapy Improves Cellulite, Treat Cellulite with Mesotherapy "
+            "(Pasadena), Mesotherapy: questions and answers (10–15 sessions); Reducing Cellulite "
+            "with Mesotherapy (15–20 sessions) give."
         )
 
     def test_a_source_shared_by_several_options_is_listed_once(self) -> None:
@@ -202,7 +212,7 @@ class ApplyEditTests:
     def test_the_managers_note_follows_the_automatic_one(self) -> None:
         after = apply_edit("sessions", sessions_fact(), OWN, {"min": 16, "max": 18}, "Our plan.")
         assert after["options"][CLINIC_OPTION]["note"] == (
-            "Within what 002 (15–20 sessions) gives. Our plan."
+            "Within what Reducing Cellulite with Mesotherapy (15–20 sessions) gives. Our plan."
         )
 
     def test_a_plain_sourced_value_becomes_the_sourced_option_beside_the_clinics(self) -> None:
@@ -218,7 +228,10 @@ class ApplyEditTests:
                 CLINIC_OPTION: {
                     "value": [7],
                     "source": [S002],
-                    "note": "Within what 002 (every 7 or 14 days) gives.",
+                    "note": (
+                        "Within what Reducing Cellulite with Mesotherapy (every 7 or 14 days) "
+                        "gives."
+                    ),
                 },
             },
             "choose": CLINIC_OPTION,

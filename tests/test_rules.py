@@ -234,6 +234,16 @@ class RulesTests:
         assert "10:01 on Thu 7 May 2026" in r.message
         assert r.overridable is True
 
+    def test_a_gap_under_a_day_is_said_in_hours_never_as_0_days(self) -> None:
+        last = SESSION_AT - dt.timedelta(hours=3, minutes=10)
+        r = only(facts(other_sessions_at=(last,)), "interval_too_short")
+        assert "Only 3 h 10 min after the session at" in r.message
+        assert "0 days" not in r.message
+        one = only(
+            facts(other_sessions_at=(SESSION_AT - dt.timedelta(days=1),)), "interval_too_short"
+        )
+        assert "Only 1 day after" in one.message
+
     def test_it_accepts_a_session_exactly_the_minimum_interval_after_the_last(self) -> None:
         last = SESSION_AT - dt.timedelta(days=5)
         assert codes(facts(other_sessions_at=(last,))) == []
@@ -325,6 +335,12 @@ class RulesTests:
         assert "Lipo mix lot L100" in r.message
         assert r.overridable is False
         assert rules.blocking([r], ["lot_recalled"]) == [r]
+
+    def test_a_recall_reason_ending_in_a_bracket_reads_as_one_sentence(self) -> None:
+        reason = "Supplier recall notice (possible mycobacterial contamination)."
+        r = only(facts(lots=(lot(recalled=True, recall_reason=reason),)), "lot_recalled")
+        assert "contamination). This can never be overridden." in r.message
+        assert ").)." not in r.message and ".." not in r.message
 
     def test_it_accepts_a_lot_that_is_not_recalled(self) -> None:
         assert "lot_recalled" not in codes(facts(lots=(lot(recalled=False),)))

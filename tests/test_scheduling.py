@@ -263,7 +263,11 @@ class BookingTests:
         WorkingException.objects.create(
             clinic=cal.clinic, user=cal.practitioner, date=TUESDAY, kind="time_off"
         )
-        assert refusal(cal, patient, at(10)).codes == ["practitioner_not_working"]
+        day_off = refusal(cal, patient, at(10))
+        assert day_off.codes == ["practitioner_not_working"]
+        # A whole day off is said as such, never as "works none".
+        assert "Maria Silva does not work on Tue 1 Dec" in str(day_off)
+        assert "none" not in str(day_off)
         wednesday = TUESDAY + dt.timedelta(days=1)
         WorkingException.objects.create(
             clinic=cal.clinic,
@@ -304,6 +308,7 @@ class BookingTests:
         assert "The clinic is closed on Sundays, so a session 10:00–10:30 on Sun 6 Dec" in str(
             refused
         )
+        assert "none" not in str(refused)
 
     def test_it_refuses_a_holiday(self, cal, patient):
         Holiday.objects.create(clinic=cal.clinic, date=TUESDAY, name="Staff training")

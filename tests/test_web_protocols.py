@@ -112,9 +112,9 @@ class ProtocolPagesTests:
 
     def test_the_page_shows_every_fact_with_its_source(self, world: World) -> None:
         page = signed_in(world.manager).get("/manage/protocols/cellulite/").content.decode()
-        # A fact in words, with the seed's number, title and file name.
+        # A fact in words, with the article's title, never its file name.
         assert "Price per session" in page and "USD 500–800" in page
-        assert S002 in page and "Reducing Cellulite with Mesotherapy" in page
+        assert S002 not in page and "Reducing Cellulite with Mesotherapy" in page
         assert "Days between sessions" in page and "every 7 or 14 days" in page
         assert "Allergy test: wait before the reading" in page and "24 h" in page
         # A reference that is not a seed is written out.
@@ -124,7 +124,7 @@ class ProtocolPagesTests:
         assert "No source" in page
         assert "The articles give none; the clinic sets it." in page
         # A quote the schema keeps as the note.
-        assert "002: minor swelling for up to 5 days." in page
+        assert "“Reducing Cellulite with Mesotherapy”: minor swelling for up to 5 days." in page
 
     def test_a_disputed_value_shows_both_options_and_which_is_chosen(self, world: World) -> None:
         page = signed_in(world.manager).get("/manage/protocols/cellulite/").content.decode()
@@ -167,7 +167,8 @@ class ProtocolPagesTests:
         assert "Saving makes <strong>version 2</strong>" in page
         price = page[page.index('id="fact-price_per_session"') :]
         price = price[: price.index("</fieldset>")]
-        assert "USD 500–800" in price and S002 in price
+        assert "USD 500–800" in price and "Reducing Cellulite with Mesotherapy" in price
+        assert S002 not in price
         assert 'name="price_per_session-min"' in price and 'value="500"' in price
         tolerance = page[page.index('id="fact-cadence_tolerance_days"') :]
         tolerance = tolerance[: tolerance.index("</fieldset>")]
@@ -203,7 +204,10 @@ class ValueEditTests:
         assert sessions["choose"] == "clinic"
         assert sessions["options"]["clinic"]["value"] == {"min": 16, "max": 18}
         assert sessions["options"]["clinic"]["source"] == [S002]
-        assert sessions["options"]["clinic"]["note"] == "Within what 002 (15–20 sessions) gives."
+        assert (
+            sessions["options"]["clinic"]["note"]
+            == "Within what Reducing Cellulite with Mesotherapy (15–20 sessions) gives."
+        )
         # The sources' own values stay as they were, to go back to.
         assert sessions["options"]["cellulite_002"]["value"] == {"min": 15, "max": 20}
         assert sessions["options"]["general"]["value"] == {"min": 10, "max": 15}
@@ -216,7 +220,7 @@ class ValueEditTests:
         assert days["options"]["clinic"] == {
             "value": [7],
             "source": [S002],
-            "note": "Within what 002 (every 7 or 14 days) gives.",
+            "note": "Within what Reducing Cellulite with Mesotherapy (every 7 or 14 days) gives.",
         }
         assert days["options"]["sourced"]["value"] == [7, 14]
         assert days["options"]["sourced"]["note"] == "Once a week or every other week."
@@ -234,7 +238,7 @@ class ValueEditTests:
         assert list(form.errors) == ["price_per_session-note"]
         message = form.errors["price_per_session-note"][0]
         assert "Price per session: USD 300–800 is outside what the sources give" in message
-        assert "USD 500–800 from 002" in message
+        assert "USD 500–800 from Reducing Cellulite with Mesotherapy" in message
         assert "Nothing was saved" in response.content.decode()
         assert versions(world) == [1]
 

@@ -9,7 +9,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 from mesoclinic.protocols.schema import Protocol, SideEffectKind
-from mesoclinic.protocols.vocab import describe_source
+from mesoclinic.protocols.vocab import describe_source, name_sources
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -127,7 +127,7 @@ def plan(
                 # seeds disagree the milestone is marked disputed instead.
                 "single_source": len(chosen.source) == 1 and m.after_sessions.options is None,
                 "disputed": m.after_sessions.options is not None,
-                "note": chosen.note,
+                "note": name_sources(chosen.note),
                 "sources": sources(chosen.source),
             }
         )

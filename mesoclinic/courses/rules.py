@@ -117,6 +117,23 @@ def _hours(delta: dt.timedelta) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
+def _sentence(text: str) -> str:
+    """Free text as a whole sentence followed by a space, ending in exactly one full stop
+    (a recall reason may already end in one, or in a bracket and one)."""
+    text = text.strip()
+    if not text:
+        return ""
+    return text + ("" if text.endswith((".", "!", "?")) else ".") + " "
+
+
+def _gap(delta: dt.timedelta) -> str:
+    """A gap between two sessions in words: whole days, or hours and minutes under a day
+    ("Only 3 h 10 min after", never "Only 0 days after")."""
+    if delta.days >= 1:
+        return f"{delta.days} day{'s' if delta.days != 1 else ''}"
+    return _hours(delta)
+
+
 def _wall_clock(moment: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     return moment.astimezone(tz).replace(tzinfo=None)
 
@@ -194,7 +211,7 @@ def refusals(f: SessionFacts) -> list[Refusal]:
         if gap < min_gap:
             refuse(
                 Code.INTERVAL_TOO_SHORT,
-                f"Only {gap.days} days {'after' if other <= f.performed_at else 'before'} the "
+                f"Only {_gap(gap)} {'after' if other <= f.performed_at else 'before'} the "
                 f"session at {_when(other, f.tz)}; this protocol needs at least "
                 f"{f.min_interval_days} days between sessions.",
             )
@@ -277,7 +294,7 @@ def _lot_problems(
             out.append(
                 (
                     Code.LOT_RECALLED,
-                    f"{lot.label} has been recalled ({lot.recall_reason}). "
+                    f"{lot.label} has been recalled. {_sentence(lot.recall_reason)}"
                     "This can never be overridden.",
                     True,
                 )

@@ -17,7 +17,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesoclinic.protocols.vocab import NO_SOURCE, SEEDS, Area, Indication, IngredientClass
+from mesoclinic.protocols.vocab import (
+    NO_SOURCE,
+    SEED_LABELS,
+    SEEDS,
+    Area,
+    Indication,
+    IngredientClass,
+    name_sources,
+    reference_words,
+)
 
 CLINIC_OPTION = "clinic"  # The option a clinic's own value is saved under.
 SOURCED_OPTION = "sourced"  # A single sourced value, once it becomes one option of several.
@@ -165,7 +174,8 @@ class SourceWords:
 
     @property
     def short(self) -> str:
-        return self.number or self.text
+        # People see an article by its title, never by its number alone.
+        return self.text
 
 
 def source_words(sources: list[str] | str | None) -> list[SourceWords]:
@@ -174,11 +184,11 @@ def source_words(sources: list[str] | str | None) -> list[SourceWords]:
     out = []
     for s in sources or []:
         if s in SEEDS:
-            out.append(SourceWords("seed", SEEDS[s], file=s, number=s[:3]))
+            out.append(SourceWords("seed", SEED_LABELS[s], file=s, number=s[:3]))
         elif s == NO_SOURCE:
             out.append(SourceWords("none", "No source"))
         else:
-            out.append(SourceWords("reference", s))
+            out.append(SourceWords("reference", reference_words(s)))
     return out
 
 
@@ -210,7 +220,9 @@ class Choice:
             return "The clinic's own value"
         if self.key == SOURCED_OPTION:
             return "as its source gives it"
-        return self.key.replace("_", " ")
+        # An option's key ("sessions_2_3") is the data's name for it, not a person's: the
+        # option is told apart by its value and its sources, shown beside it.
+        return "as its sources give it" if len(self.sources) > 1 else "as its source gives it"
 
     @property
     def source_line(self) -> str:
@@ -257,7 +269,7 @@ def fact_choices(fact: dict[str, Any], kind: str) -> list[Choice]:
                 key="",
                 value=words(kind, fact.get("value")),
                 sources=source_words(fact.get("source")),
-                note=fact.get("note", ""),
+                note=name_sources(fact.get("note", "")),
             )
         ]
     out = [
@@ -265,7 +277,7 @@ def fact_choices(fact: dict[str, Any], kind: str) -> list[Choice]:
             key=key,
             value=words(kind, option.get("value")),
             sources=source_words(option.get("source")),
-            note=option.get("note", ""),
+            note=name_sources(option.get("note", "")),
             chosen=key == fact.get("choose"),
             own=key == CLINIC_OPTION,
         )
@@ -282,7 +294,7 @@ def _fact_row(document: dict[str, Any], path: Path) -> FactRow | None:
 
 
 def text_row(path: Path, label: str, text: str, sources: Any) -> FactRow:
-    return FactRow(dotted(path), label, [Choice("", text, source_words(sources))])
+    return FactRow(dotted(path), label, [Choice("", name_sources(text), source_words(sources))])
 
 
 def sections(document: dict[str, Any]) -> list[Section]:

@@ -83,7 +83,7 @@ def do_install_protocols(clinic: Clinic) -> list[ClinicProtocol]:
                 version=1,
                 name=protocol.name,
                 document=protocol.model_dump(mode="json", exclude_none=True),
-                change_note=f"Installed from {key}.toml (file version {protocol.version})",
+                change_note=f"Installed with mesoclinic (protocol version {protocol.version})",
             )
         )
     return created

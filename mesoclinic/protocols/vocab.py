@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db import models
 
 
@@ -89,8 +91,33 @@ SEEDS: dict[str, str] = {
 }
 
 
+# How people see each article named: its title, with the site or what it covers when two
+# titles are alike (SEEDS.md in the project's notes). Never a file name or a number alone.
+SEED_LABELS: dict[str, str] = {
+    "000_921d467bf3295337.txt": "How Mesotherapy Improves Cellulite",
+    "001_d38809c806382382.txt": "Treat Cellulite with Mesotherapy (Pasadena)",
+    "002_fa4d881737f3a5fe.txt": "Reducing Cellulite with Mesotherapy",
+    "003_60688675efef3c1d.txt": "Mesotherapy: questions and answers",
+    "004_775ed0aecb2fac00.txt": "Treat Cellulite With Mesotherapy (process and aftercare)",
+}
+_BY_NUMBER = {file[:3]: label for file, label in SEED_LABELS.items()}
+_NUMBER = re.compile(r"(?<![\d.,])\b(00[0-4])\b(?!\s*(?:%|mL|ml|days|minutes|hours))")
+
+
 def describe_source(source: str) -> str:
-    """A human label for a source: the seed's number and title, or the reference as written."""
-    if source in SEEDS:
-        return f"{source[:3]} “{SEEDS[source]}”"
-    return source
+    """A human label for a source: the article's title, or the reference in words."""
+    return SEED_LABELS.get(source, reference_words(source))
+
+
+def reference_words(reference: str) -> str:
+    """A reference as people read it. Protocol data cites the product's own safety rules as
+    "SPEC: <topic>"; people see them named as what they are."""
+    if reference.startswith("SPEC:"):
+        return "mesoclinic's safety rules: " + reference.removeprefix("SPEC:").strip()
+    return name_sources(reference)
+
+
+def name_sources(text: str) -> str:
+    """A protocol note with each article it cites by number ("002: most people need...")
+    named by its title instead, for people to read."""
+    return _NUMBER.sub(lambda m: f"“{_BY_NUMBER[m.group(1)]}”", text)

@@ -569,6 +569,38 @@ def describe(signal: Signal, names: dict[str, str], p0: float) -> str:
     )
 
 
+def alert_words(alert: SafetyAlert) -> dict[str, str]:
+    """An alert as a clinic manager reads it: what is wrong and what the figures are, in
+    plain words, then the test's statistic for whoever checks the method. The alert's lot
+    (with its product) and practitioner should be read with it."""
+    if alert.subject == SafetyAlert.Subject.LOT and alert.lot is not None:
+        who = f"Lot {alert.lot.lot_number} of {alert.lot.product.name}"
+    elif alert.practitioner is not None:
+        who = f"Sessions given by {alert.practitioner.display_name}"
+    else:
+        who = "Some sessions"
+    n, bad = alert.sessions, alert.adverse_sessions
+    rate = percent(bad / max(n, 1))
+    if alert.method == SafetyAlert.Method.CUSUM:
+        statistic = (
+            f"Bernoulli CUSUM {alert.statistic:.2f}, above its limit of {alert.threshold:.2f}."
+        )
+    else:
+        statistic = (
+            f"Binomial MaxSPRT log-likelihood ratio {alert.statistic:.2f}, above its critical "
+            f"value of {alert.threshold:.2f}."
+        )
+    return {
+        "headline": f"{who}: more adverse events than usual.",
+        "detail": (
+            f"{bad} of {n} session{'s' if n != 1 else ''} ({rate}) were followed by an adverse "
+            f"event, where the clinic's usual rate is {percent(alert.baseline_rate)}. "
+            "Check these sessions and decide what to do."
+        ),
+        "statistic": statistic,
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # The schedule
 # --------------------------------------------------------------------------------------------

@@ -518,9 +518,9 @@ def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
             if expires is None:
                 held = "is not on file"
             elif expires < today:
-                held = f"expired on {expires:%d %b %Y}"
+                held = f"expired on {expires.day} {expires:%b %Y}"
             else:
-                held = f"expires on {expires:%d %b %Y}, before the visit"
+                held = f"expires on {expires.day} {expires:%b %Y}, before the visit"
             out.append(
                 Refusal(
                     "practitioner_unlicensed",

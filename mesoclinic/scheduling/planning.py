@@ -1105,6 +1105,8 @@ def cadence_flags(
             "patient__id",
             "patient__first_name",
             "patient__last_name",
+            # Today offers a call beside each broken cadence.
+            "patient__phone",
         )
     }
     if not courses:

@@ -3,6 +3,7 @@ reason a session may not go ahead. Each change goes through the same actions as 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib import messages
@@ -29,7 +30,7 @@ from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import Area
 from mesoclinic.scheduling import planning
 from mesoclinic.scheduling.models import Appointment
-from mesoclinic.web import feeds, forms, safety_card, timeline
+from mesoclinic.web import chart_head, feeds, forms, safety_card, timeline
 from mesoclinic.web import patients as patient_record
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
 
@@ -61,6 +62,20 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     # The patient's record card (web/patients.py): a merged record sends to the kept one.
     if (moved := patient_record.merged_notice(request, patient)) is not None:
         return moved
+    return chart_page(request, patient)
+
+
+def chart_page(
+    request: HttpRequest,
+    patient: Patient,
+    *,
+    bound: dict[int, Form] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The chart. A form posted from it that has errors comes back in `bound`, by course id
+    (the allergy test) or test id (its reading), so the page shows it with every value kept
+    and each error beside its field."""
+    bound = bound or {}
     audit(
         clinic=patient.clinic,
         user=request.user,
@@ -88,8 +103,10 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
     photo_areas: dict[int, list[str]] = {pk: [] for pk in ids}
     for course_id, area in Photo.objects.filter(course_id__in=ids).values_list("course_id", "area"):
         photo_areas[course_id].append(area)
+    reading_form = forms.ReadingForm(initial={"read_at": _now_local(patient)})
+    test_form = forms.AllergyTestForm(initial={"given_at": _now_local(patient)})
     # Every reason the next session of each open course may not go ahead, judged for the
-    # practitioner who will give it (clinical part, issue 12 defect 7).
+    # practitioner who will give it: the booked visit's, else the one looking if clinical.
     refusals = gate_for_next_sessions(
         [c for c in patient_courses if c.status != Course.Status.STOPPED],
         visits_of,
@@ -105,11 +122,18 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
             t.needs_reading = not any(  # type: ignore[attr-defined]
                 r.read_at >= t.readable_from() for r in t.readings.all()
             )
+            t.reading_form = bound.get(-t.pk) or reading_form  # type: ignore[attr-defined]
         visits = visits_of[course.pk]
+        progress = course.progress()
         courses.append(
             {
                 "course": course,
-                "progress": course.progress(),
+                "progress": progress,
+                "primary": chart_head.primary_action(
+                    course, reasons, len(records.sessions), open_course
+                ),
+                "needs_consent": chart_head.needs_consent(course, reasons, records),
+                "test_form": bound.get(course.pk) or test_form,
                 "plan": course.plan(),
                 "sessions": records.sessions,
                 "tests": tests,
@@ -129,24 +153,30 @@ def chart(request: HttpRequest, patient_id: int) -> HttpResponse:
                 **_outcomes_row(course, measurements_of[course.pk], records.sessions),
             }
         )
+    screening = patient.screenings.order_by("-screened_at", "-id").first()
     return render(
         request,
         "web/chart.html",
         {
             "page": "patients",
             "patient": patient,
-            "screening": patient.screenings.order_by("-screened_at", "-id").first(),
+            "screening": screening,
             "consents": patient.consents.select_related("template"),
             "allergies": patient.allergies.select_related("ingredient").standing(),
             "courses": courses,
-            "reading_form": forms.ReadingForm(initial={"read_at": _now_local(patient)}),
-            "test_form": forms.AllergyTestForm(initial={"given_at": _now_local(patient)}),
+            "reading_form": reading_form,
+            "test_form": test_form,
             "now_local": _now_local(patient),
+            # The header above the sections: what must be seen before anything else.
+            "head": chart_head.header(
+                patient, screening, list(records_of.values()), timezone.now()
+            ),
             **feeds.patient_feed_context(request, patient.pk),
             # The record card: details edited, medications, allergies (web/patients.py).
             **patient_record.chart_context(patient),
             **clinical_context(patient),
         },
+        status=status,
     )
 
 
@@ -208,6 +238,29 @@ def _now_local(patient: Patient) -> str:
     return timezone.now().astimezone(patient.clinic.tz).strftime("%Y-%m-%dT%H:%M")
 
 
+BULLET = re.compile(r"^\s*(?:[-•*]|\d+[.)])\s")
+
+
+def reading_paragraphs(text: str) -> list[list[str]]:
+    """The consent text as paragraphs to read on any screen: the lines of a paragraph,
+    wrapped in the stored text at a fixed width, flow together; a list item (a line starting
+    with "-", "•" or "1.") keeps its own line."""
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for raw in block.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if lines and not BULLET.match(raw):
+                lines[-1] = f"{lines[-1]} {line}"
+            else:
+                lines.append(line)
+        if lines:
+            paragraphs.append(lines)
+    return paragraphs
+
+
 @login_required
 def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpResponse:
     patient = access_patient(caller(request), patient_id, CLINICAL, view=reading(request))
@@ -241,6 +294,7 @@ def consent(request: HttpRequest, patient_id: int, course_id: int) -> HttpRespon
             "patient": patient,
             "course": course,
             "text": text,
+            "paragraphs": reading_paragraphs(text),
             "form": form,
             "template": template,
         },
@@ -337,9 +391,8 @@ def give_allergy_test(request: HttpRequest, course_id: int) -> HttpResponse:
             except ValidationError as exc:
                 forms.put_errors(form, exc)
     if form.errors:
-        flash_errors(request, form, "Allergy test")
-    else:
-        messages.success(request, "Allergy test recorded.")
+        return chart_page(request, course.patient, bound={course.pk: form}, status=400)
+    messages.success(request, "Allergy test recorded.")
     return redirect(chart_url(course))
 
 
@@ -369,5 +422,7 @@ def read_allergy_test(request: HttpRequest, test_id: int) -> HttpResponse:
                 )
             else:
                 messages.success(request, f"Reading recorded: {reading.get_result_display()}.")
-    flash_errors(request, form, "Reading")
+    if form.errors:
+        # Test ids are kept apart from course ids by their sign.
+        return chart_page(request, test.course.patient, bound={-test.pk: form}, status=400)
     return redirect(chart_url(test.course))

@@ -18,6 +18,7 @@ from mesoclinic.protocols.vocab import Area, Indication
 from mesoclinic.scheduling import planning
 from mesoclinic.web import pdf
 from mesoclinic.web.context import ALL_STAFF, caller
+from mesoclinic.web.session import call_line
 
 
 def _letterhead(clinic: Clinic, title: str) -> pdf.Letterhead:
@@ -134,6 +135,7 @@ def aftercare_pdf(request: HttpRequest, session_id: int) -> HttpResponse:
         session_number=session.number,
         protocol=course.protocol.name,
         items=session.aftercare(),
+        call_line=call_line(course.clinic),
     )
     return _pdf(
         request,

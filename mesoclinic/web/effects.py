@@ -178,6 +178,7 @@ def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Follow-up closed: {follow_up.reason}.")
     flash_errors(request, form, "Follow-up")
-    if request.POST.get("back") == "today":
+    # Closed from Today, it returns to Today (a fixed page, never an address from the form).
+    if request.POST.get("next") == "today":
         return redirect("web:today")
     return redirect(chart_url(course))

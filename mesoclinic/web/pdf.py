@@ -797,6 +797,7 @@ def aftercare_pdf(
     session_number: int,
     protocol: str,
     items: Sequence[Mapping[str, Any]],
+    call_line: str = "If something worries you, call the clinic.",
 ) -> bytes:
     """The sheet the patient takes home: each aftercare rule with its clock time already in
     the clinic's zone (`Session.aftercare()`), and whom to call."""
@@ -817,7 +818,7 @@ def aftercare_pdf(
     story.append(Spacer(1, 14))
     story.append(
         Paragraph(
-            "<b>If something worries you, call the clinic.</b>",
+            f"<b>{escape(call_line)}</b>",
             ParagraphStyle("call", parent=_styles()["large"]),
         )
     )

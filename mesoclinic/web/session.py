@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_course, access_session
-from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import Course, Session, SessionInjection, SessionRefused
 from mesoclinic.formulary.models import Lot
@@ -31,10 +31,16 @@ TECHNIQUES = SessionInjection.Technique.choices
 
 def _rows(
     request: HttpRequest, clinic_id: int, areas: list[str]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The injection rows the form posted, one per ticked area, with any input errors. Lot
-    numbers are looked up in the course's clinic only."""
-    rows, errors = [], []
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The injection rows the form posted, one per ticked area, with any input errors by the
+    field they belong to ("" for the form as a whole). Lot numbers are looked up in the
+    course's clinic only."""
+    rows: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+
+    def error(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
     for area in areas:
         if request.POST.get(f"area_{area}") != "on":
             continue
@@ -50,22 +56,24 @@ def _rows(
         }
         lot = _find_lot(clinic_id, number) if number else None
         if not number:
-            errors.append(f"{label}: enter or scan the lot number.")
+            error(f"lot_{area}", f"{label}: enter or scan the lot number.")
         elif lot is None:
-            errors.append(f"{label}: no lot {number!r} in this clinic.")
+            error(f"lot_{area}", f"{label}: no lot {number!r} in this clinic.")
         try:
             volume = Decimal(raw_volume)
             if not Decimal("0.01") <= volume <= Decimal("50"):
                 raise InvalidOperation
         except InvalidOperation:
-            errors.append(f"{label}: the volume must be a number of mL between 0.01 and 50.")
+            error(
+                f"volume_{area}", f"{label}: the volume must be a number of mL between 0.01 and 50."
+            )
             volume = None
         if technique not in dict(TECHNIQUES):
-            errors.append(f"{label}: choose a technique.")
+            error(f"technique_{area}", f"{label}: choose a technique.")
         row.update(lot=lot, volume_ml=volume)
         rows.append(row)
     if not rows and not errors:
-        errors.append("Tick at least one area on the map.")
+        error("", "Tick at least one area on the map.")
     return rows, errors
 
 
@@ -82,13 +90,31 @@ def usable_lots(course: Course, when: dt.datetime) -> QuerySet[Lot]:
     if planned:
         lots = lots.filter(product_id__in=planned)
     return lots.select_related("product").order_by("product__name", "expires_on")
+def _lines(
+    areas: list[str], rows: list[dict[str, Any]], errors: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """One line of the form per planned area, with what was posted for it and the errors
+    beside each of its fields, so a form sent back keeps every value."""
+    posted = {r["area"]: r for r in rows}
+    return [
+        {
+            "key": a,
+            "label": Area(a).label,
+            "ticked": a in posted,
+            "row": posted.get(a, {}),
+            "errors": {
+                part: errors.get(f"{part}_{a}", []) for part in ("lot", "volume", "technique")
+            },
+        }
+        for a in areas
+    ]
 
 
 @login_required
 def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
     course = access_course(caller(request), course_id, CLINICAL, view=reading(request))
     tz = course.clinic.tz
-    errors: list[str] = []
+    errors: dict[str, list[str]] = {}
     refusals: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     when = timezone.now()
@@ -96,7 +122,7 @@ def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
         rows, errors = _rows(request, course.clinic_id, list(course.areas))
         parsed = parse_datetime(request.POST.get("performed_at", ""))
         if parsed is None:
-            errors.append("Performed at: enter a date and time.")
+            errors.setdefault("performed_at", []).append("Performed at: enter a date and time.")
         else:
             when = timezone.make_aware(parsed, tz) if timezone.is_naive(parsed) else parsed
         overrides = [c for c in request.POST.getlist("override_codes") if c in RefusalCode.values]
@@ -121,7 +147,7 @@ def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
             except SessionRefused as exc:
                 refusals = [r.as_dict() for r in exc.refusals]
             except ValidationError as exc:
-                errors.extend(exc.messages)
+                errors.setdefault("", []).extend(exc.messages)
             else:
                 messages.success(request, f"Session {session.number} charted.")
                 return redirect("web:session", session_id=session.pk)
@@ -137,7 +163,12 @@ def chart_session(request: HttpRequest, course_id: int) -> HttpResponse:
             "areas": [(a, Area(a).label) for a in course.areas],
             "all_areas": Area.values,
             "rows": {r["area"]: r for r in rows},
-            "errors": errors,
+            "lines": _lines(list(course.areas), rows, errors),
+            # Every error, for the summary above the form; each is also shown by its field.
+            "errors": [m for messages_ in errors.values() for m in messages_],
+            "form_errors": errors.get("", []),
+            "performed_at_errors": errors.get("performed_at", []),
+            "overrides": request.POST.getlist("override_codes"),
             "refusals": refusals,
             "techniques": TECHNIQUES,
             "performed_at": when.astimezone(tz).strftime("%Y-%m-%dT%H:%M"),
@@ -171,15 +202,31 @@ def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
             "course": session.course,
             "patient": session.course.patient,
             "aftercare": session.aftercare(),
+            "call_line": call_line(session.course.clinic),
+            "overridden": code_words(session.override_codes),
             "injections": session.injections.select_related("lot__product"),
         },
     )
 
 
+def code_words(codes: list[str]) -> str:
+    """Overridden gates by their names in words, never their stored codes."""
+    labels = dict(RefusalCode.choices)
+    return ", ".join(str(labels.get(c, c.replace("_", " "))) for c in codes or [])
+
+
+def call_line(clinic: Clinic) -> str:
+    """Whom the patient calls after a session, as one sentence, on every form of the
+    aftercare (the page, its print, the PDF and the email)."""
+    if clinic.phone:
+        return f"If something worries you, call {clinic.name} on {clinic.phone}."
+    return f"If something worries you, call {clinic.name}."
+
+
 def aftercare_text(session: Session) -> str:
     lines = [f"Aftercare for your session at {session.course.clinic.name}", ""]
     lines += [f"- {item['text']}" for item in session.aftercare()]
-    lines += ["", "If something worries you, call the clinic."]
+    lines += ["", call_line(session.course.clinic)]
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ from mesoclinic.courses.models import (
 )
 from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.schema import Protocol
-from mesoclinic.protocols.vocab import Area
+from mesoclinic.protocols.vocab import Area, RefusalCode
 from mesoclinic.safety import logic as safety_logic
 from mesoclinic.safety.models import AdverseEvent, WatchPrompt
 
@@ -352,7 +352,9 @@ def build(course: Course, records: Records) -> list[Event]:
         maintenance = s.kind == Session.Kind.MAINTENANCE
         detail = _area_labels(s.areas)
         if s.override_codes:
-            detail += f" · overridden: {', '.join(s.override_codes)} ({s.override_reason})"
+            labels = dict(RefusalCode.choices)
+            overridden = ", ".join(str(labels.get(c, c)) for c in s.override_codes)
+            detail += f" · overridden: {overridden} ({s.override_reason})"
         if s.notes.strip():
             detail += f" · notes: {s.notes.strip()}"
         events.append(

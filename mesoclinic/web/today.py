@@ -18,6 +18,7 @@ from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import SafetyAlert
+from mesoclinic.safety.surveil import alert_words
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.scheduling.planning import cadence_flags
 
@@ -59,6 +60,8 @@ def due_courses(
             "protocol_id",
             "patient__first_name",
             "patient__last_name",
+            # Each row offers a call to the patient.
+            "patient__phone",
         )
         .annotate(last_at=Max("sessions__performed_at"))
     )
@@ -81,7 +84,15 @@ def due_courses(
     return sorted(out, key=lambda d: (not d.overdue, str(d.latest)))
 
 
-def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
+def own_first(groups: dict[str, list[Any]], name: str | None) -> dict[str, list[Any]]:
+    """The groups by practitioner's name, with the caller's own group first."""
+    if name is None or name not in groups:
+        return groups
+    return {name: groups[name], **{k: v for k, v in groups.items() if k != name}}
+
+
+def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dict[str, Any]:
+    """Today's page. `me`, the person looking, sees their own visits and sessions first."""
     now = now or timezone.now()
     tz = clinic.tz
     start = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tzinfo=tz)
@@ -139,8 +150,10 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         .only(
             "priority",
             "reason",
+            "opened_at",
             "session__course__patient__first_name",
             "session__course__patient__last_name",
+            "session__course__patient__phone",
         )
         .order_by("-priority", "opened_at")
     )
@@ -151,10 +164,14 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         .select_related("product")
         .order_by("-recalled", "expires_on")
     )
+    my_name = me.display_name if me is not None else None
     return {
         "now": now,
-        "sessions_by_practitioner": by_practitioner,
-        "visits_by_practitioner": visits_by_practitioner,
+        "my_name": my_name,
+        "my_visits": visits_by_practitioner.get(my_name, []) if my_name else [],
+        "my_sessions": by_practitioner.get(my_name, []) if my_name else [],
+        "sessions_by_practitioner": own_first(by_practitioner, my_name),
+        "visits_by_practitioner": own_first(visits_by_practitioner, my_name),
         "cadence_flags": cadence_flags(clinic, now, specs),
         "change_requests": list(
             ChangeRequest.objects.filter(clinic=clinic, handled_at__isnull=True)
@@ -169,12 +186,14 @@ def build(clinic: Clinic, now: dt.datetime | None = None) -> dict[str, Any]:
         # told when it has stopped, so they can phone patients and call whoever runs the server.
         "worker": worker_state(now),
         # Surveillance alerts not yet closed; the card is shown to managers only.
-        "safety_alerts": list(
-            SafetyAlert.objects.filter(clinic=clinic)
+        "safety_alerts": [
+            {"alert": a, **alert_words(a)}
+            for a in SafetyAlert.objects.filter(clinic=clinic)
             .exclude(status=SafetyAlert.Status.CLOSED)
+            .select_related("lot__product", "practitioner")
             .order_by("-raised_at", "-id")
-        ),
-        # Clinical part (issue 12): each follow-up closes from Today with how it ended.
+        ],
+        # Each follow-up closes from Today with how it ended.
         "follow_up_resolutions": FollowUp.Resolution.choices,
     }
 

@@ -112,7 +112,7 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         step(page, "journey-04-course-planned")
 
         # 3. Consent: the typed name and a signature drawn with a finger.
-        course_card.get_by_role("link", name="Take consent for this course").click()
+        course_card.get_by_role("link", name="Take consent", exact=True).click()
         page.get_by_label("Patient's full name, typed").fill("Ana Lopez")
         canvas = page.locator(".signature canvas")
         canvas.scroll_into_view_if_needed()
@@ -150,7 +150,8 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         # The clinic requires a baseline before session 1: the Hexsel score, taken now.
         course_card = page.locator(f"#course-{course.pk}")
         expect(course_card.locator("ul.reasons")).to_contain_text("needs a baseline")
-        course_card.get_by_role("link", name="Record the baseline").click()
+        progress = page.locator(f"#progress-{course.pk}")
+        progress.get_by_role("link", name="Record the baseline").click()
         for key, value in (("number", 3), ("depth", 2), ("morphology", 2), ("laxity", 1)):
             page.locator(f"#id_hexsel_{key}").fill(str(value))
         page.locator("#id_hexsel_nurnberger_muller").fill("2")
@@ -175,7 +176,7 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         step(page, "journey-07-test-read")
 
         # 6. Session 1: thighs clicked on the body map, the lot scanned, a volume and technique.
-        page.locator(f"#course-{course.pk}").get_by_role("link", name="Chart a session").click()
+        page.locator(f"#course-{course.pk}").get_by_role("link", name="Chart session 1").click()
         # The body map's script binds its clicks once the page has loaded: a click before
         # that (on a loaded machine) would do nothing.
         page.wait_for_url(f"**/courses/{course.pk}/sessions/new/", wait_until="load")
@@ -219,9 +220,8 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
         expect(page.get_by_text(re.compile("Status: expected"))).to_be_visible()
         effect = session.side_effects.get()
         assert (effect.kind, effect.grade, effect.status) == ("bruising", 1, "expected")
-        card = page.locator(f"#course-{course.pk}")
-        expect(card.locator(f"#side-effect-{effect.pk}")).to_contain_text("Expected")
-        expect(card.locator("ol.timeline")).to_contain_text("Session 1")
+        expect(page.locator(f"#side-effect-{effect.pk}")).to_contain_text("Expected")
+        expect(page.locator(f"#sessions-{course.pk} ol.timeline")).to_contain_text("Session 1")
         step(page, "journey-12-chart-with-timeline")
 
 

@@ -38,7 +38,7 @@ def test_a_baseline_is_recorded_and_the_chart_draws_it(
     card = page.locator(f"#course-{course.pk}")
     expect(card.get_by_text("Session 1 needs a baseline first")).to_be_visible()
 
-    card.get_by_role("link", name="Record the baseline").click()
+    page.locator(f"#progress-{course.pk}").get_by_role("link", name="Record the baseline").click()
     expect(page.get_by_role("heading", name=re.compile("Record measurements"))).to_be_visible()
     taken = timezone.localtime(timezone.now() - dt.timedelta(days=1), world.clinic.tz)
     page.get_by_label("Taken at").fill(taken.strftime("%Y-%m-%dT%H:%M"))
@@ -58,6 +58,7 @@ def test_a_baseline_is_recorded_and_the_chart_draws_it(
     assert Measurement.objects.filter(course=course).count() == 3
     card = page.locator(f"#course-{course.pk}")
     expect(card.get_by_text("Session 1 needs a baseline first")).to_have_count(0)
+    card = page.locator(f"#progress-{course.pk}")
     chart = card.locator("svg.progress-chart").first
     expect(chart).to_be_visible()
     expect(chart.locator("circle")).to_have_count(1)

@@ -70,7 +70,7 @@ def test_photos_are_taken_and_compared(
     page.goto(f"{live_server.url}/patients/{patient.pk}/")
 
     # No consent yet: the chart says so, and the photos page would not offer the camera.
-    card = page.locator(f"#course-{course.pk}")
+    card = page.locator(f"#photos-{course.pk}")
     expect(card.get_by_text("not asked yet")).to_be_visible()
     card.get_by_role("link", name="Record photo consent").click()
     clinical = page.locator("section", has=page.get_by_role("heading", name=re.compile("Clinical")))
@@ -84,7 +84,7 @@ def test_photos_are_taken_and_compared(
     assert not PhotoConsent.objects.filter(purpose="marketing").exists()
 
     # The baseline, six weeks ago, then today's photo of the same view.
-    card = page.locator(f"#course-{course.pk}")
+    card = page.locator(f"#photos-{course.pk}")
     card.get_by_role("link", name="Take or compare photos").click()
     thighs = page.locator("#area-thighs")
     front = thighs.get_by_label("Front")

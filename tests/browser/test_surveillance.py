@@ -66,10 +66,13 @@ def test_a_manager_recalls_a_lot_from_its_alert(
     login(page, live_server, world.manager.username)
     page.goto(f"{live_server.url}/today/")
     card = page.get_by_role("region", name="Safety alerts")
-    expect(card).to_contain_text("4 sessions with an adverse event in 5 sessions")
+    # In words first, with the statistic underneath.
+    expect(card).to_contain_text("4 of 5 sessions (80 %) were followed by an adverse event")
+    expect(card).to_contain_text("Bernoulli CUSUM")
     step(page, "surveillance-1-today")
 
-    card.get_by_role("link", name=f"lot {world.lot.lot_number}: 4 sessions").click()
+    # The lot has an alert from each test; this one is the CUSUM's.
+    card.locator(f'a[href="/safety/alerts/{alert.pk}/"]').click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(world.lot.lot_number)
     expect(page.get_by_role("region", name="What the numbers say")).to_contain_text(
         "against a clinic rate of 2 %"
