@@ -90,6 +90,8 @@ def usable_lots(course: Course, when: dt.datetime) -> QuerySet[Lot]:
     if planned:
         lots = lots.filter(product_id__in=planned)
     return lots.select_related("product").order_by("product__name", "expires_on")
+
+
 def _lines(
     areas: list[str], rows: list[dict[str, Any]], errors: dict[str, list[str]]
 ) -> list[dict[str, Any]]:
