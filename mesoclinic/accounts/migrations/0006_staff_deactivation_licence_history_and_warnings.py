@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0004_login_throttle_and_audit_actions'),
+        ('accounts', '0005_clinic_address_formats_and_setup'),
     ]
 
     operations = [

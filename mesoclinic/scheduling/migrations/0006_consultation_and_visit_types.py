@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0005_clinic_address_formats_and_setup'),
-        ('scheduling', '0004_calendar_feed_hashed_tokens'),
+        ('scheduling', '0005_check_in_and_charted_session'),
     ]
 
     operations = [
