@@ -362,7 +362,8 @@ class TodayTests:
         assert 'href="tel:+12125550101"' in row
         assert f'action="/follow-ups/{follow_up.pk}/close/"' in row
         response = client.post(
-            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Called; settling.", "next": "today"}
+            f"/follow-ups/{follow_up.pk}/close/",
+            {"outcome": "Called; settling.", "resolution": "improving", "next": "today"},
         )
         assert response["Location"] == "/today/"
         follow_up.refresh_from_db()
