@@ -169,7 +169,7 @@ def test_the_front_desk_books_the_next_free_slot_and_moves_a_session(
         f"&practitioner={clinic.practitioner.pk}"
     )
     page.locator(f"#appt-{first.pk}").get_by_role(
-        "link", name=re.compile("Session for Ana Lopez")
+        "link", name=re.compile("Session 1 of 15 for Ana Lopez")
     ).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Session · Ana Lopez")
     target = local.date() + 4 * DAY
