@@ -172,8 +172,19 @@ def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
             "patient": session.course.patient,
             "aftercare": session.aftercare(),
             "injections": session.injections.select_related("lot__product"),
+            **_amendments(session),
         },
     )
+
+
+def _amendments(session: Session) -> dict[str, Any]:
+    """The session's corrections, oldest first, each with its field in words, and the notes
+    as amended last (clinical part, issue 12)."""
+    rows = list(session.amendments.select_related("amended_by"))
+    for a in rows:
+        a.label = actions.AMENDABLE.get(a.field, a.field)  # type: ignore[attr-defined]
+    notes = [a.amended for a in rows if a.field == "notes"]
+    return {"amendments": rows, "amended_notes": notes[-1] if notes else session.notes}
 
 
 def aftercare_text(session: Session) -> str:
