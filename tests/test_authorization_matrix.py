@@ -81,6 +81,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "resolve_side_effect": ("POST", CLINICAL),
     "close_follow_up": ("POST", CLINICAL),
     "course_status": ("GET", CLINICAL),
+    "amend_session": ("GET", CLINICAL),
     "my_feed": ("GET", CLINICAL),
     "patient_feed": ("POST", READ),
     "manage_formulary": ("GET", MANAGE),

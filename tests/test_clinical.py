@@ -15,7 +15,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from mesoclinic.accounts.models import PractitionerLicence
+from mesoclinic.accounts.models import AuditEvent, PractitionerLicence
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import Course, FollowUp, SessionRefused
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
@@ -588,3 +588,39 @@ class RecallRaceTests:
             if r["status"] == 409:
                 assert "already recalled" in r["json"]["detail"]
         assert lots()["recall_reason"] == winner
+
+
+class AmendmentTests:
+    def test_a_session_is_corrected_with_a_reason_and_the_original_stays(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        session = chart(world, course, ago(days=20), notes="Left thigh bruised.")
+        client = signed_in(world.practitioner)
+        refused = client.post(
+            f"/sessions/{session.pk}/amend/",
+            {"field": "notes", "value": "Right thigh bruised.", "reason": " "},
+        )
+        assert "reason" in refused.context["form"].errors
+        done = client.post(
+            f"/sessions/{session.pk}/amend/",
+            {"field": "notes", "value": "Right thigh bruised.", "reason": "Wrong side."},
+        )
+        assert done["Location"] == f"/sessions/{session.pk}/"
+        session.refresh_from_db()
+        assert session.notes == "Left thigh bruised."  # the charted row never changes
+        page = client.get(f"/sessions/{session.pk}/").content.decode()
+        assert "Right thigh bruised." in page
+        assert "Notes amended" in page and "Wrong side." in page
+        assert "Original: “Left thigh bruised.”" in page
+        assert AuditEvent.objects.filter(
+            object_type="courses.Session", object_id=str(session.pk), detail__amended="notes"
+        ).exists()
+        chart_page = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert "Notes (amended): Right thigh bruised." in chart_page
+        assert "notes (amended): Right thigh bruised." in chart_page
+        bad = client.post(
+            f"/sessions/{session.pk}/amend/",
+            {"field": "burning_minutes", "value": "ten", "reason": "Typo."},
+        )
+        assert "value" in bad.context["form"].errors

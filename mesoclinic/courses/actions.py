@@ -17,6 +17,7 @@ from mesoclinic.courses.models import (
     AllergyReading,
     AllergyTest,
     AllergyTestInjection,
+    Amendment,
     Course,
     FollowUp,
     Session,
@@ -619,3 +620,61 @@ def do_complete_course(course: Course, user: Any, via: str = "api") -> Course:
             status="completed",
         )
     return course
+
+
+# Amendments: a charted session never changes; a correction is a row of its own.
+AMENDABLE = {
+    "notes": "Notes",
+    "burning_minutes": "Burning (minutes)",
+    "discomfort_minutes": "Discomfort (minutes)",
+}
+
+
+def current_value(session: Session, field: str) -> str:
+    """The field's value as amended last, or as charted."""
+    last = session.amendments.filter(field=field).order_by("-amended_at", "-id").first()
+    if last is not None:
+        return last.amended
+    value = getattr(session, field)
+    return "" if value is None else str(value)
+
+
+def do_amend_session(
+    session: Session, *, field: str, value: str, reason: str, user: Any, via: str = "api"
+) -> Amendment:
+    """Amend one field of a charted session with a reason. The session row stays as charted;
+    the amendment keeps the value before and after, who, when and why, and is audited."""
+    if field not in AMENDABLE:
+        raise ValidationError({"field": "choose what to correct."})
+    if not reason.strip():
+        raise ValidationError({"reason": "say why the record is corrected."})
+    value = value.strip()
+    if field != "notes" and value and not (value.isdigit() and int(value) <= 1440):
+        raise ValidationError({"value": "enter a number of minutes from 0 to 1440, or nothing."})
+    with transaction.atomic():
+        locked = Session.objects.select_for_update().get(pk=session.pk)
+        before = current_value(locked, field)
+        if before == value:
+            raise ValidationError({"value": "this is the value already on record."})
+        amendment = Amendment.objects.create(
+            clinic=session.course.clinic,
+            session=locked,
+            field=field,
+            original=before,
+            amended=value,
+            reason=reason.strip(),
+            amended_by=user,
+        )
+        audit(
+            clinic=session.course.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=session,
+            patient_id=session.course.patient_id,
+            via=via,
+            amended=field,
+            original=before,
+            value=value,
+            reason=reason.strip(),
+        )
+    return amendment

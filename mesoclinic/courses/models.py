@@ -283,6 +283,13 @@ class Session(models.Model):
     def areas(self) -> list[str]:
         return sorted({i.area for i in self.injections.all()})
 
+    @property
+    def current_notes(self) -> str:
+        """The notes as amended last (courses.Amendment), or as charted. Prefetch
+        "amendments" to read them for many sessions in one query."""
+        notes = [a.amended for a in self.amendments.all() if a.field == "notes"]
+        return notes[-1] if notes else self.notes
+
     def aftercare(self) -> list[dict[str, object]]:
         return logic.aftercare(
             self.course.spec, self.performed_at, set(self.areas), self.course.clinic.tz
@@ -680,3 +687,27 @@ def active_problems(patient: Patient, at: dt.datetime) -> list[rules.ProblemFact
             )
         )
     return out
+
+
+class Amendment(models.Model):
+    """A correction of a charted record. The charted row never changes: each amendment keeps
+    the field, its value before and after, why, who and when, and the pages show the amended
+    value with the original beside it."""
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="amendments")
+    session = models.ForeignKey(Session, models.CASCADE, related_name="amendments")
+    field = models.CharField(max_length=40)
+    original = models.TextField(blank=True)
+    amended = models.TextField(blank=True)
+    reason = models.TextField()
+    amended_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    amended_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["amended_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(reason=""), name="amendment_says_why"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.field} of session {self.session_id} amended"

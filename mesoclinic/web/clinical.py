@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from mesoclinic.access import access_course
+from mesoclinic.access import access_course, access_session
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import Course
 from mesoclinic.scheduling.actions import do_cancel
@@ -83,5 +83,40 @@ def course_status(request: HttpRequest, course_id: int) -> HttpResponse:
             "form": form,
             "action": action if action in ("stop", "complete") else "stop",
             "visits": future_visits(course),
+        },
+    )
+
+
+@login_required
+def amend_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Correct a charted session with a reason; the original stays on record and in view."""
+    session = access_session(caller(request), session_id, CLINICAL, view=reading(request))
+    form = forms.AmendSessionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            actions.do_amend_session(
+                session,
+                field=data["field"],
+                value=data["value"],
+                reason=data["reason"],
+                user=request.user,
+                via="web",
+            )
+        except ValidationError as exc:
+            put_errors(form, exc)
+        else:
+            messages.success(request, f"Session {session.number} amended.")
+            return redirect("web:session", session_id=session.pk)
+    return render(
+        request,
+        "web/clinical/amend_session.html",
+        {
+            "page": "patients",
+            "session": session,
+            "patient": session.course.patient,
+            "course": session.course,
+            "form": form,
+            "current": {f: actions.current_value(session, f) for f in actions.AMENDABLE},
         },
     )

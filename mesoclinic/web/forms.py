@@ -267,3 +267,28 @@ class CourseStatusForm(forms.Form):
         if data.get("action") == "stop" and not str(data.get("reason", "")).strip():
             self.add_error("reason", "Say why the course is stopped.")
         return data
+
+
+class AmendSessionForm(forms.Form):
+    """Correct one field of a charted session; the original stays on record."""
+
+    field = forms.ChoiceField(
+        label="What to correct",
+        choices=[
+            ("notes", "Notes"),
+            ("burning_minutes", "Burning (minutes)"),
+            ("discomfort_minutes", "Discomfort (minutes)"),
+        ],
+    )
+    value = forms.CharField(
+        label="Corrected value",
+        required=False,
+        max_length=limits.NOTES,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    reason = forms.CharField(
+        label="Why",
+        max_length=limits.REASON,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown beside the correction, with the original.",
+    )

@@ -207,6 +207,7 @@ def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
             "call_line": call_line(session.course.clinic),
             "overridden": code_words(session.override_codes),
             "injections": session.injections.select_related("lot__product"),
+            **_amendments(session),
         },
     )
 
@@ -223,6 +224,14 @@ def call_line(clinic: Clinic) -> str:
     if clinic.phone:
         return f"If something worries you, call {clinic.name} on {clinic.phone}."
     return f"If something worries you, call {clinic.name}."
+def _amendments(session: Session) -> dict[str, Any]:
+    """The session's corrections, oldest first, each with its field in words, and the notes
+    as amended last (clinical part, issue 12)."""
+    rows = list(session.amendments.select_related("amended_by"))
+    for a in rows:
+        a.label = actions.AMENDABLE.get(a.field, a.field)  # type: ignore[attr-defined]
+    notes = [a.amended for a in rows if a.field == "notes"]
+    return {"amendments": rows, "amended_notes": notes[-1] if notes else session.notes}
 
 
 def aftercare_text(session: Session) -> str:

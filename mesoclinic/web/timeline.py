@@ -161,7 +161,7 @@ def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int
     for s in (
         Session.objects.filter(course_id__in=list(by_course))
         .select_related("practitioner")
-        .prefetch_related("injections")
+        .prefetch_related("injections", "amendments")
         .order_by("performed_at")
     ):
         s.course = by_course[s.course_id]
@@ -355,8 +355,9 @@ def build(course: Course, records: Records) -> list[Event]:
             labels = dict(RefusalCode.choices)
             overridden = ", ".join(str(labels.get(c, c)) for c in s.override_codes)
             detail += f" · overridden: {overridden} ({s.override_reason})"
-        if s.notes.strip():
-            detail += f" · notes: {s.notes.strip()}"
+        if s.current_notes.strip():
+            amended = " (amended)" if s.current_notes != s.notes else ""
+            detail += f" · notes{amended}: {s.current_notes.strip()}"
         events.append(
             Event(
                 at=local(s.performed_at),

@@ -69,6 +69,7 @@ urlpatterns = [
     path("side-effects/<int:effect_id>/resolve/", effects.resolve, name="resolve_side_effect"),
     path("follow-ups/<int:follow_up_id>/close/", effects.close_follow_up, name="close_follow_up"),
     path("courses/<int:course_id>/status/", clinical.course_status, name="course_status"),
+    path("sessions/<int:session_id>/amend/", clinical.amend_session, name="amend_session"),
     path("my-calendar/", feeds.my_feed, name="my_feed"),
     path("account/tokens/", account.tokens, name="account_tokens"),
     path(
