@@ -21,6 +21,7 @@ from mesoclinic.formulary.models import Lot, Product, ProductIngredient
 from mesoclinic.imports import actions, logic
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.patients.models import Patient
+from mesoclinic.patients.search import search
 from tests.conftest import World
 from tests.scheduling_fixtures import race_processes, run_script
 
@@ -309,6 +310,13 @@ class PatientImportTests:
         page = client.get(f"/manage/import/{job.pk}/").content.decode()
         assert f'href="/patients/{ana.pk}/"' in page
         assert AuditEvent.objects.filter(action="view", patient_id=ana.pk).exists()
+
+    def test_imported_patients_are_found_as_registered_ones_are(self, world: World) -> None:
+        client = signed_in(world.manager)
+        run(client, uploaded_and_checked(client, "patients", PATIENTS))
+        chloe = Patient.objects.get(clinic=world.clinic, last_name="Durand")
+        assert list(search(world.clinic, "chloe durand")) == [chloe]
+        assert list(search(world.clinic, "Durand, Chloé")) == [chloe]
 
     def test_every_bad_row_is_reported_by_row_column_and_problem_and_nothing_imported(
         self, world: World

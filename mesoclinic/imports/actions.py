@@ -522,6 +522,10 @@ class AlreadyImported(Exception):
 def _create_patients(
     job: ImportJob, ready: list[Patient]
 ) -> tuple[dict[str, list[int]], list[Any]]:
+    # bulk_create skips save(), which keeps the folded name and the normalised phone that
+    # search reads: fill them first, or an imported patient could not be found.
+    for patient in ready:
+        patient.refresh_search_columns()
     made = Patient.objects.bulk_create(ready, batch_size=500)
     entries = [(p, p.pk, {"import": job.pk}) for p in made]
     return {"patients": [p.pk for p in made]}, entries

@@ -224,6 +224,8 @@ def call_line(clinic: Clinic) -> str:
     if clinic.phone:
         return f"If something worries you, call {clinic.name} on {clinic.phone}."
     return f"If something worries you, call {clinic.name}."
+
+
 def _amendments(session: Session) -> dict[str, Any]:
     """The session's corrections, oldest first, each with its field in words, and the notes
     as amended last (clinical part, issue 12)."""
