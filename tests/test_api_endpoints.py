@@ -261,6 +261,7 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
     ("GET", "/appointments/{appointment}", _none, ALL_STAFF, "404"),
     ("POST", "/appointments/{appointment}/cancel", lambda sc: {"reason": "ill"}, ALL_STAFF, "404"),
     ("POST", "/appointments/{started}/no-show", _none, ALL_STAFF, "404"),
+    ("POST", "/appointments/{started}/arrived", _none, ALL_STAFF, "404"),
     (
         "POST",
         "/appointments/{appointment}/move",
@@ -697,7 +698,9 @@ class ProtocolEndpointTests:
         assert body["key"] == "cellulite"
         assert len(body["versions"]) == 1
         assert body["versions"][0]["version"] == 1
-        assert "cellulite.toml" in body["versions"][0]["change_note"]
+        # The note says where the version came from in words, never by its file's name.
+        assert body["versions"][0]["change_note"].startswith("Installed with mesoclinic")
+        assert ".toml" not in body["versions"][0]["change_note"]
 
     def test_it_answers_404_for_an_unknown_protocol(self, world: World) -> None:
         api = api_for(world.manager)

@@ -432,14 +432,14 @@ class FollowUpClosingTests:
         chart_page = client.get(f"/patients/{patient.pk}/").content.decode()
         assert f'action="/follow-ups/{follow_up.pk}/close/"' in chart_page
         missing = client.post(
-            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Drained.", "back": "today"}
+            f"/follow-ups/{follow_up.pk}/close/", {"outcome": "Drained.", "next": "today"}
         )
         assert missing["Location"] == "/today/"
         follow_up.refresh_from_db()
         assert follow_up.status == FollowUp.Status.OPEN
         done = client.post(
             f"/follow-ups/{follow_up.pk}/close/",
-            {"resolution": "improving", "outcome": "Drained; antibiotics.", "back": "today"},
+            {"resolution": "improving", "outcome": "Drained; antibiotics.", "next": "today"},
         )
         assert done["Location"] == "/today/"
         follow_up.refresh_from_db()

@@ -24,7 +24,14 @@ from tests.conftest import Api, World, api_for, problem_of
 from tests.scheduling_fixtures import ROOT, process_env, race_processes, run_script
 from tests.test_photos import cellulite_course, image_file, noisy_jpeg
 
-PATIENT = {"first_name": "Ana", "last_name": "Lopez", "date_of_birth": "1990-05-17"}
+# The same patient is registered more than once on purpose here, so the duplicate warning
+# (tests/test_patient_record.py) is passed over, as a user who means it does.
+PATIENT = {
+    "first_name": "Ana",
+    "last_name": "Lopez",
+    "date_of_birth": "1990-05-17",
+    "allow_duplicate": True,
+}
 
 
 def post(api: Api, path: str, body: Any, key: str | None) -> Any:

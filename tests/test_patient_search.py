@@ -63,11 +63,16 @@ class NormalTests:
         assert normal.parse_year("0101") is None
 
     def test_the_clinics_date_order(self, world: World, other: World) -> None:
+        # A clinic that writes the month's name types dates as its country does.
+        assert world.clinic.date_format == "j M Y"
         assert date_order(world.clinic) == normal.MONTH_FIRST  # a clinic in the United States
         other.clinic.phone = "+33 1 42 68 53 00"
         assert date_order(other.clinic) == normal.DAY_FIRST
-        other.clinic.date_format = "%m/%d/%Y"  # type: ignore[attr-defined]
+        # A clinic that writes dates with numbers types them in the same order.
+        other.clinic.date_format = "m/d/Y"
         assert date_order(other.clinic) == normal.MONTH_FIRST
+        world.clinic.date_format = "d/m/Y"
+        assert date_order(world.clinic) == normal.DAY_FIRST
 
 
 class SearchTests:

@@ -373,6 +373,8 @@ class MembershipAdmin(ClinicScopedAdmin):
 @admin.register(PractitionerLicence)
 class PractitionerLicenceAdmin(ClinicScopedAdmin):
     list_display = ("user", "kind", "number", "jurisdiction", "expires_on")
+    # A renewal is made on the staff pages, which keep the history; here they are shown only.
+    readonly_fields = ("superseded_by", "created_at")
 
 
 @admin.register(AuditEvent)

@@ -12,12 +12,14 @@ from mesoclinic.patients.models import Patient
 
 
 def date_order(clinic: Clinic) -> str:
-    """Whether the clinic writes dates day first or month first. A clinic's date format
-    (when it has one) decides; else a clinic in the United States writes the month first."""
-    fmt = str(getattr(clinic, "date_format", "") or "").lower()
-    if fmt:
-        d, m = fmt.find("d"), fmt.find("m")
-        return normal.MONTH_FIRST if 0 <= m < d else normal.DAY_FIRST
+    """Whether the clinic's staff type dates day first or month first. A clinic that writes
+    dates with numbers (31/12/2026 or 12/31/2026) types them the same way; one that writes the
+    month's name or the ISO order types as its country does: month first in the United States."""
+    fmt = clinic.date_format
+    if fmt == Clinic.DateFormat.MONTH_DAY_YEAR:
+        return normal.MONTH_FIRST
+    if fmt == Clinic.DateFormat.DAY_MONTH_YEAR:
+        return normal.DAY_FIRST
     region = normal.region_of(clinic.phone)
     return normal.MONTH_FIRST if region == "US" else normal.DAY_FIRST
 
