@@ -210,8 +210,19 @@ def build_objects(scene: Scene, other: World) -> Objects:
     day_off = WorkingException.objects.create(
         clinic=world.clinic, user=world.practitioner, date=dt.date(2030, 1, 2), kind="time_off"
     )
+    # A measurement and an allergy reading to correct (web/amend.py).
+    from mesoclinic.courses.models import AllergyReading
+    from mesoclinic.outcomes.models import Measurement
+
+    ids_amend = {
+        "measurement_id": Measurement.objects.filter(course=course).values_list("pk", flat=True)[0],
+        "reading_id": AllergyReading.objects.filter(
+            test_id=scene.course["allergy_test"]
+        ).values_list("pk", flat=True)[0],
+    }
     ids = {
         **scene.ids,
+        **ids_amend,
         "job_id": job.pk,
         "medication_id": medication.pk,
         "allergy_id": allergy.pk,

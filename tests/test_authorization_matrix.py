@@ -82,6 +82,8 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "close_follow_up": ("POST", CLINICAL),
     "course_status": ("GET", CLINICAL),
     "amend_session": ("GET", CLINICAL),
+    "amend_measurement": ("GET", CLINICAL),
+    "amend_allergy_reading": ("GET", CLINICAL),
     "my_feed": ("GET", CLINICAL),
     "patient_feed": ("POST", READ),
     "manage_formulary": ("GET", MANAGE),

@@ -678,3 +678,48 @@ def do_amend_session(
             reason=reason.strip(),
         )
     return amendment
+
+
+def do_amend_allergy_reading(
+    reading: AllergyReading, *, result: str, reason: str, user: Any, via: str = "api"
+) -> Amendment:
+    """Correct an allergy test reading's result with a reason. The reading holds the corrected
+    result, so the session gate reads it; the result as first charted stays on the row
+    (charted_result) and each amendment keeps the result before and after, who, when and why.
+    Audited."""
+    if result not in AllergyReading.Result.values:
+        raise ValidationError({"result": "choose the corrected result."})
+    if not reason.strip():
+        raise ValidationError({"reason": "say why the record is corrected."})
+    clinic = reading.test.course.clinic
+    with transaction.atomic():
+        locked = AllergyReading.objects.select_for_update().get(pk=reading.pk)
+        before = locked.result
+        if before == result:
+            raise ValidationError({"result": "this is the result already on record."})
+        amendment = Amendment.objects.create(
+            clinic=clinic,
+            allergy_reading=locked,
+            field="result",
+            original=before,
+            amended=result,
+            reason=reason.strip(),
+            amended_by=user,
+        )
+        locked.charted_result = locked.charted_result or before
+        locked.result = result
+        locked.save(update_fields=["result", "charted_result"])
+        audit(
+            clinic=clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=locked,
+            patient_id=reading.test.course.patient_id,
+            via=via,
+            amended="result",
+            original=before,
+            value=result,
+            reason=reason.strip(),
+        )
+    reading.result, reading.charted_result = locked.result, locked.charted_result
+    return amendment

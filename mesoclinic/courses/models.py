@@ -218,6 +218,12 @@ class AllergyReading(models.Model):
     read_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     result = models.CharField(max_length=10, choices=Result.choices)
     notes = models.TextField(blank=True)
+    charted_result = models.CharField(
+        max_length=10,
+        choices=Result.choices,
+        blank=True,
+        help_text="The result as first charted, kept once it is amended (courses.Amendment).",
+    )
 
     class Meta:
         ordering = ["read_at"]
@@ -690,12 +696,23 @@ def active_problems(patient: Patient, at: dt.datetime) -> list[rules.ProblemFact
 
 
 class Amendment(models.Model):
-    """A correction of a charted record. The charted row never changes: each amendment keeps
-    the field, its value before and after, why, who and when, and the pages show the amended
-    value with the original beside it."""
+    """A correction of a charted record: a session, a measurement or an allergy reading (one
+    of the three). A session row never changes; a measurement's value and a reading's result
+    hold the corrected value, so every reader (progress, analytics, the session gate) reads it
+    with no added query, and the row keeps the value as charted (charted_value /
+    charted_result). Each amendment keeps the field, its value before and after, why, who and
+    when, and the pages show the amended value with the original beside it."""
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="amendments")
-    session = models.ForeignKey(Session, models.CASCADE, related_name="amendments")
+    session = models.ForeignKey(
+        Session, models.CASCADE, null=True, blank=True, related_name="amendments"
+    )
+    measurement = models.ForeignKey(
+        "outcomes.Measurement", models.CASCADE, null=True, blank=True, related_name="amendments"
+    )
+    allergy_reading = models.ForeignKey(
+        AllergyReading, models.CASCADE, null=True, blank=True, related_name="amendments"
+    )
     field = models.CharField(max_length=40)
     original = models.TextField(blank=True)
     amended = models.TextField(blank=True)
@@ -707,7 +724,26 @@ class Amendment(models.Model):
         ordering = ["amended_at", "id"]
         constraints = [
             models.CheckConstraint(condition=~models.Q(reason=""), name="amendment_says_why"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(session__isnull=False, measurement__isnull=True)
+                    & models.Q(allergy_reading__isnull=True)
+                )
+                | (
+                    models.Q(session__isnull=True, measurement__isnull=False)
+                    & models.Q(allergy_reading__isnull=True)
+                )
+                | (
+                    models.Q(session__isnull=True, measurement__isnull=True)
+                    & models.Q(allergy_reading__isnull=False)
+                ),
+                name="amendment_has_one_record",
+            ),
         ]
 
     def __str__(self) -> str:
+        if self.measurement_id:
+            return f"{self.field} of measurement {self.measurement_id} amended"
+        if self.allergy_reading_id:
+            return f"{self.field} of allergy reading {self.allergy_reading_id} amended"
         return f"{self.field} of session {self.session_id} amended"

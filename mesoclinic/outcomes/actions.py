@@ -10,8 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from mesoclinic.accounts.models import AuditEvent, audit_many
-from mesoclinic.courses.models import Course, Session
+from mesoclinic.accounts.models import AuditEvent, audit, audit_many
+from mesoclinic.courses.models import Amendment, Course, Session
 from mesoclinic.outcomes import logic
 from mesoclinic.outcomes.models import Measurement
 
@@ -144,3 +144,51 @@ def do_record_measurement(
 def has_baseline(course: Course, by: dt.datetime) -> bool:
     """Whether session 1 at `by` passes the baseline gate (the rule is in courses.rules)."""
     return course.measurements.filter(taken_at__lte=by).exists()
+
+
+def do_amend_measurement(
+    measurement: Measurement, *, value: str, reason: str, user: Any, via: str = "api"
+) -> Amendment:
+    """Correct a measurement's value with a reason. The measurement holds the corrected value,
+    so progress, the outcome tables and analytics read it; the value as first charted stays
+    on the row (charted_value) and each amendment keeps the value before and after, who, when
+    and why. Audited."""
+    try:
+        new = logic.check_value(measurement.kind, value)
+    except logic.Invalid as e:
+        raise ValidationError(e.problems) from None
+    if not reason.strip():
+        raise ValidationError({"reason": "say why the record is corrected."})
+    course = measurement.course
+    with transaction.atomic():
+        locked = Measurement.objects.select_for_update().get(pk=measurement.pk)
+        before = locked.value
+        if before == new:
+            raise ValidationError({"value": "this is the value already on record."})
+        amendment = Amendment.objects.create(
+            clinic_id=locked.clinic_id,
+            measurement=locked,
+            field="value",
+            original=str(before),
+            amended=str(new),
+            reason=reason.strip(),
+            amended_by=user,
+        )
+        if locked.charted_value is None:
+            locked.charted_value = before
+        locked.value = new
+        locked.save(update_fields=["value", "charted_value"])
+        audit(
+            clinic=course.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=locked,
+            patient_id=course.patient_id,
+            via=via,
+            amended="value",
+            original=str(before),
+            value=str(new),
+            reason=reason.strip(),
+        )
+    measurement.value, measurement.charted_value = locked.value, locked.charted_value
+    return amendment

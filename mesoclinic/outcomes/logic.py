@@ -207,6 +207,27 @@ def check(raw: Raw, taken_at: dt.datetime, facts: CourseFacts, prefix: str = "")
     return out
 
 
+def check_value(kind: str, raw: object) -> Decimal:
+    """A corrected value for a measurement of `kind` (not Hexsel, whose total is the sum of
+    its items), or Invalid naming the reason under "value"."""
+    if kind == scales.HEXSEL:
+        raise Invalid(
+            {"value": "a Hexsel total is the sum of its five items: record the score again."}
+        )
+    if kind in SCORE_RANGE:
+        score, why = _score(raw, *SCORE_RANGE[kind])
+        if score is None:
+            raise Invalid({"value": why})
+        return Decimal(score)
+    unit, limit = (
+        ("cm", MAX_CIRCUMFERENCE_CM) if kind == scales.CIRCUMFERENCE else ("kg", MAX_WEIGHT_KG)
+    )
+    value, why = _measure(raw, unit, limit)
+    if value is None:
+        raise Invalid({"value": why})
+    return value
+
+
 def check_all(
     raws: Iterable[tuple[str, Raw]], taken_at: dt.datetime, facts: CourseFacts
 ) -> list[Clean]:

@@ -50,6 +50,13 @@ class Measurement(models.Model):
         max_length=20, choices=Area.choices, blank=True, help_text="The area a Hexsel score is for."
     )
     value = models.DecimalField(max_digits=6, decimal_places=1)
+    charted_value = models.DecimalField(
+        max_digits=6,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        help_text="The value as first charted, kept once it is amended (courses.Amendment).",
+    )
     unit = models.CharField(max_length=10, blank=True, help_text='"cm", "kg" or "" for a score.')
     items = models.JSONField(
         default=dict, blank=True, help_text="The Hexsel item scores, by item key."

@@ -292,3 +292,35 @@ class AmendSessionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Shown beside the correction, with the original.",
     )
+
+
+class AmendMeasurementForm(forms.Form):
+    """Correct a measurement's value; the original stays on record."""
+
+    value = forms.CharField(label="Corrected value", max_length=20)
+    reason = forms.CharField(
+        label="Why",
+        max_length=limits.REASON,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown beside the correction, with the original.",
+    )
+
+
+class AmendReadingForm(forms.Form):
+    """Correct an allergy test reading's result; the original stays on record."""
+
+    result = forms.ChoiceField(
+        label="Corrected result",
+        choices=[
+            ("none", "No reaction"),
+            ("local", "Local reaction"),
+            ("systemic", "Systemic reaction"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        label="Why",
+        max_length=limits.REASON,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Shown beside the correction, with the original.",
+    )

@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from mesoclinic.web import (
     account,
+    amend,
     booking,
     chart,
     clinical,
@@ -70,6 +71,16 @@ urlpatterns = [
     path("follow-ups/<int:follow_up_id>/close/", effects.close_follow_up, name="close_follow_up"),
     path("courses/<int:course_id>/status/", clinical.course_status, name="course_status"),
     path("sessions/<int:session_id>/amend/", clinical.amend_session, name="amend_session"),
+    path(
+        "measurements/<int:measurement_id>/amend/",
+        amend.amend_measurement,
+        name="amend_measurement",
+    ),
+    path(
+        "allergy-tests/<int:test_id>/readings/<int:reading_id>/amend/",
+        amend.amend_allergy_reading,
+        name="amend_allergy_reading",
+    ),
     path("my-calendar/", feeds.my_feed, name="my_feed"),
     path("account/tokens/", account.tokens, name="account_tokens"),
     path(
