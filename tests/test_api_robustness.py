@@ -346,6 +346,18 @@ class ApiRobustnessTests:
         [error] = [e for e in problem["errors"] if e["field"] == field]
         assert re.search(r"time ?zone", error["message"], re.IGNORECASE), error
 
+    def test_a_preferred_time_of_day_with_a_zone_is_refused_by_name(self, scene: Scene) -> None:
+        # Found by the schema fuzzer: "17:24:03Z" as a preference was a 500.
+        r = send(
+            api_for(scene.world.manager),
+            "POST",
+            f"/courses/{scene.course['id']}/booking",
+            {"preferences": {"latest_time": "17:24:03Z"}, "dry_run": True},
+        )
+        [error] = problem_of(r, 422)["errors"]
+        assert error["field"] == "preferences.latest_time"
+        assert "without a time zone" in error["message"]
+
     def test_a_naive_time_in_the_session_check_is_refused_too(self, scene: Scene) -> None:
         r = api_for(scene.world.practitioner).get(
             f"/courses/{scene.course['id']}/session-check", performed_at=NAIVE

@@ -58,6 +58,17 @@ def _time_text(value: object) -> object:
 When = Annotated[AwareDatetime, BeforeValidator(_time_text), AfterValidator(_plausible_time)]
 Day = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_plausible_date)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _wall_clock(value: dt.time) -> dt.time:
+    if value.tzinfo is not None:
+        raise ValueError("must be a time of day on the clinic's clock, without a time zone")
+    return value
+
+
+# A time of day on the clinic's wall clock ("16:00"): a zone would say nothing about the day's
+# own offset, so one is refused rather than guessed.
+ClockTime = Annotated[dt.time, AfterValidator(_wall_clock)]
 # A key of a protocol, ingredient, area, side effect or refusal code.
 Key = Annotated[str, Field(max_length=limits.KEY)]
 
@@ -467,8 +478,8 @@ class PreferencesIn(Schema):
         max_length=7,
         description="Preferred days, Monday 0 to Sunday 6; empty: any.",
     )
-    earliest_time: dt.time | None = None
-    latest_time: dt.time | None = None
+    earliest_time: ClockTime | None = None
+    latest_time: ClockTime | None = None
 
 
 class BookCourseIn(Schema):
