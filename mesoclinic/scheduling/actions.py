@@ -245,21 +245,7 @@ def do_mark_no_show(appointment: Appointment, *, user: Any, via: str = "api") ->
         now = timezone.now()
         if now < fresh.starts_at:
             raise ValidationError("An appointment that has not begun cannot be a no-show.")
-        previous = fresh.status
-        fresh.status = Appointment.Status.NO_SHOW
-        fresh.no_show_at = now
-        fresh.no_show_by = acting(user)
-        fresh.save(update_fields=["status", "no_show_at", "no_show_by"])
-        audit(
-            clinic=fresh.clinic,
-            user=user,
-            action=AuditEvent.Action.UPDATE,
-            obj=fresh,
-            patient_id=fresh.patient_id,
-            via=via,
-            status=fresh.status,
-            previous=previous,
-        )
+        _stamp(fresh, Appointment.Status.NO_SHOW, "no_show", now, user, via)
     return fresh
 
 
@@ -274,22 +260,30 @@ def do_mark_arrived(appointment: Appointment, *, user: Any, via: str = "api") ->
         tz = fresh.clinic.tz
         if fresh.starts_at.astimezone(tz).date() != now.astimezone(tz).date():
             raise ValidationError("A patient can be checked in only on the day of the visit.")
-        previous = fresh.status
-        fresh.status = Appointment.Status.ARRIVED
-        fresh.arrived_at = now
-        fresh.arrived_by = acting(user)
-        fresh.save(update_fields=["status", "arrived_at", "arrived_by"])
-        audit(
-            clinic=fresh.clinic,
-            user=user,
-            action=AuditEvent.Action.UPDATE,
-            obj=fresh,
-            patient_id=fresh.patient_id,
-            via=via,
-            status=fresh.status,
-            previous=previous,
-        )
+        _stamp(fresh, Appointment.Status.ARRIVED, "arrived", now, user, via)
     return fresh
+
+
+def _stamp(
+    appointment: Appointment, status: str, field: str, now: dt.datetime, user: Any, via: str
+) -> None:
+    """Move a locked appointment to `status`, stamping `<field>_at` and `<field>_by`, and
+    audit the change with the status it had before."""
+    previous = appointment.status
+    appointment.status = status
+    setattr(appointment, f"{field}_at", now)
+    setattr(appointment, f"{field}_by", acting(user))
+    appointment.save(update_fields=["status", f"{field}_at", f"{field}_by"])
+    audit(
+        clinic=appointment.clinic,
+        user=user,
+        action=AuditEvent.Action.UPDATE,
+        obj=appointment,
+        patient_id=appointment.patient_id,
+        via=via,
+        status=status,
+        previous=previous,
+    )
 
 
 # What a charted session finishes: its kind of visit, by the session's kind.
