@@ -48,18 +48,18 @@ def test_the_front_desk_registers_a_patient(page: Page, live_server: Any, world:
     page.get_by_label("Last name").fill("Santos")
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
     page.get_by_label("Date of birth").fill(tomorrow.isoformat())
-    page.get_by_label("Phone").fill("call me")
+    page.get_by_label("Phone", exact=True).fill("call me")
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_role("alert").first).to_be_visible()
     expect(page.locator(".field-error")).to_have_count(2)
-    expect(page.locator(".field-error", has=page.get_by_label("Phone"))).to_be_visible()
+    expect(page.locator(".field-error", has=page.get_by_label("Phone", exact=True))).to_be_visible()
     expect(page.locator(".field-error", has=page.get_by_label("Date of birth"))).to_be_visible()
     step(page, "register-errors")
     assert not Patient.objects.filter(last_name="Santos").exists()
 
     page.get_by_label("Date of birth").fill("1988-04-02")
-    page.get_by_label("Phone").fill("+1 212 555 0199")
-    page.get_by_label("Email").fill("maria@example.com")
+    page.get_by_label("Phone", exact=True).fill("+1 212 555 0199")
+    page.get_by_label("Email", exact=True).fill("maria@example.com")
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_role("heading", name=re.compile("Maria Santos"))).to_be_visible()
     step(page, "register-done")
@@ -87,7 +87,9 @@ def test_a_practitioner_takes_a_patient_to_their_first_session(
 
         # 1. Screening: every question answered "No".
         page.get_by_role("link", name="Fill in the screening").click()
-        for group in page.locator("fieldset").all():
+        # Each yes/no question; the allergy question's "to what" picker is asked only on a yes.
+        yes_no = page.locator("fieldset").filter(has=page.get_by_label("No", exact=True))
+        for group in yes_no.all():
             group.get_by_label("No", exact=True).check()
         step(page, "journey-02-screening")
         page.get_by_role("button", name="Record the screening").click()
