@@ -43,13 +43,24 @@ def local_today(clinic: Clinic, now: dt.datetime | None = None) -> dt.date:
     return (now or timezone.now()).astimezone(clinic.tz).date()
 
 
-def _current(clinic_ids: list[int] | None = None) -> list[tuple[PractitionerLicence, int]]:
+def _current(
+    clinic_ids: list[int] | None = None,
+    *,
+    expiring_by: dt.date | None = None,
+    user_id: int | None = None,
+) -> list[tuple[PractitionerLicence, int]]:
     """Current licences (not renewed) of active members, with their user and clinic, each
-    with the id of its holder's membership."""
+    with the id of its holder's membership; only those expiring by `expiring_by` and held by
+    `user_id` when given, chosen by the database rather than after loading every licence."""
     active = Membership.objects.values_list("clinic_id", "user_id", "pk")
     licences = PractitionerLicence.objects.filter(superseded_by__isnull=True).select_related(
         "user", "clinic"
     )
+    if expiring_by is not None:
+        licences = licences.filter(expires_on__lte=expiring_by)
+    if user_id is not None:
+        licences = licences.filter(user_id=user_id)
+        active = active.filter(user_id=user_id)
     if clinic_ids is not None:
         licences = licences.filter(clinic_id__in=clinic_ids)
         active = active.filter(clinic_id__in=clinic_ids)
@@ -84,12 +95,8 @@ def warnings_for(member: Membership, today: dt.date) -> list[ExpiringLicence]:
     expired or expires within the first threshold; for anyone else, only their own. One query
     for the licences and one for the active members."""
     horizon = today + dt.timedelta(days=THRESHOLDS[0])
-    found = [
-        (lic, member_id)
-        for lic, member_id in _current([member.clinic_id])
-        if lic.expires_on <= horizon
-        and (member.role == Membership.Role.MANAGER or lic.user_id == member.user_id)
-    ]
+    own = None if member.role == Membership.Role.MANAGER else member.user_id
+    found = _current([member.clinic_id], expiring_by=horizon, user_id=own)
     found.sort(key=lambda pair: (pair[0].expires_on, pair[0].user.display_name))
     return [ExpiringLicence(lic, m, (lic.expires_on - today).days) for lic, m in found]
 
