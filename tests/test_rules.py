@@ -375,6 +375,26 @@ class RulesTests:
         assert codes(facts(licence_expires_on=dt.date(2026, 5, 12))) == []
         assert codes(facts(licence_expires_on=dt.date(2030, 1, 1))) == []
 
+    def test_the_gate_and_booking_share_one_licence_rule(self) -> None:
+        from mesoclinic.scheduling.actions import INJECTING, may_give
+
+        day, today = dt.date(2026, 5, 12), dt.date(2026, 5, 1)
+        cases = {
+            None: "Dr Rivera has no licence on file in this clinic.",
+            dt.date(2026, 4, 30): "Dr Rivera's licence expired on 30 Apr 2026.",
+            dt.date(2026, 5, 11): "Dr Rivera's licence expires on 11 May 2026, before the visit.",
+            dt.date(2026, 5, 12): None,
+        }
+        kind = sorted(INJECTING)[0]
+        for expires, words in cases.items():
+            assert rules.licence_problem("Dr Rivera", expires, day, today) == words
+            # Booking offers exactly whom the gate would let inject that day.
+            assert may_give(kind, expires, day) is (words is None)
+            gate = codes(facts(licence_expires_on=expires))
+            assert ("practitioner_licence_expired" in gate) is (
+                rules.licence_problem("", expires, dt.date(2026, 5, 12)) is not None
+            )
+
     # Every reason at once.
 
     def test_it_names_every_reason_at_once(self) -> None:

@@ -360,10 +360,12 @@ def _licensed_from(clinic: Any, user: User, kind: str, start: dt.datetime) -> No
     """Refuse a slot search the booking would refuse: an injecting visit with a practitioner
     whose licence is not valid on the search's first day."""
     expires = actions.licensed_until(clinic, {user.pk}).get(user.pk)
-    if not actions.may_give(kind, expires, start.astimezone(clinic.tz).date()):
+    day = start.astimezone(clinic.tz).date()
+    if not actions.may_give(kind, expires, day):
+        today = timezone.now().astimezone(clinic.tz).date()
         raise ValidationError(
             {
-                "practitioner": f"{actions.licence_words(user.display_name, expires)} "
+                "practitioner": f"{actions.licence_words(user.display_name, expires, day, today)} "
                 "This visit needs a practitioner with a valid licence."
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -264,11 +265,16 @@ def check_session(
 
 
 def check_sessions(
-    courses: list[Course], performed_at: dt.datetime, practitioner: Any, lots: list[Lot]
+    courses: list[Course],
+    performed_at: dt.datetime,
+    practitioner: Any,
+    lots: list[Lot],
+    practitioner_of: Mapping[int, Any] | None = None,
 ) -> dict[int, list[rules.Refusal]]:
     """`check_session` for several courses of one patient, by course id: the chart asks it
-    for every open course, with the facts read once for all of them."""
-    facts = gather_facts_many(courses, performed_at, practitioner, lots)
+    for every open course, with the facts read once for all of them, each course judged for
+    its own practitioner (`practitioner_of`, by course id) where one is named."""
+    facts = gather_facts_many(courses, performed_at, practitioner, lots, None, practitioner_of)
     return {pk: rules.refusals(f) for pk, f in facts.items()}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Clinic
+from mesoclinic.accounts.models import Clinic, PractitionerLicence
 from mesoclinic.courses import logic, rules
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.patients import consent as consent_text
@@ -512,12 +513,15 @@ def gather_facts_many(
     practitioner: Any,
     lots: list[Lot],
     exclude_session_id: int | None = None,
+    practitioner_of: Mapping[int, Any] | None = None,
 ) -> dict[int, rules.SessionFacts]:
     """`gather_facts` for several courses of one patient at once, by course id, in the same
     number of queries as for one: what belongs to the patient (screening, consents,
-    allergies) and to the practitioner is read once, and what belongs to a course (its
+    allergies) and to the practitioners is read once, and what belongs to a course (its
     allergy tests, its sessions, its baseline) in one query for all the courses. The chart
-    asks this for every open course of the patient."""
+    asks this for every open course of the patient, each judged for the practitioner who
+    will give its next session (`practitioner_of`, by course id; `practitioner` for a course
+    it does not name)."""
     if not courses:
         return {}
     patient = courses[0].patient
@@ -572,11 +576,12 @@ def gather_facts_many(
         )
     )
 
-    licence = (
-        practitioner.licences.filter(clinic=clinic).order_by("-expires_on").first()
-        if practitioner is not None
-        else None
-    )
+    who_of = {c.pk: (practitioner_of or {}).get(c.pk, practitioner) for c in courses}
+    licensed_until: dict[int, dt.date] = {}
+    for user_id, expires in PractitionerLicence.objects.filter(
+        clinic=clinic, user_id__in={w.pk for w in who_of.values() if w is not None}
+    ).values_list("user_id", "expires_on"):
+        licensed_until[user_id] = max(expires, licensed_until.get(user_id, expires))
     problems = tuple(active_problems(patient, performed_at))
     planned_of = planned_products_of(ids)
     allergies = patient_allergies(patient)
@@ -595,6 +600,7 @@ def gather_facts_many(
         without = tuple(
             sorted({lot.product.name for lot in lots if lot.product_id not in current_products})
         )
+        who = who_of[course.pk]
         out[course.pk] = rules.SessionFacts(
             performed_at=performed_at,
             tz=clinic.tz,
@@ -608,9 +614,9 @@ def gather_facts_many(
             min_interval_days=course.cadence_days - spec.cadence.tolerance_days.v,
             lots=lot_facts,
             patient_allergies=allergies,
-            practitioner_name=practitioner.display_name if practitioner is not None else "",
-            licence_expires_on=licence.expires_on if licence else None,
-            practitioner_known=practitioner is not None,
+            practitioner_name=who.display_name if who is not None else "",
+            licence_expires_on=licensed_until.get(who.pk) if who is not None else None,
+            practitioner_known=who is not None,
             problems=problems,
             planned_products=planned_of.get(course.pk),
             overridable=frozenset(c.value for c in spec.overridable),

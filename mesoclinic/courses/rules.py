@@ -222,19 +222,12 @@ def refusals(f: SessionFacts) -> list[Refusal]:
     for code, message, never in _lot_problems(f.lots, day, f.patient_allergies, f.planned_products):
         refuse(code, message, never=never)
 
-    # 6. The practitioner's licence on the day of the session.
-    if not f.practitioner_known:
-        pass  # Judged once a practitioner is booked or chosen, never against the viewer.
-    elif f.licence_expires_on is None:
-        refuse(
-            Code.PRACTITIONER_LICENCE_EXPIRED,
-            f"{f.practitioner_name} has no licence on file in this clinic.",
-        )
-    elif day > f.licence_expires_on:
-        refuse(
-            Code.PRACTITIONER_LICENCE_EXPIRED,
-            f"{f.practitioner_name}'s licence expired on {f.licence_expires_on:%d %b %Y}.",
-        )
+    # 6. The practitioner's licence on the day of the session. Judged once a practitioner is
+    # booked or chosen, never against the viewer.
+    if f.practitioner_known:
+        problem = licence_problem(f.practitioner_name, f.licence_expires_on, day)
+        if problem is not None:
+            refuse(Code.PRACTITIONER_LICENCE_EXPIRED, problem)
 
     # 7. A baseline before session 1: a session with no other charted before it is session 1.
     is_first = not any(other < f.performed_at for other in f.other_sessions_at)
@@ -264,6 +257,23 @@ def refusals(f: SessionFacts) -> list[Refusal]:
                 "session.",
             )
     return out
+
+
+def licence_problem(
+    name: str, expires: dt.date | None, day: dt.date, today: dt.date | None = None
+) -> str | None:
+    """The one rule for who may inject on a day, for the session gate and for booking alike
+    (scheduling.actions.may_give): it needs a licence whose last valid day (`expires`, None for
+    no licence) is `day` or later. None when `name` may; otherwise why, in a sentence. For a
+    visit still ahead, a licence that is valid `today` but ends before `day` "expires, before
+    the visit"; one already ended "expired"."""
+    if expires is not None and day <= expires:
+        return None
+    if expires is None:
+        return f"{name} has no licence on file in this clinic."
+    if today is not None and expires >= today:
+        return f"{name}'s licence expires on {expires.day} {expires:%b %Y}, before the visit."
+    return f"{name}'s licence expired on {expires.day} {expires:%b %Y}."
 
 
 def _lot_problems(

@@ -37,6 +37,7 @@ from mesoclinic.accounts.models import (
     audit,
     audit_many,
 )
+from mesoclinic.courses import rules
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import logic, visit_types
@@ -473,19 +474,17 @@ def licensed_until(clinic: Clinic, user_ids: set[int]) -> dict[int, dt.date]:
 
 
 def may_give(kind: str, expires: dt.date | None, day: dt.date) -> bool:
-    """The one rule for who may take a visit on a day: a visit where the practitioner injects
-    needs a licence whose last valid day (`expires`, None for no licence) is `day` or later.
-    The booking path refuses by it, and every picker and slot search offers only by it, so
-    nothing is offered that the booking would refuse."""
-    return kind not in INJECTING or (expires is not None and day <= expires)
+    """Who may take a visit on a day: a visit where the practitioner injects needs a licence
+    valid on `day`, by the session gate's own rule (courses.rules.licence_problem). The booking
+    path refuses by it, and every picker and slot search offers only by it, so nothing is
+    offered that the booking would refuse, nor booked that the gate would refuse."""
+    return kind not in INJECTING or rules.licence_problem("", expires, day) is None
 
 
-def licence_words(name: str, expires: dt.date | None) -> str:
-    """Why `name` may not inject: "Dr A's licence expired on 01 Dec 2026." or "Dr A has no
-    licence on file in this clinic." """
-    if expires is None:
-        return f"{name} has no licence on file in this clinic."
-    return f"{name}'s licence expired on {expires:%d %b %Y}."
+def licence_words(name: str, expires: dt.date | None, day: dt.date, today: dt.date) -> str:
+    """Why `name` may not inject on `day` (courses.rules.licence_problem), for a visit that
+    may_give refused."""
+    return rules.licence_problem(name, expires, day, today) or ""
 
 
 def licensed_for(clinic: Clinic, users: Iterable[User], kind: str, day: dt.date) -> list[User]:
@@ -508,17 +507,11 @@ def _licence_refusals(clinic: Clinic, appointments: list[Appointment]) -> list[R
         day = a.starts_at.astimezone(clinic.tz).date()
         expires = until.get(a.practitioner_id)
         if not may_give(a.kind, expires, day):
-            # A date already past "expired"; one still ahead "expires", before the visit.
-            if expires is None:
-                held = "is not on file"
-            elif expires < today:
-                held = f"expired on {expires.day} {expires:%b %Y}"
-            else:
-                held = f"expires on {expires.day} {expires:%b %Y}, before the visit"
+            words = licence_words(a.practitioner.display_name, expires, day, today)
             out.append(
                 Refusal(
                     "practitioner_unlicensed",
-                    f"{a.practitioner.display_name}'s licence {held}: "
+                    f"{words.removesuffix('.')}: "
                     f"{_what(a, clinic.tz)} needs a licensed practitioner.",
                 )
             )

@@ -9,6 +9,7 @@ through actions.py, so every booking passes the same checks whatever page or end
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1088,38 +1089,34 @@ def cadence_flags(
     rebooked inside its window, a window passed with nothing booked, or a booked session
     outside its window. Four queries for the whole clinic.
 
-    Today calls it on every load: each protocol version is validated once (`specs`, as Today
-    reads them), not once per course, and the visits are read as (status, start) pairs."""
+    Today calls it on every load, so the whole clinic is read as plain values (courses,
+    session times, visits as (status, start) pairs), each protocol version is validated once
+    (`specs`, as Today reads them) and each cadence's rules are built once; only the courses
+    flagged are read as objects, with their patients."""
     tz = clinic.tz
     if specs is None:
         specs = {p.pk: p.spec for p in ClinicProtocol.objects.filter(clinic=clinic)}
     courses = {
-        c.pk: c
-        for c in Course.objects.filter(clinic=clinic, status=Course.Status.ACTIVE)
-        .select_related("patient")
-        .only(
-            "id",
-            "protocol_id",
-            "cadence_days",
-            "planned_sessions",
-            "patient__id",
-            "patient__first_name",
-            "patient__last_name",
-            # Today offers a call beside each broken cadence.
-            "patient__phone",
-        )
+        pk: (protocol_id, cadence_days, planned)
+        for pk, protocol_id, cadence_days, planned in Course.objects.filter(
+            clinic=clinic, status=Course.Status.ACTIVE
+        ).values_list("id", "protocol_id", "cadence_days", "planned_sessions")
     }
     if not courses:
         return []
     held: dict[int, list[dt.datetime]] = defaultdict(list)
     for course_id, at in Session.objects.filter(
-        course_id__in=courses, kind=Session.Kind.COURSE
+        course__clinic=clinic, course__status=Course.Status.ACTIVE, kind=Session.Kind.COURSE
     ).values_list("course_id", "performed_at"):
         held[course_id].append(at)
     booked: dict[int, list[dt.datetime]] = defaultdict(list)
     missed: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
     for course_id, status, starts_at in (
-        Appointment.objects.filter(course_id__in=courses, kind=Appointment.Kind.SESSION)
+        Appointment.objects.filter(
+            course__clinic=clinic,
+            course__status=Course.Status.ACTIVE,
+            kind=Appointment.Kind.SESSION,
+        )
         .filter(Q(status__in=OPEN, starts_at__gte=now) | Q(status__in=Appointment.INACTIVE))
         .values_list("course_id", "status", "starts_at")
     ):
@@ -1127,48 +1124,62 @@ def cadence_flags(
             booked[course_id].append(starts_at)
         else:
             missed[course_id].append((starts_at, status))
-    out: list[CadenceFlag] = []
-    for course_id, course in courses.items():
+    rules_for: dict[tuple[int, int], series.Rules] = {}
+    found: list[tuple[int, str]] = []
+    for course_id, (protocol_id, cadence_days, planned) in courses.items():
         sessions = sorted(held[course_id])
-        if not sessions or len(sessions) >= course.planned_sessions:
+        if not sessions or len(sessions) >= planned:
             continue
-        rules = _rules(specs[course.protocol_id], course.cadence_days)
-        anchor = Anchor(logic.SESSION, sessions[-1])
-        window, _ = series.window_after(anchor, rules, tz)
-        upcoming = sorted(booked[course_id])
-        number = len(sessions) + 1
-        lost = sorted(m for m in missed[course_id] if m[0] > sessions[-1])
-        if not upcoming:
-            if window.end < now:
-                out.append(
-                    CadenceFlag(
-                        course,
-                        f"Session {number} was due by {_day(window.end, tz)}; nothing is booked.",
-                    )
-                )
-            elif lost:
-                what = "missed" if lost[-1][1] == Appointment.Status.NO_SHOW else "cancelled"
-                out.append(
-                    CadenceFlag(
-                        course,
-                        f"Session {number} was {what} and is not rebooked; its window closes "
-                        f"{_day(window.end, tz)}.",
-                    )
-                )
-            continue
-        for starts_at in upcoming:
-            if not _fits(starts_at, window):
-                out.append(
-                    CadenceFlag(
-                        course,
-                        f"Session {number} is booked for {_day(starts_at, tz)}, outside its "
-                        f"window ({_day(window.start, tz)} to {_day(window.end, tz)}).",
-                    )
-                )
-                break
-            window, _ = series.window_after(Anchor(logic.SESSION, starts_at), rules, tz)
-            number += 1
-    return out
+        key = (protocol_id, cadence_days)
+        if key not in rules_for:
+            rules_for[key] = _rules(specs[protocol_id], cadence_days)
+        message = _cadence_broken(
+            sessions, booked[course_id], missed[course_id], rules_for[key], now, tz
+        )
+        if message is not None:
+            found.append((course_id, message))
+    flagged = (
+        Course.objects.select_related("patient")
+        # Only what a flag shows: the patient's name, and their phone for Today's call button.
+        .only("patient__first_name", "patient__last_name", "patient__phone")
+        .in_bulk([pk for pk, _ in found])
+    )
+    return [CadenceFlag(flagged[pk], message) for pk, message in found]
+
+
+def _cadence_broken(
+    sessions: list[dt.datetime],
+    booked: list[dt.datetime],
+    missed: list[tuple[dt.datetime, str]],
+    rules: series.Rules,
+    now: dt.datetime,
+    tz: zoneinfo.ZoneInfo,
+) -> str | None:
+    """How one active course's cadence is broken, in a sentence, or None if it is not."""
+    anchor = Anchor(logic.SESSION, sessions[-1])
+    window, _ = series.window_after(anchor, rules, tz)
+    upcoming = sorted(booked)
+    number = len(sessions) + 1
+    lost = sorted(m for m in missed if m[0] > sessions[-1])
+    if not upcoming:
+        if window.end < now:
+            return f"Session {number} was due by {_day(window.end, tz)}; nothing is booked."
+        if lost:
+            what = "missed" if lost[-1][1] == Appointment.Status.NO_SHOW else "cancelled"
+            return (
+                f"Session {number} was {what} and is not rebooked; its window closes "
+                f"{_day(window.end, tz)}."
+            )
+        return None
+    for starts_at in upcoming:
+        if not _fits(starts_at, window):
+            return (
+                f"Session {number} is booked for {_day(starts_at, tz)}, outside its "
+                f"window ({_day(window.start, tz)} to {_day(window.end, tz)})."
+            )
+        window, _ = series.window_after(Anchor(logic.SESSION, starts_at), rules, tz)
+        number += 1
+    return None
 
 
 def _day(moment: dt.datetime, tz: dt.tzinfo) -> str:

@@ -204,12 +204,13 @@ class SlotForm(forms.Form):
         if who is not None and kind in actions.INJECTING:
             clinic = self.for_patient.clinic
             after: dt.datetime | None = data.get("after")
+            today = timezone.now().astimezone(clinic.tz).date()
             day = (after or timezone.now()).astimezone(clinic.tz).date()
             expires = actions.licensed_until(clinic, {who.pk}).get(who.pk)
             if not actions.may_give(kind, expires, day):
                 self.add_error(
                     "practitioner",
-                    f"{actions.licence_words(who.display_name, expires)} "
+                    f"{actions.licence_words(who.display_name, expires, day, today)} "
                     f"{_kind_words(kind)} needs a practitioner with a valid licence; "
                     "choose another.",
                 )

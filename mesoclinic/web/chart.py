@@ -204,10 +204,10 @@ def gate_for_next_sessions(
     """The gate for each course's next session, judged for the practitioner who will give it:
     the practitioner of its next booked visit, else `chosen` (the viewer, when they may give
     it), else nobody yet, and then the licence is judged when one is booked. Never for
-    whoever is looking: the front desk has no licence and gives no session. Courses are
-    checked together per practitioner, with the facts read once for each."""
+    whoever is looking: the front desk has no licence and gives no session. The facts are
+    read once for all the courses, whoever gives each."""
     now = timezone.now()
-    by_practitioner: dict[int | None, tuple[Any, list[Course]]] = {}
+    practitioner_of: dict[int, Any] = {}
     for course in courses:
         upcoming = [
             a
@@ -217,13 +217,8 @@ def gate_for_next_sessions(
             and a.ends_at >= now
         ]
         nxt = min(upcoming, key=lambda a: a.starts_at, default=None)
-        who = nxt.practitioner if nxt is not None else chosen
-        key = who.pk if who is not None else None
-        by_practitioner.setdefault(key, (who, []))[1].append(course)
-    out: dict[int, list[rules.Refusal]] = {}
-    for who, group in by_practitioner.values():
-        out.update(actions.check_sessions(group, now, who, []))
-    return out
+        practitioner_of[course.pk] = nxt.practitioner if nxt is not None else chosen
+    return actions.check_sessions(courses, now, chosen, [], practitioner_of)
 
 
 def _outcomes_row(

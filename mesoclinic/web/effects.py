@@ -178,7 +178,10 @@ def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Follow-up closed: {follow_up.reason}.")
     flash_errors(request, form, "Follow-up")
-    # Closed from Today, it returns to Today (a fixed page, never an address from the form).
+    # Closed from Today or its list of follow-ups, it returns there (a fixed page, never an
+    # address from the form).
     if request.POST.get("next") == "today":
         return redirect("web:today")
+    if request.POST.get("next") == "follow-ups":
+        return redirect("web:today_list", name="follow-ups")
     return redirect(chart_url(course))

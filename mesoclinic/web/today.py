@@ -1,4 +1,9 @@
-"""What the Today page shows: a few queries over the clinic, no per-row queries."""
+"""What the Today page shows: a few queries over the clinic, no per-row queries.
+
+Today's cost stays flat as the clinic grows: each work list (follow-ups, due patients, broken
+cadences, allergy tests to read, lots) shows its most pressing `ROWS` rows and counts the rest,
+which its own page lists in full (`work_list`). The day's visits and sessions are shown whole:
+they grow with the day, not with the clinic."""
 
 from __future__ import annotations
 
@@ -23,6 +28,24 @@ from mesoclinic.scheduling.models import Appointment
 from mesoclinic.scheduling.planning import cadence_flags
 
 NEAR_EXPIRY_DAYS = 30
+# The rows each work list shows on Today; the rest are on the list's own page.
+ROWS = 10
+
+
+@dataclass(frozen=True)
+class WorkList:
+    """One of Today's lists: the rows shown, and how many there are in all."""
+
+    rows: list[Any]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+def _bounded(rows: list[Any], limit: int | None) -> WorkList:
+    return WorkList(rows if limit is None else rows[:limit], len(rows))
 
 
 @dataclass(frozen=True)
@@ -40,10 +63,14 @@ def _specs(clinic: Clinic) -> dict[int, Protocol]:
 
 
 def due_courses(
-    clinic: Clinic, now: dt.datetime, specs: dict[int, Protocol] | None = None
-) -> list[Due]:
+    clinic: Clinic,
+    now: dt.datetime,
+    specs: dict[int, Protocol] | None = None,
+    limit: int | None = None,
+) -> WorkList:
     """Courses whose next session window has opened (or passed), and completed courses whose
-    maintenance window has opened, most overdue first."""
+    maintenance window has opened, most overdue first. Every open course is judged from plain
+    values; only the `limit` rows shown are read as objects, with their patients."""
     tz = clinic.tz
     today = now.astimezone(tz).date()
     specs = specs if specs is not None else _specs(clinic)
@@ -52,36 +79,32 @@ def due_courses(
             clinic=clinic,
             status__in=[Course.Status.ACTIVE, Course.Status.COMPLETED, Course.Status.MAINTENANCE],
         )
-        .select_related("patient")
-        # Only what the window and the row need: a busy clinic has hundreds of open courses.
-        .only(
-            "status",
-            "cadence_days",
-            "protocol_id",
-            "patient__first_name",
-            "patient__last_name",
-            # Each row offers a call to the patient.
-            "patient__phone",
-        )
         .annotate(last_at=Max("sessions__performed_at"))
+        .filter(last_at__isnull=False)
+        .values_list("id", "status", "cadence_days", "protocol_id", "last_at")
     )
-    out: list[Due] = []
-    for course in courses:
-        if course.last_at is None:
-            continue
-        spec = specs[course.protocol_id]
-        if course.status == Course.Status.ACTIVE:
-            w = logic.next_window(
-                course.last_at, course.cadence_days, spec.cadence.tolerance_days.v, tz
-            )
+    found: list[tuple[int, str, dt.datetime | dt.date, dt.datetime | dt.date, bool]] = []
+    for pk, status, cadence_days, protocol_id, last_at in courses:
+        spec = specs[protocol_id]
+        if status == Course.Status.ACTIVE:
+            w = logic.next_window(last_at, cadence_days, spec.cadence.tolerance_days.v, tz)
             if w.earliest <= now:
-                out.append(Due(course, "session", w.earliest, w.latest, now > w.latest))
+                found.append((pk, "session", w.earliest, w.latest, now > w.latest))
         else:
-            window = logic.maintenance_window(course.last_at.astimezone(tz).date(), spec)
+            window = logic.maintenance_window(last_at.astimezone(tz).date(), spec)
             start, end = dt.date.fromisoformat(window["from"]), dt.date.fromisoformat(window["to"])
             if start <= today:
-                out.append(Due(course, "maintenance", start, end, today > end))
-    return sorted(out, key=lambda d: (not d.overdue, str(d.latest)))
+                found.append((pk, "maintenance", start, end, today > end))
+    found.sort(key=lambda row: (not row[4], str(row[3])))
+    shown = found if limit is None else found[:limit]
+    loaded = (
+        Course.objects.select_related("patient")
+        # Only what the row needs: the patient's name, and their phone for the call button.
+        .only("patient__first_name", "patient__last_name", "patient__phone")
+        .in_bulk([row[0] for row in shown])
+    )
+    rows = [Due(loaded[pk], kind, start, end, late) for pk, kind, start, end, late in shown]
+    return WorkList(rows, len(found))
 
 
 def own_first(groups: dict[str, list[Any]], name: str | None) -> dict[str, list[Any]]:
@@ -89,6 +112,69 @@ def own_first(groups: dict[str, list[Any]], name: str | None) -> dict[str, list[
     if name is None or name not in groups:
         return groups
     return {name: groups[name], **{k: v for k, v in groups.items() if k != name}}
+
+
+def follow_ups(clinic: Clinic, limit: int | None = ROWS) -> WorkList:
+    """Open follow-ups, urgent first, then the longest open."""
+    found = (
+        FollowUp.objects.filter(clinic=clinic, status=FollowUp.Status.OPEN)
+        .select_related("session__course__patient")
+        # Only what the card shows: not the session's or the course's JSON fields.
+        .only(
+            "priority",
+            "reason",
+            "opened_at",
+            "session__course__patient__first_name",
+            "session__course__patient__last_name",
+            "session__course__patient__phone",
+        )
+        .order_by("-priority", "opened_at", "id")
+    )
+    if limit is None:
+        rows = list(found)
+        return WorkList(rows, len(rows))
+    return WorkList(list(found[:limit]), found.count())
+
+
+def allergy_tests(clinic: Clinic, specs: dict[int, Protocol], limit: int | None = ROWS) -> WorkList:
+    """Allergy tests given and not yet read, the longest waiting first, each with the time it
+    becomes readable (from `specs`: not each row's protocol document, nor the course's JSON)."""
+    found = (
+        AllergyTest.objects.filter(course__clinic=clinic, readings__isnull=True)
+        .exclude(course__status=Course.Status.STOPPED)
+        .select_related("course__patient")
+        .only(
+            "given_at",
+            "course__protocol_id",
+            "course__patient__first_name",
+            "course__patient__last_name",
+        )
+        .order_by("given_at", "id")
+    )
+    tests = list(found) if limit is None else list(found[:limit])
+    rows = [
+        {
+            "test": t,
+            "readable_from": t.given_at
+            + dt.timedelta(hours=specs[t.course.protocol_id].allergy_test.wait_hours.v),
+        }
+        for t in tests
+    ]
+    return WorkList(rows, len(rows) if limit is None else found.count())
+
+
+def lots(clinic: Clinic, today: dt.date, limit: int | None = ROWS) -> WorkList:
+    """Lots recalled, expired or expiring within NEAR_EXPIRY_DAYS: recalled first, then by
+    expiry."""
+    found = (
+        Lot.objects.filter(product__clinic=clinic)
+        .filter(Q(recalled=True) | Q(expires_on__lte=today + dt.timedelta(days=NEAR_EXPIRY_DAYS)))
+        .select_related("product")
+        .order_by("-recalled", "expires_on", "id")
+    )
+    chosen = list(found) if limit is None else list(found[:limit])
+    rows = [{"lot": lot, "expired": lot.expires_on < today} for lot in chosen]
+    return WorkList(rows, len(rows) if limit is None else found.count())
 
 
 def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dict[str, Any]:
@@ -121,49 +207,7 @@ def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dic
     visits_by_practitioner: dict[str, list[Appointment]] = {}
     for a in visits:
         visits_by_practitioner.setdefault(a.practitioner.display_name, []).append(a)
-    waiting_tests = (
-        AllergyTest.objects.filter(course__clinic=clinic, readings__isnull=True)
-        .exclude(course__status=Course.Status.STOPPED)
-        .select_related("course__patient")
-        # The wait comes from `specs`: not each row's protocol document, nor the course's JSON.
-        .only(
-            "given_at",
-            "course__protocol_id",
-            "course__patient__first_name",
-            "course__patient__last_name",
-        )
-        .order_by("given_at")
-    )
     specs = _specs(clinic)
-    tests = [
-        {
-            "test": t,
-            "readable_from": t.given_at
-            + dt.timedelta(hours=specs[t.course.protocol_id].allergy_test.wait_hours.v),
-        }
-        for t in waiting_tests
-    ]
-    follow_ups = (
-        FollowUp.objects.filter(clinic=clinic, status=FollowUp.Status.OPEN)
-        .select_related("session__course__patient")
-        # Only what the card shows: not the session's or the course's JSON fields.
-        .only(
-            "priority",
-            "reason",
-            "opened_at",
-            "session__course__patient__first_name",
-            "session__course__patient__last_name",
-            "session__course__patient__phone",
-        )
-        .order_by("-priority", "opened_at")
-    )
-    today = now.astimezone(tz).date()
-    lots = (
-        Lot.objects.filter(product__clinic=clinic)
-        .filter(Q(recalled=True) | Q(expires_on__lte=today + dt.timedelta(days=NEAR_EXPIRY_DAYS)))
-        .select_related("product")
-        .order_by("-recalled", "expires_on")
-    )
     my_name = me.display_name if me is not None else None
     return {
         "now": now,
@@ -172,16 +216,16 @@ def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dic
         "my_sessions": by_practitioner.get(my_name, []) if my_name else [],
         "sessions_by_practitioner": own_first(by_practitioner, my_name),
         "visits_by_practitioner": own_first(visits_by_practitioner, my_name),
-        "cadence_flags": cadence_flags(clinic, now, specs),
+        "cadence_flags": _bounded(cadence_flags(clinic, now, specs), ROWS),
         "change_requests": list(
             ChangeRequest.objects.filter(clinic=clinic, handled_at__isnull=True)
             .select_related("appointment__patient")
             .order_by("planned_for")
         ),
-        "due": due_courses(clinic, now, specs),
-        "follow_ups": list(follow_ups),
-        "allergy_tests": tests,
-        "lots": [{"lot": lot, "expired": lot.expires_on < today} for lot in lots],
+        "due": due_courses(clinic, now, specs, ROWS),
+        "follow_ups": follow_ups(clinic),
+        "allergy_tests": allergy_tests(clinic, specs),
+        "lots": lots(clinic, now.astimezone(tz).date()),
         # Reminders and infection-watch prompts go out only while the worker runs; staff are
         # told when it has stopped, so they can phone patients and call whoever runs the server.
         "worker": worker_state(now),
@@ -198,6 +242,33 @@ def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dic
     }
 
 
+# Each work list's own page, by the name in its address: its title and how to build it whole.
+WORK_LISTS: dict[str, str] = {
+    "follow-ups": "Follow-ups",
+    "due": "Due or overdue",
+    "cadence": "Cadence broken",
+    "allergy-tests": "Allergy tests to read",
+    "lots": "Lots recalled or near expiry",
+}
+
+
+def work_list(clinic: Clinic, name: str, now: dt.datetime | None = None) -> WorkList:
+    """Every row of one of Today's lists (`name` is a key of WORK_LISTS)."""
+    now = now or timezone.now()
+    if name == "follow-ups":
+        return follow_ups(clinic, limit=None)
+    if name == "lots":
+        return lots(clinic, now.astimezone(clinic.tz).date(), limit=None)
+    specs = _specs(clinic)
+    if name == "allergy-tests":
+        return allergy_tests(clinic, specs, limit=None)
+    if name == "due":
+        return due_courses(clinic, now, specs)
+    if name == "cadence":
+        return _bounded(cadence_flags(clinic, now, specs), None)
+    raise KeyError(name)
+
+
 def patients_shown(context: dict[str, Any]) -> list[int]:
     """Every patient whose name the Today page shows, for the audit trail."""
     ids: list[int] = []
@@ -205,9 +276,20 @@ def patients_shown(context: dict[str, Any]) -> list[int]:
         ids += [s.course.patient_id for s in rows]
     for visits in context["visits_by_practitioner"].values():
         ids += [a.patient_id for a in visits]
-    ids += [f.course.patient_id for f in context["cadence_flags"]]
     ids += [c.appointment.patient_id for c in context["change_requests"]]
-    ids += [d.course.patient_id for d in context["due"]]
-    ids += [f.session.course.patient_id for f in context["follow_ups"]]
-    ids += [t["test"].course.patient_id for t in context["allergy_tests"]]
+    ids += list_patients("cadence", context["cadence_flags"])
+    ids += list_patients("due", context["due"])
+    ids += list_patients("follow-ups", context["follow_ups"])
+    ids += list_patients("allergy-tests", context["allergy_tests"])
     return ids
+
+
+def list_patients(name: str, found: WorkList) -> list[int]:
+    """Every patient whose name a work list shows, for the audit trail."""
+    if name in ("cadence", "due"):
+        return [row.course.patient_id for row in found.rows]
+    if name == "follow-ups":
+        return [f.session.course.patient_id for f in found.rows]
+    if name == "allergy-tests":
+        return [t["test"].course.patient_id for t in found.rows]
+    return []

@@ -6,13 +6,15 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_change_request, audit_list
 from mesoclinic.accounts import licences
 from mesoclinic.accounts.models import AuditEvent, Membership, audit
+from mesoclinic.courses.models import FollowUp
 from mesoclinic.patients.models import Patient
 from mesoclinic.patients.records import Duplicate, find_duplicates
 from mesoclinic.patients.search import search
@@ -42,6 +44,29 @@ def today(request: HttpRequest) -> HttpResponse:
     # clinic's, for anyone else their own (templates/web/staff/_licence_warnings.html).
     context["licence_warnings"] = licences.warnings_for(found, licences.local_today(found.clinic))
     return render(request, "web/today.html", {"page": "today", **context})
+
+
+@login_required
+def today_list(request: HttpRequest, name: str) -> HttpResponse:
+    """One of Today's work lists in full: Today shows the first rows of each."""
+    who = caller(request)
+    found = who.require(ALL_STAFF)
+    if name not in today_page.WORK_LISTS:
+        raise Http404("No such list.")
+    rows = today_page.work_list(found.clinic, name)
+    audit_list(who, f"today: {name}", today_page.list_patients(name, rows))
+    return render(
+        request,
+        "web/today_list.html",
+        {
+            "page": "today",
+            "name": name,
+            "title": today_page.WORK_LISTS[name],
+            "found": rows,
+            "now": timezone.now(),
+            "follow_up_resolutions": FollowUp.Resolution.choices,
+        },
+    )
 
 
 @login_required
