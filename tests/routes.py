@@ -246,6 +246,7 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "membership_id": Membership.objects.get(user=world.practitioner).pk,
         "licence_id": PractitionerLicence.objects.get(user=world.practitioner).pk,
         "key": "cellulite",
+        "work_list": "follow-ups",
         "feed_token": feed_token,
         "feed_id": feed.pk,
         "token_id": spare_token.pk,

@@ -58,6 +58,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "watch": ("GET", LINK),
     "calendar_feed": ("GET", LINK),
     "today": ("GET", READ),
+    "today_list": ("GET", READ),
     "handle_change_request": ("POST", READ),
     "switch_clinic": ("POST", SIGNED_IN),
     "patients": ("GET", READ),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core import mail
 from django.test import Client
+from django.utils import timezone
 from pypdf import PdfReader
 
 from mesoclinic.courses import actions
@@ -325,7 +326,9 @@ class AftercarePhoneTests:
 
 class TodayTests:
     def test_a_practitioner_sees_their_own_day_first(self, world: World, patient: Patient) -> None:
-        start = ago(minutes=-30)
+        # Noon on the clinic's today, whatever the hour of the run.
+        local_today = timezone.now().astimezone(world.clinic.tz).date()
+        start = dt.datetime.combine(local_today, dt.time(12), tzinfo=world.clinic.tz)
         Appointment.objects.create(
             clinic=world.clinic,
             patient=patient,

@@ -225,9 +225,9 @@ def refusals(f: SessionFacts) -> list[Refusal]:
     # 6. The practitioner's licence on the day of the session. Judged once a practitioner is
     # booked or chosen, never against the viewer.
     if f.practitioner_known:
-        problem = licence_problem(f.practitioner_name, f.licence_expires_on, day)
-        if problem is not None:
-            refuse(Code.PRACTITIONER_LICENCE_EXPIRED, problem)
+        unlicensed = licence_problem(f.practitioner_name, f.licence_expires_on, day)
+        if unlicensed is not None:
+            refuse(Code.PRACTITIONER_LICENCE_EXPIRED, unlicensed)
 
     # 7. A baseline before session 1: a session with no other charted before it is session 1.
     is_first = not any(other < f.performed_at for other in f.other_sessions_at)

@@ -154,6 +154,7 @@ def chart_page(
             }
         )
     screening = patient.screenings.order_by("-screened_at", "-id").first()
+    record = patient_record.chart_context(patient)
     return render(
         request,
         "web/chart.html",
@@ -162,7 +163,7 @@ def chart_page(
             "patient": patient,
             "screening": screening,
             "consents": patient.consents.select_related("template"),
-            "allergies": patient.allergies.select_related("ingredient").standing(),
+            "allergies": record["record_allergies"],
             "courses": courses,
             "reading_form": reading_form,
             "test_form": test_form,
@@ -173,26 +174,13 @@ def chart_page(
             ),
             **feeds.patient_feed_context(request, patient.pk),
             # The record card: details edited, medications, allergies (web/patients.py).
-            **patient_record.chart_context(patient),
-            **clinical_context(patient),
+            **record,
+            # Every open follow-up, whatever opened it, each with its close form.
+            "open_follow_ups": chart_head.open_follow_ups(list(records_of.values())),
+            "follow_up_resolutions": FollowUp.Resolution.choices,
         },
         status=status,
     )
-
-
-# Clinical part (issue 12): the patient's open follow-ups, whatever opened them, each with its
-# close form, and the course status actions. Kept in one block for the chart.
-
-
-def clinical_context(patient: Patient) -> dict[str, object]:
-    return {
-        "open_follow_ups": list(
-            FollowUp.objects.filter(
-                session__course__patient=patient, status=FollowUp.Status.OPEN
-            ).order_by("-priority", "opened_at")
-        ),
-        "follow_up_resolutions": FollowUp.Resolution.choices,
-    }
 
 
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)

@@ -65,19 +65,20 @@ def open_events(records: list[Records]) -> tuple[list[AdverseEvent], list[Advers
     )
 
 
-def urgent_follow_ups(records: list[Records]) -> list[FollowUp]:
-    """Every open urgent follow-up, whatever opened it: a side effect, a serious adverse event
-    or an infection-watch answer."""
+def open_follow_ups(records: list[Records]) -> list[FollowUp]:
+    """Every open follow-up, whatever opened it (a side effect, a serious adverse event or an
+    infection-watch answer): urgent first, then the longest open."""
     found = [f for r in records for f in r.other_follow_ups]
     found += [f for r in records for row in r.side_effects for f in row.follow_ups]
     return sorted(
-        (
-            f
-            for f in found
-            if f.status == FollowUp.Status.OPEN and f.priority == FollowUp.Priority.URGENT
-        ),
-        key=lambda f: f.opened_at,
+        (f for f in found if f.status == FollowUp.Status.OPEN),
+        key=lambda f: (f.priority != FollowUp.Priority.URGENT, f.opened_at, f.pk),
     )
+
+
+def urgent_follow_ups(records: list[Records]) -> list[FollowUp]:
+    """Every open urgent follow-up, the longest open first."""
+    return [f for f in open_follow_ups(records) if f.priority == FollowUp.Priority.URGENT]
 
 
 def next_visit(patient: Patient, now: dt.datetime) -> Appointment | None:

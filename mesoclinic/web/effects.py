@@ -183,5 +183,5 @@ def close_follow_up(request: HttpRequest, follow_up_id: int) -> HttpResponse:
     if request.POST.get("next") == "today":
         return redirect("web:today")
     if request.POST.get("next") == "follow-ups":
-        return redirect("web:today_list", name="follow-ups")
+        return redirect("web:today_list", work_list="follow-ups")
     return redirect(chart_url(course))

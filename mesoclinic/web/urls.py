@@ -17,7 +17,7 @@ from mesoclinic.web import (
 app_name = "web"
 urlpatterns = [
     path("today/", views.today, name="today"),
-    path("today/<slug:name>/", views.today_list, name="today_list"),
+    path("today/<slug:work_list>/", views.today_list, name="today_list"),
     path(
         "change-requests/<int:request_id>/handled/",
         views.handle_change_request,

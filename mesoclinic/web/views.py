@@ -47,21 +47,21 @@ def today(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def today_list(request: HttpRequest, name: str) -> HttpResponse:
+def today_list(request: HttpRequest, work_list: str) -> HttpResponse:
     """One of Today's work lists in full: Today shows the first rows of each."""
     who = caller(request)
     found = who.require(ALL_STAFF)
-    if name not in today_page.WORK_LISTS:
+    if work_list not in today_page.WORK_LISTS:
         raise Http404("No such list.")
-    rows = today_page.work_list(found.clinic, name)
-    audit_list(who, f"today: {name}", today_page.list_patients(name, rows))
+    rows = today_page.work_list(found.clinic, work_list)
+    audit_list(who, f"today: {work_list}", today_page.list_patients(work_list, rows))
     return render(
         request,
         "web/today_list.html",
         {
             "page": "today",
-            "name": name,
-            "title": today_page.WORK_LISTS[name],
+            "name": work_list,
+            "title": today_page.WORK_LISTS[work_list],
             "found": rows,
             "now": timezone.now(),
             "follow_up_resolutions": FollowUp.Resolution.choices,
