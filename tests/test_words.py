@@ -109,6 +109,7 @@ class WordsTests:
             "/manage/protocols/",
             "/manage/protocols/cellulite/",
             "/manage/protocols/cellulite/?version=1",
+            "/manage/consent/",
             "/analytics/",
         ):
             found += self.read(manager, path)

@@ -637,7 +637,7 @@ def alert_rows(alerts: list[SafetyAlert], clinic: Any = None) -> list[dict[str, 
        sign-in name, the lot's supplier;
     3. where two still do (a subject alerted again after an earlier alert was closed), each
        says when it was raised."""
-    rows = [{"alert": a, **alert_words(a)} for a in alerts]
+    rows: list[dict[str, Any]] = [{"alert": a, **alert_words(a)} for a in alerts]
 
     def repeated() -> set[str]:
         seen: dict[str, int] = defaultdict(int)

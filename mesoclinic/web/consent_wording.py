@@ -62,8 +62,9 @@ def consent_wording(request: HttpRequest) -> HttpResponse:
                 # When another version was saved meanwhile, the error names it and the next
                 # save starts from it, once the manager has read it.
                 current = consent_text.current_template(clinic)
-                form.data = form.data.copy()
-                form.data["base_version"] = str(current.version)
+                data = request.POST.copy()
+                data["base_version"] = str(current.version)
+                form.data = data
             else:
                 messages.success(
                     request,
