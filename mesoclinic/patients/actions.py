@@ -48,12 +48,15 @@ def do_change_consent_wording(
     """Save `body` as the clinic's next version of its consent wording; the earlier versions
     stay as they are, with the consents signed on them. `base_version` is the version the
     manager started from: when someone saved another since, nothing is saved and the error
-    says so, rather than silently undoing their change. The clinic's row is locked, so two
-    managers saving at once make two versions one after the other, never one number twice."""
+    says so, rather than silently undoing their change. The clinic's row is locked while the
+    version is read and written, so of two managers saving changes to one version at the same
+    moment one is saved and the other is refused; no version number is taken twice."""
     body = body.replace("\r\n", "\n").strip()
     note = note.strip()
     if not body:
         raise ValidationError({"body": "Write the consent wording."})
+    if len(note) > 300:
+        raise ValidationError({"change_note": "Say what changed in at most 300 characters."})
     if len(body) > limits.CONSENT_TEXT:
         raise ValidationError(
             {"body": f"The wording may be at most {limits.CONSENT_TEXT:,} characters long."}
