@@ -285,13 +285,12 @@ class AdminProtocolTests:
     def test_a_new_consent_text_is_a_new_version(self, world: World) -> None:
         response = admin_client(world.manager).post(
             "/admin/patients/consenttemplate/add/",
-            {"clinic": world.clinic.pk, "body": "New wording."},
+            {"clinic": world.clinic.pk, "body": "New wording.", "change_note": "Shorter"},
         )
         assert response.status_code == 302
-        assert (
-            ConsentTemplate.objects.filter(clinic=world.clinic).order_by("-version").first().version
-            == 2
-        )
+        latest = ConsentTemplate.objects.filter(clinic=world.clinic).order_by("-version").first()
+        assert (latest.version, latest.change_note) == (2, "Shorter")
+        assert latest.created_by == world.manager  # the versions page names who saved it
 
 
 @pytest.fixture(autouse=True)

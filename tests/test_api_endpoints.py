@@ -699,7 +699,9 @@ class ProtocolEndpointTests:
         assert len(body["versions"]) == 1
         assert body["versions"][0]["version"] == 1
         # The note says where the version came from in words, never by its file's name.
-        assert body["versions"][0]["change_note"].startswith("Installed with mesoclinic")
+        assert body["versions"][0]["change_note"].startswith(
+            "Installed from mesoclinic's standard protocols"
+        )
         assert ".toml" not in body["versions"][0]["change_note"]
 
     def test_it_answers_404_for_an_unknown_protocol(self, world: World) -> None:

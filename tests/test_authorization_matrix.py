@@ -143,6 +143,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_visit_types": ("GET", MANAGE),
     "manage_member_hours": ("GET", MANAGE),
     "manage_delete_exception": ("POST", MANAGE),
+    "manage_consent": ("GET", MANAGE),
     "manage_audit": ("GET", MANAGE),
     "manage_audit_csv": ("GET", MANAGE),
     "import_start": ("GET", MANAGE),

@@ -727,6 +727,57 @@ class ConcurrencyTests:
         assert sorted(outcomes) == ["interval_too_short", "saved"]
         assert Session.objects.filter(course=course).count() == 1
 
+    def test_a_course_stopped_on_two_screens_at_once_is_stopped_once(self):
+        """Two people stop one course at the same moment, each from a page loaded while it was
+        still active. One stops it; the other is told it is already stopped, and the course's
+        history says it was stopped once, for the first reason."""
+        world = build_clinic("Stop Race Clinic", "stop_")
+        patient = Patient.objects.create(
+            clinic=world.clinic,
+            first_name="Sam",
+            last_name="Top",
+            date_of_birth=dt.date(1985, 1, 1),
+        )
+        course = plan(world, patient)
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def stop(reason: str) -> None:
+            try:
+                seen = Course.objects.get(pk=course.pk)  # the page each person had open
+                barrier.wait(timeout=10)
+                for _ in range(400):
+                    try:
+                        do_stop_course(seen, reason, world.manager)
+                        outcomes.append(reason)
+                        return
+                    except ValidationError as exc:
+                        outcomes.append(exc.message_dict["status"][0])
+                        return
+                    except OperationalError as exc:
+                        # SQLite's shared in-memory test database reports a held lock at once
+                        # instead of waiting for it.
+                        assert "locked" in str(exc), exc
+                        time.sleep(0.025)
+                outcomes.append("still locked")
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=stop, args=(r,)) for r in ("Moved away.", "Pregnant.")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(outcomes) == 2 and "The course is already stopped." in outcomes, outcomes
+        (winner,) = [o for o in outcomes if o != "The course is already stopped."]
+        course.refresh_from_db()
+        assert course.status == Course.Status.STOPPED
+        assert course.stop_reason == winner
+        stops = AuditEvent.objects.filter(
+            object_type="courses.Course", object_id=str(course.pk), detail__status="stopped"
+        )
+        assert [e.detail["reason"] for e in stops] == [winner]
+
 
 class AllergyTestLotTests:
     def test_it_refuses_test_injections_from_an_expired_lot(

@@ -14,9 +14,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from mesoclinic.accounts.models import AuditEvent
+from mesoclinic.lib.formats import date_order
 from mesoclinic.patients import normal
 from mesoclinic.patients.models import Patient
-from mesoclinic.patients.search import date_order, search
+from mesoclinic.patients.search import search
 from tests.conftest import World, api_for
 
 

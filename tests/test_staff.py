@@ -100,6 +100,21 @@ class StaffPageTests:
         # Nobody is offered to deactivate themself.
         assert f"Deactivate {world.manager.display_name}" not in page
 
+    def test_each_practitioner_and_manager_links_to_their_hours(self, world: World) -> None:
+        client = signed_in(world.manager)
+        page = client.get("/manage/staff/").content.decode()
+        for user in (world.practitioner, world.manager):
+            pk = member_of(world, user).pk
+            row = next(r for r in page.split("<tr") if f'href="/manage/staff/{pk}/"' in r)
+            link = f'<a href="/manage/staff/{pk}/hours/">Hours of {user.display_name}</a>'
+            assert link in row, row
+            assert client.get(f"/manage/staff/{pk}/hours/").status_code == 200
+        # The front desk is not booked, and a deactivated member no longer is.
+        assert f"Hours of {world.front_desk.display_name}" not in page
+        staff.do_deactivate(member_of(world, world.practitioner), user=world.manager)
+        page = client.get("/manage/staff/").content.decode()
+        assert f"Hours of {world.practitioner.display_name}" not in page
+
     def test_the_member_page_lists_current_licences_and_history(self, world: World) -> None:
         licence = licence_of(world.practitioner)
         staff.do_renew_licence(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import importlib
 import json
 import re
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.test import Client
 
 from mesoclinic.accounts.models import AuditEvent
@@ -19,7 +21,7 @@ from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
 from mesoclinic.protocols.vocab import NO_SOURCE
 from mesoclinic.web.manage_protocol_forms import ProtocolValuesForm
-from tests.conftest import World
+from tests.conftest import World, api_for
 from tests.test_web import signed_in
 
 S002 = "002_fa4d881737f3a5fe.txt"
@@ -524,3 +526,48 @@ class ProtocolAuditTests:
         signed_in(world.manager).post(EDIT, post)
         assert versions(world) == [1]
         assert not web_audits().exists()
+
+
+class InstalledNoteTests:
+    """A clinic's first version of each shipped protocol says where it came from in words,
+    never by the name of the file it was read from."""
+
+    OLD_NOTES = (
+        "Installed from cellulite.toml (file version 1)",
+        "Installed with mesoclinic (protocol version 1)",
+    )
+
+    def test_a_new_clinics_protocols_are_noted_in_words(self, world: World) -> None:
+        first = ClinicProtocol.objects.get(clinic=world.clinic, key="cellulite", version=1)
+        assert first.change_note == "Installed from mesoclinic's standard protocols (version 1)"
+        assert ".toml" not in first.change_note
+
+    @pytest.mark.parametrize("old", OLD_NOTES)
+    def test_an_old_note_reads_in_words_on_the_pages_and_in_the_api(
+        self, world: World, old: str
+    ) -> None:
+        ClinicProtocol.objects.filter(clinic=world.clinic, key="cellulite").update(change_note=old)
+        words = "Installed from mesoclinic's standard protocols (version 1)"
+        client = signed_in(world.manager)
+        for path in ("/manage/protocols/", "/manage/protocols/cellulite/"):
+            page = html.unescape(client.get(path).content.decode())
+            assert words in page, path
+            assert old not in page and "cellulite.toml" not in page, path
+        body = api_for(world.manager).get("/protocols/cellulite").json()
+        assert body["versions"][-1]["change_note"] == words
+
+    def test_the_data_migration_rewrites_old_notes_and_leaves_others(self, world: World) -> None:
+        rows = ClinicProtocol.objects.filter(clinic=world.clinic).order_by("key")
+        first, second = rows[0], rows[1]
+        first.change_note = self.OLD_NOTES[0]
+        first.save(update_fields=["change_note"])
+        second.change_note = "Installed from cellulite.toml, checked by Dr Roy"  # a person's own
+        second.save(update_fields=["change_note"])
+        migration = importlib.import_module(
+            "mesoclinic.protocols.migrations.0002_installed_note_in_words"
+        )
+        migration.rewrite(django_apps, None)
+        first.refresh_from_db()
+        second.refresh_from_db()
+        assert first.change_note == "Installed from mesoclinic's standard protocols (version 1)"
+        assert second.change_note == "Installed from cellulite.toml, checked by Dr Roy"

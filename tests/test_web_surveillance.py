@@ -5,14 +5,17 @@ web app and the API; tenancy and roles for each."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
+from html import unescape
 from typing import Any
 
 import pytest
 
-from mesoclinic.accounts.models import AuditEvent
+from mesoclinic.accounts.models import AuditEvent, Membership, User
 from mesoclinic.formulary.models import Lot
+from mesoclinic.lib import formats
 from mesoclinic.safety import surveil
 from mesoclinic.safety.models import SafetyAlert
 from tests.conftest import World, api_for, problem_of
@@ -300,3 +303,94 @@ class ApiTests:
         problem_of(api_for(world.manager).get("/safety/alerts/999999"), 404)
         lot_alert.refresh_from_db()
         assert lot_alert.status == "open" and not Lot.objects.get(pk=world.lot.pk).recalled
+
+
+def raise_alert(world: World, method: str, **subject: Any) -> SafetyAlert:
+    """An alert as surveillance stores it, on a lot or a practitioner."""
+    lot, who = subject.get("lot"), subject.get("practitioner")
+    return SafetyAlert.objects.create(
+        clinic=world.clinic,
+        method=method,
+        subject="lot" if lot else "practitioner",
+        lot=lot,
+        practitioner=who,
+        subject_key=f"lot:{lot.pk}" if lot else f"practitioner:{who.pk}",
+        sessions=20,
+        adverse_sessions=4,
+        baseline_rate=0.02,
+        statistic=4.2,
+        threshold=3.1,
+        message="4 sessions with an adverse event in 20 sessions.",
+        status=subject.get("status", SafetyAlert.Status.OPEN),
+    )
+
+
+def headlines_on(page: str, css: str) -> list[str]:
+    found = re.findall(
+        rf'<a href="[^"]*"(?: class="{css}")?>([^<]*adverse events than usual[^<]*)</a>', page
+    )
+    return [unescape(h) for h in found]
+
+
+class DistinctHeadlinesTests:
+    """Where two alerts would read alike, each headline says what differs: the kind of watch,
+    the practitioner or lot in full, or when it was raised."""
+
+    def test_a_lots_two_kinds_of_alert_read_apart_on_today_and_the_list(self, world: World) -> None:
+        raise_alert(world, "cusum", lot=world.lot)
+        raise_alert(world, "maxsprt", lot=world.lot)
+        lot = f"Lot {world.lot.lot_number} of {world.product.name}"
+        expected = {
+            f"{lot}: more adverse events than usual in recent sessions.",
+            f"{lot}: more adverse events than usual since the lot was first used.",
+        }
+        client = signed_in(world.manager)
+        today = headlines_on(client.get("/today/").content.decode(), "")
+        assert sorted(today) == sorted(expected)
+        listed = headlines_on(client.get("/safety/alerts/").content.decode(), "alert-headline")
+        assert sorted(listed) == sorted(expected)
+
+    def test_two_practitioners_of_one_name_read_apart_by_their_sign_in_names(
+        self, world: World
+    ) -> None:
+        world.practitioner.first_name, world.practitioner.last_name = "Maria", "Roy"
+        world.practitioner.save()
+        namesake = User.objects.create_user("mroy2", first_name="Maria", last_name="Roy")
+        Membership.objects.create(
+            user=namesake, clinic=world.clinic, role=Membership.Role.PRACTITIONER
+        )
+        raise_alert(world, "cusum", practitioner=world.practitioner)
+        raise_alert(world, "cusum", practitioner=namesake)
+        page = signed_in(world.manager).get("/safety/alerts/").content.decode()
+        listed = headlines_on(page, "alert-headline")
+        assert sorted(listed) == sorted(
+            f"Sessions given by Maria Roy ({login}): more adverse events than usual in "
+            "recent sessions."
+            for login in (world.practitioner.get_username(), "mroy2")
+        )
+
+    def test_a_closed_alert_and_a_new_one_on_the_same_lot_say_when_each_was_raised(
+        self, world: World
+    ) -> None:
+        old = raise_alert(world, "cusum", lot=world.lot, status=SafetyAlert.Status.CLOSED)
+        SafetyAlert.objects.filter(pk=old.pk).update(
+            raised_at=old.raised_at - dt.timedelta(days=30), handled_at=old.raised_at
+        )
+        new = raise_alert(world, "cusum", lot=world.lot)
+        rows = surveil.alert_rows(
+            list(SafetyAlert.objects.filter(pk__in=[old.pk, new.pk])), world.clinic
+        )
+        headlines = [r["headline"] for r in rows]
+        assert len(set(headlines)) == 2, headlines
+        for row in rows:
+            raised = formats.datetime_text(row["alert"].raised_at, world.clinic)
+            assert row["headline"].endswith(f", raised {raised}."), row["headline"]
+        page = signed_in(world.manager).get("/safety/alerts/").content.decode()
+        assert len(set(headlines_on(page, "alert-headline"))) == 2
+
+    def test_the_alert_page_says_its_headline(self, world: World) -> None:
+        alert = raise_alert(world, "maxsprt", lot=world.lot)
+        page = unescape(
+            signed_in(world.manager).get(f"/safety/alerts/{alert.pk}/").content.decode()
+        )
+        assert "more adverse events than usual since the lot was first used." in page

@@ -20,6 +20,7 @@ from mesoclinic import demo
 from mesoclinic.accounts.models import Clinic, User
 from mesoclinic.courses.models import Course, Session
 from mesoclinic.patients.models import Patient
+from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.safety.models import SafetyAlert
 from mesoclinic.web.session import aftercare_text
 
@@ -28,6 +29,7 @@ FORBIDDEN = {
     "the word SPEC": re.compile(r"\bSPEC\b"),
     "a seed by number": re.compile(r"\bseeds? ?\d", re.I),
     "a seed file name": re.compile(r"\d{3}_[0-9a-f]{16}\.txt"),
+    "a data or code file name": re.compile(r"\b[\w-]+\.(?:toml|py|json|ya?ml)\b", re.I),
     "an article by its number alone": re.compile(r"(?<![\d.,:/+-])\b00[0-4]\b(?![\d.,:%])"),
     "a stored key with underscores": re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b"),
     "an option key": re.compile(r"\bsessions \d \d\b|\b[a-z]+ 00[0-4]\b"),
@@ -106,11 +108,23 @@ class WordsTests:
             "/manage/staff/",
             "/manage/protocols/",
             "/manage/protocols/cellulite/",
+            "/manage/protocols/cellulite/?version=1",
+            "/manage/consent/",
             "/analytics/",
         ):
             found += self.read(manager, path)
         for alert in SafetyAlert.objects.filter(clinic=clinic):
             found += self.read(manager, f"/safety/alerts/{alert.pk}/")
+        assert found == [], "\n".join(found)
+
+    def test_a_protocol_noted_by_an_older_release_reads_in_words(self, clinic: Clinic) -> None:
+        ClinicProtocol.objects.filter(clinic=clinic, version=1).update(
+            change_note="Installed from cellulite.toml (file version 1)"
+        )
+        manager = client_for("manager")
+        found: list[str] = []
+        for path in ("/manage/protocols/", "/manage/protocols/cellulite/?version=1"):
+            found += self.read(manager, path)
         assert found == [], "\n".join(found)
 
     def test_the_aftercare_email_names_nothing_internal(self, clinic: Clinic) -> None:
@@ -129,6 +143,8 @@ class WordsTests:
             "sessions 2 3",
             "nurnberger_muller 2",
             "002 alone says",
+            "Installed from cellulite.toml (file version 1)",
+            "Read from screening.json",
         ):
             assert problems(broken), broken
         assert problems("Lot L-100 expires on 1 Jan 2027; 10–15 sessions (3 articles).") == []

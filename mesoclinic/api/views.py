@@ -288,7 +288,7 @@ def get_protocol(request: HttpRequest, key: str) -> dict[str, Any]:
         raise Http404(f"No protocol {key!r} in this clinic.")
     out = _protocol_summary(current)
     out["versions"] = [
-        {"version": v.version, "created_at": v.created_at, "change_note": v.change_note}
+        {"version": v.version, "created_at": v.created_at, "change_note": v.note}
         for v in ClinicProtocol.objects.filter(clinic=who.clinic, key=key)
     ]
     return out

@@ -109,11 +109,16 @@ def check_products(products: list[Product], clinic_id: int, indication: str) -> 
 
 
 def do_stop_course(course: Course, reason: str, user: Any, via: str = "api") -> Course:
+    """Stop a course, for a reason, once. The status is read again under a row lock, so two
+    people stopping it at the same moment stop it (and write its history) once; the other is
+    told it is already stopped."""
     if not reason.strip():
         raise ValidationError({"reason": "Say why the course is stopped."})
-    if course.status == Course.Status.STOPPED:
-        raise ValidationError({"status": "The course is already stopped."})
     with transaction.atomic():
+        locked = Course.objects.select_for_update().get(pk=course.pk)
+        if locked.status == Course.Status.STOPPED:
+            course.status, course.stop_reason = locked.status, locked.stop_reason
+            raise ValidationError({"status": "The course is already stopped."})
         course.status = Course.Status.STOPPED
         course.stop_reason = reason.strip()
         course.save(update_fields=["status", "stop_reason"])

@@ -28,6 +28,7 @@ from mesoclinic.accounts.models import AuditEvent, Clinic, audit, audit_many
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
 from mesoclinic.imports import logic
 from mesoclinic.imports.models import ImportJob
+from mesoclinic.lib import formats
 from mesoclinic.patients.models import Patient
 from mesoclinic.web.forms import PatientForm
 from mesoclinic.web.manage_forms import ComponentForm, LotForm, ProductForm
@@ -487,15 +488,9 @@ CHECKS: dict[str, Callable[[_Rows], list[Any]]] = {
 }
 
 
-def date_order(clinic: Clinic) -> str:
-    """The order the clinic writes dates in. A clinic with no date format of its own reads
-    day first; the one place to change when a clinic's format is set elsewhere."""
-    return logic.day_order(getattr(clinic, "date_format", None))
-
-
 def _check(job: ImportJob) -> tuple[list[Problem], list[Any]]:
     fields = {f.key: f for f in fields_for(job.kind)}
-    rows = _Rows(job, table_of(job), dict(job.mapping), fields, date_order(job.clinic))
+    rows = _Rows(job, table_of(job), dict(job.mapping), fields, formats.date_order(job.clinic))
     ready = CHECKS[job.kind](rows)
     problems = sorted(rows.problems, key=lambda p: (p.row or 0, p.column))
     return problems, ready

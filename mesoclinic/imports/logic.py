@@ -1,7 +1,7 @@
 """Reading a CSV file as people send them, free of Django: the bytes decoded (UTF-8 with or
 without a byte-order mark, else Windows-1252), the delimiter found (comma or semicolon), the
 rows split, the columns matched to fields by their headers, and dates read in the clinic's
-format."""
+order (which lib/formats.date_order decides)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from mesoclinic.lib.formats import DAY_FIRST as DAY_FIRST
+from mesoclinic.lib.formats import MONTH_FIRST as MONTH_FIRST
 
 # The most data rows one file may hold: a clinic's whole patient list, with room to spare.
 MAX_ROWS = 20_000
@@ -115,9 +118,8 @@ def guess_mapping(
     return mapping
 
 
-# The date orders a clinic may write dates in, and the separators people type.
-DAY_FIRST = "dmy"
-MONTH_FIRST = "mdy"
+# The separators people type in a date. Which of day and month comes first is the clinic's
+# (lib/formats.date_order, the one place that decides it for search, import and forms).
 _ISO = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _LOCAL = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
 _DAY_NAME = re.compile(r"^(\d{1,2})[\s\-]+([^\W\d_]+)\.?[\s\-]+(\d{4})$")
@@ -143,23 +145,6 @@ _MONTHS = {
     )
     for name in names
 }
-
-
-def day_order(clinic_format: str | None) -> str:
-    """Which of day and month comes first in a date written with numbers only, for a clinic
-    whose date format is `clinic_format` (Django's letters, "m/d/Y", "j M Y", or strftime's
-    "%m/%d/%Y", or "MM/DD/YYYY"): month first only when the format writes the month before
-    the day and does not begin with the year; day first otherwise, and when there is none."""
-    if not clinic_format:
-        return DAY_FIRST
-    text = clinic_format.replace("%", "").lower()
-
-    def first(letters: str) -> int:
-        found = [i for i, c in enumerate(text) if c in letters]
-        return found[0] if found else len(text)
-
-    day, month, year = first("dj"), first("mnfb"), first("y")
-    return MONTH_FIRST if month < day and not year < month else DAY_FIRST
 
 
 def parse_day(text: str, order: str = DAY_FIRST) -> dt.date | None:

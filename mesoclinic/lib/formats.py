@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import phonenumbers
 from django import forms
 from django.utils import timezone
 
@@ -19,6 +20,46 @@ STRFTIME = {"d/m/Y": "%d/%m/%Y", "m/d/Y": "%m/%d/%Y", "Y-m-d": "%Y-%m-%d", "j M 
 DEFAULT_DATE = "j M Y"
 DEFAULT_TIME = "24h"
 ISO = "%Y-%m-%d"
+
+
+# The orders a date written with numbers only may take: day first (31/12/1990) or month first
+# (12/31/1990).
+DAY_FIRST = "dmy"
+MONTH_FIRST = "mdy"
+# When the clinic's own phone does not say its country (it has no leading +).
+DEFAULT_REGION = "US"
+# The countries whose people write the month before the day.
+MONTH_FIRST_REGIONS = frozenset({"US"})
+
+
+def region_of(clinic_phone: str) -> str:
+    """The country (ISO 3166 code) a clinic's phone number belongs to, or the default."""
+    if clinic_phone.strip().startswith("+"):
+        try:
+            number = phonenumbers.parse(clinic_phone, None)
+        except phonenumbers.NumberParseException:
+            return DEFAULT_REGION
+        region = phonenumbers.region_code_for_number(number)
+        if region and region != "ZZ":
+            return str(region)
+    return DEFAULT_REGION
+
+
+def date_order(clinic: Any) -> str:
+    """Whether a date typed with numbers only (03/04/2026) is read day first or month first.
+
+    The one answer for every place that reads such a date (patient search, file import, forms):
+    1. a clinic that writes dates with numbers (31/12/2026 or 12/31/2026) types them the same
+       way;
+    2. otherwise (the month's name, or ISO) its staff type as their country does, which the
+       clinic's phone number tells: month first in the United States, day first elsewhere."""
+    key = getattr(clinic, "date_format", None)
+    if key == "m/d/Y":
+        return MONTH_FIRST
+    if key == "d/m/Y":
+        return DAY_FIRST
+    region = region_of(getattr(clinic, "phone", "") or "")
+    return MONTH_FIRST if region in MONTH_FIRST_REGIONS else DAY_FIRST
 
 
 def _date_key(clinic: Any) -> str:

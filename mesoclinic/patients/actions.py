@@ -9,10 +9,18 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from mesoclinic.accounts.models import AuditEvent, Clinic, audit
+from mesoclinic.accounts.models import AuditEvent, Clinic, acting, audit
 from mesoclinic.formulary.models import Product, do_load_reference_ingredients
+from mesoclinic.lib import limits
 from mesoclinic.patients import consent as consent_text
-from mesoclinic.patients.models import Consent, Patient, Screening, ScreeningForm, sha256
+from mesoclinic.patients.models import (
+    Consent,
+    ConsentTemplate,
+    Patient,
+    Screening,
+    ScreeningForm,
+    sha256,
+)
 from mesoclinic.patients.records import AllergyEntry, record_allergies
 from mesoclinic.patients.screening import score
 from mesoclinic.protocols.models import do_install_protocols
@@ -26,6 +34,63 @@ def do_setup_clinic(clinic: Clinic) -> None:
         do_install_protocols(clinic)
         ScreeningForm.current(clinic)
         consent_text.current_template(clinic)
+
+
+def do_change_consent_wording(
+    clinic: Clinic,
+    body: str,
+    user: Any,
+    *,
+    base_version: int,
+    note: str = "",
+    via: str = "web",
+) -> ConsentTemplate:
+    """Save `body` as the clinic's next version of its consent wording; the earlier versions
+    stay as they are, with the consents signed on them. `base_version` is the version the
+    manager started from: when someone saved another since, nothing is saved and the error
+    says so, rather than silently undoing their change. The clinic's row is locked while the
+    version is read and written, so of two managers saving changes to one version at the same
+    moment one is saved and the other is refused; no version number is taken twice."""
+    body = body.replace("\r\n", "\n").strip()
+    note = note.strip()
+    if not body:
+        raise ValidationError({"body": "Write the consent wording."})
+    if len(note) > 300:
+        raise ValidationError({"change_note": "Say what changed in at most 300 characters."})
+    if len(body) > limits.CONSENT_TEXT:
+        raise ValidationError(
+            {"body": f"The wording may be at most {limits.CONSENT_TEXT:,} characters long."}
+        )
+    with transaction.atomic():
+        Clinic.objects.select_for_update().filter(pk=clinic.pk).first()
+        current = consent_text.current_template(clinic)
+        if current.version != base_version:
+            raise ValidationError(
+                {
+                    "body": f"Someone saved version {current.version} of the wording while you "
+                    "were editing. Read it, then make your change again."
+                }
+            )
+        if current.body.strip() == body:
+            raise ValidationError({"body": "This is the wording in use already: change it first."})
+        new = ConsentTemplate.objects.create(
+            clinic=clinic,
+            version=current.version + 1,
+            body=body,
+            change_note=note,
+            created_by=acting(user),
+        )
+        audit(
+            clinic=clinic,
+            user=user,
+            action=AuditEvent.Action.CREATE,
+            obj=new,
+            via=via,
+            version=new.version,
+            replaces=current.version,
+            note=note,
+        )
+    return new
 
 
 def do_screen_patient(

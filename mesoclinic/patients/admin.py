@@ -69,8 +69,8 @@ class ConsentTemplateAdmin(ClinicScopedAdmin):
     """A consent text is never edited in place: saving writes the next version, and every
     patient must then sign again (courses.rules: consent_outdated)."""
 
-    list_display = ("clinic", "version", "created_at")
-    fields = ("clinic", "body")
+    list_display = ("clinic", "version", "created_at", "created_by", "change_note")
+    fields = ("clinic", "body", "change_note")
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return obj is None and super().has_change_permission(request, obj)
@@ -78,6 +78,7 @@ class ConsentTemplateAdmin(ClinicScopedAdmin):
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         latest = ConsentTemplate.objects.filter(clinic=obj.clinic).order_by("-version").first()
         obj.version = (latest.version + 1) if latest else 1
+        obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
 

@@ -285,11 +285,17 @@ class Screening(models.Model):
 
 class ConsentTemplate(models.Model):
     """One version of a clinic's consent wording. The regulatory section is generated from
-    the formulary for the products the patient consents to (patients/consent.py)."""
+    the formulary for the products the patient consents to (patients/consent.py). A version is
+    never edited: a change is the next version (patients/actions.do_change_consent_wording),
+    and patients then sign it before their next session."""
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="consent_templates")
     version = models.PositiveIntegerField()
     body = models.TextField()
+    change_note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

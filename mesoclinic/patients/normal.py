@@ -15,16 +15,16 @@ import unicodedata
 
 import phonenumbers
 
-# When the clinic's own phone does not say its country (it has no leading +).
-DEFAULT_REGION = "US"
+# The clinic's country and its date order are decided once, in lib/formats.py, for search,
+# import and forms alike.
+from mesoclinic.lib.formats import DAY_FIRST as DAY_FIRST
+from mesoclinic.lib.formats import DEFAULT_REGION as DEFAULT_REGION
+from mesoclinic.lib.formats import MONTH_FIRST as MONTH_FIRST
+from mesoclinic.lib.formats import region_of as region_of
 
 # Every apostrophe-like mark people type or paste: the right and left single quotes, the
 # modifier letter apostrophe, the prime, the grave and acute accents used as apostrophes.
 APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc\u2032`\u00b4"})
-
-# The orders a clinic writes its dates in: day first (31/12/1990) or month first (12/31/1990).
-DAY_FIRST = "dmy"
-MONTH_FIRST = "mdy"
 
 
 def fold(text: str) -> str:
@@ -38,19 +38,6 @@ def fold(text: str) -> str:
 def search_key(first_name: str, last_name: str) -> str:
     """What a name search matches: both names, folded."""
     return fold(f"{first_name} {last_name}")
-
-
-def region_of(clinic_phone: str) -> str:
-    """The country (ISO 3166 code) a clinic's phone number belongs to, or the default."""
-    if clinic_phone.strip().startswith("+"):
-        try:
-            number = phonenumbers.parse(clinic_phone, None)
-        except phonenumbers.NumberParseException:
-            return DEFAULT_REGION
-        region = phonenumbers.region_code_for_number(number)
-        if region and region != "ZZ":
-            return str(region)
-    return DEFAULT_REGION
 
 
 def e164(raw: str, region: str = DEFAULT_REGION) -> str:

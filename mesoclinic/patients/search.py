@@ -7,21 +7,9 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from mesoclinic.accounts.models import Clinic
+from mesoclinic.lib.formats import date_order
 from mesoclinic.patients import normal
 from mesoclinic.patients.models import Patient
-
-
-def date_order(clinic: Clinic) -> str:
-    """Whether the clinic's staff type dates day first or month first. A clinic that writes
-    dates with numbers (31/12/2026 or 12/31/2026) types them the same way; one that writes the
-    month's name or the ISO order types as its country does: month first in the United States."""
-    fmt = clinic.date_format
-    if fmt == Clinic.DateFormat.MONTH_DAY_YEAR:
-        return normal.MONTH_FIRST
-    if fmt == Clinic.DateFormat.DAY_MONTH_YEAR:
-        return normal.DAY_FIRST
-    region = normal.region_of(clinic.phone)
-    return normal.MONTH_FIRST if region == "US" else normal.DAY_FIRST
 
 
 def search(clinic: Clinic, query: str) -> QuerySet[Patient]:

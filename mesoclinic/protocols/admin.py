@@ -38,7 +38,7 @@ class ClinicProtocolAdmin(ClinicScopedAdmin):
     keep the version they were planned with."""
 
     form = ProtocolForm
-    list_display = ("name", "key", "version", "clinic", "created_at", "change_note")
+    list_display = ("name", "key", "version", "clinic", "created_at", "note")
     list_filter = ("key",)
     readonly_fields = ("key", "version", "name", "created_by", "created_at", "sources")
 

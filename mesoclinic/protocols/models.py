@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -13,6 +14,26 @@ from django.utils import timezone
 from mesoclinic.accounts.models import Clinic, acting
 from mesoclinic.protocols.loader import shipped_protocols, validate_protocol
 from mesoclinic.protocols.schema import Protocol
+
+
+def installed_note(version: int) -> str:
+    """The change note of a clinic's first version of a shipped protocol, in words."""
+    return f"Installed from mesoclinic's standard protocols (version {version})"
+
+
+# The notes earlier releases wrote on installing a protocol: first the file's name
+# ("Installed from cellulite.toml (file version 1)"), then "Installed with mesoclinic (protocol
+# version 1)". Migration 0002 rewrote the stored ones; a row restored from an older backup is
+# still read in words.
+_OLD_INSTALLED_NOTE = re.compile(
+    r"^Installed (?:from [\w.-]+\.toml \(file version|with mesoclinic \(protocol version) (\d+)\)$"
+)
+
+
+def readable_note(note: str) -> str:
+    """A change note as people read it: an old installation note in today's words."""
+    found = _OLD_INSTALLED_NOTE.match(note.strip())
+    return installed_note(int(found[1])) if found else note
 
 
 class ClinicProtocol(models.Model):
@@ -42,6 +63,11 @@ class ClinicProtocol(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+    @property
+    def note(self) -> str:
+        """The change note, in words (`readable_note`)."""
+        return readable_note(self.change_note)
 
     @cached_property
     def spec(self) -> Protocol:
@@ -83,7 +109,7 @@ def do_install_protocols(clinic: Clinic) -> list[ClinicProtocol]:
                 version=1,
                 name=protocol.name,
                 document=protocol.model_dump(mode="json", exclude_none=True),
-                change_note=f"Installed with mesoclinic (protocol version {protocol.version})",
+                change_note=installed_note(protocol.version),
             )
         )
     return created

@@ -47,6 +47,7 @@ from django.utils import timezone
 from mesoclinic.accounts.models import AuditEvent, Clinic, User, audit
 from mesoclinic.courses.models import Session, SessionInjection
 from mesoclinic.formulary.models import Lot
+from mesoclinic.lib import formats
 from mesoclinic.lib import surveillance as stats
 from mesoclinic.safety.models import AdverseEvent, SafetyAlert, SurveillanceRun
 
@@ -569,16 +570,41 @@ def describe(signal: Signal, names: dict[str, str], p0: float) -> str:
     )
 
 
-def alert_words(alert: SafetyAlert) -> dict[str, str]:
-    """An alert as a clinic manager reads it: what is wrong and what the figures are, in
-    plain words, then the test's statistic for whoever checks the method. The alert's lot
-    (with its product) and practitioner should be read with it."""
+# What each kind of watch found, in words: the CUSUM follows every practitioner and lot session
+# by session, so its alarm is about their recent sessions; the MaxSPRT follows a new lot from its
+# first use. Two live alerts on one subject differ by their kind, so the headline says it.
+KIND_WORDS = {
+    SafetyAlert.Method.CUSUM: "in recent sessions",
+    SafetyAlert.Method.MAXSPRT: "since the lot was first used",
+}
+
+
+def _subject_words(alert: SafetyAlert, *, full: bool = False) -> str:
+    """Whom or what the alert is about. `full` adds what tells apart two practitioners of one
+    name (their sign-in name) and two lots of one number and product name (the supplier)."""
     if alert.subject == SafetyAlert.Subject.LOT and alert.lot is not None:
         who = f"Lot {alert.lot.lot_number} of {alert.lot.product.name}"
-    elif alert.practitioner is not None:
-        who = f"Sessions given by {alert.practitioner.display_name}"
-    else:
-        who = "Some sessions"
+        supplier = alert.lot.product.supplier
+        return f"{who} from {supplier}" if full and supplier else who
+    if alert.practitioner is not None:
+        name = alert.practitioner.display_name
+        login = alert.practitioner.get_username()
+        if full and login != name:
+            name = f"{name} ({login})"
+        return f"Sessions given by {name}"
+    return "Some sessions"
+
+
+def _headline(alert: SafetyAlert, *, full: bool = False) -> str:
+    kind = KIND_WORDS.get(SafetyAlert.Method(alert.method), "")
+    return f"{_subject_words(alert, full=full)}: more adverse events than usual {kind}."
+
+
+def alert_words(alert: SafetyAlert) -> dict[str, str]:
+    """An alert as a clinic manager reads it: what is wrong (the lot or practitioner, and the
+    kind of watch that found it) and what the figures are, in plain words, then the test's
+    statistic for whoever checks the method. The alert's lot (with its product) and
+    practitioner should be read with it."""
     n, bad = alert.sessions, alert.adverse_sessions
     rate = percent(bad / max(n, 1))
     if alert.method == SafetyAlert.Method.CUSUM:
@@ -591,7 +617,7 @@ def alert_words(alert: SafetyAlert) -> dict[str, str]:
             f"value of {alert.threshold:.2f}."
         )
     return {
-        "headline": f"{who}: more adverse events than usual.",
+        "headline": _headline(alert),
         "detail": (
             f"{bad} of {n} session{'s' if n != 1 else ''} ({rate}) were followed by an adverse "
             f"event, where the clinic's usual rate is {percent(alert.baseline_rate)}. "
@@ -599,6 +625,36 @@ def alert_words(alert: SafetyAlert) -> dict[str, str]:
         ),
         "statistic": statistic,
     }
+
+
+def alert_rows(alerts: list[SafetyAlert], clinic: Any = None) -> list[dict[str, Any]]:
+    """Each alert with its words (`alert_words`), for a list where no two headlines may read
+    the same:
+
+    1. each headline names the subject and the kind of watch, which tells apart the live
+       alerts of one clinic (one per kind and subject);
+    2. where two still read the same, their subjects are named in full: the practitioner's
+       sign-in name, the lot's supplier;
+    3. where two still do (a subject alerted again after an earlier alert was closed), each
+       says when it was raised."""
+    rows: list[dict[str, Any]] = [{"alert": a, **alert_words(a)} for a in alerts]
+
+    def repeated() -> set[str]:
+        seen: dict[str, int] = defaultdict(int)
+        for row in rows:
+            seen[row["headline"]] += 1
+        return {h for h, count in seen.items() if count > 1}
+
+    same = repeated()
+    for row in rows:
+        if row["headline"] in same:
+            row["headline"] = _headline(row["alert"], full=True)
+    same = repeated()
+    for row in rows:
+        if row["headline"] in same:
+            raised = formats.datetime_text(row["alert"].raised_at, clinic or row["alert"].clinic)
+            row["headline"] = f"{row['headline'][:-1]}, raised {raised}."
+    return rows
 
 
 # --------------------------------------------------------------------------------------------

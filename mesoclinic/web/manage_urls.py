@@ -5,7 +5,7 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import audit, imports, manage, manage_protocols, setup, staff
+from mesoclinic.web import audit, consent_wording, imports, manage, manage_protocols, setup, staff
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -39,6 +39,7 @@ urlpatterns: list[URLPattern] = [
         setup.delete_exception,
         name="manage_delete_exception",
     ),
+    path("consent/", consent_wording.consent_wording, name="manage_consent"),
     path("audit/", audit.audit_trail, name="manage_audit"),
     path("audit.csv", audit.audit_csv, name="manage_audit_csv"),
     path("protocols/", manage_protocols.protocols, name="manage_protocols"),

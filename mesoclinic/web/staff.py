@@ -33,6 +33,9 @@ def _licence_row(licence: PractitionerLicence, today: dt.date) -> dict[str, Any]
     }
 
 
+BOOKED_ROLES = (Membership.Role.PRACTITIONER, Membership.Role.MANAGER)
+
+
 @login_required
 def staff(request: HttpRequest) -> HttpResponse:
     who = caller(request)
@@ -52,6 +55,8 @@ def staff(request: HttpRequest) -> HttpResponse:
             "licences": [_licence_row(lic, today) for lic in by_user.get(m.user_id, [])],
             "role_form": RoleForm(initial={"role": m.role}, member=m, prefix=f"m{m.pk}"),
             "is_me": m.user_id == request.user.pk,
+            # Practitioners and managers are booked; their hours are set on a page of its own.
+            "has_hours": m.is_active and m.role in BOOKED_ROLES,
         }
         for m in members
     ]

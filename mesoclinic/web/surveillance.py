@@ -46,17 +46,21 @@ def alerts(request: HttpRequest) -> HttpResponse:
     found = require(request, MANAGER)
     clinic = found.clinic
     mine = alerts_for(caller(request)).select_related("lot__product", "practitioner")
+    live = list(mine.exclude(status=SafetyAlert.Status.CLOSED))
+    closed = list(
+        mine.filter(status=SafetyAlert.Status.CLOSED)
+        .select_related("handled_by")
+        .order_by("-handled_at")[:RECENTLY_CLOSED]
+    )
+    # The two lists are read together: no two of their headlines read the same.
+    rows = surveil.alert_rows(live + closed, clinic)
     return render(
         request,
         "web/surveillance/alerts.html",
         {
             "page": "safety",
-            "live": list(mine.exclude(status=SafetyAlert.Status.CLOSED)),
-            "closed": list(
-                mine.filter(status=SafetyAlert.Status.CLOSED).order_by("-handled_at")[
-                    :RECENTLY_CLOSED
-                ]
-            ),
+            "live": rows[: len(live)],
+            "closed": rows[len(live) :],
             "last_run": SurveillanceRun.objects.filter(clinic=clinic).first(),
             "interval_hours": surveil.setting("SURVEIL_INTERVAL_HOURS"),
         },
@@ -79,6 +83,7 @@ def _detail(
         "recall_form": recall_form,
         "rate": surveil.percent(alert.adverse_sessions / max(alert.sessions, 1)),
         "baseline": surveil.percent(alert.baseline_rate),
+        "headline": surveil.alert_words(alert)["headline"],
     }
     patient_ids: list[int] = []
     if alert.lot is not None:
