@@ -368,6 +368,11 @@ class DistinctHeadlinesTests:
             "recent sessions."
             for login in (world.practitioner.get_username(), "mroy2")
         )
+        # Today's card tells them apart the same way.
+        today = signed_in(world.manager).get("/today/").content.decode()
+        card = today.split('id="h-safety-alerts"')[1].split("</section>")[0]
+        for login in (world.practitioner.get_username(), "mroy2"):
+            assert f"Sessions given by Maria Roy ({login})" in card
 
     def test_a_closed_alert_and_a_new_one_on_the_same_lot_say_when_each_was_raised(
         self, world: World

@@ -23,7 +23,7 @@ from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import SafetyAlert
-from mesoclinic.safety.surveil import alert_words
+from mesoclinic.safety.surveil import alert_rows
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.scheduling.planning import cadence_flags
 
@@ -230,13 +230,16 @@ def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dic
         # told when it has stopped, so they can phone patients and call whoever runs the server.
         "worker": worker_state(now),
         # Surveillance alerts not yet closed; the card is shown to managers only.
-        "safety_alerts": [
-            {"alert": a, **alert_words(a)}
-            for a in SafetyAlert.objects.filter(clinic=clinic)
-            .exclude(status=SafetyAlert.Status.CLOSED)
-            .select_related("lot__product", "practitioner")
-            .order_by("-raised_at", "-id")
-        ],
+        # Each headline different from the others (surveil.alert_rows).
+        "safety_alerts": alert_rows(
+            list(
+                SafetyAlert.objects.filter(clinic=clinic)
+                .exclude(status=SafetyAlert.Status.CLOSED)
+                .select_related("lot__product", "practitioner")
+                .order_by("-raised_at", "-id")
+            ),
+            clinic,
+        ),
         # Each follow-up closes from Today with how it ended.
         "follow_up_resolutions": FollowUp.Resolution.choices,
     }
