@@ -655,6 +655,10 @@ def follow_ups_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[
     return _all(caller, _FOLLOW_UP, need)
 
 
+def consents_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Consent]:
+    return _all(caller, _CONSENT, need)
+
+
 def photos_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[Photo]:
     return _all(caller, _PHOTO, need)
 

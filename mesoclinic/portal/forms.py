@@ -1,0 +1,99 @@
+"""The portal's forms: a patient's sign-in (the staff's throttled form, asking for an email
+address), registration, and setting a password."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import SetPasswordForm
+
+from mesoclinic.accounts import throttle
+from mesoclinic.accounts.forms import LOCKED_ATTR, ThrottledAuthenticationForm
+from mesoclinic.lib import limits
+
+
+class PatientLoginForm(ThrottledAuthenticationForm):
+    """The staff's sign-in form and its limits on guessing, with the patient's words: their
+    email address is their username. A staff account signs in on the staff's page instead."""
+
+    error_messages = {
+        **ThrottledAuthenticationForm.error_messages,
+        "invalid_login": "The email address or password is not right.",
+        "staff": "This is a staff account: sign in on the staff sign-in page.",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email address"
+        self.fields["username"].widget.attrs.update({"autocomplete": "email", "type": "email"})
+
+    def clean_username(self) -> str:
+        return str(self.cleaned_data.get("username") or "").strip().lower()
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if user.memberships.exists():
+            raise forms.ValidationError(self.error_messages["staff"], code="staff")
+
+
+class RegisterForm(forms.Form):
+    first_name = forms.CharField(label="First name", max_length=100)
+    last_name = forms.CharField(label="Last name", max_length=100)
+    date_of_birth = forms.DateField(
+        label="Date of birth",
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}),
+        help_text="We use it, with your name and email, to find your record if you have been "
+        "to the clinic before.",
+    )
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        help_text="We send a link to this address; your account works once you open it.",
+    )
+
+    def __init__(self, *args: Any, request: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean_date_of_birth(self) -> dt.date:
+        born: dt.date = self.cleaned_data["date_of_birth"]
+        if born > dt.date.today():
+            raise forms.ValidationError("A date of birth cannot be in the future.")
+        if born.year < 1900:
+            raise forms.ValidationError("Check the year of your date of birth.")
+        return born
+
+    def clean_email(self) -> str:
+        return str(self.cleaned_data["email"]).strip().lower()
+
+    def clean(self) -> dict[str, Any]:
+        """Each registration sends an email, so it is counted like a password reset, per
+        address and per email (accounts/throttle.py): nobody can flood an inbox from here."""
+        cleaned: dict[str, Any] = super().clean() or {}
+        email = str(cleaned.get("email") or "")
+        request = self.request
+        if request is None or not email:
+            return cleaned
+        keys = [throttle.Key.reset(email), throttle.Key.address(throttle.client_ip(request))]
+        until = throttle.locked_until(keys)
+        if until is not None:
+            setattr(request, LOCKED_ATTR, until)
+            raise forms.ValidationError(throttle.try_again_message(until), code="throttled")
+        throttle.record_failure(
+            keys, username=email, ip=throttle.client_ip(request), path=request.path
+        )
+        return cleaned
+
+
+class PatientPasswordForm(SetPasswordForm):
+    """A new password, checked by the same validators as the staff's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("new_password1", "new_password2"):
+            field = self.fields[name]
+            assert isinstance(field, forms.CharField)
+            field.max_length = limits.PASSWORD
