@@ -161,6 +161,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     # The patient portal (mesoclinic/portal): its names are qualified, since they repeat the
     # staff's (login, course_plan_pdf).
     "portal:login": ("GET", PUBLIC),
+    "portal:sign_in_link": ("GET", PUBLIC),
     "portal:logout": ("POST", PUBLIC),
     "portal:register": ("GET", PUBLIC),
     "portal:register_at": ("GET", PUBLIC),

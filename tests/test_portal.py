@@ -171,6 +171,32 @@ class PasswordTests:
         assert b'id="id_new_password2_error"' in r.content
 
 
+class SignInLinkTests:
+    def test_a_patient_without_a_password_gets_a_sign_in_link(
+        self, world: World, patient: Patient, mail: Mailbox
+    ) -> None:
+        Client().post(invite(world, patient, mail))
+        r = Client().post("/my/login/link/", {"email": "ANA@example.com"})
+        assert r.status_code == 200 and b"Check your email" in r.content
+        message = mail.wait_for(2)[1]
+        assert message.rcpt_tos == ["ana@example.com"]
+        browser = Client()
+        assert browser.post(link_in(message)).status_code == 302
+        assert b"Hello Ana" in browser.get("/my/").content
+        assert Client().post(link_in(message)).status_code == 410
+
+    def test_nothing_is_sent_to_staff_or_unknown_addresses_and_the_page_says_the_same(
+        self, world: World, patient: Patient, mail: Mailbox
+    ) -> None:
+        world.practitioner.email = "maria@example.com"
+        world.practitioner.save()
+        User.objects.filter(pk=world.practitioner.pk).update(username="maria@example.com")
+        staff = Client().post("/my/login/link/", {"email": "maria@example.com"})
+        unknown = Client().post("/my/login/link/", {"email": "who@example.com"})
+        assert staff.content.replace(b"maria@", b"X@") == unknown.content.replace(b"who@", b"X@")
+        assert mail.wait_for(1, timeout=1) == [] and not PortalLink.objects.exists()
+
+
 class RegistrationTests:
     def register(self, client: Client, **changes: str) -> Any:
         data = {

@@ -8,7 +8,8 @@ Django's email framework.
 2. `do_request_registration(clinic, ...)`: someone on the public page asks for an account.
    The same answer is shown whatever the address is; the email says what happens next (a
    verification link, or "you already have an account: sign in").
-3. `do_use_link(token)`: the link's one use. An invitation signs its patient in; a
+3. `do_send_sign_in_link(email)`: a patient without a password asks for a new link.
+4. `do_use_link(token)`: the link's one use. An invitation signs its patient in; a
    registration's verification links a new account to the clinic's record of the patient when
    the name, date of birth and email all agree with exactly one record that has no login yet,
    and otherwise creates a new patient record (marked as registered online in its history).
@@ -199,6 +200,38 @@ def do_request_registration(
     )
 
 
+def do_send_sign_in_link(email: str) -> None:
+    """Email a single-use sign-in link to the patient whose login this address is; say
+    nothing (and send nothing) for any other address, staff's included. The page that asks
+    shows the same answer either way."""
+    account = User.objects.filter(username__iexact=username_for(email), is_active=True).first()
+    patient = (
+        Patient.objects.select_related("clinic").filter(user=account).first()
+        if account is not None and not account.memberships.exists()
+        else None
+    )
+    if patient is None:
+        return
+    with transaction.atomic():
+        token = _new_link(
+            patient.clinic,
+            PortalLink.Kind.SIGN_IN,
+            account.email or email,  # type: ignore[union-attr]
+            settings.PORTAL_VERIFY_HOURS,
+            patient=patient,
+        )
+    _send(
+        account.email or email,  # type: ignore[union-attr]
+        f"Your sign-in link for {patient.clinic.name}",
+        "portal/email_sign_in.txt",
+        {
+            "clinic": patient.clinic,
+            "url": link_url(token),
+            "hours": settings.PORTAL_VERIFY_HOURS,
+        },
+    )
+
+
 def find_link(token: str) -> PortalLink | None:
     """The open link a token names, or None (unknown, used or expired)."""
     found = (
@@ -220,7 +253,7 @@ def do_use_link(token: str) -> Used | None:
         # The one use: only the first of two racing clicks matches a row still unused.
         if not PortalLink.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=now):
             return None
-        if link.kind == PortalLink.Kind.INVITE:
+        if link.kind in (PortalLink.Kind.INVITE, PortalLink.Kind.SIGN_IN):
             patient = link.patient
             assert patient is not None
             account = patient.user
@@ -234,7 +267,7 @@ def do_use_link(token: str) -> Used | None:
                 obj=link,
                 patient_id=patient.pk,
                 via="web",
-                portal="invitation used",
+                portal="invitation used" if link.kind == PortalLink.Kind.INVITE else "link used",
             )
             return Used(user=account, patient=patient, kind=link.kind)
         return _verify_registration(link)

@@ -74,18 +74,40 @@ class RegisterForm(forms.Form):
         address and per email (accounts/throttle.py): nobody can flood an inbox from here."""
         cleaned: dict[str, Any] = super().clean() or {}
         email = str(cleaned.get("email") or "")
-        request = self.request
-        if request is None or not email:
-            return cleaned
-        keys = [throttle.Key.reset(email), throttle.Key.address(throttle.client_ip(request))]
-        until = throttle.locked_until(keys)
-        if until is not None:
-            setattr(request, LOCKED_ATTR, until)
-            raise forms.ValidationError(throttle.try_again_message(until), code="throttled")
-        throttle.record_failure(
-            keys, username=email, ip=throttle.client_ip(request), path=request.path
-        )
+        if self.request is not None and email:
+            refuse_flooding(self.request, email)
         return cleaned
+
+
+class SignInLinkForm(forms.Form):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    def __init__(self, *args: Any, request: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request = request
+
+    def clean(self) -> dict[str, Any]:
+        """Counted like a password reset (each request may send an email)."""
+        cleaned: dict[str, Any] = super().clean() or {}
+        email = str(cleaned.get("email") or "")
+        if self.request is not None and email:
+            refuse_flooding(self.request, email)
+        return cleaned
+
+
+def refuse_flooding(request: Any, email: str) -> None:
+    """Count one email-sending request against the address and the client, as the password
+    reset does (accounts/throttle.py); refuse it once either has reached its limit."""
+    keys = [throttle.Key.reset(email), throttle.Key.address(throttle.client_ip(request))]
+    until = throttle.locked_until(keys)
+    if until is not None:
+        setattr(request, LOCKED_ATTR, until)
+        raise forms.ValidationError(throttle.try_again_message(until), code="throttled")
+    throttle.record_failure(keys, username=email, ip=throttle.client_ip(request), path=request.path)
 
 
 class PatientPasswordForm(SetPasswordForm):

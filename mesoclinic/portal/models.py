@@ -25,6 +25,7 @@ class PortalLink(models.Model):
     class Kind(models.TextChoices):
         INVITE = "invite", "Invitation from the clinic"
         REGISTER = "register", "Email verification after registering"
+        SIGN_IN = "sign_in", "Sign-in link the patient asked for"
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="portal_links")
     kind = models.CharField(max_length=10, choices=Kind.choices)

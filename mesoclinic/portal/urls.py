@@ -8,6 +8,7 @@ app_name = "portal"
 urlpatterns = [
     path("", home.home, name="home"),
     path("login/", views.login, name="login"),
+    path("login/link/", views.sign_in_link, name="sign_in_link"),
     path("logout/", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
     path("register/", views.register, name="register"),
     path("register/<int:clinic_id>/", views.register, name="register_at"),

@@ -29,7 +29,12 @@ from mesoclinic.accounts import throttle
 from mesoclinic.accounts.forms import LOCKED_ATTR
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.portal import actions
-from mesoclinic.portal.forms import PatientLoginForm, PatientPasswordForm, RegisterForm
+from mesoclinic.portal.forms import (
+    PatientLoginForm,
+    PatientPasswordForm,
+    RegisterForm,
+    SignInLinkForm,
+)
 from mesoclinic.web.context import ALL_STAFF
 
 
@@ -146,6 +151,24 @@ def register(request: HttpRequest, clinic_id: int | None = None) -> HttpResponse
         {"clinic": clinic, "form": form, "page": "register"},
         status=status,
     )
+
+
+@_with_retry_after
+@require_http_methods(["GET", "POST"])
+def sign_in_link(request: HttpRequest) -> HttpResponse:
+    """A patient without a password (or who forgot it) asks for a sign-in link by email."""
+    form = SignInLinkForm(request.POST or None, request=request)
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.do_send_sign_in_link(form.cleaned_data["email"])
+        except (OSError, smtplib.SMTPException):
+            form.add_error(None, "We could not send the email just now. Try again in a moment.")
+        else:
+            return render(
+                request, "portal/sign_in_link_sent.html", {"email": form.cleaned_data["email"]}
+            )
+    status = 429 if getattr(request, LOCKED_ATTR, None) else (400 if form.errors else 200)
+    return render(request, "portal/sign_in_link.html", {"form": form}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
