@@ -470,3 +470,170 @@ class HomeTests:
             assert client.get("/my/").status_code == 403
             path = f"/my/courses/{scene.course['id']}/plan.pdf"
             assert client.get(path).status_code == 403
+
+
+# The online intake.
+
+
+def no_to_everything(clinic: Any) -> dict[str, str]:
+    from mesoclinic.patients.models import ScreeningForm
+
+    return {q["key"]: "no" for q in ScreeningForm.current(clinic).questions}
+
+
+class IntakeTests:
+    def test_details_are_saved_versioned_and_audited(self, world: World, patient: Patient) -> None:
+        client = signed_in_patient(patient)
+        page = client.get("/my/intake/details/")
+        assert page.status_code == 200 and b'name="email"' not in page.content
+        data = {
+            "first_name": "Ana",
+            "last_name": "Lopez",
+            "date_of_birth": "1990-05-17",
+            "sex": "female",
+            "phone": "+1 212 555 0199",
+            "address": "1 Main St",
+            "emergency_name": "Rui Lopez",
+            "emergency_relation": "brother",
+            "emergency_phone": "+1 212 555 0102",
+            "email": "mallory@example.com",
+        }
+        r = client.post("/my/intake/details/", data)
+        assert r.status_code == 302 and r["Location"] == "/my/intake/"
+        patient.refresh_from_db()
+        assert (patient.phone, patient.emergency_name) == ("+1 212 555 0199", "Rui Lopez")
+        # The email address is the sign-in: not changed from here.
+        assert patient.email == "ana@example.com"
+        change = PatientChange.objects.get(patient=patient)
+        assert change.via == "portal" and change.changed_by == patient.user
+        assert AuditEvent.objects.filter(
+            action="update", patient_id=patient.pk, via="portal", object_type="patients.Patient"
+        ).exists()
+
+    def test_a_bad_phone_is_named_beside_its_field(self, world: World, patient: Patient) -> None:
+        client = signed_in_patient(patient)
+        r = client.post(
+            "/my/intake/details/",
+            {
+                "first_name": "Ana",
+                "last_name": "Lopez",
+                "date_of_birth": "1990-05-17",
+                "sex": "female",
+                "phone": "call me maybe",
+            },
+        )
+        assert r.status_code == 400 and b'id="id_phone_error"' in r.content
+        assert not PatientChange.objects.filter(patient=patient).exists()
+
+    def test_screening_records_answers_allergies_and_medicines_as_the_staffs_does(
+        self, world: World, patient: Patient
+    ) -> None:
+        from mesoclinic.patients import records
+        from mesoclinic.patients.models import Allergy, Medication, Screening
+
+        client = signed_in_patient(patient)
+        lidocaine = records.ingredients_for(world.clinic).get(key="lidocaine")
+        answers = {
+            **no_to_everything(world.clinic),
+            "ingredient_allergy": "yes",
+            "allergy_ingredients": [str(lidocaine.pk)],
+            "allergy_other": "Sticking plasters",
+            "allergy_reaction": "Hives",
+            "medications": "Metformin 500 mg\n\nVitamin D",
+        }
+        r = client.post("/my/intake/screening/", answers)
+        assert r.status_code == 302, r.content[:600]
+        patient.refresh_from_db()
+        screening = Screening.objects.get(patient=patient)
+        assert screening.result == "caution" and screening.screened_by == patient.user
+        allergies = Allergy.objects.filter(patient=patient)
+        assert {a.what for a in allergies} >= {"Sticking plasters"}
+        assert allergies.filter(ingredient=lidocaine).exists()
+        assert sorted(
+            Medication.objects.filter(patient=patient).values_list("name", flat=True)
+        ) == [
+            "Metformin 500 mg",
+            "Vitamin D",
+        ]
+        assert AuditEvent.objects.filter(
+            action="create", object_type="patients.Screening", via="portal", patient_id=patient.pk
+        ).exists()
+
+    def test_an_allergy_without_what_is_asked_in_the_patients_words(
+        self, world: World, patient: Patient
+    ) -> None:
+        from mesoclinic.patients.models import Screening
+
+        client = signed_in_patient(patient)
+        r = client.post(
+            "/my/intake/screening/",
+            {**no_to_everything(world.clinic), "ingredient_allergy": "yes"},
+        )
+        assert r.status_code == 400
+        assert b"You answered yes: choose what you are allergic to" in r.content
+        assert b"The patient" not in r.content
+        assert not Screening.objects.exists()
+
+    def test_a_hard_stop_stops_online_booking_and_offers_a_consultation(
+        self, world: World, patient: Patient
+    ) -> None:
+        client = signed_in_patient(patient)
+        client.post("/my/intake/screening/", {**no_to_everything(world.clinic), "pregnant": "yes"})
+        for path in ("/my/intake/", "/my/"):
+            page = client.get(path).content.decode()
+            assert "Online booking of treatment is stopped" in page, path
+            assert "Are you pregnant, or could you be?" in page
+            assert "Book a consultation instead" in page
+        # An answer given again without the hard stop lifts it.
+        client.post("/my/intake/screening/", no_to_everything(world.clinic))
+        assert "Online booking of treatment is stopped" not in client.get("/my/").content.decode()
+
+    def test_photo_consents_record_each_decision_once(self, world: World, patient: Patient) -> None:
+        from mesoclinic.outcomes.models import PhotoConsent
+
+        client = signed_in_patient(patient)
+        patient.refresh_from_db()
+        assert (
+            client.post("/my/intake/photos/", {"clinical": "yes", "marketing": "no"}).status_code
+            == 302
+        )
+        client.post("/my/intake/photos/", {"clinical": "yes", "marketing": "no"})
+        rows = PhotoConsent.objects.filter(patient=patient)
+        assert sorted((c.purpose, c.granted) for c in rows) == [
+            ("clinical", True),
+            ("marketing", False),
+        ]
+        client.post("/my/intake/photos/", {"clinical": "yes", "marketing": "yes"})
+        assert photo_actions.consent_state(patient).may_market
+        assert PhotoConsent.objects.filter(patient=patient).count() == 3
+        assert (
+            AuditEvent.objects.filter(
+                object_type="outcomes.PhotoConsent", via="portal", user=patient.user
+            ).count()
+            == 3
+        )
+        assert client.post("/my/intake/photos/", {"clinical": "maybe"}).status_code == 400
+
+    def test_the_course_consent_is_read_to_its_end_and_signed_on_the_patients_device(
+        self, scene: Scene, ana: Client, otto: Client
+    ) -> None:
+        course_id = scene.course["id"]
+        path = f"/my/intake/consent/{course_id}/"
+        page = ana.get(path).content.decode()
+        # The place to sign comes after the whole text.
+        assert page.index("End of the consent text.") < page.index('name="signed_name"')
+        before = Consent.objects.filter(patient=scene.patient).count()
+        r = ana.post(path, {"signed_name": "Ana Lopez"})
+        assert r.status_code == 400 and b'id="id_read_to_end_error"' in r.content
+        assert Consent.objects.filter(patient=scene.patient).count() == before
+        r = ana.post(path, {"signed_name": "Ana Lopez", "read_to_end": "on"})
+        assert r.status_code == 302
+        signed = Consent.objects.filter(patient=scene.patient).latest("recorded_at")
+        assert signed.method == "typed" and signed.witnessed_by is None
+        assert signed.signed_name == "Ana Lopez"
+        row = AuditEvent.objects.get(object_type="patients.Consent", object_id=str(signed.pk))
+        assert row.via == "portal" and row.user == Patient.objects.get(pk=scene.patient.pk).user
+        assert "Signed. A copy is in your documents." in ana.get("/my/intake/").content.decode()
+        # Another patient may not know the course exists.
+        assert otto.get(path).status_code == 404
+        assert otto.post(path, {"signed_name": "Otto", "read_to_end": "on"}).status_code == 404

@@ -1,5 +1,6 @@
 """The portal's forms: a patient's sign-in (the staff's throttled form, asking for an email
-address), registration, and setting a password."""
+address), registration, setting a password, and the online intake (the staff's forms in the
+patient's words)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from django.contrib.auth.forms import SetPasswordForm
 from mesoclinic.accounts import throttle
 from mesoclinic.accounts.forms import LOCKED_ATTR, ThrottledAuthenticationForm
 from mesoclinic.lib import limits
+from mesoclinic.patients.records import EDITABLE
+from mesoclinic.web.forms import PatientForm
+from mesoclinic.web.patient_forms import ScreeningWithAllergiesForm
 
 
 class PatientLoginForm(ThrottledAuthenticationForm):
@@ -119,3 +123,109 @@ class PatientPasswordForm(SetPasswordForm):
             field = self.fields[name]
             assert isinstance(field, forms.CharField)
             field.max_length = limits.PASSWORD
+
+
+# The online intake: the staff's forms in the patient's words.
+
+
+class DetailsForm(PatientForm):
+    """Demographics and contact details. The email address is the patient's sign-in, so it
+    is changed by the clinic, not here."""
+
+    class Meta(PatientForm.Meta):
+        fields = [name for name in EDITABLE if name != "email"]
+        labels = {
+            "sex": "Sex",
+            "phone": "Phone",
+            "emergency_name": "Emergency contact: name",
+            "emergency_relation": "Emergency contact: relation to you",
+            "emergency_phone": "Emergency contact: phone",
+            "guardian_name": "Parent or guardian: name",
+            "guardian_relation": "Parent or guardian: relation to you",
+            "guardian_phone": "Parent or guardian: phone",
+            "guardian_email": "Parent or guardian: email",
+        }
+        help_texts = {
+            "phone": "Digits, spaces and + ( ) - .",
+            "guardian_name": "Needed while you are under 18.",
+        }
+
+
+MEDICATIONS = "medications"
+_EXTRA = ("allergy_ingredients", "allergy_other", "allergy_reaction", MEDICATIONS)
+
+
+class IntakeScreeningForm(ScreeningWithAllergiesForm):
+    """The staff's screening questionnaire (and what the patient is allergic to), with the
+    medicines they take now."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.asks_allergens:
+            self.fields["allergy_ingredients"].label = "Allergic to these ingredients"
+            self.fields[
+                "allergy_other"
+            ].help_text = "One a line, when it is none of the ingredients above."
+            self.fields["allergy_reaction"].label = "What happened when you reacted"
+        self.fields[MEDICATIONS] = forms.CharField(
+            label="Medicines you take now",
+            required=False,
+            max_length=limits.NOTES,
+            widget=forms.Textarea(attrs={"rows": 3}),
+            help_text="One a line, with the dose if you know it (for example: Metformin "
+            "500 mg). Leave it empty if you take none.",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "allergy_ingredients" in self.errors:
+            self.errors["allergy_ingredients"] = self.error_class(
+                ["You answered yes: choose what you are allergic to, or name it below."]
+            )
+        return cleaned
+
+    def answers(self) -> dict[str, bool]:
+        return {k: v for k, v in self.cleaned_data.items() if k not in _EXTRA}
+
+    def medications(self) -> list[str]:
+        text = str(self.cleaned_data.get(MEDICATIONS) or "")
+        return [line.strip()[:200] for line in text.splitlines() if line.strip()]
+
+    @property
+    def question_fields(self) -> list[Any]:
+        return [self[name] for name in self.fields if name not in _EXTRA]
+
+
+class PhotoConsentForm(forms.Form):
+    """The patient's yes or no to each use of their photos, in the clinic's standard words."""
+
+    clinical = forms.TypedChoiceField(
+        label="Clinical photos",
+        choices=[("yes", "Yes, I agree"), ("no", "No, I do not agree")],
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+    marketing = forms.TypedChoiceField(
+        label="Photos in the clinic's marketing",
+        choices=[("yes", "Yes, I agree"), ("no", "No, I do not agree")],
+        coerce=lambda v: v == "yes",
+        widget=forms.RadioSelect,
+    )
+
+
+class SignConsentForm(forms.Form):
+    read_to_end = forms.BooleanField(
+        label="I have read the whole text above.",
+        error_messages={"required": "Read the text to its end, then tick this box."},
+    )
+    signed_name = forms.CharField(
+        label="Your full name, typed as your signature",
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )
+
+    def clean_signed_name(self) -> str:
+        name = str(self.cleaned_data["signed_name"]).strip()
+        if not name:
+            raise forms.ValidationError("Type your full name to sign.")
+        return name

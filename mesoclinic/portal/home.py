@@ -30,6 +30,7 @@ from mesoclinic.access import (
 from mesoclinic.courses.models import Course, Session
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes import progress as outcome_progress
+from mesoclinic.portal.intake import booking_stop, latest_screening
 from mesoclinic.portal.views import patient_caller, patient_page
 from mesoclinic.reminders.logic import before_visit
 from mesoclinic.scheduling.models import Appointment
@@ -84,6 +85,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     sessions = list(sessions_for(caller, OWN).select_related("course__clinic", "course__protocol"))
     photos = list(photos_for(caller, OWN).order_by("taken_at", "id"))
+    screening = latest_screening(caller)
     rows = [_course_row(c, [s for s in sessions if s.course_id == c.pk], photos) for c in courses]
     return render(
         request,
@@ -98,6 +100,8 @@ def home(request: HttpRequest) -> HttpResponse:
                 consents_for(caller, OWN).select_related("template").order_by("-signed_at")
             ),
             "call_line": call_line(clinic),
+            "stop": booking_stop(screening),
+            "intake_due": screening is None,
         },
     )
 

@@ -193,7 +193,12 @@ def password(request: HttpRequest) -> HttpResponse:
     """Set (or change) the password. Optional: a patient can always ask the clinic for a new
     link, or reset the password by email."""
     found = patient_caller(request)
-    patient = access_patient(found, found.patient.pk, OWN)  # type: ignore[union-attr]
+    patient = access_patient(
+        found,
+        found.patient.pk,  # type: ignore[union-attr]
+        OWN,
+        view=request.method == "GET",
+    )
     form = PatientPasswordForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         form.save()
