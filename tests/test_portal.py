@@ -637,3 +637,24 @@ class IntakeTests:
         # Another patient may not know the course exists.
         assert otto.get(path).status_code == 404
         assert otto.post(path, {"signed_name": "Otto", "read_to_end": "on"}).status_code == 404
+
+    def test_staff_may_not_post_the_patients_intake(self, scene: Scene) -> None:
+        from mesoclinic.outcomes.models import PhotoConsent
+        from mesoclinic.patients.models import Screening
+
+        client = staff_client(scene.world.manager)
+        posts = {
+            "/my/intake/details/": {"first_name": "X", "last_name": "Y", "phone": "1"},
+            "/my/intake/screening/": no_to_everything(scene.world.clinic),
+            "/my/intake/photos/": {"clinical": "yes", "marketing": "yes"},
+            f"/my/intake/consent/{scene.course['id']}/": {"signed_name": "X", "read_to_end": "on"},
+        }
+        counts = (Screening.objects.count(), PhotoConsent.objects.count(), Consent.objects.count())
+        for path, data in posts.items():
+            assert client.post(path, data).status_code == 403, path
+        assert (
+            Screening.objects.count(),
+            PhotoConsent.objects.count(),
+            Consent.objects.count(),
+        ) == counts
+        assert Patient.objects.get(pk=scene.patient.pk).first_name == "Ana"
