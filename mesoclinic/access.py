@@ -45,7 +45,7 @@ from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, Si
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.outcomes.models import Measurement, Photo
-from mesoclinic.patients.models import Allergy, Consent, Medication, Patient
+from mesoclinic.patients.models import Allergy, Consent, Medication, Patient, Screening
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import AdverseEvent, SafetyAlert, WatchPrompt
@@ -381,6 +381,9 @@ _CONSENT = _Kind(
     (),
     "consent",
 )
+_SCREENING = _Kind(
+    Screening, ("patient__clinic", "form"), "patient__clinic_id", "patient_id", (), "screening"
+)
 _PHOTO = _Kind(Photo, ("clinic", "course__patient"), "clinic_id", "course__patient_id", (), "photo")
 _MEASUREMENT = _Kind(
     Measurement, ("clinic", "course"), "clinic_id", "course__patient_id", (), "measurement"
@@ -653,6 +656,14 @@ def side_effects_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Si
 
 def follow_ups_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[FollowUp]:
     return _all(caller, _FOLLOW_UP, need)
+
+
+def screenings_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Screening]:
+    return _all(caller, _SCREENING, need)
+
+
+def consents_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Consent]:
+    return _all(caller, _CONSENT, need)
 
 
 def photos_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[Photo]:

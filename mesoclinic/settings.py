@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "mesoclinic.imports",
     "mesoclinic.ops",
     "mesoclinic.api",
+    "mesoclinic.portal",
     "mesoclinic.web",
 ]
 
@@ -301,6 +302,10 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/today/"
+# The patient portal's links (mesoclinic/portal): how long an invitation from the chart and a
+# registration's email verification stay usable. Each works once.
+PORTAL_INVITE_HOURS = int(os.environ.get("PORTAL_INVITE_HOURS", "72"))
+PORTAL_VERIFY_HOURS = int(os.environ.get("PORTAL_VERIFY_HOURS", "24"))
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # How long an API token stays valid, in hours.

@@ -47,7 +47,11 @@ def web_routes() -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
         for p in patterns:
             if isinstance(p, URLResolver):
-                out += walk(p.url_patterns, prefix + str(p.pattern))
+                found = walk(p.url_patterns, prefix + str(p.pattern))
+                if p.namespace == "portal":
+                    # The portal's names repeat the staff's (login, course_plan_pdf).
+                    found = [(route, f"portal:{name}") for route, name in found]
+                out += found
             elif isinstance(p, URLPattern):
                 out.append((prefix + str(p.pattern), p.name or ""))
         return out
@@ -230,6 +234,7 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "room_id": setup_room.pk,
         "exception_id": day_off.pk,
         "patient_id": patient.pk,
+        "clinic_id": world.clinic.pk,
         "course_id": scene.course["id"],
         "test_id": scene.course["allergy_test"],
         "session_id": scene.session["id"],

@@ -41,6 +41,7 @@ SIGNED_IN = frozenset({"signed in"})  # any signed-in user: their own clinics, t
 OWNER = frozenset({"owner"})  # one of the practitioner's own tokens or calendar addresses
 LINK = frozenset({"link"})  # a signed link: its page, whoever holds it
 OWN_RECORD = CLINICAL | {PATIENT}  # staff record; a patient only their own satisfaction
+PORTAL = frozenset({PATIENT})  # the patient portal's pages: a patient's own login only
 
 # Every page of the web app: (method to try, level).
 WEB: dict[str, tuple[str, frozenset[str]]] = {
@@ -159,6 +160,26 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "allergy_in_error": ("POST", CLINICAL),
     "ingredient_picker": ("GET", READ),
     "merge_patient": ("GET", MANAGE),
+    # The patient portal (mesoclinic/portal): its names are qualified, since they repeat the
+    # staff's (login, course_plan_pdf).
+    "portal:login": ("GET", PUBLIC),
+    "portal:sign_in_link": ("GET", PUBLIC),
+    "portal:logout": ("POST", PUBLIC),
+    "portal:register": ("GET", PUBLIC),
+    "portal:register_at": ("GET", PUBLIC),
+    "portal:use_link": ("GET", PUBLIC),
+    "portal:home": ("GET", PORTAL),
+    "portal:password": ("GET", PORTAL),
+    "portal:intake": ("GET", PORTAL),
+    "portal:intake_details": ("GET", PORTAL),
+    "portal:intake_screening": ("GET", PORTAL),
+    "portal:intake_photos": ("GET", PORTAL),
+    "portal:intake_consent": ("GET", PORTAL),
+    "portal:course_plan_pdf": ("GET", PORTAL),
+    "portal:consent_pdf": ("GET", PORTAL),
+    "portal:aftercare_pdf": ("GET", PORTAL),
+    "portal:photo": ("GET", PORTAL),
+    "portal:invite": ("POST", READ),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 
@@ -271,6 +292,12 @@ def expected(
     if level == OWNER:
         # Someone else's token or address is one they may not know exists.
         return SERVED if who == "practitioner" else 404
+    if level == PORTAL:
+        # A patient's own pages: another patient's object is one they may not know exists;
+        # staff are refused, whatever their clinic.
+        if who in ("patient_own", "patient_other"):
+            return 404 if who == "patient_other" and _scoped(route, method) else SERVED
+        return 403
     if level == OWN_RECORD and who == "patient_own":
         # The table's body is a staff measurement; a patient may record only their own
         # satisfaction (tests/test_api_outcomes.py).

@@ -30,6 +30,8 @@ PATIENT_SCOPED = re.compile(
 )
 # Routes that are the patient's own links: fetched with no login, as the patient would.
 LINK_ROUTES = ("r/", "w/", "feeds/")
+# The patient portal's pages: fetched by the patient's own login.
+PORTAL_ROUTES = ("my/",)
 
 
 def _query(objects: Objects, path: str) -> str:
@@ -67,6 +69,8 @@ class ReadAuditTests:
             if route.startswith("accounts/") or route == "":
                 continue
             who = "anonymous" if route.startswith(LINK_ROUTES) else "manager"
+            if route.startswith(PORTAL_ROUTES):
+                who = "patient_own"
             before = _last_id()
             r = objects.web(who).get(objects.fill(route) + _query(objects, route))
             if r.status_code != 200:

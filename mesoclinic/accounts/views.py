@@ -50,9 +50,22 @@ class LoginView(auth_views.LoginView):
     authentication_form = ThrottledAuthenticationForm
 
     def get_success_url(self) -> str:
-        if not self.get_redirect_url() and needs_setup(self.request.user):
+        user = self.request.user
+        if not self.get_redirect_url() and is_patient_login(user):
+            # A patient who signs in on the staff's page goes to their portal.
+            return "/my/"
+        if not self.get_redirect_url() and needs_setup(user):
             return str(reverse("web:manage_setup"))
         return str(super().get_success_url())
+
+
+def is_patient_login(user: Any) -> bool:
+    """A patient's own login (a User with a patient record and no clinic membership). Read
+    through the reverse relation so that accounts need not import patients."""
+    return (
+        not Membership.objects.filter(user=user).exists()
+        and type(user).objects.filter(pk=user.pk, patient__isnull=False).exists()
+    )
 
 
 def needs_setup(user: Any) -> bool:

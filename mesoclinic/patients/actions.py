@@ -158,8 +158,11 @@ def do_sign_consent(
     areas: list[str] | None = None,
     user: Any,
     via: str = "api",
+    witnessed: bool = True,
 ) -> Consent:
-    """Record a signature on the current consent text for these products and this use."""
+    """Record a signature on the current consent text for these products and this use.
+    `user` witnessed it, unless `witnessed` is False: a patient signing on their own device
+    (the portal) is the user who records it, and nobody witnessed it."""
     template = consent_text.current_template(patient.clinic)
     areas = areas or []
     text = consent_text.render(template, products, indication or None, areas)
@@ -175,7 +178,7 @@ def do_sign_consent(
             signed_at=signed_at or timezone.now(),
             method=method,
             signature=signature,
-            witnessed_by=user,
+            witnessed_by=user if witnessed else None,
         )
         consent.products.set(products)
         audit(

@@ -14,6 +14,8 @@ from django.views.decorators.http import require_safe
 
 from mesoclinic.access import access_consent, access_course, access_session
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
+from mesoclinic.courses.models import Course, Session
+from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.vocab import Area, Indication
 from mesoclinic.scheduling import planning
 from mesoclinic.web import pdf
@@ -67,7 +69,12 @@ def _pdf(
 @login_required
 @require_safe
 def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
-    course = access_course(caller(request), course_id, ALL_STAFF)
+    return course_plan_document(request, access_course(caller(request), course_id, ALL_STAFF))
+
+
+def course_plan_document(request: HttpRequest, course: Course) -> HttpResponse:
+    """The plan's PDF for a course the caller was given by the access layer (staff here, the
+    patient themself in the portal)."""
     content = pdf.course_plan_pdf(
         _letterhead(course.clinic, "Course plan and quote"),
         patient=f"{course.patient.first_name} {course.patient.last_name}",
@@ -94,7 +101,11 @@ def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 @require_safe
 def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
-    consent = access_consent(caller(request), consent_id, ALL_STAFF)
+    return consent_document(request, access_consent(caller(request), consent_id, ALL_STAFF))
+
+
+def consent_document(request: HttpRequest, consent: Consent) -> HttpResponse:
+    """The signed consent's PDF, for a consent the access layer gave the caller."""
     patient, clinic = consent.patient, consent.patient.clinic
     witness = consent.witnessed_by
     content = pdf.consent_pdf(
@@ -126,7 +137,11 @@ def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
 @login_required
 @require_safe
 def aftercare_pdf(request: HttpRequest, session_id: int) -> HttpResponse:
-    session = access_session(caller(request), session_id, ALL_STAFF)
+    return aftercare_document(request, access_session(caller(request), session_id, ALL_STAFF))
+
+
+def aftercare_document(request: HttpRequest, session: Session) -> HttpResponse:
+    """The session's aftercare sheet, for a session the access layer gave the caller."""
     course = session.course
     content = pdf.aftercare_pdf(
         _letterhead(course.clinic, "Aftercare"),

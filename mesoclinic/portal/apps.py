@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PortalConfig(AppConfig):
+    name = "mesoclinic.portal"
+    label = "portal"
+    verbose_name = "Patient portal"

@@ -1,0 +1,60 @@
+"""The links that let a patient into the portal: an invitation sent from the chart, and the
+link that verifies the email address of a patient who registered themself.
+
+A link's token is random and only its SHA-256 is stored, so a copy of the database signs no
+one in. A link works once: `do_use_link` marks `used_at` with an update that matches only a
+row whose `used_at` is still empty, so two clicks racing each other sign in at most once."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from mesoclinic.accounts.models import Clinic
+from mesoclinic.patients.models import Patient
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class PortalLink(models.Model):
+    class Kind(models.TextChoices):
+        INVITE = "invite", "Invitation from the clinic"
+        REGISTER = "register", "Email verification after registering"
+        SIGN_IN = "sign_in", "Sign-in link the patient asked for"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="portal_links")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # An invitation is for a patient record; a registration has none until it is verified.
+    patient = models.ForeignKey(
+        Patient, models.CASCADE, null=True, blank=True, related_name="portal_links"
+    )
+    email = models.EmailField()
+    # A registration's name and date of birth, kept until the address is verified.
+    details = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind="register") | models.Q(patient__isnull=False),
+                name="portal_invite_names_a_patient",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.email}"
+
+    def is_open(self) -> bool:
+        return self.used_at is None and self.expires_at > timezone.now()

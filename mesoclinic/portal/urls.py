@@ -1,0 +1,28 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from mesoclinic.portal import home, intake, views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("login/", views.login, name="login"),
+    path("login/link/", views.sign_in_link, name="sign_in_link"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
+    path("register/", views.register, name="register"),
+    path("register/<int:clinic_id>/", views.register, name="register_at"),
+    path("link/<str:token>/", views.use_link, name="use_link"),
+    path("password/", views.password, name="password"),
+    path("intake/", intake.intake, name="intake"),
+    path("intake/details/", intake.details, name="intake_details"),
+    path("intake/screening/", intake.screening, name="intake_screening"),
+    path("intake/photos/", intake.photos, name="intake_photos"),
+    path("intake/consent/<int:course_id>/", intake.consent, name="intake_consent"),
+    path("courses/<int:course_id>/plan.pdf", home.course_plan_pdf, name="course_plan_pdf"),
+    path("consents/<int:consent_id>.pdf", home.consent_pdf, name="consent_pdf"),
+    path("sessions/<int:session_id>/aftercare.pdf", home.aftercare_pdf, name="aftercare_pdf"),
+    path("photos/<int:photo_id>/", home.photo, name="photo"),
+    # Staff: invite a patient from the chart.
+    path("invite/<int:patient_id>/", views.invite, name="invite"),
+]
