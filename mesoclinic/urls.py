@@ -18,6 +18,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("r/", include("mesoclinic.reminders.urls")),
     path("w/", include("mesoclinic.safety.urls")),
+    path("n/", include("mesoclinic.notify.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -41,6 +41,7 @@ from mesoclinic.web.manage_forms import (
     RecallForm,
     save_components,
 )
+from mesoclinic.web.recall_notices import notices_context
 
 # Formulary and lots.
 
@@ -171,6 +172,7 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             "form": form,
             "patients": patients,
             "expired": lot.is_expired_on(dt.date.today()),
+            **notices_context(lot),
         },
     )
 
@@ -260,7 +262,10 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
                     action=AuditEvent.Action.UPDATE,
                     obj=clinic,
                     via="web",
-                    **changed,
+                    # Quiet hours are times, which the audit's JSON holds as "20:00".
+                    **{
+                        k: f"{v:%H:%M}" if isinstance(v, dt.time) else v for k, v in changed.items()
+                    },
                 )
         messages.success(request, "Clinic details saved." if changed else "Nothing changed.")
         return redirect("web:manage_clinic")

@@ -233,7 +233,13 @@ class ClinicSettingsForm(forms.ModelForm):
             "time_format",
             "locale",
             "baseline_required",
+            "quiet_from",
+            "quiet_until",
         ]
+        widgets = {
+            "quiet_from": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "quiet_until": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
         labels = {
             "name": "Clinic name",
             "address": "Address",
@@ -243,6 +249,8 @@ class ClinicSettingsForm(forms.ModelForm):
             "date_format": "Date format",
             "time_format": "Time format",
             "locale": "Language and region",
+            "quiet_from": "No text messages from",
+            "quiet_until": "No text messages until",
             "baseline_required": "Require a baseline measurement before session 1",
         }
         help_texts = {
