@@ -29,7 +29,7 @@ PATIENT_SCOPED = re.compile(
     r"|appointment_id|event_id|photo_id|request_id|str:token)[>}]"
 )
 # Routes that are the patient's own links: fetched with no login, as the patient would.
-LINK_ROUTES = ("r/", "w/", "feeds/")
+LINK_ROUTES = ("r/", "w/", "n/", "feeds/")
 
 
 def _query(objects: Objects, path: str) -> str:
@@ -95,6 +95,7 @@ class ReadAuditTests:
             "confirm",
             "change",
             "watch",
+            "notice",
             "adverse_events",
         } - set(checked) == set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from typing import Any
 
@@ -268,6 +269,8 @@ class ClinicSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["timezone"].choices = _timezones()  # type: ignore[attr-defined]
         self.fields["timezone"].initial = self.instance.timezone
+        for name in ("quiet_from", "quiet_until"):
+            self.fields[name].required = False
 
     def clean_name(self) -> str:
         name = str(self.cleaned_data["name"]).strip()
@@ -277,6 +280,15 @@ class ClinicSettingsForm(forms.ModelForm):
 
     def clean_address(self) -> str:
         return str(self.cleaned_data["address"]).strip()
+
+    def clean_quiet_from(self) -> dt.time:
+        # Left empty (or on a form that does not show it), the quiet hours stay as they are.
+        value = self.cleaned_data.get("quiet_from")
+        return value if value is not None else self.instance.quiet_from
+
+    def clean_quiet_until(self) -> dt.time:
+        value = self.cleaned_data.get("quiet_until")
+        return value if value is not None else self.instance.quiet_until
 
     def clean_currency(self) -> str:
         code = str(self.cleaned_data["currency"]).strip().upper()

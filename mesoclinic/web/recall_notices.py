@@ -25,6 +25,7 @@ class NoticeForm(forms.Form):
     text = forms.CharField(
         label="The notice the patients will read",
         max_length=4000,
+        error_messages={"required": "Write the notice the patients will read."},
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text="Shown on the page the email and text message link to. The email and the "
         "text say only that the clinic has a message for them.",
