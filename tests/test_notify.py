@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import time_machine
 from aiosmtpd.controller import Controller
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 
 from mesoclinic.accounts.models import AuditEvent
@@ -299,7 +299,7 @@ class VisitTextTests:
         assert TextMessage.objects.count() == 1
 
     def test_the_database_refuses_a_second_text_for_the_same_visit_time(self, world, agreed):
-        from django.db import IntegrityError, transaction
+        from django.db import IntegrityError
 
         appointment = visit(world, agreed)
         row = {"clinic": world.clinic, "patient": agreed, "kind": "visit"}
@@ -503,7 +503,8 @@ class ConsentPageTests:
 
 @pytest.fixture
 def recalled(scene: Scene) -> Scene:
-    scene.world.lot.do_recall("The supplier's notice of contamination", scene.world.manager)
+    with transaction.atomic():
+        scene.world.lot.do_recall("The supplier's notice of contamination", scene.world.manager)
     # These tests run at the real time of day: no quiet hours, so a text goes at once.
     clinic = scene.world.clinic
     clinic.quiet_from = clinic.quiet_until = dt.time(0)
@@ -693,7 +694,7 @@ class MaintenanceInvitationTests:
         assert "Maintenance invitation: emailed on" in chart
 
     def test_the_database_refuses_a_second_invitation_for_a_course(self, scene: Scene):
-        from django.db import IntegrityError, transaction
+        from django.db import IntegrityError
 
         course = self._completed(scene)
         row = {

@@ -262,14 +262,16 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
                     action=AuditEvent.Action.UPDATE,
                     obj=clinic,
                     via="web",
-                    # Quiet hours are times, which the audit's JSON holds as "20:00".
-                    **{
-                        k: f"{v:%H:%M}" if isinstance(v, dt.time) else v for k, v in changed.items()
-                    },
+                    **_audited(changed),
                 )
         messages.success(request, "Clinic details saved." if changed else "Nothing changed.")
         return redirect("web:manage_clinic")
     return render(request, "web/manage/clinic.html", {"page": "setup", "form": form})
+
+
+def _audited(changed: dict[str, Any]) -> dict[str, Any]:
+    """The changed settings as the audit's JSON holds them: quiet hours as "20:00"."""
+    return {k: f"{v:%H:%M}" if isinstance(v, dt.time) else v for k, v in changed.items()}
 
 
 @login_required
