@@ -718,10 +718,51 @@ class MaintenanceInvitationTests:
         last = Session.objects.filter(course=course).latest("performed_at").performed_at
         with time_machine.travel(last + dt.timedelta(days=260), tick=False):
             assert actions.do_plan_invitations() == 0
-        assert not MaintenanceInvitation.objects.exists()
+            tick()
+        assert mail.received == []
+        # The row says why, and keeps the course from being looked at on every tick.
+        invitation = MaintenanceInvitation.objects.get(course=course)
+        assert (invitation.status, invitation.skip_reason) == ("skipped", "too_late")
 
     def test_an_active_course_is_not_invited(self, scene: Scene):
         course = Course.objects.get(pk=scene.course["id"])
         last = Session.objects.filter(course=course).latest("performed_at").performed_at
         with time_machine.travel(last + dt.timedelta(days=190), tick=False):
             assert actions.do_plan_invitations() == 0
+
+
+class NoticeAccessTests:
+    """The notice is ready for the patients' portal: its own patient may read it, another
+    patient may not know it exists, and its link opens only it."""
+
+    def test_only_its_patient_staff_of_the_clinic_or_its_link_may_read_a_notice(
+        self, recalled: Scene, other: World
+    ):
+        from django.core.exceptions import PermissionDenied
+        from django.http import Http404
+
+        from mesoclinic.access import Caller, access_notice, caller_for_notice_link
+        from mesoclinic.accounts.models import Membership
+
+        world, patient = recalled.world, recalled.patient
+        [notice] = actions.do_notify_exposed(world.lot, "Call us.", user=world.manager)
+        someone = Patient.objects.create(
+            clinic=world.clinic,
+            first_name="Otto",
+            last_name="Other",
+            date_of_birth=dt.date(1970, 1, 1),
+        )
+        own = Caller(user=world.manager, patient=patient)
+        assert access_notice(own, notice.pk) == notice
+        with pytest.raises(Http404):
+            access_notice(Caller(user=world.manager, patient=someone), notice.pk)
+        assert access_notice(caller_for_notice_link(notice.pk), notice.pk) == notice
+        with pytest.raises(Http404):
+            access_notice(caller_for_notice_link(notice.pk + 1), notice.pk)
+        staff = Membership.objects.get(user=world.front_desk, clinic=world.clinic)
+        assert access_notice(Caller(user=world.front_desk, membership=staff), notice.pk)
+        elsewhere = Membership.objects.get(user=other.manager)
+        with pytest.raises(Http404):
+            access_notice(Caller(user=other.manager, membership=elsewhere), notice.pk)
+        with pytest.raises(PermissionDenied):
+            access_notice(Caller(), notice.pk)

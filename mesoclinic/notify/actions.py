@@ -258,8 +258,10 @@ def do_mark_read(notice: RecallNotice) -> bool:
 
 def do_plan_invitations(now: dt.datetime | None = None) -> int:
     """An invitation for each completed course whose maintenance window (from its protocol's
-    maintenance months after the last session) is open today in the clinic's zone. A window
-    already past makes none: an invitation late by months would mislead."""
+    maintenance months after the last session) is open today in the clinic's zone. A course
+    whose window is already past gets a skipped row instead: an invitation late by months
+    would mislead, and the row keeps the course from being looked at again on every tick.
+    Answers how many invitations are to be sent."""
     now = now or timezone.now()
     courses = (
         Course.objects.filter(status=Course.Status.COMPLETED, maintenance_invitation__isnull=True)
@@ -272,19 +274,24 @@ def do_plan_invitations(now: dt.datetime | None = None) -> int:
         tz = course.clinic.tz
         window = course_logic.maintenance_window(course.last_at.astimezone(tz).date(), course.spec)
         start, end = dt.date.fromisoformat(window["from"]), dt.date.fromisoformat(window["to"])
-        if start <= now.astimezone(tz).date() <= end:
-            rows.append(
-                MaintenanceInvitation(
-                    clinic_id=course.clinic_id,
-                    course=course,
-                    patient_id=course.patient_id,
-                    window_from=start,
-                    window_to=end,
-                    next_attempt_at=now,
-                )
+        today = now.astimezone(tz).date()
+        if today < start:
+            continue
+        late = today > end
+        rows.append(
+            MaintenanceInvitation(
+                clinic_id=course.clinic_id,
+                course=course,
+                patient_id=course.patient_id,
+                window_from=start,
+                window_to=end,
+                next_attempt_at=now,
+                status=Status.SKIPPED if late else Status.PENDING,
+                skip_reason=SkipReason.TOO_LATE if late else "",
             )
+        )
     MaintenanceInvitation.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows)
+    return sum(1 for r in rows if r.status == Status.PENDING)
 
 
 def deliver_invitation(claimed: MaintenanceInvitation) -> Outcome:
