@@ -44,6 +44,7 @@ from mesoclinic.accounts.models import (
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.imports.models import ImportJob
+from mesoclinic.notify.models import RecallNotice
 from mesoclinic.outcomes.models import Measurement, Photo
 from mesoclinic.patients.models import Allergy, Consent, Medication, Patient, Screening
 from mesoclinic.protocols.models import ClinicProtocol
@@ -82,7 +83,7 @@ class SignedLink:
     """What a signed link is for: a reminder's appointment, an infection-watch prompt, or a
     calendar feed (a practitioner's visits or a patient's)."""
 
-    kind: str  # "appointment", "watch" or "feed"
+    kind: str  # "appointment", "watch", "notice" or "feed"
     object_id: int
     clinic_id: int | None = None
     patient_id: int | None = None
@@ -223,6 +224,12 @@ def caller_for_watch_link(prompt_id: int) -> Caller:
     """The holder of an infection-watch questionnaire link, whose signature was checked
     (safety/links.py): it is for one prompt and nothing else."""
     return Caller(link=SignedLink(kind="watch", object_id=prompt_id), via="link")
+
+
+def caller_for_notice_link(notice_id: int) -> Caller:
+    """The holder of a recall notice's link, whose signature was checked (notify/links.py):
+    it is for that one notice and nothing else."""
+    return Caller(link=SignedLink(kind="notice", object_id=notice_id), via="link")
 
 
 def caller_for_feed(feed: CalendarFeed) -> Caller:
@@ -437,6 +444,14 @@ _WATCH = _Kind(
     "questionnaire",
 )
 _IMPORT = _Kind(ImportJob, ("clinic", "created_by"), "clinic_id", None, (), "import")
+_NOTICE = _Kind(
+    RecallNotice,
+    ("clinic", "patient", "lot"),
+    "clinic_id",
+    "patient_id",
+    (("notice", "pk"),),
+    "notice",
+)
 
 
 # One public function per kind.
@@ -571,6 +586,14 @@ def access_watch_prompt(
     caller: Caller, prompt_id: int, need: frozenset[str] = BY_LINK, *, view: bool = False
 ) -> WatchPrompt:
     found: WatchPrompt = _fetch(caller, _WATCH, prompt_id, need, view)
+    return found
+
+
+def access_notice(
+    caller: Caller, notice_id: int, need: frozenset[str] = OWN | BY_LINK, *, view: bool = False
+) -> RecallNotice:
+    """A recall notice: its patient (by link, or later in the portal) or the clinic's staff."""
+    found: RecallNotice = _fetch(caller, _NOTICE, notice_id, need, view)
     return found
 
 

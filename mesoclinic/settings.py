@@ -6,6 +6,7 @@ DEBUG           "1" to turn on; off by default
 ALLOWED_HOSTS   comma-separated; default 127.0.0.1,localhost
 DATA_DIR        where the SQLite file and collected static files live; default ./data
 SITE_URL        the public address links in emails point to; default http://127.0.0.1:8000
+SMS_PROVIDER_URL, SMS_ACCOUNT_SID, SMS_AUTH_TOKEN, SMS_FROM  text messages (docs/notifications.md)
 EMAIL_URL       outgoing mail as one address (smtp://, smtp+tls://, smtps://); or EMAIL_*
 PHOTO_STORAGE   "local" (DATA_DIR/media, the default) or "s3": see docs/photos.md
 PHOTO_MAX_*     what one photo may cost (bytes, pixels, side, decodes at once): docs/photos.md
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "mesoclinic.safety",
     "mesoclinic.imports",
     "mesoclinic.ops",
+    "mesoclinic.notify",
     "mesoclinic.api",
     "mesoclinic.portal",
     "mesoclinic.web",
@@ -299,6 +301,12 @@ if os.environ.get("EMAIL_URL"):
         EMAIL_TIMEOUT = int(str(_email["EMAIL_TIMEOUT"]))
 # The public address of this site, for the links in emails (no trailing slash).
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Text messages through a Twilio-style HTTP API (mesoclinic/notify/sms.py). Without
+# SMS_PROVIDER_URL no text is sent: patients who agreed to texts get email only.
+SMS_PROVIDER_URL = os.environ.get("SMS_PROVIDER_URL", "").rstrip("/")
+SMS_ACCOUNT_SID = os.environ.get("SMS_ACCOUNT_SID", "")
+SMS_AUTH_TOKEN = os.environ.get("SMS_AUTH_TOKEN", "")
+SMS_FROM = os.environ.get("SMS_FROM", "")
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/today/"

@@ -20,6 +20,7 @@ urlpatterns = [
     path("w/", include("mesoclinic.safety.urls")),
     # The patient portal: a patient's own login (mesoclinic/portal).
     path("my/", include("mesoclinic.portal.urls")),
+    path("n/", include("mesoclinic.notify.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

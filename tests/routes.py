@@ -113,6 +113,8 @@ class Objects:
                 return str(self.ids["change_token"])
             if name == "token" and route.startswith("w/"):
                 return str(self.ids["watch_token"])
+            if name == "token" and route.startswith("n/notice"):
+                return str(self.ids["notice_token"])
             if name == "token":
                 return "set-password"
             return str(self.ids[name])
@@ -224,6 +226,14 @@ def build_objects(scene: Scene, other: World) -> Objects:
             test_id=scene.course["allergy_test"]
         ).values_list("pk", flat=True)[0],
     }
+    # A recall notice to the patient, for its signed link (notify/). Made directly: recalling
+    # the lot here would change what the other routes answer.
+    from mesoclinic.notify import links as notice_links
+    from mesoclinic.notify.models import RecallNotice
+
+    notice = RecallNotice.objects.create(
+        clinic=world.clinic, lot=lot, patient=patient, text="Please call the clinic."
+    )
     ids = {
         **scene.ids,
         **ids_amend,
@@ -258,6 +268,7 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "confirm_token": reminder_links.make_token(appointment, reminder_links.CONFIRM),
         "change_token": reminder_links.make_token(appointment, reminder_links.CHANGE),
         "watch_token": watch_links.make_token(prompt),
+        "notice_token": notice_links.make_token(notice.pk),
         # Password reset links carry a user's id and a token: a made-up pair is refused.
         "uidb64": "MQ",
     }

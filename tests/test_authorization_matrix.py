@@ -40,6 +40,9 @@ REDIRECT = frozenset({"redirect"})  # "/" sends everyone to Today
 SIGNED_IN = frozenset({"signed in"})  # any signed-in user: their own clinics, tokens, sign-out
 OWNER = frozenset({"owner"})  # one of the practitioner's own tokens or calendar addresses
 LINK = frozenset({"link"})  # a signed link: its page, whoever holds it
+# The SMS provider's webhooks: only a request signed with the provider's auth token is taken,
+# whoever sends it, so every caller here (none signs) is refused with 403.
+PROVIDER = frozenset({"provider"})
 OWN_RECORD = CLINICAL | {PATIENT}  # staff record; a patient only their own satisfaction
 PORTAL = frozenset({PATIENT})  # the patient portal's pages: a patient's own login only
 
@@ -57,6 +60,9 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "confirm": ("GET", LINK),
     "change": ("GET", LINK),
     "watch": ("GET", LINK),
+    "notice": ("GET", LINK),
+    "sms_inbound": ("POST", PROVIDER),
+    "sms_status": ("POST", PROVIDER),
     "calendar_feed": ("GET", LINK),
     "today": ("GET", READ),
     "today_list": ("GET", READ),
@@ -93,6 +99,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_add_lot": ("GET", MANAGE),
     "manage_lot": ("GET", MANAGE),
     "manage_lot_csv": ("GET", MANAGE),
+    "manage_lot_notify": ("POST", MANAGE),
     "manage_clinic": ("GET", MANAGE),
     "manage_staff": ("GET", MANAGE),
     "manage_invite": ("GET", MANAGE),
@@ -283,6 +290,8 @@ def expected(
 ) -> int | str:
     if level in (PUBLIC, LINK):
         return SERVED
+    if level == PROVIDER:
+        return 403
     if level == REDIRECT:
         return 302
     if who in ("anonymous", "deactivated"):

@@ -29,7 +29,7 @@ PATIENT_SCOPED = re.compile(
     r"|appointment_id|event_id|photo_id|request_id|str:token)[>}]"
 )
 # Routes that are the patient's own links: fetched with no login, as the patient would.
-LINK_ROUTES = ("r/", "w/", "feeds/")
+LINK_ROUTES = ("r/", "w/", "n/", "feeds/")
 # The patient portal's pages: fetched by the patient's own login.
 PORTAL_ROUTES = ("my/",)
 
@@ -99,6 +99,7 @@ class ReadAuditTests:
             "confirm",
             "change",
             "watch",
+            "notice",
             "adverse_events",
         } - set(checked) == set()
 

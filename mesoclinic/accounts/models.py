@@ -112,6 +112,18 @@ class Clinic(models.Model):
     # Set by `mesoclinic init` and the first-run page: the managers are led to the setup guide
     # until they say the clinic is set up. A clinic made any other way starts set up.
     setup_pending = models.BooleanField(default=False)
+    # Text messages wait out these hours, in the clinic's time zone (notify/logic.py). A start
+    # later than the end means the quiet runs over midnight, as it usually does.
+    quiet_from = models.TimeField(
+        "quiet hours from",
+        default=dt.time(20, 0),
+        help_text="No text message is sent to a patient from this time…",
+    )
+    quiet_until = models.TimeField(
+        "quiet hours until",
+        default=dt.time(9, 0),
+        help_text="…until this time the next morning; a text due meanwhile waits.",
+    )
     created_at = models.DateTimeField(default=now)
 
     class Meta:

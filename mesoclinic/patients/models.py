@@ -49,6 +49,19 @@ class Patient(models.Model):
         help_text="The patient's own login, when they have one.",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Text messages (visit reminders, a request to read a message from the clinic) go only to a
+    # patient who said yes; a STOP reply from the phone takes the yes back (notify/).
+    sms_consent = models.BooleanField(
+        "text message reminders",
+        default=False,
+        help_text="The patient agreed to receive text messages at this phone number.",
+    )
+    sms_consent_at = models.DateTimeField(
+        "text messages agreed on",
+        null=True,
+        blank=True,
+        help_text="When the patient last agreed; empty while they have not.",
+    )
 
     # Whom to call in an emergency.
     emergency_name = models.CharField("emergency contact's name", max_length=200, blank=True)
@@ -94,9 +107,14 @@ class Patient(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.refresh_search_columns()
+        # The time of the patient's yes to texts goes with the yes, however it was given.
+        if not self.sms_consent:
+            self.sms_consent_at = None
+        elif self.sms_consent_at is None:
+            self.sms_consent_at = timezone.now()
         fields = kwargs.get("update_fields")
         if fields is not None:
-            kwargs["update_fields"] = {*fields, "search_key", "phone_e164"}
+            kwargs["update_fields"] = {*fields, "search_key", "phone_e164", "sms_consent_at"}
         super().save(*args, **kwargs)
 
     def refresh_search_columns(self) -> None:

@@ -27,6 +27,7 @@ EDITABLE = (
     "phone",
     "email",
     "address",
+    "sms_consent",
     "emergency_name",
     "emergency_relation",
     "emergency_phone",
@@ -48,6 +49,8 @@ def shown(value: Any) -> str:
     """A value as the history page shows it."""
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
     return "" if value is None else str(value)
 
 
@@ -130,6 +133,7 @@ def do_edit_patient(
     for name in EDITABLE:
         setattr(patient, name, getattr(locked, name))
     patient.search_key, patient.phone_e164 = locked.search_key, locked.phone_e164
+    patient.sms_consent_at = locked.sms_consent_at
     return change
 
 

@@ -21,6 +21,7 @@ from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions, rules
 from mesoclinic.courses.models import Course, FollowUp, Session
 from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.notify.models import MaintenanceInvitation
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Measurement, Photo
 from mesoclinic.patients import consent as consent_text
@@ -103,6 +104,7 @@ def chart_page(
     photo_areas: dict[int, list[str]] = {pk: [] for pk in ids}
     for course_id, area in Photo.objects.filter(course_id__in=ids).values_list("course_id", "area"):
         photo_areas[course_id].append(area)
+    invitations = {i.course_id: i for i in MaintenanceInvitation.objects.filter(course_id__in=ids)}
     reading_form = forms.ReadingForm(initial={"read_at": _now_local(patient)})
     test_form = forms.AllergyTestForm(initial={"given_at": _now_local(patient)})
     # Every reason the next session of each open course may not go ahead, judged for the
@@ -128,6 +130,7 @@ def chart_page(
         courses.append(
             {
                 "course": course,
+                "invitation": invitations.get(course.pk),
                 "progress": progress,
                 "primary": chart_head.primary_action(
                     course, reasons, len(records.sessions), open_course

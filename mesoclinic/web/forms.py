@@ -50,7 +50,10 @@ class PatientForm(forms.ModelForm):
         help_texts = {
             "phone": "Digits, spaces and + ( ) - .",
             "guardian_name": "Needed while the patient is under 18.",
+            "sms_consent": "Tick only when the patient agreed to visit reminders and messages "
+            "from the clinic by text. They can reply STOP at any time.",
         }
+        labels = {"sms_consent": "The patient agrees to text messages"}
 
     def clean(self) -> dict[str, object]:
         cleaned = super().clean() or {}

@@ -41,6 +41,7 @@ from mesoclinic.web.manage_forms import (
     RecallForm,
     save_components,
 )
+from mesoclinic.web.recall_notices import notices_context
 
 # Formulary and lots.
 
@@ -171,6 +172,7 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             "form": form,
             "patients": patients,
             "expired": lot.is_expired_on(dt.date.today()),
+            **notices_context(lot),
         },
     )
 
@@ -260,11 +262,16 @@ def clinic_settings(request: HttpRequest) -> HttpResponse:
                     action=AuditEvent.Action.UPDATE,
                     obj=clinic,
                     via="web",
-                    **changed,
+                    **_audited(changed),
                 )
         messages.success(request, "Clinic details saved." if changed else "Nothing changed.")
         return redirect("web:manage_clinic")
     return render(request, "web/manage/clinic.html", {"page": "setup", "form": form})
+
+
+def _audited(changed: dict[str, Any]) -> dict[str, Any]:
+    """The changed settings as the audit's JSON holds them: quiet hours as "20:00"."""
+    return {k: f"{v:%H:%M}" if isinstance(v, dt.time) else v for k, v in changed.items()}
 
 
 @login_required

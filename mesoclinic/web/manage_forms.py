@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import zoneinfo
 from typing import Any
 
@@ -233,7 +234,13 @@ class ClinicSettingsForm(forms.ModelForm):
             "time_format",
             "locale",
             "baseline_required",
+            "quiet_from",
+            "quiet_until",
         ]
+        widgets = {
+            "quiet_from": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "quiet_until": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
         labels = {
             "name": "Clinic name",
             "address": "Address",
@@ -243,6 +250,8 @@ class ClinicSettingsForm(forms.ModelForm):
             "date_format": "Date format",
             "time_format": "Time format",
             "locale": "Language and region",
+            "quiet_from": "No text messages from",
+            "quiet_until": "No text messages until",
             "baseline_required": "Require a baseline measurement before session 1",
         }
         help_texts = {
@@ -260,6 +269,8 @@ class ClinicSettingsForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["timezone"].choices = _timezones()  # type: ignore[attr-defined]
         self.fields["timezone"].initial = self.instance.timezone
+        for name in ("quiet_from", "quiet_until"):
+            self.fields[name].required = False
 
     def clean_name(self) -> str:
         name = str(self.cleaned_data["name"]).strip()
@@ -269,6 +280,15 @@ class ClinicSettingsForm(forms.ModelForm):
 
     def clean_address(self) -> str:
         return str(self.cleaned_data["address"]).strip()
+
+    def clean_quiet_from(self) -> dt.time:
+        # Left empty (or on a form that does not show it), the quiet hours stay as they are.
+        value = self.cleaned_data.get("quiet_from")
+        return value if value is not None else self.instance.quiet_from
+
+    def clean_quiet_until(self) -> dt.time:
+        value = self.cleaned_data.get("quiet_until")
+        return value if value is not None else self.instance.quiet_until
 
     def clean_currency(self) -> str:
         code = str(self.cleaned_data["currency"]).strip().upper()

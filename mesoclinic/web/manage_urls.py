@@ -5,7 +5,16 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
-from mesoclinic.web import audit, consent_wording, imports, manage, manage_protocols, setup, staff
+from mesoclinic.web import (
+    audit,
+    consent_wording,
+    imports,
+    manage,
+    manage_protocols,
+    recall_notices,
+    setup,
+    staff,
+)
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
@@ -13,6 +22,7 @@ urlpatterns: list[URLPattern] = [
     path("formulary/products/<int:product_id>/lots/new/", manage.add_lot, name="manage_add_lot"),
     path("lots/<int:lot_id>/", manage.lot_detail, name="manage_lot"),
     path("lots/<int:lot_id>/patients.csv", manage.lot_patients_csv, name="manage_lot_csv"),
+    path("lots/<int:lot_id>/notify/", recall_notices.notify_exposed, name="manage_lot_notify"),
     path("clinic/", manage.clinic_settings, name="manage_clinic"),
     path("staff/", staff.staff, name="manage_staff"),
     path("staff/invite/", manage.invite, name="manage_invite"),

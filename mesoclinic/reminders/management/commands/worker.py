@@ -1,5 +1,6 @@
 """`mesoclinic worker`: the one background process. Each tick plans reminders, sends the due
-ones, plans and sends infection-watch prompts (safety/watch.py), and moves side effects that
+ones, plans and sends infection-watch prompts (safety/watch.py), text messages, recall notices
+and maintenance invitations (notify/actions.py), and moves side effects that
 outlasted their expected duration on (courses.actions). Every SURVEIL_INTERVAL_HOURS it runs
 safety surveillance for each clinic (safety/surveil.py).
 
@@ -22,6 +23,7 @@ from django.db import close_old_connections
 
 from mesoclinic.accounts import licences
 from mesoclinic.courses.actions import do_sweep_side_effects
+from mesoclinic.notify import actions as notify
 from mesoclinic.ops.models import WorkerHeartbeat
 from mesoclinic.reminders import actions
 from mesoclinic.safety import surveil, watch
@@ -91,6 +93,11 @@ class Command(BaseCommand):
         if warnings:
             self.say(f"planned {warnings} licence warning{'s' if warnings != 1 else ''}")
         licences.send_due(
+            self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
+        )
+        # Text messages (visit texts to patients who agreed, recall notices' texts), recall
+        # notices' emails and maintenance invitations (mesoclinic/notify/actions.py).
+        notify.send_due(
             self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
         )
         swept = do_sweep_side_effects()
