@@ -40,7 +40,10 @@ def run(patients: int = PATIENTS) -> dict[str, float]:
     from mesoclinic.patients.actions import do_setup_clinic
     from mesoclinic.patients.models import Patient
 
-    clinic = Clinic.objects.create(name="Import bench", city="Paris", timezone="Europe/Paris")
+    # A clinic that writes dates day first, as the file does.
+    clinic = Clinic.objects.create(
+        name="Import bench", city="Paris", timezone="Europe/Paris", date_format="d/m/Y"
+    )
     do_setup_clinic(clinic)
     manager = User.objects.create_user("import-bench", password="x")
     Membership.objects.create(user=manager, clinic=clinic, role=Membership.Role.MANAGER)

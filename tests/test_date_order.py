@@ -34,12 +34,31 @@ APRIL_3 = dt.date(1990, 4, 3)
         ("j M Y", FRENCH_PHONE, formats.DAY_FIRST),
         ("Y-m-d", US_PHONE, formats.MONTH_FIRST),
         ("Y-m-d", FRENCH_PHONE, formats.DAY_FIRST),
-        # A phone without a country code is read as the default country's.
+        # A phone without a country code, or none, leaves the country to the clinic's locale.
         ("j M Y", "212 555 0100", formats.MONTH_FIRST),
+        ("j M Y", "", formats.MONTH_FIRST),
     ],
 )
 def test_the_clinics_format_then_its_country_decide(date_format: str, phone: str, order: str):
-    clinic = Clinic(name="C", date_format=date_format, phone=phone)
+    clinic = Clinic(name="C", date_format=date_format, phone=phone, locale="en-US")
+    assert formats.date_order(clinic) == order
+
+
+@pytest.mark.parametrize(
+    ("locale", "phone", "order"),
+    [
+        ("en-GB", "", formats.DAY_FIRST),
+        ("en-AU", "02 9374 4000", formats.DAY_FIRST),
+        ("en-US", "", formats.MONTH_FIRST),
+        # A phone with its country code says where the clinic is, whatever the locale.
+        ("en-GB", US_PHONE, formats.MONTH_FIRST),
+        ("en-US", FRENCH_PHONE, formats.DAY_FIRST),
+    ],
+)
+def test_without_an_international_phone_the_locale_tells_the_country(
+    locale: str, phone: str, order: str
+) -> None:
+    clinic = Clinic(name="C", date_format="j M Y", phone=phone, locale=locale)
     assert formats.date_order(clinic) == order
 
 

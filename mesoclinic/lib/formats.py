@@ -52,13 +52,19 @@ def date_order(clinic: Any) -> str:
     1. a clinic that writes dates with numbers (31/12/2026 or 12/31/2026) types them the same
        way;
     2. otherwise (the month's name, or ISO) its staff type as their country does, which the
-       clinic's phone number tells: month first in the United States, day first elsewhere."""
+       clinic's phone number tells, or without one its locale (en-GB, en-US …): month first
+       in the United States, day first elsewhere."""
     key = getattr(clinic, "date_format", None)
     if key == "m/d/Y":
         return MONTH_FIRST
     if key == "d/m/Y":
         return DAY_FIRST
-    region = region_of(getattr(clinic, "phone", "") or "")
+    phone = (getattr(clinic, "phone", "") or "").strip()
+    locale = getattr(clinic, "locale", "") or ""
+    if phone.startswith("+") or "-" not in locale:
+        region = region_of(phone)
+    else:
+        region = locale.rsplit("-", 1)[1].upper()
     return MONTH_FIRST if region in MONTH_FIRST_REGIONS else DAY_FIRST
 
 

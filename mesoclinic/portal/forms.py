@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.contrib.auth import password_validation
 from django.contrib.auth.forms import SetPasswordForm
 
 from mesoclinic.accounts import throttle
@@ -114,15 +115,26 @@ def refuse_flooding(request: Any, email: str) -> None:
     throttle.record_failure(keys, username=email, ip=throttle.client_ip(request), path=request.path)
 
 
+def _password_field(label: str, help_text: str) -> forms.CharField:
+    """A field of SetPasswordForm's pair, with the product's length limit."""
+    return forms.CharField(
+        label=label,
+        strip=False,
+        max_length=limits.PASSWORD,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=help_text,
+    )
+
+
 class PatientPasswordForm(SetPasswordForm):
     """A new password, checked by the same validators as the staff's."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name in ("new_password1", "new_password2"):
-            field = self.fields[name]
-            assert isinstance(field, forms.CharField)
-            field.max_length = limits.PASSWORD
+    new_password1 = _password_field(
+        "New password", password_validation.password_validators_help_text_html()
+    )
+    new_password2 = _password_field(
+        "New password confirmation", "Enter the same password as before, for verification."
+    )
 
 
 # The online intake: the staff's forms in the patient's words.
