@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "mesoclinic.outcomes",
     "mesoclinic.safety",
     "mesoclinic.imports",
+    "mesoclinic.site",
     "mesoclinic.ops",
     "mesoclinic.api",
     "mesoclinic.web",

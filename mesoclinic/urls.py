@@ -18,6 +18,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("r/", include("mesoclinic.reminders.urls")),
     path("w/", include("mesoclinic.safety.urls")),
+    # Each clinic's public site: no login (mesoclinic/site/).
+    path("site/", include("mesoclinic.site.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
