@@ -157,6 +157,21 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "allergy_in_error": ("POST", CLINICAL),
     "ingredient_picker": ("GET", READ),
     "merge_patient": ("GET", MANAGE),
+    # Each clinic's public site (mesoclinic/site/): no login.
+    "home": ("GET", PUBLIC),
+    "protocol": ("GET", PUBLIC),
+    "products": ("GET", PUBLIC),
+    "practitioners": ("GET", PUBLIC),
+    "gallery": ("GET", PUBLIC),
+    "gallery_image": ("GET", PUBLIC),
+    "questions": ("GET", PUBLIC),
+    "book": ("GET", PUBLIC),
+    "booked": ("GET", PUBLIC),
+    "sitemap": ("GET", PUBLIC),
+    "brand_css": ("GET", PUBLIC),
+    # Visitors' questions, answered by clinical staff (web/questions.py).
+    "site_questions": ("GET", CLINICAL),
+    "site_answer": ("POST", CLINICAL),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 

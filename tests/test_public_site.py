@@ -284,9 +284,7 @@ class DemoSiteCrawlTests:
                 continue
             body = r.content.decode()
             links = re.findall(r'(?:href|src)="(/site/[^"#?]+)"', body)
-            links += [
-                u.split("testserver", 1)[1] for u in re.findall(r"<loc>([^<]+)</loc>", body)
-            ]
+            links += [u.split("testserver", 1)[1] for u in re.findall(r"<loc>([^<]+)</loc>", body)]
             queue += [u for u in links if u.startswith(start) and u not in seen]
             words = text_of(body.replace("<li>", "<li> • "))
             found_claims += [f"{url}: {c}" for c in unbacked_claims(words, backed)]
@@ -428,7 +426,10 @@ class QuestionTests:
         question = Question.objects.get(clinic=world.clinic)
         assert (question.text, question.name, question.email) == ("Does it hurt much?", "", "")
         assert not question.published
-        assert "Does it hurt much?" not in Client().get(site(world.clinic, "questions")).content.decode()
+        assert (
+            "Does it hurt much?"
+            not in Client().get(site(world.clinic, "questions")).content.decode()
+        )
 
     def test_a_filled_trap_field_drops_the_question(self, world: World) -> None:
         data = {"text": "Cheap pills here", "website": "http://spam.example"}
@@ -440,7 +441,10 @@ class QuestionTests:
     ) -> None:
         client = Client()
         for n in range(QUESTIONS_PER_HOUR):
-            assert client.post(site(world.clinic, "questions"), {"text": f"Question {n}?"}).status_code == 302
+            assert (
+                client.post(site(world.clinic, "questions"), {"text": f"Question {n}?"}).status_code
+                == 302
+            )
         r = client.post(site(world.clinic, "questions"), {"text": "One more question?"})
         assert r.status_code == 400
         assert 'id="id_text_error"' in r.content.decode()
@@ -470,7 +474,10 @@ class QuestionTests:
             reverse("web:site_answer", args=[question.pk]),
             {f"q{question.pk}-answer": "About half an hour."},
         )
-        assert "How long is a session?" not in Client().get(site(world.clinic, "questions")).content.decode()
+        assert (
+            "How long is a session?"
+            not in Client().get(site(world.clinic, "questions")).content.decode()
+        )
 
     def test_publishing_without_an_answer_is_refused_beside_the_field(self, world: World) -> None:
         question = Question.objects.create(clinic=world.clinic, text="Is it safe?")
@@ -490,9 +497,10 @@ class QuestionTests:
         data = {f"q{question.pk}-answer": "Yes.", f"q{question.pk}-published": "on"}
         assert signed_in(world.front_desk).post(url, data).status_code == 403
         assert signed_in(other.manager).post(url, data).status_code == 404
-        assert "Is it safe?" not in signed_in(other.manager).get(
-            reverse("web:site_questions")
-        ).content.decode()
+        assert (
+            "Is it safe?"
+            not in signed_in(other.manager).get(reverse("web:site_questions")).content.decode()
+        )
         question.refresh_from_db()
         assert not question.published and question.answer == ""
 
@@ -552,7 +560,9 @@ class BookingTests:
         slot = booking.free_slots(cal.clinic)[0]
         from mesoclinic.scheduling.actions import do_book
 
-        practitioner = cal.practitioner if slot.practitioner_id == cal.practitioner.pk else cal.manager
+        practitioner = (
+            cal.practitioner if slot.practitioner_id == cal.practitioner.pk else cal.manager
+        )
         do_book(patient, kind="consultation", practitioner=practitioner,
                 starts_at=slot.starts_at, user=cal.manager)  # fmt: skip
         with pytest.raises(BookingRefused):
@@ -612,9 +622,7 @@ class IndexingTests:
             assert f"http://testserver{site(world.clinic, 'protocol', p.key)}" in body
         assert f"<loc>http://testserver{site(world.clinic, 'book')}</loc>" in body
 
-    def test_pages_carry_structured_data_description_and_canonical_link(
-        self, world: World
-    ) -> None:
+    def test_pages_carry_structured_data_description_and_canonical_link(self, world: World) -> None:
         html = Client().get(site(world.clinic)).content.decode()
         data = self._json_ld(html)
         assert data["@type"] == "MedicalClinic" and data["name"] == world.clinic.name

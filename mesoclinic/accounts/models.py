@@ -71,7 +71,8 @@ phone_validator = RegexValidator(
 
 # A colour as the public site's style sheet writes it: #rgb or #rrggbb.
 colour_validator = RegexValidator(
-    r"^#(?:[0-9a-fA-F]{3}){1,2}$", "Enter a colour as # and six hexadecimal digits, such as #2f5d8a."
+    r"^#(?:[0-9a-fA-F]{3}){1,2}$",
+    "Enter a colour as # and six hexadecimal digits, such as #2f5d8a.",
 )
 
 

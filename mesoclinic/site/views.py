@@ -16,7 +16,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from mesoclinic.access import access_marketing_photo
-from mesoclinic.accounts.models import Clinic
+from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.accounts.throttle import client_ip
 from mesoclinic.lib import formats
 from mesoclinic.ops.middleware import CONTENT_SECURITY_POLICY
@@ -187,11 +187,14 @@ def gallery(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
-def gallery_image(request: HttpRequest, slug: str, photo_id: int) -> HttpResponse:
+def gallery_image(request: HttpRequest, slug: str, photo_id: int) -> FileResponse:
     """One gallery photo, only while its patient's marketing consent stands (checked on every
     request) and never cached: a withdrawal removes it at once."""
     clinic = _clinic(slug)
     photo = access_marketing_photo(clinic, photo_id)
+    # Each showing of a patient's photo is recorded, as a read of their chart is: the clinic
+    # can tell the patient how often their photos were shown.
+    photo_actions.audit_view(photo, None, via="site")
     response = photo_actions.image_response(photo, photo_actions.open_image(photo))
     response["Content-Disposition"] = "inline"  # No file name: it would carry an id and a date.
     return response
@@ -231,13 +234,17 @@ def questions(request: HttpRequest, slug: str) -> HttpResponse:
 def book(request: HttpRequest, slug: str) -> HttpResponse:
     clinic = _clinic(slug)
     slots = booking.free_slots(clinic)
-    form = BookingForm(request.POST if request.method == "POST" else None, clinic=clinic, slots=slots)
+    form = BookingForm(
+        request.POST if request.method == "POST" else None, clinic=clinic, slots=slots
+    )
     form.fields["slot"].error_messages["invalid_choice"] = (
         "That time is no longer free. Please choose another."
     )
     if request.method == "POST" and form.is_valid():
         try:
-            appointment = booking.do_book_consultation(clinic, form.chosen_slot(), form.cleaned_data)
+            appointment = booking.do_book_consultation(
+                clinic, form.chosen_slot(), form.cleaned_data
+            )
         except BookingRefused:
             form.add_error("slot", "That time was taken a moment ago. Please choose another.")
         else:
@@ -286,6 +293,14 @@ def booked(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     appointment = get_object_or_404(
         Appointment.objects.select_related("clinic"), pk=appointment_id, clinic=clinic
     )
+    audit(
+        clinic=clinic,
+        user=None,
+        action=AuditEvent.Action.VIEW,
+        obj=appointment,
+        patient_id=appointment.patient_id,
+        via="site",
+    )
     return _page(
         request,
         clinic,
@@ -312,6 +327,10 @@ def brand_css(request: HttpRequest, slug: str) -> HttpResponse:
     """The clinic's colour as a style sheet: the pages allow no inline style."""
     clinic = _clinic(slug)
     # Checked again here: a colour saved around the form must not break out of the rule.
-    colour = clinic.brand_colour if re.fullmatch(r"#[0-9a-fA-F]{3,6}", clinic.brand_colour) else "#2f5d8a"
+    colour = (
+        clinic.brand_colour
+        if re.fullmatch(r"#[0-9a-fA-F]{3,6}", clinic.brand_colour)
+        else "#2f5d8a"
+    )
     body = render_to_string("site/brand.css", {"colour": colour})
     return HttpResponse(body, content_type="text/css")

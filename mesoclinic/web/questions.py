@@ -69,7 +69,9 @@ def answer(request: HttpRequest, question_id: int) -> HttpResponse:
             q,
             form
             if q.pk == question.pk
-            else AnswerForm(initial={"answer": q.answer, "published": q.published}, prefix=f"q{q.pk}"),
+            else AnswerForm(
+                initial={"answer": q.answer, "published": q.published}, prefix=f"q{q.pk}"
+            ),
         )
         for q in listed
     ]
