@@ -658,3 +658,49 @@ class IndexingTests:
         finder.feed(html)
         loaded: dict[str, Any] = json.loads(finder.found)
         return loaded
+
+
+class BookingRaceTests:
+    """Visitors racing for one consultation time, through the whole stack, in threads of two
+    processes: exactly one is booked, the others are told the time was taken, and no refused
+    visitor is left registered. On PostgreSQL (DATABASE_URL) the exclusion constraints decide;
+    on SQLite, the booking transaction's write lock."""
+
+    def test_one_of_six_visitors_gets_the_time(self, shared_db: str) -> None:
+        import sys
+
+        from tests.scheduling_fixtures import race_processes, run_script
+
+        child = [sys.executable, "-m", "tests.booking_race_child"]
+        seeded = run_script(child, shared_db, "seed", {})
+        slot = run_script(child, shared_db, "slot", {"clinic": seeded["clinic"]})
+        path = f"/site/{slot['slug']}/book/"
+        requests = [
+            {
+                "method": "POST",
+                "path": path,
+                "form": True,
+                "body": {
+                    "slot": slot["value"],
+                    "first_name": f"Guest{n}",
+                    "last_name": f"Visitor{n}",
+                    "date_of_birth": "1988-03-04",
+                    "phone": "+1 212 555 0199",
+                    "email": f"guest{n}@example.com",
+                },
+            }
+            for n in range(6)
+        ]
+        outputs = race_processes(
+            child, shared_db, [{"requests": requests[0::2]}, {"requests": requests[1::2]}]
+        )
+        statuses = sorted(r["status"] for output in outputs for r in output)
+        assert statuses == [302, 400, 400, 400, 400, 400], outputs
+        for output in outputs:
+            for r in output:
+                if r["status"] == 400:
+                    assert "That time was taken a moment ago" in r["text"] or (
+                        "That time is no longer free" in r["text"]
+                    )
+        counted = run_script(child, shared_db, "consultations", {})
+        assert counted == {"consultations": 1, "visitors": 1}

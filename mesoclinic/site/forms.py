@@ -44,11 +44,28 @@ class QuestionForm(forms.Form):
 
 class BookingForm(forms.Form):
     slot = forms.ChoiceField(label="Time", widget=forms.RadioSelect)
-    first_name = forms.CharField(label="First name", max_length=100)
-    last_name = forms.CharField(label="Last name", max_length=100)
+    first_name = forms.CharField(
+        label="First name",
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label="Last name",
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
     date_of_birth = forms.DateField(label="Date of birth")
-    phone = forms.CharField(label="Phone", max_length=30, validators=[phone_validator])
-    email = forms.EmailField(label="Email", help_text="Your confirmation is sent here.")
+    phone = forms.CharField(
+        label="Phone",
+        max_length=30,
+        validators=[phone_validator],
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}),
+    )
+    email = forms.EmailField(
+        label="Email",
+        help_text="Your confirmation is sent here.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
 
     def __init__(self, *args: Any, clinic: Clinic, slots: list[Slot], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

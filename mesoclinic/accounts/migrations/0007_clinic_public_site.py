@@ -22,7 +22,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="clinic",
             name="slug",
-            field=models.SlugField(default="", max_length=60),
+            # Without an index at first: the unique one comes with the AlterField below (an
+            # index here too would make PostgreSQL create its "_like" index twice).
+            field=models.SlugField(default="", max_length=60, db_index=False),
             preserve_default=False,
         ),
         migrations.RunPython(fill_slugs, migrations.RunPython.noop),
