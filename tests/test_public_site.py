@@ -166,6 +166,8 @@ class ProtocolPageTests:
             "How often every 7 or 14 days",
             "First visible results: after",
             "Price per session USD",
+            # The clinic's 15–20 sessions at the protocol's USD 500–800 each.
+            "A whole course USD 7,500–16,000 (15–20 sessions at USD 500–800 each)",
             "health insurance generally does not cover it",
             "Bruising: expected to last 7 days",
             "No hot shower until 8 h after the session",

@@ -18,7 +18,14 @@ from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, 
 from mesoclinic.formulary.models import Ingredient, Product
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Photo
-from mesoclinic.protocols.describe import Choice, fact_choices, get, kind_of, source_words
+from mesoclinic.protocols.describe import (
+    Choice,
+    fact_choices,
+    get,
+    kind_of,
+    source_words,
+    words,
+)
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import SEEDS, Area, Indication, name_sources
 
@@ -83,6 +90,34 @@ def _text(label: str, text: str, sources: Any) -> Statement:
     found = source_words(sources)
     articles = sum(1 for s in found if s.kind == "seed")
     return Statement(label, [Option(name_sources(text), [s.text for s in found], articles)])
+
+
+def _chosen(fact: Any) -> dict[str, Any] | None:
+    if not isinstance(fact, dict):
+        return None
+    if "options" in fact:
+        option = fact["options"].get(fact.get("choose"))
+        return option if isinstance(option, dict) else None
+    return fact
+
+
+def _course_cost(document: dict[str, Any]) -> list[Statement]:
+    """A whole course's cost: the clinic's chosen number of sessions times its chosen price
+    per session, citing the sources of both."""
+    sessions, price = _chosen(document.get("sessions")), _chosen(document.get("price_per_session"))
+    try:
+        n, money = sessions["value"], price["value"]  # type: ignore[index]
+        low, high = n["min"] * money["min"], n["max"] * money["max"]
+        value = words("money", {"min": low, "max": high, "currency": money["currency"]})
+        per = words("money", money)
+        count = words("sessions", n)
+    except (KeyError, TypeError):
+        return []
+    found = source_words([*sessions.get("source", []), *price.get("source", [])])  # type: ignore[union-attr]
+    names = list(dict.fromkeys(s.text for s in found))
+    articles = len({s.file for s in found if s.kind == "seed"})
+    text = f"{value} ({count} at {per} each)"
+    return [Statement("A whole course", [Option(text, names, articles)])]
 
 
 def protocol_parts(document: dict[str, Any]) -> list[Part]:
@@ -152,8 +187,9 @@ def protocol_parts(document: dict[str, Any]) -> list[Part]:
         ),
         Part(
             "Cost",
-            facts(
-                (("price_per_session",), "Price per session"),
+            facts((("price_per_session",), "Price per session"))
+            + _course_cost(document)
+            + facts(
                 (("comparison",), "For comparison"),
                 (("insurance",), "Insurance"),
             ),
