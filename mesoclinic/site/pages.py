@@ -43,6 +43,8 @@ class Option:
     articles: int
     note: str = ""
     chosen: bool = True
+    # The clinic's own figure where no source gives one ("no source" in the protocol data).
+    own: bool = False
 
     @property
     def articles_words(self) -> str:
@@ -74,9 +76,10 @@ class Part:
 
 
 def _option(choice: Choice) -> Option:
-    names = [s.text for s in choice.sources]
+    names = [s.text for s in choice.sources if s.kind != "none"]
     articles = sum(1 for s in choice.sources if s.kind == "seed")
-    return Option(choice.value, names, articles, choice.note, choice.chosen)
+    own = any(s.kind == "none" for s in choice.sources)
+    return Option(choice.value, names, articles, choice.note, choice.chosen, own)
 
 
 def _fact(document: dict[str, Any], path: tuple[str | int, ...], label: str) -> Statement | None:
@@ -89,7 +92,9 @@ def _fact(document: dict[str, Any], path: tuple[str | int, ...], label: str) -> 
 def _text(label: str, text: str, sources: Any) -> Statement:
     found = source_words(sources)
     articles = sum(1 for s in found if s.kind == "seed")
-    return Statement(label, [Option(name_sources(text), [s.text for s in found], articles)])
+    names = [s.text for s in found if s.kind != "none"]
+    own = any(s.kind == "none" for s in found)
+    return Statement(label, [Option(name_sources(text), names, articles, own=own)])
 
 
 def _chosen(fact: Any) -> dict[str, Any] | None:
