@@ -577,7 +577,7 @@ class BookingTests:
         do_book(patient, kind="consultation", practitioner=practitioner,
                 starts_at=slot.starts_at, user=cal.manager)  # fmt: skip
         with pytest.raises(BookingRefused):
-            booking.do_book_consultation(cal.clinic, slot, {
+            booking.do_book_consultation(cal.clinic, slot, address="127.0.0.1", details={
                 "first_name": "Carla", "last_name": "Mendes", "date_of_birth": dt.date(1988, 3, 4),
                 "email": "c@example.com", "phone": "+1 212 555 0199"})  # fmt: skip
         # Nothing half-written: no patient was registered for the refused booking.
@@ -585,6 +585,31 @@ class BookingTests:
         r = Client().post(site(cal.clinic, "book"), booking_data(slot))
         assert r.status_code == 400
         assert 'id="id_slot_error"' in r.content.decode()
+
+    def test_a_filled_trap_field_books_nothing(self, cal: World) -> None:
+        slot = booking.free_slots(cal.clinic)[0]
+        data = booking_data(slot, website="http://spam.example")
+        assert Client().post(site(cal.clinic, "book"), data).status_code == 302
+        assert not Appointment.objects.exists() and not Patient.objects.exists()
+
+    def test_one_address_books_a_few_a_day_and_is_then_told_to_call(self, cal: World) -> None:
+        cal.clinic.phone = "+1 212 555 0100"
+        cal.clinic.save()
+        client = Client()
+        for n in range(booking.BOOKINGS_PER_DAY):
+            slot = booking.free_slots(cal.clinic)[0]
+            data = booking_data(slot, last_name=f"Mendes{n}", email=f"c{n}@example.com")
+            assert client.post(site(cal.clinic, "book"), data).status_code == 302
+        slot = booking.free_slots(cal.clinic)[0]
+        r = client.post(site(cal.clinic, "book"), booking_data(slot, last_name="Extra"))
+        assert r.status_code == 400
+        html = r.content.decode()
+        assert 'id="id_slot_error"' in html and "please call the clinic on +1 212 555 0100" in html
+        assert Appointment.objects.count() == booking.BOOKINGS_PER_DAY
+        assert not Patient.objects.filter(last_name="Extra").exists()
+        # Another connection still books.
+        other = Client(REMOTE_ADDR="203.0.113.9")
+        assert other.post(site(cal.clinic, "book"), booking_data(slot)).status_code == 302
 
     def test_bad_details_are_refused_beside_each_field(self, cal: World) -> None:
         slot = booking.free_slots(cal.clinic)[0]

@@ -19,12 +19,15 @@ from mesoclinic.patients.models import Patient
 from mesoclinic.scheduling import logic, planning, series, visit_types
 from mesoclinic.scheduling.actions import do_book
 from mesoclinic.scheduling.models import Appointment
+from mesoclinic.site.models import VisitorBooking
 
 # How far ahead the site offers consultations, and how many at most.
 DAYS_AHEAD = 14
 MOST_SLOTS = 24
 # A visitor books no earlier than this after now, so the clinic can prepare.
 NOTICE = dt.timedelta(hours=2)
+# At most this many consultations a day from one network address, per clinic.
+BOOKINGS_PER_DAY = 3
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,18 @@ def free_slots(clinic: Clinic, now: dt.datetime | None = None) -> list[Slot]:
     return chosen
 
 
+class TooManyBookings(Exception):
+    """The address has booked its share of consultations for today."""
+
+
 def do_book_consultation(
-    clinic: Clinic, slot: Slot, details: dict[str, Any], *, via: str = "site"
+    clinic: Clinic, slot: Slot, details: dict[str, Any], *, address: str, via: str = "site"
 ) -> Appointment:
     """Register the visitor as a patient of the clinic (or find them, when a patient with the
     same name, date of birth and email is already registered) and book the consultation
-    through the staff's booking action. Raises BookingRefused when the slot was taken."""
+    through the staff's booking action. Raises BookingRefused when the slot was taken, and
+    TooManyBookings when `address` has booked BOOKINGS_PER_DAY in the last day (counted
+    under a lock on the clinic's row, so parallel bookings are all counted)."""
     practitioner = User.objects.filter(pk=slot.practitioner_id).first()
     if practitioner is None or practitioner.pk not in {
         u.pk for u in planning.practitioners_of(clinic)
@@ -84,6 +93,11 @@ def do_book_consultation(
 
         raise BookingRefused([Refusal("invalid", "That time is no longer offered.")])
     with transaction.atomic():
+        Clinic.objects.select_for_update().filter(pk=clinic.pk).first()
+        since = timezone.now() - dt.timedelta(days=1)
+        recent = VisitorBooking.objects.filter(clinic=clinic, address=address, booked_at__gte=since)
+        if recent.count() >= BOOKINGS_PER_DAY:
+            raise TooManyBookings
         patient = (
             Patient.objects.filter(
                 clinic=clinic,
@@ -114,7 +128,7 @@ def do_book_consultation(
                 via=via,
                 source="public site consultation",
             )
-        return do_book(
+        appointment = do_book(
             patient,
             kind=logic.CONSULTATION,
             practitioner=practitioner,
@@ -123,3 +137,5 @@ def do_book_consultation(
             user=None,
             via=via,
         )
+        VisitorBooking.objects.create(clinic=clinic, appointment=appointment, address=address)
+        return appointment

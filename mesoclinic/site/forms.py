@@ -12,6 +12,10 @@ from mesoclinic.accounts.models import Clinic, phone_validator
 from mesoclinic.lib import formats
 from mesoclinic.site.booking import Slot
 
+# The trap field's box: out of the tab order and never filled in by the browser, since the
+# field is hidden from people (and from screen readers) and must stay empty.
+TRAP = forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"})
+
 
 class QuestionForm(forms.Form):
     text = forms.CharField(
@@ -29,7 +33,7 @@ class QuestionForm(forms.Form):
     )
     # A field people do not see (hidden by the style sheet, and labelled so): a program that
     # fills in every field fills this one too, and its question is dropped.
-    website = forms.CharField(label="Leave this empty", required=False)
+    website = forms.CharField(label="Leave this empty", required=False, widget=TRAP)
 
     def clean_text(self) -> str:
         text = str(self.cleaned_data["text"]).strip()
@@ -66,6 +70,8 @@ class BookingForm(forms.Form):
         help_text="Your confirmation is sent here.",
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
+    # The same trap as the question form's: people leave it empty.
+    website = forms.CharField(label="Leave this empty", required=False, widget=TRAP)
 
     def __init__(self, *args: Any, clinic: Clinic, slots: list[Slot], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -89,6 +95,10 @@ class BookingForm(forms.Form):
         if born.year < today.year - 120:
             raise forms.ValidationError("Check the year of your date of birth.")
         return born
+
+    @property
+    def is_spam(self) -> bool:
+        return bool(self.cleaned_data.get("website"))
 
     def chosen_slot(self) -> Slot:
         slot = Slot.parse(self.cleaned_data["slot"], self.clinic.tz)

@@ -39,3 +39,24 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class VisitorBooking(models.Model):
+    """A consultation a visitor booked from the public site, with the network address it came
+    from: the site books at most a few a day from one address, so that nobody can fill the
+    calendar with made-up visitors."""
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="+")
+    appointment = models.OneToOneField(
+        "scheduling.Appointment", models.CASCADE, related_name="visitor_booking"
+    )
+    address = models.CharField(max_length=45)
+    booked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["clinic", "address", "booked_at"], name="visitor_booking_address")
+        ]
+
+    def __str__(self) -> str:
+        return f"Consultation {self.appointment_id} booked from the site"

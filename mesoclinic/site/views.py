@@ -241,12 +241,21 @@ def book(request: HttpRequest, slug: str) -> HttpResponse:
         "That time is no longer free. Please choose another."
     )
     if request.method == "POST" and form.is_valid():
+        if form.is_spam:
+            return redirect("site:home", slug=slug)
         try:
             appointment = booking.do_book_consultation(
-                clinic, form.chosen_slot(), form.cleaned_data
+                clinic, form.chosen_slot(), form.cleaned_data, address=client_ip(request)
             )
         except BookingRefused:
             form.add_error("slot", "That time was taken a moment ago. Please choose another.")
+        except booking.TooManyBookings:
+            phone = f" on {clinic.phone}" if clinic.phone else ""
+            form.add_error(
+                "slot",
+                "Several consultations were booked from this connection today. "
+                f"To book another, please call the clinic{phone}.",
+            )
         else:
             transaction.on_commit(lambda: _send_confirmation(request, appointment))
             token = signing.dumps(appointment.pk, salt=BOOKED_SALT)
