@@ -669,6 +669,7 @@ class IndexingTests:
         procedure = self._json_ld(page)
         assert procedure["@type"] == "MedicalProcedure"
         assert procedure["provider"]["@type"] == "MedicalClinic"
+        assert "Thighs" in procedure["bodyLocation"]
         assert 'content="Cellulite' in page
 
     def test_pages_work_without_javascript(self, world: World) -> None:

@@ -30,7 +30,7 @@ from mesoclinic.lib import formats
 from mesoclinic.ops.middleware import CONTENT_SECURITY_POLICY
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.protocols.models import ClinicProtocol
-from mesoclinic.protocols.vocab import Indication
+from mesoclinic.protocols.vocab import Area, Indication
 from mesoclinic.scheduling.actions import BookingRefused
 from mesoclinic.scheduling.models import Appointment
 from mesoclinic.site import booking, pages
@@ -134,7 +134,7 @@ def protocol(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         "@type": "MedicalProcedure",
         "name": found.name,
         "procedureType": "https://schema.org/NoninvasiveProcedure",
-        "bodyLocation": ", ".join(str(a) for a in spec.areas.v),
+        "bodyLocation": ", ".join(str(Area(a).label) for a in spec.areas.v),
         "howPerformed": "Injections into the middle layer of the skin, in a course of sessions.",
         "url": request.build_absolute_uri(request.path),
         "provider": _clinic_data(request, clinic),
