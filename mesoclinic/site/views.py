@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ from mesoclinic.site.forms import BookingForm, QuestionForm
 from mesoclinic.site.models import Question
 
 BOOKED_SALT = "site.booked"
+logger = logging.getLogger(__name__)
 
 
 def _clinic(slug: str) -> Clinic:
@@ -283,13 +285,17 @@ def _send_confirmation(request: HttpRequest, appointment: Appointment) -> None:
         "when": _when(appointment),
         "site": request.build_absolute_uri(reverse("site:home", args=[clinic.slug])),
     }
-    send_mail(
-        f"Your consultation at {clinic.name}",
-        render_to_string("site/booked_email.txt", context),
-        None,
-        [appointment.patient.email],
-        fail_silently=True,
-    )
+    try:
+        send_mail(
+            f"Your consultation at {clinic.name}",
+            render_to_string("site/booked_email.txt", context),
+            None,
+            [appointment.patient.email],
+        )
+    except OSError:
+        # The booking stands and its page says so; the clinic sees the visit on Today and the
+        # log says the email did not leave.
+        logger.exception("The confirmation of consultation %s was not sent", appointment.pk)
 
 
 @require_GET
