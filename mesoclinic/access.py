@@ -57,6 +57,7 @@ from mesoclinic.scheduling.models import (
     Room,
     WorkingException,
 )
+from mesoclinic.site.models import Question
 
 Role = Membership.Role
 
@@ -527,6 +528,18 @@ def access_photo(
     return found
 
 
+def access_marketing_photo(clinic: Clinic, photo_id: int) -> Photo:
+    """A photo for the clinic's public gallery, for anyone: only while its patient's latest
+    marketing consent is granted, checked on every request (a withdrawal hides it at once).
+    Any other photo is a 404, as if it did not exist."""
+    from mesoclinic.outcomes.photo_actions import marketing_photos
+
+    found = marketing_photos(clinic).filter(pk=photo_id).first()
+    if found is None:
+        raise Http404("No such photo.")
+    return found
+
+
 def access_measurement(
     caller: Caller, measurement_id: int, need: frozenset[str] = READ, *, view: bool = False
 ) -> Measurement:
@@ -622,6 +635,19 @@ def access_protocol(
 _ROOM = _Kind(Room, ("clinic",), "clinic_id", None, (), "room")
 _HOLIDAY = _Kind(Holiday, ("clinic",), "clinic_id", None, (), "holiday")
 _EXCEPTION = _Kind(WorkingException, ("clinic", "user"), "clinic_id", None, (), "change of hours")
+
+
+# Visitors' questions from the public site: answered and published by clinical staff.
+_QUESTION = _Kind(Question, ("clinic", "answered_by"), "clinic_id", None, (), "question")
+
+
+def access_question(caller: Caller, question_id: int, need: frozenset[str] = CLINICAL) -> Question:
+    found: Question = _fetch(caller, _QUESTION, question_id, need, False)
+    return found
+
+
+def questions_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[Question]:
+    return _all(caller, _QUESTION, need)
 
 
 def access_room(caller: Caller, room_id: int, need: frozenset[str] = MANAGE) -> Room:

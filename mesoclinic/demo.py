@@ -178,6 +178,9 @@ def _user(username: str, first: str, last: str, *, is_staff: bool = False) -> Us
     return user
 
 
+NYSED_LOOKUP = "https://eservices.nysed.gov/professions/verification-search"
+
+
 def _member(
     clinic: Clinic, user: User, role: str, licence: tuple[str, str, dt.date] | None
 ) -> None:
@@ -191,6 +194,8 @@ def _member(
             number=number,
             jurisdiction="New York State Education Department",
             expires_on=expires_on,
+            # The board's own search, which the public site links to.
+            lookup_url=NYSED_LOOKUP,
         )
 
 

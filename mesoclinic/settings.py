@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "mesoclinic.outcomes",
     "mesoclinic.safety",
     "mesoclinic.imports",
+    "mesoclinic.site",
     "mesoclinic.ops",
     "mesoclinic.notify",
     "mesoclinic.api",

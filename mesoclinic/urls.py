@@ -21,6 +21,8 @@ urlpatterns = [
     # The patient portal: a patient's own login (mesoclinic/portal).
     path("my/", include("mesoclinic.portal.urls")),
     path("n/", include("mesoclinic.notify.urls")),
+    # Each clinic's public site: no login (mesoclinic/site/).
+    path("site/", include("mesoclinic.site.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

@@ -13,6 +13,11 @@ DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
   "ready", waits for a line on stdin, sends every request at once, prints each response's
   status and body.
 - `count`: the active appointments of each course and of the patient.
+- `slot`: the first free consultation time the clinic's public site offers.
+- `consultations`: the active consultations, and the patients registered from the site.
+
+A request with `"form": true` is a form posted with no login, as a visitor of the public site
+posts it.
 """
 
 from __future__ import annotations
@@ -129,7 +134,7 @@ def race(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {r['token']}"} if "token" in r else {}
         try:
             barrier.wait()
-            if "login" in r:
+            if "login" in r or r.get("form"):
                 response = client.post(r["path"], r["body"])
             else:
                 response = client.generic(
@@ -168,12 +173,33 @@ def count(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def slot(args: dict[str, Any]) -> dict[str, Any]:
+    from mesoclinic.accounts.models import Clinic
+    from mesoclinic.site.booking import free_slots
+
+    clinic = Clinic.objects.get(pk=args["clinic"])
+    first = free_slots(clinic)[0]
+    return {"value": first.value, "slug": clinic.slug}
+
+
+def consultations(args: dict[str, Any]) -> dict[str, Any]:
+    active = Appointment.objects.exclude(status__in=Appointment.INACTIVE)
+    return {
+        "consultations": active.filter(kind=Appointment.Kind.CONSULTATION).count(),
+        "visitors": Patient.objects.filter(last_name__startswith="Visitor").count(),
+    }
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     if mode == "seed":
         out: Any = seed()
     elif mode == "race":
         out = race(args["requests"])
+    elif mode == "slot":
+        out = slot(args)
+    elif mode == "consultations":
+        out = consultations(args)
     else:
         out = count(args)
     print(json.dumps(out, default=str), flush=True)

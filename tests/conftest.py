@@ -414,7 +414,12 @@ def _calendar_scene(world: World, patient: Patient) -> tuple[int, int]:
         ends_at=at_ten + dt.timedelta(minutes=20),
         user=world.front_desk,
     )
-    began = timezone.now() - dt.timedelta(minutes=10)
+    # Ten minutes ago, but never before the clinic's midnight, so it is on today's calendar.
+    now = timezone.now()
+    midnight = dt.datetime.combine(
+        timezone.localtime(now, world.clinic.tz).date(), dt.time(0), tzinfo=world.clinic.tz
+    )
+    began = max(now - dt.timedelta(minutes=10), midnight)
     started = Appointment.objects.create(
         clinic=world.clinic,
         patient=patient,

@@ -111,6 +111,8 @@ class Objects:
                 return str(self.ids["confirm_token"])
             if name == "token" and route.startswith("r/change"):
                 return str(self.ids["change_token"])
+            if name == "token" and route.startswith("site/"):
+                return str(self.ids["booked_token"])
             if name == "token" and route.startswith("w/"):
                 return str(self.ids["watch_token"])
             if name == "token" and route.startswith("n/notice"):
@@ -154,6 +156,10 @@ def build_objects(scene: Scene, other: World) -> Objects:
     )
     [photo] = photo_actions.do_upload_photos(
         course, area="thighs", images={"front": jpeg()}, user=world.practitioner
+    )
+    # Marketing use too, so that the public gallery serves the photo.
+    photo_actions.do_record_photo_consent(
+        patient, purpose="marketing", granted=True, user=world.practitioner
     )
     event = do_report_adverse_event(
         session,
@@ -234,8 +240,19 @@ def build_objects(scene: Scene, other: World) -> Objects:
     notice = RecallNotice.objects.create(
         clinic=world.clinic, lot=lot, patient=patient, text="Please call the clinic."
     )
+    # A visitor's question (the public site's, answered by staff) and a consultation booked
+    # from the public site, for its confirmation page.
+    from django.core import signing
+
+    from mesoclinic.site.models import Question
+    from mesoclinic.site.views import BOOKED_SALT
+
+    question = Question.objects.create(clinic=world.clinic, text="Does it hurt?")
     ids = {
         **scene.ids,
+        "slug": world.clinic.slug,
+        "question_id": question.pk,
+        "booked_token": signing.dumps(scene.appointment, salt=BOOKED_SALT),
         **ids_amend,
         "job_id": job.pk,
         "medication_id": medication.pk,

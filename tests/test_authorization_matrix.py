@@ -187,6 +187,21 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "portal:aftercare_pdf": ("GET", PORTAL),
     "portal:photo": ("GET", PORTAL),
     "portal:invite": ("POST", READ),
+    # Each clinic's public site (mesoclinic/site/): no login.
+    "home": ("GET", PUBLIC),
+    "protocol": ("GET", PUBLIC),
+    "products": ("GET", PUBLIC),
+    "practitioners": ("GET", PUBLIC),
+    "gallery": ("GET", PUBLIC),
+    "gallery_image": ("GET", PUBLIC),
+    "questions": ("GET", PUBLIC),
+    "book": ("GET", PUBLIC),
+    "booked": ("GET", PUBLIC),
+    "sitemap": ("GET", PUBLIC),
+    "brand_css": ("GET", PUBLIC),
+    # Visitors' questions, answered by clinical staff (web/questions.py).
+    "site_questions": ("GET", CLINICAL),
+    "site_answer": ("POST", CLINICAL),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 

@@ -69,6 +69,25 @@ phone_validator = RegexValidator(
 )
 
 
+# A colour as the public site's style sheet writes it: #rgb or #rrggbb.
+colour_validator = RegexValidator(
+    r"^#(?:[0-9a-fA-F]{3}){1,2}$",
+    "Enter a colour as # and six hexadecimal digits, such as #2f5d8a.",
+)
+
+
+def unique_slug(name: str, taken: Any) -> str:
+    """A web address part made from the clinic's name, with -2, -3... when `taken(slug)`."""
+    from django.utils.text import slugify
+
+    base = (slugify(name) or "clinic")[:50].strip("-") or "clinic"
+    slug, n = base, 1
+    while taken(slug):
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
 class Clinic(models.Model):
     class DateFormat(models.TextChoices):
         DAY_MONTH_YEAR = "d/m/Y", "31/12/2026"
@@ -125,12 +144,38 @@ class Clinic(models.Model):
         help_text="…until this time the next morning; a text due meanwhile waits.",
     )
     created_at = models.DateTimeField(default=now)
+    # The public site (mesoclinic/site/): its address /site/<slug>/, its colour and logo.
+    slug = models.SlugField(
+        max_length=60,
+        unique=True,
+        help_text="The clinic's public pages are at /site/<this>/. Letters, digits and hyphens.",
+    )
+    brand_colour = models.CharField(
+        max_length=7,
+        default="#2f5d8a",
+        validators=[colour_validator],
+        help_text="The colour of the public pages' headings and buttons, such as #2f5d8a.",
+    )
+    logo_url = models.URLField(
+        blank=True,
+        max_length=500,
+        help_text="The address of the clinic's logo, beginning with https://. Leave empty "
+        "for none.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # A clinic gets its public address from its name when it is made; the manager may
+        # change it on the clinic details page.
+        if not self.slug:
+            others = Clinic.objects.exclude(pk=self.pk) if self.pk else Clinic.objects.all()
+            self.slug = unique_slug(self.name, lambda s: others.filter(slug=s).exists())
+        super().save(*args, **kwargs)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -216,6 +261,12 @@ class PractitionerLicence(models.Model):
     number = models.CharField(max_length=60)
     jurisdiction = models.CharField(max_length=120)
     expires_on = models.DateField()
+    lookup_url = models.URLField(
+        "licensing board's lookup",
+        blank=True,
+        max_length=500,
+        help_text="The page of the licensing board where anyone can check this licence.",
+    )
     # A renewal is a new row; the one it replaces points to it and stays as history.
     superseded_by = models.OneToOneField(
         "self", models.SET_NULL, null=True, blank=True, related_name="supersedes"

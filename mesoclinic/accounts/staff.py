@@ -146,6 +146,8 @@ def end_sessions(user_id: int) -> int:
 # Licences.
 
 LICENCE_FIELDS = ("kind", "number", "jurisdiction", "expires_on")
+# Optional: the licensing board's lookup page, shown on the clinic's public site.
+LOOKUP = "lookup_url"
 
 
 def _as_detail(value: Any) -> Any:
@@ -157,7 +159,10 @@ def do_add_licence(
 ) -> PractitionerLicence:
     with transaction.atomic():
         licence = PractitionerLicence.objects.create(
-            user=member.user, clinic=member.clinic, **{k: data[k] for k in LICENCE_FIELDS}
+            user=member.user,
+            clinic=member.clinic,
+            lookup_url=data.get(LOOKUP, ""),
+            **{k: data[k] for k in LICENCE_FIELDS},
         )
         audit(
             clinic=member.clinic,
@@ -185,7 +190,10 @@ def do_renew_licence(
         if data["expires_on"] <= old.expires_on:
             raise StaffChangeRefused("A renewal must expire later than the licence it renews.")
         new = PractitionerLicence.objects.create(
-            user_id=old.user_id, clinic_id=old.clinic_id, **{k: data[k] for k in LICENCE_FIELDS}
+            user_id=old.user_id,
+            clinic_id=old.clinic_id,
+            lookup_url=data.get(LOOKUP, old.lookup_url),
+            **{k: data[k] for k in LICENCE_FIELDS},
         )
         old.superseded_by = new
         old.save(update_fields=["superseded_by"])
@@ -216,9 +224,10 @@ def do_edit_licence(
         previous = PractitionerLicence.objects.filter(superseded_by=fresh).first()
         if previous is not None and data["expires_on"] <= previous.expires_on:
             raise StaffChangeRefused("The expiry must stay later than the licence this renewed.")
+        fields = (*LICENCE_FIELDS, LOOKUP) if LOOKUP in data else LICENCE_FIELDS
         changed = {
             k: {"before": _as_detail(getattr(fresh, k)), "after": _as_detail(data[k])}
-            for k in LICENCE_FIELDS
+            for k in fields
             if getattr(fresh, k) != data[k]
         }
         if not changed:

@@ -18,7 +18,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from ninja import Field, File, Form, Schema, Status, UploadedFile
 from ninja.decorators import decorate_view
 
-from mesoclinic.access import access_course, access_patient, access_photo
+from mesoclinic.access import access_course, access_patient, access_photo, audit_list
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import CLINICAL, MANAGER, caller
 from mesoclinic.api.schemas import When
@@ -166,12 +166,11 @@ def marketing_photos(request: HttpRequest) -> list[dict[str, Any]]:
     who = caller(request)
     who.require(MANAGER)
     listed = list(photo_actions.marketing_photos(who.clinic))
-    audit(
-        clinic=who.clinic,
-        user=who.user,
-        action=AuditEvent.Action.VIEW,
-        object_type="outcomes.Photo",
-        what="marketing photos",
+    # One read row per patient whose photos are listed, as every list writes.
+    audit_list(
+        who,
+        "marketing photos",
+        [p.course.patient_id for p in listed],
         photos=[p.pk for p in listed],
     )
     return [_photo_out(p, p.course.patient_id) for p in listed]

@@ -182,10 +182,19 @@ class RoleForm(forms.Form):
 
 
 class LicenceForm(forms.ModelForm):
+    lookup_url = forms.URLField(
+        label="Licensing board's lookup page",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="The page of the licensing board where anyone can check this licence. "
+        "The clinic's public site links to it.",
+    )
+
     class Meta:
         model = PractitionerLicence
-        fields = ["kind", "number", "jurisdiction", "expires_on"]
-        labels = {"expires_on": "Expires on"}
+        fields = ["kind", "number", "jurisdiction", "expires_on", "lookup_url"]
+        labels = {"expires_on": "Expires on", "lookup_url": "Licensing board's lookup page"}
         widgets = {"expires_on": DATE}
 
     def clean_number(self) -> str:
@@ -201,7 +210,33 @@ def _timezones() -> list[tuple[str, str]]:
 
 
 class ClinicSettingsForm(forms.ModelForm):
-    """The clinic's details: who it is, where, and how it writes dates and times."""
+    """The clinic's details: who it is, where, how it writes dates and times, and how its
+    public site looks."""
+
+    logo_url = forms.URLField(
+        label="Logo address",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="The address of the clinic's logo, beginning with https://, shown on its "
+        "public site. Leave empty for none.",
+    )
+
+    def clean_slug(self) -> str:
+        slug = str(self.cleaned_data.get("slug") or "").strip().lower()
+        if not slug:
+            return str(self.instance.slug or "")
+        return slug
+
+    def clean_brand_colour(self) -> str:
+        colour = str(self.cleaned_data.get("brand_colour") or "").lower()
+        return colour or str(self.instance.brand_colour or "#2f5d8a")
+
+    def clean_logo_url(self) -> str:
+        url = str(self.cleaned_data.get("logo_url") or "")
+        if url and not url.startswith("https://"):
+            raise forms.ValidationError("Give an address that begins with https://.")
+        return url
 
     timezone = forms.ChoiceField(
         label="Time zone",
@@ -236,12 +271,18 @@ class ClinicSettingsForm(forms.ModelForm):
             "baseline_required",
             "quiet_from",
             "quiet_until",
+            "slug",
+            "brand_colour",
+            "logo_url",
         ]
         widgets = {
             "quiet_from": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "quiet_until": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         }
         labels = {
+            "slug": "Public site address",
+            "brand_colour": "Public site colour",
+            "logo_url": "Logo address",
             "name": "Clinic name",
             "address": "Address",
             "city": "City",
@@ -267,6 +308,13 @@ class ClinicSettingsForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A new clinic's address is made from its name when left empty.
+        self.fields["slug"].required = False
+        self.fields["brand_colour"].required = False
+        self.fields["slug"].help_text = (
+            "The clinic's public pages are at /site/ followed by this. Lowercase letters, "
+            "digits and hyphens; left empty, it is made from the clinic's name."
+        )
         self.fields["timezone"].choices = _timezones()  # type: ignore[attr-defined]
         self.fields["timezone"].initial = self.instance.timezone
         for name in ("quiet_from", "quiet_until"):

@@ -19,7 +19,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from mesoclinic.access import access_course, access_patient, access_photo
+from mesoclinic.access import access_course, access_patient, access_photo, audit_list
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses.models import Course
 from mesoclinic.lib import limits
@@ -285,14 +285,12 @@ def marketing(request: HttpRequest) -> HttpResponse:
     is granted. Managers only, since choosing marketing material is theirs."""
     found = require(request, MANAGER)
     listed = list(photo_actions.marketing_photos(found.clinic))
-    audit(
-        clinic=found.clinic,
-        user=request.user,
-        action=AuditEvent.Action.VIEW,
-        object_type="outcomes.Photo",
-        via="web",
-        page="marketing photos",
+    # One read row per patient shown, as every list writes (access.audit_list): the page
+    # names each patient beside their photos.
+    audit_list(
+        caller(request),
+        "marketing photos",
+        [p.course.patient_id for p in listed],
         photos=[p.pk for p in listed],
-        patients=sorted({p.course.patient_id for p in listed}),
     )
     return render(request, "web/photos/marketing.html", {"page": "patients", "photos": listed})

@@ -10,6 +10,7 @@ from mesoclinic.web import (
     effects,
     feeds,
     patients,
+    questions,
     session,
     views,
 )
@@ -18,6 +19,8 @@ app_name = "web"
 urlpatterns = [
     path("today/", views.today, name="today"),
     path("today/<slug:work_list>/", views.today_list, name="today_list"),
+    path("questions/", questions.questions, name="site_questions"),
+    path("questions/<int:question_id>/", questions.answer, name="site_answer"),
     path(
         "change-requests/<int:request_id>/handled/",
         views.handle_change_request,
