@@ -124,7 +124,7 @@ def test_a_new_clinic_runs_its_first_week(
 
         # 2. The clinic's details.
         page.get_by_role("link", name="Clinic details").click()
-        page.get_by_label("Address").fill("4 Harbour Road, Portland ME 04101")
+        page.get_by_label("Address", exact=True).fill("4 Harbour Road, Portland ME 04101")
         page.get_by_label("The clinic's phone number").fill("+1 207 555 0110")
         step(page, "setup-clinic")
         page.get_by_role("button", name="Save").click()
