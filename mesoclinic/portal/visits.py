@@ -287,13 +287,17 @@ def move(request: HttpRequest, appointment_id: int) -> HttpResponse:
     is refused with the valid days."""
     caller = patient_caller(request)
     appointment = _own_open_visit(caller, appointment_id, view=request.method == "GET")
-    if not _changeable(appointment):
-        raise Http404("This visit cannot be moved online.")
     clinic = appointment.clinic
     course: Course = appointment.course  # type: ignore[assignment]
     label = next_visit.label_of(appointment)
     window = next_visit.window_of(appointment)
-    late = too_late(appointment)
+    # Only a visit of a course is moved online (its slots come from the course); the clinic
+    # moves any other visit.
+    late = too_late(appointment) or (
+        None
+        if _changeable(appointment)
+        else f"This visit is moved by the clinic: {_phone_words(clinic)}."
+    )
     stopped = _stopped(caller)
     people = [appointment.practitioner]
     form = TimeForm(request.POST or None, clinic=clinic, practitioners=people)
