@@ -121,7 +121,9 @@ class BookTests:
         r = client.post(f"/my/visits/book/{course.pk}/", choose(ny(23, 11)))
         assert r.status_code == 409
         # The test was on Mon 23 Nov at 09:00: session 1 waits 24 hours, then 14 days to book.
-        assert "Session 1 must be between Tue 24 Nov and Tue 8 Dec." in r.content.decode()
+        assert (
+            "Session 1 must be between Tue 24 Nov 09:00 and Tue 8 Dec 09:00." in r.content.decode()
+        )
         assert not Appointment.objects.filter(course=course, kind="session").exists()
         # The next day it is booked.
         r = client.post(f"/my/visits/book/{course.pk}/", choose(ny(24, 10)))
@@ -192,7 +194,7 @@ class MoveTests:
         page = client.get(f"/my/visits/{second.pk}/move/")
         assert page.status_code == 200
         # Session 1 is on Tue 24 Nov; the cadence is 7 days, give or take 2.
-        words = "Session 2 must be between Sun 29 Nov and Thu 3 Dec."
+        words = "Session 2 must be between Sun 29 Nov 09:00 and Thu 3 Dec 09:00."
         assert words in page.content.decode()
         patient.refresh_from_db()
         assert AuditEvent.objects.filter(
@@ -223,6 +225,7 @@ class MoveTests:
         page = client.get("/my/visits/").content.decode()
         policy = "Online, a visit can be moved or cancelled up to 24 hours before it starts."
         assert policy in page
+        assert "It is too close to change online: call Demo Mesotherapy Clinic" in page
         for path in (f"/my/visits/{test_visit.pk}/cancel/", f"/my/visits/{test_visit.pk}/move/"):
             r = client.post(path, choose(test_visit.starts_at + dt.timedelta(hours=2)))
             assert r.status_code == 403, path

@@ -108,7 +108,10 @@ def visits(request: HttpRequest) -> HttpResponse:
             "label": labels.get(a.pk) or a.get_kind_display(),
             "changeable": a.status in planning.OPEN,
             "movable": _changeable(a),
-            "late": too_late(a, now) if a.status in planning.OPEN else None,
+            # The policy is said once above the list; a row says only what to do.
+            "late": f"It is too close to change online: {_phone_words(clinic)}."
+            if a.status in planning.OPEN and too_late(a, now)
+            else None,
         }
         for a in upcoming
     ]

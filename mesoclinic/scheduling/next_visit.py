@@ -25,6 +25,7 @@ from mesoclinic.scheduling.models import Appointment, Room
 from mesoclinic.scheduling.series import Interval, Placed, VisitSpec
 
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
+SPREAD = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,13 @@ class NextVisit:
 
 
 def window_words(label: str, window: Interval, tz: Any) -> str:
+    """ "Session 4 must be between Tue 8 Dec 10:00 and Fri 11 Dec 10:00.": the edges carry
+    their clock time, since a window runs from the time of the visit before it."""
     start, end = window.start.astimezone(tz), window.end.astimezone(tz)
-    if start.date() == end.date():
-        return f"{label} must be on {logic.day_words(start)}."
-    return f"{label} must be between {logic.day_words(start)} and {logic.day_words(end)}."
+    return (
+        f"{label} must be between {logic.day_words(start)} {logic.clock(start)} and "
+        f"{logic.day_words(end)} {logic.clock(end)}."
+    )
 
 
 def _open_from(window: Interval, now: dt.datetime, rules: series.Rules) -> Interval:
@@ -150,11 +154,14 @@ def slots(
             continue
         out: list[Slot] = []
         per: dict[dt.date, int] = {}
+        last: dt.datetime | None = None
         for s in starts:
             day = s.astimezone(clinic.tz).date()
-            if per.get(day, 0) >= per_day:
+            # Spread through the day: at most `per_day`, an hour apart at least.
+            if per.get(day, 0) >= per_day or (last is not None and s - last < SPREAD):
                 continue
             per[day] = per.get(day, 0) + 1
+            last = s
             out.append(Slot(s.astimezone(clinic.tz), user))
             if len(out) >= limit:
                 break
