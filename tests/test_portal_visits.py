@@ -28,6 +28,7 @@ from mesoclinic.scheduling import actions, planning
 from mesoclinic.scheduling.models import Appointment
 from tests.conftest import World
 from tests.scheduling_fixtures import NEW_YORK, NOW, set_up_calendar
+from tests.test_notify import provider as provider  # noqa: F401 - a fixture
 from tests.test_portal import no_to_everything, signed_in_patient
 from tests.test_reminders import Mailbox
 from tests.test_reminders import mail as mail  # noqa: F401 - a fixture
@@ -325,6 +326,69 @@ class WaitlistTests:
             ).count()
             >= 3
         )
+
+    def test_the_offer_is_texted_to_a_patient_who_agreed_outside_quiet_hours(
+        self,
+        world: World,
+        patient: Patient,
+        booked: Course,
+        now: Any,
+        mail: Mailbox,
+        provider: Any,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        scene = self._scene(world, patient, booked)
+        bea = scene["bea"]
+        bea.phone, bea.sms_consent = "+1 212 555 0102", True
+        bea.save()
+        bea.refresh_from_db()
+        assert bea.phone_e164 == "+12125550102"
+        waitlist.do_join(scene["course"], user=None)
+        now.move_to(ny(23, 10))  # after the quiet hours (20:00 to 09:00)
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_cancel(scene["held"], user=world.front_desk, via="web")
+        [text] = provider.received
+        assert text["To"] == "+12125550102"
+        assert "Wed 25 Nov at 11:00" in text["Body"] and "/my/offer/" in text["Body"]
+        assert "cellulite" not in text["Body"].lower() and "session" not in text["Body"].lower()
+        assert len(mail.wait_for(1)) == 1
+
+    def test_no_text_in_quiet_hours_or_without_a_yes(
+        self,
+        world: World,
+        patient: Patient,
+        booked: Course,
+        now: Any,
+        provider: Any,
+        monkeypatch: pytest.MonkeyPatch,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        scene = self._scene(world, patient, booked)
+        bea = scene["bea"]
+        bea.phone, bea.sms_consent = "+1 212 555 0102", True
+        bea.save()
+        waitlist.do_join(scene["course"], user=None)
+        monkeypatch.setattr(waitlist, "send_mail", lambda *a, **k: 1)
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_cancel(scene["held"], user=world.front_desk, via="web")  # 08:00: quiet
+        assert WaitlistOffer.objects.count() == 1 and provider.received == []
+        # Without a yes to texts, none either: another slot, offered at 10:30.
+        second = actions.do_book(
+            patient,
+            kind="session",
+            practitioner=scene["second"].practitioner,
+            starts_at=ny(26, 11),
+            ends_at=ny(26, 11, 30),
+            user=world.front_desk,
+            via="web",
+        )
+        Patient.objects.filter(pk=bea.pk).update(sms_consent=False)
+        now.move_to(ny(23, 10, 30))
+        assert waitlist.do_expire_offers() == 1  # the first one; nobody else is waiting
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_cancel(second, user=world.front_desk, via="web")
+        assert WaitlistOffer.objects.filter(status="offered").count() == 1
+        assert provider.received == []
 
     def test_an_expired_offer_passes_to_the_next_patient(
         self,

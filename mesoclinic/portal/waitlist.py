@@ -257,13 +257,14 @@ def _send(offer: WaitlistOffer, token: str) -> None:
             logger.exception("The waitlist offer %s could not be emailed", offer.pk)
     now_local = timezone.now().astimezone(clinic.tz).time()
     quiet = notify_logic.in_quiet_hours(now_local, clinic.quiet_from, clinic.quiet_until)
-    if patient.sms_consent and patient.phone and sms.configured() and not quiet:
+    # A STOP reply clears the patient's yes to texts (notify/actions.py), so it is honoured.
+    if patient.sms_consent and patient.phone_e164 and sms.configured() and not quiet:
         body = (
             f"{clinic.name}: an earlier visit is free on {when}. "
-            f"Take it before {context['until']}: {link}"
+            f"Take it before {context['until']}: {link} Reply STOP to opt out."
         )
         try:
-            sms.send(patient.phone, body)
+            sms.send(patient.phone_e164, body)
         except sms.SmsError:
             logger.exception("The waitlist offer %s could not be texted", offer.pk)
 
