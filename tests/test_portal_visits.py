@@ -428,6 +428,31 @@ class WaitlistTests:
         answer = waitlist.do_accept(sent[1][1])
         assert answer is not None and answer.ok, answer
 
+    def test_a_hard_stop_answered_after_the_offer_refuses_it(
+        self,
+        world: World,
+        patient: Patient,
+        booked: Course,
+        monkeypatch: pytest.MonkeyPatch,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        sent: list[str] = []
+        monkeypatch.setattr(waitlist, "_send", lambda offer, token: sent.append(token))
+        scene = self._scene(world, patient, booked)
+        waitlist.do_join(scene["course"], user=None)
+        with django_capture_on_commit_callbacks(execute=True):
+            actions.do_cancel(scene["held"], user=world.front_desk, via="web")
+        [token] = sent
+        bea_client = signed_in_patient(scene["bea"])
+        bea_client.post(
+            "/my/intake/screening/", {**no_to_everything(world.clinic), "pregnant": "yes"}
+        )
+        r = Client().post(f"/my/offer/{token}/")
+        assert r.status_code == 409
+        assert "stop online booking of treatment" in r.content.decode()
+        scene["second"].refresh_from_db()
+        assert scene["second"].starts_at == ny(27, 14)
+
     def test_a_slot_later_than_the_booked_session_is_offered_to_nobody(
         self,
         world: World,

@@ -470,7 +470,7 @@ def offer(request: HttpRequest, token: str) -> HttpResponse:
             context["label"] = "An earlier visit"
         else:
             context["closed"] = (
-                waitlist._closed_words(found)
+                waitlist.closed_words(found)
                 if found.status != found.Status.OFFERED
                 else "This offer has expired, so the time went to someone else."
             )

@@ -303,7 +303,7 @@ def do_accept(token: str) -> Answer | None:
             .get(pk=found.pk)
         )
         if offer.status != WaitlistOffer.Status.OFFERED:
-            return Answer(False, _closed_words(offer))
+            return Answer(False, closed_words(offer))
         request = offer.request
         now = timezone.now()
         if offer.expires_at <= now:
@@ -336,6 +336,17 @@ def do_accept(token: str) -> Answer | None:
 
 def _book(offer: WaitlistOffer) -> Appointment:
     course = offer.request.course
+    if _stopped(course):
+        # A hard stop answered since the offer was made: no treatment is booked online.
+        raise BookingRefused(
+            [
+                actions.Refusal(
+                    "invalid",
+                    "your answers to the health questions stop online booking of treatment; "
+                    "call the clinic to book a consultation.",
+                )
+            ]
+        )
     moving = _booked_next(course)
     user = offer.request.patient.user
     if moving is not None:
@@ -369,7 +380,7 @@ def _close(
     )
 
 
-def _closed_words(offer: WaitlistOffer) -> str:
+def closed_words(offer: WaitlistOffer) -> str:
     if offer.status == WaitlistOffer.Status.ACCEPTED:
         return "You have already taken this time."
     if offer.status == WaitlistOffer.Status.EXPIRED:
