@@ -25,7 +25,7 @@ from mesoclinic.scheduling.models import Appointment, Room
 from mesoclinic.scheduling.series import Interval, Placed, VisitSpec
 
 BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
-SPREAD = dt.timedelta(hours=1)
+SPREAD = dt.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -37,20 +37,28 @@ class NextVisit:
     duration: dt.timedelta
     window: Interval
     label: str  # "Session 3", "The allergy test visit"
+    # The window opens now: no visit before it sets when it may start (the course's first
+    # visit, or a course whose window had passed).
+    from_now: bool = False
 
     def words(self) -> str:
-        """ "Session 3 must be between Tue 8 Dec and Fri 11 Dec." """
-        return window_words(self.label, self.window, self.course.clinic.tz)
+        """ "Session 3 must be between Tue 8 Dec 10:00 and Fri 11 Dec 10:00." """
+        tz = self.course.clinic.tz
+        if self.from_now:
+            return f"{self.label} can be booked any day up to {_day(self.window.end, tz)}."
+        return window_words(self.label, self.window, tz)
+
+
+def _day(moment: dt.datetime, tz: Any) -> str:
+    local = moment.astimezone(tz)
+    return f"{logic.day_words(local)} {logic.clock(local)}"
 
 
 def window_words(label: str, window: Interval, tz: Any) -> str:
     """ "Session 4 must be between Tue 8 Dec 10:00 and Fri 11 Dec 10:00.": the edges carry
     their clock time, since a window runs from the time of the visit before it."""
     start, end = window.start.astimezone(tz), window.end.astimezone(tz)
-    return (
-        f"{label} must be between {logic.day_words(start)} {logic.clock(start)} and "
-        f"{logic.day_words(end)} {logic.clock(end)}."
-    )
+    return f"{label} must be between {_day(start, tz)} and {_day(end, tz)}."
 
 
 def _open_from(window: Interval, now: dt.datetime, rules: series.Rules) -> Interval:
@@ -76,12 +84,13 @@ def next_visit(course: Course, now: dt.datetime | None = None) -> NextVisit | No
     else:
         window, _ = series.window_after(todo.after, rules, course.clinic.tz)
         window = _open_from(window, now, rules)
+    from_now = window.start == now
     if spec.kind == logic.SESSION:
         left = sum(1 for v in todo.visits if v.kind == logic.SESSION)
         label = f"Session {course.planned_sessions - left + 1}"
     else:
         label = "The allergy test visit"
-    return NextVisit(course, spec.kind, spec.duration, window, label)
+    return NextVisit(course, spec.kind, spec.duration, window, label, from_now)
 
 
 def window_of(appointment: Appointment, now: dt.datetime | None = None) -> Interval | None:
@@ -157,7 +166,7 @@ def slots(
         last: dt.datetime | None = None
         for s in starts:
             day = s.astimezone(clinic.tz).date()
-            # Spread through the day: at most `per_day`, an hour apart at least.
+            # Spread through the day: at most `per_day`, two hours apart at least.
             if per.get(day, 0) >= per_day or (last is not None and s - last < SPREAD):
                 continue
             per[day] = per.get(day, 0) + 1
