@@ -45,7 +45,10 @@ class NextVisit:
         """ "Session 3 must be between Tue 8 Dec 10:00 and Fri 11 Dec 10:00." """
         tz = self.course.clinic.tz
         if self.from_now:
-            return f"{self.label} can be booked any day up to {_day(self.window.end, tz)}."
+            days = round((self.window.end - self.window.start) / dt.timedelta(days=1))
+            if days >= 2:
+                return f"{self.label} can be booked any day in the next {days} days."
+            return f"{self.label} can be booked until {_day(self.window.end, tz)}."
         return window_words(self.label, self.window, tz)
 
 
