@@ -151,8 +151,9 @@ def slots(
     only on days their licence covers a visit of `kind` (actions.may_give, the booking path's
     own rule). The first practitioner who has any is the one offered."""
     clinic = course.clinic
+    # A visit may start at the window's very end, so the calendar runs one visit past it.
     calendar = planning.Calendar(
-        clinic, window.start, window.end, ignore=ignore, patient_id=course.patient_id
+        clinic, window.start, window.end + duration, ignore=ignore, patient_id=course.patient_id
     )
     until = actions.licensed_until(clinic, {u.pk for u in practitioners})
     for user in practitioners:
