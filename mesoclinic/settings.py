@@ -315,6 +315,8 @@ LOGIN_REDIRECT_URL = "/today/"
 # registration's email verification stay usable. Each works once.
 PORTAL_INVITE_HOURS = int(os.environ.get("PORTAL_INVITE_HOURS", "72"))
 PORTAL_VERIFY_HOURS = int(os.environ.get("PORTAL_VERIFY_HOURS", "24"))
+# How long a waitlist offer of a freed slot stays open before it goes to the next patient.
+WAITLIST_OFFER_MINUTES = int(os.environ.get("WAITLIST_OFFER_MINUTES", "120"))
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # How long an API token stays valid, in hours.

@@ -186,6 +186,12 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "portal:consent_pdf": ("GET", PORTAL),
     "portal:aftercare_pdf": ("GET", PORTAL),
     "portal:photo": ("GET", PORTAL),
+    "portal:visits": ("GET", PORTAL),
+    "portal:visit_book": ("GET", PORTAL),
+    "portal:visit_move": ("GET", PORTAL),
+    "portal:visit_cancel": ("GET", PORTAL),
+    "portal:waitlist": ("POST", PORTAL),
+    "portal:offer": ("GET", LINK),
     "portal:invite": ("POST", READ),
     # Each clinic's public site (mesoclinic/site/): no login.
     "home": ("GET", PUBLIC),

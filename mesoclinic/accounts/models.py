@@ -143,6 +143,14 @@ class Clinic(models.Model):
         default=dt.time(9, 0),
         help_text="…until this time the next morning; a text due meanwhile waits.",
     )
+    # The clinic's policy for its patients' own changes in the portal (staff are not bound by
+    # it): a visit may be moved or cancelled online up to this many hours before it starts.
+    patient_change_hours = models.PositiveSmallIntegerField(
+        "online changes up to (hours before the visit)",
+        default=24,
+        help_text="Patients may move or cancel a visit in the portal up to this many hours "
+        "before it starts; later, they call the clinic.",
+    )
     created_at = models.DateTimeField(default=now)
     # The public site (mesoclinic/site/): its address /site/<slug>/, its colour and logo.
     slug = models.SlugField(

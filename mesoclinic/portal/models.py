@@ -58,3 +58,71 @@ class PortalLink(models.Model):
 
     def is_open(self) -> bool:
         return self.used_at is None and self.expires_at > timezone.now()
+
+
+class WaitlistRequest(models.Model):
+    """A patient asks for an earlier slot for the next session of a course. One open request
+    per course (a database constraint), so a double click or two tabs make one."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for an earlier slot"
+        DONE = "done", "Booked from an offer"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="waitlist")
+    patient = models.ForeignKey(Patient, models.CASCADE, related_name="waitlist")
+    course = models.ForeignKey("courses.Course", models.CASCADE, related_name="waitlist")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["course"],
+                condition=models.Q(status="open"),
+                name="waitlist_one_open_request_per_course",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Waitlist request of {self.patient} ({self.get_status_display()})"
+
+
+class WaitlistOffer(models.Model):
+    """A freed slot offered to one patient on the waitlist by a single-use link that expires
+    (`WAITLIST_OFFER_MINUTES`). Accepting books through the booking path, so two patients
+    accepting the same slot cannot both have it: the calendar's constraints decide."""
+
+    class Status(models.TextChoices):
+        OFFERED = "offered", "Offered"
+        ACCEPTED = "accepted", "Accepted"
+        EXPIRED = "expired", "Expired"
+        TAKEN = "taken", "Taken by someone else"
+        REFUSED = "refused", "No longer fits"
+
+    request = models.ForeignKey(WaitlistRequest, models.CASCADE, related_name="offers")
+    token_hash = models.CharField(max_length=64, unique=True)
+    starts_at = models.DateTimeField()
+    practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    # The visit whose cancellation freed the slot.
+    freed_by = models.ForeignKey(
+        "scheduling.Appointment", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OFFERED)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    booked = models.ForeignKey(
+        "scheduling.Appointment", models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Offer of {self.starts_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    def is_open(self) -> bool:
+        return self.status == self.Status.OFFERED and self.expires_at > timezone.now()

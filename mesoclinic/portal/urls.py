@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from mesoclinic.portal import home, intake, views
+from mesoclinic.portal import home, intake, views, visits
 
 app_name = "portal"
 
@@ -19,6 +19,12 @@ urlpatterns = [
     path("intake/screening/", intake.screening, name="intake_screening"),
     path("intake/photos/", intake.photos, name="intake_photos"),
     path("intake/consent/<int:course_id>/", intake.consent, name="intake_consent"),
+    path("visits/", visits.visits, name="visits"),
+    path("visits/book/<int:course_id>/", visits.book, name="visit_book"),
+    path("visits/<int:appointment_id>/move/", visits.move, name="visit_move"),
+    path("visits/<int:appointment_id>/cancel/", visits.cancel, name="visit_cancel"),
+    path("visits/waitlist/<int:course_id>/", visits.wait, name="waitlist"),
+    path("offer/<str:token>/", visits.offer, name="offer"),
     path("courses/<int:course_id>/plan.pdf", home.course_plan_pdf, name="course_plan_pdf"),
     path("consents/<int:consent_id>.pdf", home.consent_pdf, name="consent_pdf"),
     path("sessions/<int:session_id>/aftercare.pdf", home.aftercare_pdf, name="aftercare_pdf"),

@@ -25,6 +25,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from mesoclinic.accounts.models import (
@@ -46,6 +47,11 @@ from mesoclinic.scheduling.models import (
     Appointment,
     Room,
 )
+
+# Sent once a cancellation has been written (after its transaction), with `appointment`: the
+# portal's waitlist offers the freed slot (portal/waitlist.py). A receiver's failure must not
+# undo the cancellation, so receivers catch their own errors.
+visit_cancelled = Signal()
 
 EXCLUSION_CONSTRAINTS = {
     "appointment_no_practitioner_overlap": "practitioner_busy",
@@ -231,6 +237,10 @@ def do_cancel(
             previous=previous,
             reason=fresh.cancel_reason,
         )
+    if not transaction.get_connection().in_atomic_block:
+        visit_cancelled.send(Appointment, appointment=fresh)
+    else:
+        transaction.on_commit(lambda: visit_cancelled.send(Appointment, appointment=fresh))
     return fresh
 
 

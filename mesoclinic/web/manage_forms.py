@@ -274,6 +274,7 @@ class ClinicSettingsForm(forms.ModelForm):
             "slug",
             "brand_colour",
             "logo_url",
+            "patient_change_hours",
         ]
         widgets = {
             "quiet_from": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -293,6 +294,7 @@ class ClinicSettingsForm(forms.ModelForm):
             "locale": "Language and region",
             "quiet_from": "No text messages from",
             "quiet_until": "No text messages until",
+            "patient_change_hours": "Patients may move or cancel online up to (hours before)",
             "baseline_required": "Require a baseline measurement before session 1",
         }
         help_texts = {
@@ -317,7 +319,7 @@ class ClinicSettingsForm(forms.ModelForm):
         )
         self.fields["timezone"].choices = _timezones()  # type: ignore[attr-defined]
         self.fields["timezone"].initial = self.instance.timezone
-        for name in ("quiet_from", "quiet_until"):
+        for name in ("quiet_from", "quiet_until", "patient_change_hours"):
             self.fields[name].required = False
 
     def clean_name(self) -> str:
@@ -337,6 +339,13 @@ class ClinicSettingsForm(forms.ModelForm):
     def clean_quiet_until(self) -> dt.time:
         value = self.cleaned_data.get("quiet_until")
         return value if value is not None else self.instance.quiet_until
+
+    def clean_patient_change_hours(self) -> int:
+        # Left empty (or on a form that does not show it), the policy stays as it is.
+        value = self.cleaned_data.get("patient_change_hours")
+        if value is not None and value > 336:
+            raise forms.ValidationError("Give at most 336 hours (two weeks).")
+        return value if value is not None else self.instance.patient_change_hours
 
     def clean_currency(self) -> str:
         code = str(self.cleaned_data["currency"]).strip().upper()

@@ -1,6 +1,7 @@
 """`mesoclinic worker`: the one background process. Each tick plans reminders, sends the due
 ones, plans and sends infection-watch prompts (safety/watch.py), text messages, recall notices
-and maintenance invitations (notify/actions.py), and moves side effects that
+and maintenance invitations (notify/actions.py), passes expired waitlist offers on
+(portal/waitlist.py), and moves side effects that
 outlasted their expected duration on (courses.actions). Every SURVEIL_INTERVAL_HOURS it runs
 safety surveillance for each clinic (safety/surveil.py).
 
@@ -25,6 +26,7 @@ from mesoclinic.accounts import licences
 from mesoclinic.courses.actions import do_sweep_side_effects
 from mesoclinic.notify import actions as notify
 from mesoclinic.ops.models import WorkerHeartbeat
+from mesoclinic.portal import waitlist
 from mesoclinic.reminders import actions
 from mesoclinic.safety import surveil, watch
 
@@ -100,6 +102,10 @@ class Command(BaseCommand):
         notify.send_due(
             self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
         )
+        # Waitlist offers whose time ran out go to the next patient (portal/waitlist.py).
+        expired = waitlist.do_expire_offers()
+        if expired:
+            self.say(f"{expired} waitlist offer{'s' if expired != 1 else ''} expired")
         swept = do_sweep_side_effects()
         if swept:
             self.say(f"{swept} side effect{'s' if swept != 1 else ''} now beyond expected")
