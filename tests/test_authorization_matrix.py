@@ -186,6 +186,9 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "portal:consent_pdf": ("GET", PORTAL),
     "portal:aftercare_pdf": ("GET", PORTAL),
     "portal:photo": ("GET", PORTAL),
+    "portal:diary": ("GET", PORTAL),
+    "portal:diary_report": ("GET", PORTAL),
+    "portal:side_effect": ("GET", PORTAL),
     "portal:invite": ("POST", READ),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
