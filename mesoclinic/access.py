@@ -721,6 +721,14 @@ def members_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Membe
     return _all(caller, _MEMBER, need)
 
 
+def notices_for(caller: Caller, need: frozenset[str] = OWN) -> QuerySet[RecallNotice]:
+    return _all(caller, _NOTICE, need)
+
+
+def watch_prompts_for(caller: Caller, need: frozenset[str] = OWN) -> QuerySet[WatchPrompt]:
+    return _all(caller, _WATCH, need)
+
+
 def import_jobs_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[ImportJob]:
     return _all(caller, _IMPORT, need)
 

@@ -189,6 +189,10 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "portal:diary": ("GET", PORTAL),
     "portal:diary_report": ("GET", PORTAL),
     "portal:side_effect": ("GET", PORTAL),
+    "portal:notices": ("GET", PORTAL),
+    "portal:notice": ("GET", PORTAL),
+    "portal:watch": ("GET", PORTAL),
+    "portal:watch_answer": ("GET", PORTAL),
     "portal:invite": ("POST", READ),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
