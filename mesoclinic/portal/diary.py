@@ -83,7 +83,7 @@ class DiaryForm(forms.Form):
         self.sessions = {s.pk: s for s in sessions}
         tz = course.clinic.tz
         self.fields["session"].choices = [  # type: ignore[attr-defined]
-            (s.pk, f"Session {s.number}, {s.performed_at.astimezone(tz):%A %d %B %Y}")
+            (s.pk, f"Session {s.number}, {s.performed_at.astimezone(tz):%a %d %b %Y}")
             for s in sessions
         ]
         kinds = [(k.key, k.label) for k in course.spec.side_effects]
@@ -92,8 +92,13 @@ class DiaryForm(forms.Form):
         labels = dict(Area.choices)
         self.fields["area"].choices = [(a, labels.get(a, a)) for a in course.areas]  # type: ignore[attr-defined]
         self.fields["area"].help_text = "Where the photo is of; needed only with a photo."
-        self.fields["onset_at"].help_text = f"In the clinic's time ({course.clinic.timezone})."
+        self.fields["onset_at"].help_text = f"The date and time in {course.clinic.name}'s clock."
         self.fields["area"].required = False
+        most = settings.PHOTO_MAX_BYTES // (1024 * 1024)
+        self.fields["photo"].help_text = (
+            f"Up to {most} MB. The photo is kept with your clinical records and seen only by "
+            "the clinic."
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -226,7 +231,6 @@ def report(request: HttpRequest, course_id: int) -> HttpResponse:
             "course": course,
             "form": form,
             "has_sessions": bool(sessions),
-            "max_mb": settings.PHOTO_MAX_BYTES // (1024 * 1024),
         },
         status=400 if form.errors else 200,
     )
