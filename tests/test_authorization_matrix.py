@@ -71,6 +71,8 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "patients": ("GET", READ),
     "register_patient": ("GET", READ),
     "chart": ("GET", READ),
+    "messages": ("GET", READ),
+    "patient_messages": ("GET", READ),
     "screen": ("GET", CLINICAL),
     "plan_course": ("GET", CLINICAL),
     "consent": ("GET", CLINICAL),
@@ -192,6 +194,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "portal:notices": ("GET", PORTAL),
     "portal:notice": ("GET", PORTAL),
     "portal:watch": ("GET", PORTAL),
+    "portal:messages": ("GET", PORTAL),
     "portal:watch_answer": ("GET", PORTAL),
     "portal:invite": ("POST", READ),
 }

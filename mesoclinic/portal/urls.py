@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from mesoclinic.portal import diary, home, intake, notices, views, watch
+from mesoclinic.portal import diary, home, intake, messages, notices, views, watch
 
 app_name = "portal"
 
@@ -26,6 +26,7 @@ urlpatterns = [
     path("diary/", diary.diary, name="diary"),
     path("diary/<int:course_id>/report/", diary.report, name="diary_report"),
     path("diary/side-effects/<int:effect_id>/", diary.side_effect, name="side_effect"),
+    path("messages/", messages.thread, name="messages"),
     path("notices/", notices.notices, name="notices"),
     path("watch/", watch.questions, name="watch"),
     path("watch/<int:prompt_id>/", watch.answer, name="watch_answer"),
