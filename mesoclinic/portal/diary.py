@@ -270,6 +270,6 @@ def side_effect(request: HttpRequest, effect_id: int) -> HttpResponse:
             "clinic": course.clinic,
             "course": course,
             "row": advice(effect),
-            "photos": list(effect.photos.order_by("taken_at")),  # type: ignore[attr-defined]
+            "photos": list(effect.photos.order_by("taken_at")),
         },
     )
