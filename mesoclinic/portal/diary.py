@@ -183,8 +183,11 @@ def report(request: HttpRequest, course_id: int) -> HttpResponse:
     sessions = list(course.sessions.order_by("-number"))
     for s in sessions:
         s.course = course  # the action reads the protocol through it
+    # From a session's aftercare on the home page, that session; else the latest.
+    chosen = request.GET.get("session", "")
     initial = {
-        "session": sessions[0].pk if sessions else None,
+        "session": next((s.pk for s in sessions if str(s.pk) == chosen), None)
+        or (sessions[0].pk if sessions else None),
         "onset_at": timezone.localtime(timezone.now()).replace(second=0, microsecond=0),
         "area": course.areas[0] if course.areas else None,
     }

@@ -105,8 +105,26 @@ def test_a_patient_reports_a_bruise_and_a_swelling_past_five_days_on_a_phone(
     expect(page.get_by_text(re.compile("No hot shower until")).first).to_be_visible()
     check_page(page, "diary-aftercare")
 
+    # The portal's other care pages on the phone: a message to the clinic, the infection
+    # watch and the notices.
+    page.get_by_role("link", name="Messages").click()
+    page.get_by_label("Your message").fill("The swelling on my thigh is still there.")
+    page.get_by_role("button", name="Send my message").click()
+    expect(page.get_by_text("Your message is sent to Demo Mesotherapy Clinic.")).to_be_visible()
+    check_page(page, "messages")
+    page.get_by_role("link", name="Injection sites").click()
+    expect(page.get_by_role("heading", name="How are your injection sites?")).to_be_visible()
+    check_page(page, "watch")
+    page.get_by_role("link", name="Notices").click()
+    expect(page.get_by_text("The clinic has sent you no notice.")).to_be_visible()
+    check_page(page, "notices")
+
     # The follow-up is on the practitioner's Today at once.
     login(desk, live_server, world.practitioner.username)
     desk.goto(live_server.url + "/today/")
     expect(desk.get_by_text("Swelling (grade 2) is beyond expected").first).to_be_visible()
     shot(desk, "portal-diary-today-follow-up")
+    # The message waits, unread, in the clinic's inbox.
+    desk.get_by_role("link", name="Messages").click()
+    expect(desk.get_by_text("1 unread message.")).to_be_visible()
+    shot(desk, "portal-messages-inbox")
