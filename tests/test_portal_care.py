@@ -140,6 +140,16 @@ class NoticeTests:
             object_type="notify.RecallNotice", object_id=str(sent.pk), action="view", via="web"
         ).exists()
 
+    def test_the_home_page_says_a_notice_is_waiting_until_it_is_read(
+        self, scene: Scene, ana: Client, otto: Client
+    ) -> None:
+        sent = notice(scene)
+        waiting = "has sent you a notice you have not read yet"
+        assert waiting in ana.get("/my/").content.decode()
+        assert waiting not in otto.get("/my/").content.decode()
+        ana.post(f"/my/notices/{sent.pk}/")
+        assert waiting not in ana.get("/my/").content.decode()
+
     def test_another_patient_and_staff_are_refused(self, scene: Scene, otto: Client) -> None:
         sent = notice(scene)
         assert otto.get(f"/my/notices/{sent.pk}/").status_code == 404

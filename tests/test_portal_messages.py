@@ -78,8 +78,10 @@ class ReplyTests:
         assert "/my/messages/" in email.text
         for health in ("swell", "thigh", "cellulite", "10", REPLY[:20]):
             assert health not in email.text.lower(), health
+        assert "You have a new message from" in ana.get("/my/").content.decode()
         page = ana.get("/my/messages/").content.decode()
         assert REPLY in page
+        assert "You have a new message from" not in ana.get("/my/").content.decode()
         reply.refresh_from_db()
         assert reply.read_at is not None
         thread = staff.get(f"/patients/{scene.patient.pk}/messages/").content.decode()
