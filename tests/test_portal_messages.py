@@ -41,6 +41,8 @@ class PatientThreadTests:
         inbox = staff.get("/messages/").content.decode()
         assert "1 unread message." in inbox and "Ana Lopez" in inbox
         assert f"/patients/{scene.patient.pk}/messages/" in inbox
+        chart = staff.get(f"/patients/{scene.patient.pk}/").content.decode()
+        assert f"/patients/{scene.patient.pk}/messages/" in chart and "1 unread" in chart
         thread = staff.get(f"/patients/{scene.patient.pk}/messages/").content.decode()
         assert QUESTION in thread
         # Opening the thread reads it.
