@@ -198,6 +198,37 @@ class DiaryPhotoTests:
         assert 'id="id_photo_error"' in r.content.decode()
         assert not mine(scene).exists() and not Photo.objects.exists()
 
+    def test_a_photo_too_large_is_refused_beside_the_field_and_nothing_is_written(
+        self, scene: Scene, ana: Client, photo_store: None, settings: Any
+    ) -> None:
+        from tests.test_photos import jpeg
+
+        photo_actions.do_record_photo_consent(
+            scene.patient, purpose="clinical", granted=True, user=scene.world.practitioner
+        )
+        settings.PHOTO_MAX_BYTES = 2000
+        body = form(scene, performed(scene) + dt.timedelta(minutes=5))
+        body["photo"] = SimpleUploadedFile("bruise.jpg", jpeg(), content_type="image/jpeg")
+        r = report(ana, scene, body)
+        assert r.status_code == 400
+        page = r.content.decode()
+        assert 'id="id_photo_error"' in page and "This photo is over" in page
+        assert "a photo may be at most" in page
+        assert not mine(scene).exists() and not Photo.objects.exists()
+
+    def test_a_file_that_is_not_a_photo_is_refused_beside_the_field(
+        self, scene: Scene, ana: Client, photo_store: None
+    ) -> None:
+        photo_actions.do_record_photo_consent(
+            scene.patient, purpose="clinical", granted=True, user=scene.world.practitioner
+        )
+        body = form(scene, performed(scene) + dt.timedelta(minutes=5))
+        body["photo"] = SimpleUploadedFile("notes.jpg", b"not an image" * 50)
+        r = report(ana, scene, body)
+        assert r.status_code == 400
+        assert 'id="id_photo_error"' in r.content.decode()
+        assert not mine(scene).exists() and not Photo.objects.exists()
+
 
 class DiaryAccessTests:
     def test_another_patient_may_not_report_on_or_read_this_patients_course(

@@ -137,8 +137,8 @@ def _put_errors(form: DiaryForm, exc: ValidationError) -> None:
                 'can agree under "Before your visit", or send your report without a photo.',
             )
         else:
-            # A photo refused by its size or kind: the photo checks' words are the patient's.
-            form.add_error("photo", " ".join(" ".join(e.messages) for e in errors))
+            # A photo refused by its size or kind: the photo checks' words follow its name.
+            form.add_error("photo", "This photo " + " ".join(" ".join(e.messages) for e in errors))
 
 
 def _my_course(request: HttpRequest, course_id: int) -> Course:
@@ -194,7 +194,7 @@ def report(request: HttpRequest, course_id: int) -> HttpResponse:
     form = DiaryForm(course, sessions, request.POST or None, request.FILES or None, initial=initial)
     refused = refused_uploads(request) if request.method == "POST" else {}
     for message in refused.values():
-        form.add_error(None, f"The photo is too large: it {message}")
+        form.add_error("photo", f"This photo {message}")
     if request.method == "POST" and sessions and not refused and form.is_valid():
         data = form.cleaned_data
         session = form.sessions[data["session"]]
