@@ -43,6 +43,7 @@ class WatchTests:
         later = prompt(scene, 4, dt.timedelta(days=14))
         page = ana.get("/my/watch/").content.decode()
         assert f"/my/watch/{due.pk}/" in page
+        assert "asks a few questions 2, 4, 8 and 12 weeks after each session" in page
         # Not due yet: not offered, but its day is shown.
         assert f"/my/watch/{later.pk}/" not in page and "The next questions are due on" in page
         r = ana.post(f"/my/watch/{due.pk}/", {**NO, "lump": "yes", "notes": "A small bump"})

@@ -39,6 +39,12 @@ def is_open(prompt: WatchPrompt, now: dt.datetime) -> bool:
     )
 
 
+def _weeks_words() -> str:
+    """ "2, 4, 8 and 12" from the watch's weeks."""
+    weeks = [str(w) for w in logic.WATCH_WEEKS]
+    return weeks[0] if len(weeks) == 1 else f"{', '.join(weeks[:-1])} and {weeks[-1]}"
+
+
 @patient_page
 @require_safe
 def questions(request: HttpRequest) -> HttpResponse:
@@ -63,6 +69,7 @@ def questions(request: HttpRequest) -> HttpResponse:
             "open": [p for p in due if is_open(p, now)],
             "answered": [p for p in due if p.answered_at is not None],
             "next": min(upcoming, key=lambda p: p.due_at) if upcoming else None,
+            "weeks": _weeks_words(),
         },
     )
 

@@ -182,7 +182,7 @@ def chart_page(
             "open_follow_ups": chart_head.open_follow_ups(list(records_of.values())),
             "follow_up_resolutions": FollowUp.Resolution.choices,
             # The patient's messages the clinic has not read yet (the portal's thread).
-            "unread_messages": patient.messages.filter(  # type: ignore[attr-defined]
+            "unread_messages": patient.messages.filter(
                 sender="patient", read_at__isnull=True
             ).count()
             if patient.user_id
