@@ -247,3 +247,15 @@ class DiaryAccessTests:
         assert client.get(f"/my/diary/{scene.course['id']}/report/").status_code == 403
         onset = performed(scene) + dt.timedelta(minutes=5)
         assert report(client, scene, form(scene, onset)).status_code == 403
+
+
+class DiaryResendTests:
+    def test_the_same_report_sent_twice_is_recorded_once(self, scene: Scene, ana: Client) -> None:
+        body = form(scene, performed(scene) + dt.timedelta(minutes=5), kind="swelling", grade=2)
+        first = report(ana, scene, body)
+        again = report(ana, scene, body)
+        effect = mine(scene).get()
+        assert first["Location"] == again["Location"] == f"/my/diary/side-effects/{effect.pk}/"
+        # A different answer is a new report.
+        report(ana, scene, {**body, "grade": 1})
+        assert mine(scene).count() == 2

@@ -201,15 +201,22 @@ def report(request: HttpRequest, course_id: int) -> HttpResponse:
         image = data.get("photo")
         try:
             with transaction.atomic():
-                effect = actions.do_report_side_effect(
-                    session,
-                    kind=data["kind"],
-                    description=data["description"],
-                    onset_at=data["onset_at"],
-                    grade=data["grade"],
-                    user=request.user,
-                    via=VIA,
-                )
+                # A button pressed twice on a phone (or a form sent again) reports once: the
+                # session's row is locked while the same report is looked for.
+                Session.objects.select_for_update().filter(pk=session.pk).first()
+                effect = _same_report(session, data, request.user)
+                if effect is None:
+                    effect = actions.do_report_side_effect(
+                        session,
+                        kind=data["kind"],
+                        description=data["description"],
+                        onset_at=data["onset_at"],
+                        grade=data["grade"],
+                        user=request.user,
+                        via=VIA,
+                    )
+                elif image:
+                    image = None  # The first press stored its photo, if it had one.
                 if image:
                     photo_actions.do_upload_photos(
                         course,
@@ -236,6 +243,27 @@ def report(request: HttpRequest, course_id: int) -> HttpResponse:
             "has_sessions": bool(sessions),
         },
         status=400 if form.errors else 200,
+    )
+
+
+# How long an identical report counts as the same one sent again.
+RESENT_WITHIN = dt.timedelta(minutes=10)
+
+
+def _same_report(session: Session, data: dict[str, Any], user: Any) -> SideEffect | None:
+    """The side effect this patient reported a moment ago with exactly these answers."""
+    return (
+        SideEffect.objects.filter(
+            session=session,
+            reported_by=user,
+            kind=data["kind"],
+            description=data["description"],
+            onset_at=data["onset_at"],
+            grade=data["grade"],
+            reported_at__gte=timezone.now() - RESENT_WITHIN,
+        )
+        .order_by("pk")
+        .first()
     )
 
 
