@@ -47,6 +47,7 @@ from mesoclinic.imports.models import ImportJob
 from mesoclinic.notify.models import RecallNotice
 from mesoclinic.outcomes.models import Measurement, Photo
 from mesoclinic.patients.models import Allergy, Consent, Medication, Patient, Screening
+from mesoclinic.portal.models import Message
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import AdverseEvent, SafetyAlert, WatchPrompt
@@ -454,6 +455,8 @@ _NOTICE = _Kind(
     "notice",
 )
 
+_MESSAGE = _Kind(Message, ("clinic", "patient", "author"), "clinic_id", "patient_id", (), "message")
+
 
 # One public function per kind.
 
@@ -745,6 +748,19 @@ def alerts_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Safety
 
 def members_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[Membership]:
     return _all(caller, _MEMBER, need)
+
+
+def notices_for(caller: Caller, need: frozenset[str] = OWN) -> QuerySet[RecallNotice]:
+    return _all(caller, _NOTICE, need)
+
+
+def messages_for(caller: Caller, need: frozenset[str] = OWN) -> QuerySet[Message]:
+    """The secure messages the caller may see: a patient's own thread, or the clinic's."""
+    return _all(caller, _MESSAGE, need)
+
+
+def watch_prompts_for(caller: Caller, need: frozenset[str] = OWN) -> QuerySet[WatchPrompt]:
+    return _all(caller, _WATCH, need)
 
 
 def import_jobs_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[ImportJob]:

@@ -286,6 +286,8 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "change_token": reminder_links.make_token(appointment, reminder_links.CHANGE),
         "watch_token": watch_links.make_token(prompt),
         "notice_token": notice_links.make_token(notice.pk),
+        "notice_id": notice.pk,
+        "prompt_id": prompt.pk,
         # Password reset links carry a user's id and a token: a made-up pair is refused.
         "uidb64": "MQ",
     }

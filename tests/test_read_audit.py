@@ -26,7 +26,7 @@ READS = [AuditEvent.Action.VIEW, AuditEvent.Action.EXPORT]
 # Route parameters that name one of a patient's records: the answer is about that patient.
 PATIENT_SCOPED = re.compile(
     r"[<{](?:int:)?(patient_id|course_id|session_id|test_id|consent_id|effect_id|follow_up_id"
-    r"|appointment_id|event_id|photo_id|request_id|str:token)[>}]"
+    r"|appointment_id|event_id|photo_id|request_id|notice_id|prompt_id|str:token)[>}]"
 )
 # Routes that are the patient's own links: fetched with no login, as the patient would.
 LINK_ROUTES = ("r/", "w/", "n/", "feeds/")

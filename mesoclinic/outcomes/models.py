@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic
-from mesoclinic.courses.models import Course, Session
+from mesoclinic.courses.models import Course, Session, SideEffect
 from mesoclinic.outcomes import scales
 from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.vocab import Area
@@ -149,6 +149,11 @@ class Photo(models.Model):
     course = models.ForeignKey(Course, models.CASCADE, related_name="photos")
     session = models.ForeignKey(
         Session, models.SET_NULL, null=True, blank=True, related_name="photos"
+    )
+    # A photo of a side effect (the patient's, from the portal's diary) is a clinical photo of
+    # the course, shown on the side effect; it is no progress photo and never a marketing one.
+    side_effect = models.ForeignKey(
+        SideEffect, models.SET_NULL, null=True, blank=True, related_name="photos"
     )
     area = models.CharField(max_length=20, choices=Area.choices)
     view = models.CharField(max_length=5, choices=View.choices)

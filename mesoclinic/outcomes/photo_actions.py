@@ -32,7 +32,7 @@ from django.http import FileResponse
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
-from mesoclinic.courses.models import Course, Session
+from mesoclinic.courses.models import Course, Session, SideEffect
 from mesoclinic.outcomes import photos
 from mesoclinic.outcomes.models import Photo, PhotoConsent, photo_path, photo_storage
 from mesoclinic.patients.models import Patient
@@ -216,6 +216,7 @@ def do_upload_photos(
     images: Mapping[str, bytes],
     taken_at: dt.datetime | None = None,
     session: Session | None = None,
+    side_effect: SideEffect | None = None,
     user: Any,
     via: str = "api",
 ) -> list[Photo]:
@@ -242,6 +243,8 @@ def do_upload_photos(
             errors[view] = f"is not a standard view; use one of {', '.join(VIEWS)}."
     if session is not None and session.course_id != course.pk:
         errors["session"] = "is not a session of this course."
+    if side_effect is not None and (session is None or side_effect.session_id != session.pk):
+        errors["side_effect"] = "is not a side effect after this session."
     if timezone.is_naive(taken_at):
         errors["taken_at"] = "must include a time zone offset, e.g. Z or +01:00."
     elif taken_at > timezone.now() + dt.timedelta(minutes=1):
@@ -276,6 +279,7 @@ def do_upload_photos(
                     clinic=course.clinic,
                     course=course,
                     session=session,
+                    side_effect=side_effect,
                     area=area,
                     view=view,
                     width=image.width,
@@ -368,7 +372,8 @@ def marketing_photos(clinic: Clinic) -> QuerySet[Photo]:
         .values("granted")[:1]
     )
     return (
-        Photo.objects.filter(clinic=clinic)
+        # A photo of a side effect is for the clinic's care only, whatever the consent says.
+        Photo.objects.filter(clinic=clinic, side_effect__isnull=True)
         .annotate(marketing_granted=Subquery(latest))
         .filter(marketing_granted=True)
         .select_related("course__patient", "clinic")

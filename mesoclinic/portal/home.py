@@ -24,6 +24,8 @@ from mesoclinic.access import (
     appointments_for,
     consents_for,
     courses_for,
+    messages_for,
+    notices_for,
     photos_for,
     sessions_for,
 )
@@ -31,6 +33,7 @@ from mesoclinic.courses.models import Course, Session
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes import progress as outcome_progress
 from mesoclinic.portal.intake import booking_stop, latest_screening
+from mesoclinic.portal.models import Message
 from mesoclinic.portal.views import patient_caller, patient_page
 from mesoclinic.reminders.logic import before_visit
 from mesoclinic.scheduling.models import Appointment
@@ -102,6 +105,10 @@ def home(request: HttpRequest) -> HttpResponse:
             "call_line": call_line(clinic),
             "stop": booking_stop(screening),
             "intake_due": screening is None,
+            "unread_notices": notices_for(caller, OWN).filter(read_at__isnull=True).count(),
+            "unread_messages": messages_for(caller, OWN)
+            .filter(sender=Message.Sender.CLINIC, read_at__isnull=True)
+            .count(),
         },
     )
 

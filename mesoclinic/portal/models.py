@@ -126,3 +126,37 @@ class WaitlistOffer(models.Model):
 
     def is_open(self) -> bool:
         return self.status == self.Status.OFFERED and self.expires_at > timezone.now()
+
+
+class Message(models.Model):
+    """One message in the secure thread between a patient and their clinic. The patient writes
+    from the portal, staff from the patient's thread; `read_at` is when the other side first
+    opened the thread after it arrived (the clinic's unread counts are the patient's messages
+    without it). Each message is written with its audit row."""
+
+    class Sender(models.TextChoices):
+        PATIENT = "patient", "The patient"
+        CLINIC = "clinic", "The clinic"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="messages")
+    patient = models.ForeignKey(Patient, models.CASCADE, related_name="messages")
+    sender = models.CharField(max_length=7, choices=Sender.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    body = models.TextField(max_length=4000)
+    sent_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+        indexes = [
+            models.Index(fields=["clinic", "sender", "read_at"], name="message_unread"),
+            models.Index(fields=["patient", "sent_at"], name="message_thread"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(body=""), name="message_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.pk} ({self.sender}) in patient {self.patient_id}'s thread"

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from mesoclinic.portal import home, intake, views, visits
+from mesoclinic.portal import diary, home, intake, messages, notices, views, visits, watch
 
 app_name = "portal"
 
@@ -29,6 +29,14 @@ urlpatterns = [
     path("consents/<int:consent_id>.pdf", home.consent_pdf, name="consent_pdf"),
     path("sessions/<int:session_id>/aftercare.pdf", home.aftercare_pdf, name="aftercare_pdf"),
     path("photos/<int:photo_id>/", home.photo, name="photo"),
+    path("diary/", diary.diary, name="diary"),
+    path("diary/<int:course_id>/report/", diary.report, name="diary_report"),
+    path("diary/side-effects/<int:effect_id>/", diary.side_effect, name="side_effect"),
+    path("messages/", messages.thread, name="messages"),
+    path("notices/", notices.notices, name="notices"),
+    path("watch/", watch.questions, name="watch"),
+    path("watch/<int:prompt_id>/", watch.answer, name="watch_answer"),
+    path("notices/<int:notice_id>/", notices.notice, name="notice"),
     # Staff: invite a patient from the chart.
     path("invite/<int:patient_id>/", views.invite, name="invite"),
 ]

@@ -211,10 +211,13 @@ class AlreadyAnswered(Exception):
     """The questionnaire was answered before; its answer stands."""
 
 
-def do_answer_watch(prompt_id: int, answers: dict[str, Any]) -> WatchPrompt:
+def do_answer_watch(
+    prompt_id: int, answers: dict[str, Any], *, user: Any = None, via: str = VIA_PATIENT
+) -> WatchPrompt:
     """Record a patient's answers to a watch questionnaire, once. A reported lump, discharge or
     non-healing wound opens an urgent follow-up for the session and links it to the prompt.
-    A second answer raises AlreadyAnswered and changes nothing."""
+    A second answer raises AlreadyAnswered and changes nothing. `user` is the patient's own
+    login when they answer in the portal (`via` "portal"); the signed link has none."""
     clean: dict[str, object] = {key: answers.get(key) is True for key in logic.QUESTION_KEYS}
     clean["notes"] = str(answers.get("notes") or "").strip()[: logic.NOTES_MAX]
     with transaction.atomic():
@@ -247,11 +250,11 @@ def do_answer_watch(prompt_id: int, answers: dict[str, Any]) -> WatchPrompt:
         )
         audit(
             clinic=prompt.clinic,
-            user=None,
+            user=user,
             action=AuditEvent.Action.UPDATE,
             obj=prompt,
             patient_id=prompt.session.course.patient_id,
-            via=VIA_PATIENT,
+            via=via,
             answered=True,
             warning_signs=signs,
             follow_up=follow_up.pk if follow_up else None,

@@ -181,6 +181,12 @@ def chart_page(
             # Every open follow-up, whatever opened it, each with its close form.
             "open_follow_ups": chart_head.open_follow_ups(list(records_of.values())),
             "follow_up_resolutions": FollowUp.Resolution.choices,
+            # The patient's messages the clinic has not read yet (the portal's thread).
+            "unread_messages": patient.messages.filter(
+                sender="patient", read_at__isnull=True
+            ).count()
+            if patient.user_id
+            else 0,
         },
         status=status,
     )

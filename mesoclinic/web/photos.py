@@ -225,7 +225,11 @@ def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
                     "label": AREA_LABELS.get(a, a),
                     "form": upload_forms[a],
                     "photos": [p for p in taken if p.area == a],
-                    "pairs": photos.pairs((p for p in taken if p.area == a), [v for v, _ in VIEWS]),
+                    # A side effect's photo is no "after" picture of the treatment.
+                    "pairs": photos.pairs(
+                        (p for p in taken if p.area == a and p.side_effect_id is None),
+                        [v for v, _ in VIEWS],
+                    ),
                 }
                 for a in course.areas
             ],
@@ -237,7 +241,9 @@ def course_photos(request: HttpRequest, course_id: int) -> HttpResponse:
 def compare(request: HttpRequest, course_id: int) -> HttpResponse:
     course = access_course(caller(request), course_id, CLINICAL)
     area, view = request.GET.get("area", ""), request.GET.get("view", "")
-    found = photos.pairs(course.photos.filter(area=area, view=view), [view])
+    found = photos.pairs(
+        course.photos.filter(area=area, view=view, side_effect__isnull=True), [view]
+    )
     if not found:
         raise Http404("No photo of this area and view in the course.")
     pair = found[0]

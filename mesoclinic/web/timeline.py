@@ -27,6 +27,7 @@ from mesoclinic.courses.models import (
     Session,
     SideEffect,
 )
+from mesoclinic.outcomes.models import Photo
 from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.protocols.vocab import Area, RefusalCode
@@ -193,7 +194,9 @@ def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int
         Prefetch(
             "follow_ups",
             queryset=FollowUp.objects.select_related("closed_by").order_by("opened_at"),
-        )
+        ),
+        # The patient's photos of it, from the portal's diary.
+        Prefetch("photos", queryset=Photo.objects.order_by("taken_at", "id")),
     ).order_by("-onset_at")
     rows_of: dict[int, list[EffectRow]] = {pk: [] for pk in by_course}
     for effect in effects:

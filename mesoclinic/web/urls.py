@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from mesoclinic.portal import messages as patient_messages
 from mesoclinic.web import (
     account,
     amend,
@@ -31,6 +32,13 @@ urlpatterns = [
     path("patients/new/", views.register_patient, name="register_patient"),
     path("patients/<int:patient_id>/", chart.chart, name="chart"),
     path("patients/<int:patient_id>/screening/", patients.screen, name="screen"),
+    # The secure messages with patients (mesoclinic/portal/messages.py).
+    path("messages/", patient_messages.inbox, name="messages"),
+    path(
+        "patients/<int:patient_id>/messages/",
+        patient_messages.patient_thread,
+        name="patient_messages",
+    ),
     path("patients/<int:patient_id>/edit/", patients.edit_patient, name="edit_patient"),
     path("patients/<int:patient_id>/history/", patients.history, name="patient_history"),
     path(
