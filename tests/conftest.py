@@ -117,6 +117,8 @@ def build_clinic(name: str, prefix: str, tz: str = "America/New_York") -> World:
         concentration=Decimal("10"),
     )
     # The clinic's own date: expiry is judged in its time zone, not the machine's.
+    # The expired lot ended two days ago, so a test or session charted a few hours back, even
+    # just after the clinic's midnight, is after its end.
     today = timezone.localtime(timezone.now(), clinic.tz).date()
     return World(
         clinic=clinic,
@@ -128,7 +130,7 @@ def build_clinic(name: str, prefix: str, tz: str = "America/New_York") -> World:
             product=product, lot_number=f"{prefix}L100", expires_on=today + dt.timedelta(days=200)
         ),
         expired_lot=Lot.objects.create(
-            product=product, lot_number=f"{prefix}L-OLD", expires_on=today - dt.timedelta(days=1)
+            product=product, lot_number=f"{prefix}L-OLD", expires_on=today - dt.timedelta(days=2)
         ),
         lidocaine_product=lido,
         lidocaine_lot=Lot.objects.create(
