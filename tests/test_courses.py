@@ -345,8 +345,9 @@ class SessionGateTests:
 
     def test_an_expired_licence_blocks_the_practitioner(self, world, patient):
         course = ready_course(world, patient, ago(days=3))
-        yesterday = ago(days=1).astimezone(world.clinic.tz).date()
-        PractitionerLicence.objects.filter(user=world.practitioner).update(expires_on=yesterday)
+        # Ended two days ago: a session an hour back is after it, even just after midnight.
+        ended = ago(days=2).astimezone(world.clinic.tz).date()
+        PractitionerLicence.objects.filter(user=world.practitioner).update(expires_on=ended)
         with pytest.raises(SessionRefused) as exc:
             chart(world, course, ago(hours=1))
         (refusal,) = exc.value.refusals

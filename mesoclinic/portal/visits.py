@@ -32,6 +32,7 @@ from mesoclinic.access import (
 )
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.courses.models import Course
+from mesoclinic.lib import limits
 from mesoclinic.portal import waitlist
 from mesoclinic.portal.intake import booking_stop, latest_screening
 from mesoclinic.portal.views import patient_caller, patient_page
@@ -154,7 +155,7 @@ def visits(request: HttpRequest) -> HttpResponse:
 class TimeForm(forms.Form):
     """A slot from the list, or a day and time of the patient's own choosing."""
 
-    slot = forms.CharField(required=False, widget=forms.RadioSelect)
+    slot = forms.CharField(required=False, max_length=limits.QUERY, widget=forms.RadioSelect)
     day = forms.DateField(
         required=False, label="Another day", widget=forms.DateInput(attrs={"type": "date"})
     )

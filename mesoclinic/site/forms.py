@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic, phone_validator
-from mesoclinic.lib import formats
+from mesoclinic.lib import formats, limits
 from mesoclinic.site.booking import Slot
 
 # The trap field's box: out of the tab order and never filled in by the browser, since the
@@ -33,7 +33,9 @@ class QuestionForm(forms.Form):
     )
     # A field people do not see (hidden by the style sheet, and labelled so): a program that
     # fills in every field fills this one too, and its question is dropped.
-    website = forms.CharField(label="Leave this empty", required=False, widget=TRAP)
+    website = forms.CharField(
+        label="Leave this empty", required=False, max_length=limits.ADDRESS, widget=TRAP
+    )
 
     def clean_text(self) -> str:
         text = str(self.cleaned_data["text"]).strip()
@@ -71,7 +73,9 @@ class BookingForm(forms.Form):
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     # The same trap as the question form's: people leave it empty.
-    website = forms.CharField(label="Leave this empty", required=False, widget=TRAP)
+    website = forms.CharField(
+        label="Leave this empty", required=False, max_length=limits.ADDRESS, widget=TRAP
+    )
 
     def __init__(self, *args: Any, clinic: Clinic, slots: list[Slot], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
