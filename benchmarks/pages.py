@@ -79,9 +79,8 @@ def run(scale: int = DEMO_SCALE, runs: int = RUNS) -> dict[str, float]:
         "portal_home_p50": statistics.median(portal),
         "portal_home_p95": percentile(portal, 0.95),
     }
-    print(
-        f"\nPages: Today, the chart and the portal's home ({platform.processor() or platform.machine()}, SQLite)"
-    )
+    machine = platform.processor() or platform.machine()
+    print(f"\nPages: Today, the chart and the portal's home ({machine}, SQLite)")
     print(
         f"  demo x{scale}: {len(patients)} patients, {sessions} sessions, "
         f"loaded in {built:.1f} s; {runs} requests each"
