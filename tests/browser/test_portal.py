@@ -72,7 +72,7 @@ def test_a_patient_fills_in_the_intake_and_signs_the_consent_on_a_phone(
         indication="cellulite",
         areas=["thighs"],
         cadence_days=7,
-        planned_sessions=10,
+        planned_sessions=15,
         user=world.practitioner,
     )
     page = phone
@@ -121,7 +121,7 @@ def test_a_patient_fills_in_the_intake_and_signs_the_consent_on_a_phone(
     check_page(page, "consent")
     sign.click()
     expect(page.get_by_text("your consent is signed")).to_be_visible()
-    expect(page.get_by_text("Signed. A copy is in your documents.")).to_be_visible()
+    expect(page.get_by_text("Signed. A copy is in your documents.", exact=True)).to_be_visible()
     consent = Consent.objects.get(patient=patient)
     assert consent.signed_name == "Ana Lopez" and consent.witnessed_by is None
 
