@@ -23,7 +23,14 @@ from mesoclinic.courses.actions import do_plan_course
 from mesoclinic.courses.models import Course
 from mesoclinic.patients.models import Consent, Patient
 from mesoclinic.protocols.models import ClinicProtocol
-from tests.browser.conftest import TABLET, _new_page, assert_accessible, login, shot
+from tests.browser.conftest import (
+    SCREENSHOTS,
+    TABLET,
+    _new_page,
+    assert_accessible,
+    login,
+    shot,
+)
 from tests.conftest import World
 
 pytestmark = pytest.mark.browser
@@ -149,7 +156,11 @@ def test_a_tablet_is_handed_to_the_patient_and_taken_back_with_the_pin(
     expect(page.get_by_text("Your tablet PIN is set.")).to_be_visible()
 
     page.goto(url + f"/patients/{patient.pk}/")
-    page.get_by_role("button", name="Hand the tablet to the patient").click()
+    handover = page.get_by_role("button", name="Hand the tablet to the patient")
+    handover.scroll_into_view_if_needed()
+    # The chart is the staff's page (its own browser tests check it): a screenshot only.
+    page.screenshot(path=SCREENSHOTS / "kiosk-chart.png")
+    handover.click()
     expect(page).to_have_url(re.compile(r"/my/intake/$"))
     expect(page.get_by_text("Fill these in on this tablet")).to_be_visible()
     check(page, "kiosk-intake")
@@ -179,6 +190,7 @@ def test_a_tablet_is_handed_to_the_patient_and_taken_back_with_the_pin(
 
     page.get_by_role("link", name="Back to your forms").click()
     page.get_by_role("link", name="Hand back to the clinic").click()
+    check(page, "kiosk-return")
     page.get_by_label("Staff PIN").fill("000000")
     page.get_by_role("button", name="Take the tablet back").click()
     expect(page.get_by_text("That PIN is not right. 4 tries are left")).to_be_visible()
