@@ -164,8 +164,10 @@ class HandoverTests:
     ) -> None:
         path = f"/my/intake/consent/{scene.course['id']}/"
         assert tablet.get(path).status_code == 200
-        r = tablet.post(path, {"signed_name": "Ana Lopez", "read_to_end": "on"})
-        assert r.status_code == 302
+        r = tablet.post(path, {"signed_name": "Ana Lopez", "read_to_end": "on"}, follow=True)
+        assert b"The clinic will give you a copy." in r.content
+        assert b"Signed. The clinic will give you a copy." in r.content
+        assert b"in your documents" not in r.content
         signed = Consent.objects.filter(patient=scene.patient).latest("recorded_at")
         assert signed.method == Consent.Method.TYPED
         assert signed.witnessed_by == scene.world.practitioner

@@ -260,7 +260,13 @@ def consent(request: HttpRequest, course_id: int) -> HttpResponse:
             # over, the staff member does, as when the patient signs in the clinic.
             witnessed=_via(caller) == KIOSK,
         )
-        messages.success(request, "Thank you: your consent is signed. A copy is in your documents.")
+        messages.success(
+            request,
+            # A tablet handed over shows no documents: the clinic gives the copy there.
+            "Thank you: your consent is signed. The clinic will give you a copy."
+            if _via(caller) == KIOSK
+            else "Thank you: your consent is signed. A copy is in your documents.",
+        )
         return redirect("portal:intake")
     return render(
         request,
