@@ -15,6 +15,12 @@ from mesoclinic.accounts.models import AuditEvent, KioskPin, User
 from mesoclinic.outcomes.models import PhotoConsent
 from mesoclinic.patients.models import Consent, Patient, PatientChange
 from tests.conftest import Scene, World
+from tests.routes import (
+    Objects,
+    api_operations,
+    objects_fixture,  # noqa: F401 - the `objects` fixture
+    web_routes,
+)
 from tests.test_portal import no_to_everything
 
 PIN = "482913"
@@ -198,6 +204,50 @@ class HandoverTests:
         theirs.patient = other
         theirs.save()
         assert tablet.get(f"/my/intake/consent/{theirs.pk}/").status_code == 404
+
+
+# The only pages a handed-over browser reaches (their names as tests/routes.py gives them).
+KIOSK_PAGES = {
+    "portal:intake",
+    "portal:intake_details",
+    "portal:intake_screening",
+    "portal:intake_photos",
+    "portal:intake_consent",
+    "kiosk_return",
+    "kiosk_sign_out",
+}
+
+
+class EveryRouteTests:
+    def test_every_other_page_and_api_operation_is_refused(self, objects: Objects) -> None:
+        """Every route of the URL conf and every API operation, read from them so that a new
+        one is tried without anyone listing it, by GET and by POST with the session cookie."""
+        client = staff_with_pin(objects.scene.world.practitioner)
+        hand_over(client, objects.scene.patient)
+        tried, served = 0, []
+        for route, name in web_routes():
+            if name in KIOSK_PAGES:
+                continue
+            url = objects.fill(route)
+            for method in (client.get, client.post):
+                r = method(url)
+                tried += 1
+                if r.status_code != 403 or b"Only your forms on this tablet" not in r.content:
+                    served.append(f"{method.__name__.upper()} {url} {r.status_code}")
+        for method_name, path in api_operations():
+            url = "/api/v1" + objects.fill(path)
+            r = client.generic(method_name, url, b"{}", content_type="application/json")
+            tried += 1
+            if r.status_code != 403 or r["Content-Type"] != "application/problem+json":
+                served.append(f"{method_name} {url} {r.status_code}")
+        for path in ("/admin/", "/admin/patients/patient/", "/static/../admin/"):
+            tried += 1
+            if client.get(path).status_code != 403:
+                served.append(f"GET {path}")
+        assert served == [], f"a handed-over tablet reached: {served}"
+        assert tried > 300
+        # Still handed over, and the forms still answer.
+        assert client.get("/my/intake/").status_code == 200
 
 
 class TakeBackTests:
