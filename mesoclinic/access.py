@@ -98,7 +98,9 @@ class Caller:
     - `user` is None and `link` is None: anonymous;
     - `user` is set and not active: a deactivated user, who may have nothing;
     - `membership` is set: staff acting in that membership's clinic and role;
-    - `patient` is set: a patient's own login, who sees only their own records;
+    - `patient` is set: a patient's own login, who sees only their own records; or a browser
+      a staff member handed to the patient (the kiosk, `via` "kiosk"), whose `user` is that
+      staff member and which sees only that patient's records, as the patient's login would;
     - `link` is set: the holder of a signed link, who sees only what the link is for;
     - a signed-in user with none of those: a member of no clinic, who may have nothing.
     `via` is the channel written on audit rows ("web", "api", "link")."""
@@ -189,20 +191,50 @@ def membership(request: HttpRequest) -> Membership | None:
     return next((m for m in mine if m.clinic_id == chosen), None) or (mine[0] if mine else None)
 
 
+# The tablet handover (web/kiosk.py): a staff member's browser session handed to one patient
+# keeps {"staff_id", "patient_id", "clinic_id", "clinical"} under this key.
+KIOSK_KEY = "kiosk"
+
+
+def kiosk_of(request: HttpRequest) -> dict[str, Any] | None:
+    """The handover this browser session is in, or None. It holds only while the staff member
+    who handed the tablet over is the one signed in."""
+    session = getattr(request, "session", None)
+    state = session.get(KIOSK_KEY) if session is not None else None
+    if not isinstance(state, dict):
+        return None
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or state.get("staff_id") != user.pk:
+        return None
+    return state
+
+
 def caller_from_request(request: HttpRequest) -> Caller:
     """The caller a signed-in browser is: the membership chosen for this browser session
-    (web/context.py keeps the choice), else the patient's own login. Cached on the request."""
+    (web/context.py keeps the choice), else the patient's own login. A browser handed to a
+    patient (the kiosk) is that patient, whoever is signed in. Cached on the request."""
     cached = getattr(request, "_access_caller", None)
     if isinstance(cached, Caller):
         return cached
     user = request.user if request.user.is_authenticated else None
     found = None
     own = None
-    if user is not None and user.is_active:
+    via = "web"
+    handed = kiosk_of(request)
+    if user is not None and user.is_active and handed is not None:
+        # The staff member must still belong to the patient's clinic; no membership acts.
+        if any(m.clinic_id == handed["clinic_id"] for m in memberships(request)):
+            own = (
+                Patient.objects.filter(pk=handed["patient_id"], clinic_id=handed["clinic_id"])
+                .select_related("clinic")
+                .first()
+            )
+        via = "kiosk"
+    elif user is not None and user.is_active:
         found = membership(request)
         if found is None:
             own = Patient.objects.filter(user=user).select_related("clinic").first()
-    made = Caller(user=user, membership=found, patient=own, via="web")
+    made = Caller(user=user, membership=found, patient=own, via=via)
     request._access_caller = made  # type: ignore[attr-defined]
     return made
 

@@ -16,6 +16,9 @@ Staff (password "demo" for everyone):
     practitioner2  registered nurse whose licence has EXPIRED: the clinic refuses every session
                    they chart (one refused attempt today is in the audit trail)
 
+The patient portal (/my/): Megan O'Brien, mid-course, signs in as megan.obrien@example.com
+with the same password.
+
 Formulary: a lipolytic mix, a cellulite mix, a vitamin C facial cocktail, a biotin hair
 cocktail, lidocaine 1 % and a homeopathic complex. One lot is expired, one expires within 30
 days, and one cellulite lot is recalled after three current patients received it.
@@ -117,6 +120,9 @@ LOGINS = (
     ("practitioner", "Practitioner"),
     ("frontdesk", "Front desk"),
 )
+# The one patient with a portal login: a patient signs in with their email address.
+PORTAL_PATIENT = ("Megan", "O'Brien")
+PORTAL_LOGIN = "megan.obrien@example.com"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1032,6 +1038,20 @@ def _next_weekday(day: dt.date, weekday: int) -> dt.date:
     return day + dt.timedelta(days=(weekday - day.weekday()) % 7)
 
 
+def _portal_login(d: Demo) -> None:
+    """Megan O'Brien (mid-course, visits booked) signs in to the patient portal."""
+    first, last = PORTAL_PATIENT
+    patient = Patient.objects.get(clinic=d.clinic, first_name=first, last_name=last)
+    user = User.objects.create_user(
+        PORTAL_LOGIN,
+        email=PORTAL_LOGIN,
+        password=PASSWORD,
+        first_name=first,
+        last_name=last,
+    )
+    Patient.objects.filter(pk=patient.pk).update(email=PORTAL_LOGIN, user=user)
+
+
 def load(scale: int = 1) -> bool:
     """Create the demo clinic, or do nothing (and return False) if it exists already.
 
@@ -1056,6 +1076,7 @@ def load(scale: int = 1) -> bool:
             for person, story in CAST:
                 story(d, replace(person, last=f"{person.last}-{copy + 1}") if copy else person)
         _recall(d)
+        _portal_login(d)
         _refused_attempt(d)
         _calendar(d)
         do_sweep_side_effects(timezone.now())
@@ -1078,5 +1099,8 @@ def logins_text(host: str, port: int) -> str:
         *(f"  {f'{u} / {PASSWORD}':<{width}}  {role}" for u, role in LOGINS),
         f"  (practitioner2 / {PASSWORD} is a practitioner whose licence has expired:",
         "   every session they chart is refused.)",
+        "",
+        f"The patient portal: {base}/my/login/",
+        f"  {PORTAL_LOGIN} / {PASSWORD}  {' '.join(PORTAL_PATIENT)}, mid-course",
     ]
     return "\n".join(lines)

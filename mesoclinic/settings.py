@@ -123,6 +123,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A browser handed to a patient (the kiosk) reaches only that patient's intake forms.
+    "mesoclinic.web.kiosk.KioskMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mesoclinic.api.middleware.ApiProblemMiddleware",
     "mesoclinic.api.idempotency.IdempotencyMiddleware",
@@ -143,6 +145,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "mesoclinic.web.context.staff",
+                "mesoclinic.web.kiosk.context",
             ],
         },
     },
@@ -351,6 +354,9 @@ LOGIN_LOCKOUT_MINUTES = int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15"))
 # which would make every page view a database write).
 SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES", "30"))
 SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_MINUTES * 60
+# Tablet handover (docs/portal.md, Tablet handover): this many wrong PINs in a row lock the
+# staff member's PIN until they sign in with their password.
+KIOSK_PIN_ATTEMPTS = int(os.environ.get("KIOSK_PIN_ATTEMPTS", "5"))
 
 # Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the
 # product's choice, with its default in mesoclinic/safety/surveil.py DEFAULTS.

@@ -143,6 +143,12 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "analytics": ("GET", MANAGE),
     "account_tokens": ("GET", SIGNED_IN),
     "account_revoke_token": ("POST", OWNER),
+    # The tablet handover (web/kiosk.py): staff set a PIN and hand the tablet to a patient;
+    # the way back answers anyone signed in (outside a handover it sends them to Today).
+    "account_pin": ("POST", READ),
+    "kiosk_start": ("POST", READ),
+    "kiosk_return": ("GET", SIGNED_IN),
+    "kiosk_sign_out": ("POST", SIGNED_IN),
     "account_revoke_feed": ("POST", OWNER),
     # The setup pages (web/setup.py).
     "manage_setup": ("GET", MANAGE),

@@ -23,6 +23,7 @@ def test_the_session_gate_benchmark_runs(db: Any) -> None:
 def test_the_pages_benchmark_runs_on_the_demo(db: Any) -> None:
     figures = pages.run(scale=1, runs=3)
     assert figures["today_p95"] > 0 and figures["chart_p95"] > 0
+    assert figures["portal_home_p95"] > 0
     assert Patient.objects.count() == 30
 
 

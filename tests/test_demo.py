@@ -241,6 +241,15 @@ class DemoClinicTests:
         assert "http://127.0.0.1:8000/api/v1/docs" in text
         for login in ("manager / demo", "practitioner / demo", "frontdesk / demo"):
             assert login in text
+        assert "http://127.0.0.1:8000/my/login/" in text
+        assert f"{demo.PORTAL_LOGIN} / demo" in text
+
+    def test_one_patient_signs_in_to_the_portal(self, clinic: Clinic) -> None:
+        user = authenticate(username=demo.PORTAL_LOGIN, password="demo")
+        assert user is not None and not Membership.objects.filter(user=user).exists()
+        patient = Patient.objects.get(user=user)
+        assert (patient.first_name, patient.last_name) == demo.PORTAL_PATIENT
+        assert patient.clinic == clinic and patient.email == demo.PORTAL_LOGIN
 
 
 class DemoCommandTests:

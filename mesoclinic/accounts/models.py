@@ -352,6 +352,9 @@ class AuditEvent(models.Model):
         DELETE = "delete", "Deleted"
         REVOKE = "revoke", "Revoked a token or calendar address"
         LOCKOUT = "lockout", "Locked out after repeated failed sign-ins"
+        HANDOVER = "handover", "Handed the tablet to a patient"
+        TAKEBACK = "takeback", "Took the tablet back with the PIN"
+        PIN_FAILED = "pin_failed", "Entered a wrong tablet PIN"
 
     clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="audit_events", null=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
@@ -443,3 +446,19 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} failures"
+
+
+class KioskPin(models.Model):
+    """A staff member's tablet PIN: what takes a tablet back from a patient (web/kiosk.py).
+    Stored hashed, as a password is. Wrong tries are counted under a row lock; at
+    KIOSK_PIN_ATTEMPTS the PIN is locked until the staff member signs in with their password
+    (accounts/pins.py)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, models.CASCADE, related_name="kiosk_pin")
+    pin_hash = models.CharField(max_length=200)
+    failures = models.PositiveIntegerField(default=0)
+    locked_at = models.DateTimeField(null=True, blank=True)
+    set_at = models.DateTimeField(default=now)
+
+    def __str__(self) -> str:
+        return f"tablet PIN of user {self.user_id}"

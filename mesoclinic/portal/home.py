@@ -86,7 +86,12 @@ def home(request: HttpRequest) -> HttpResponse:
     courses = list(
         courses_for(caller, OWN).select_related("protocol", "clinic").order_by("-created_at")
     )
-    sessions = list(sessions_for(caller, OWN).select_related("course__clinic", "course__protocol"))
+    # Each session's aftercare names its areas, read from its injections: fetched at once.
+    sessions = list(
+        sessions_for(caller, OWN)
+        .select_related("course__clinic", "course__protocol")
+        .prefetch_related("injections")
+    )
     photos = list(photos_for(caller, OWN).order_by("taken_at", "id"))
     screening = latest_screening(caller)
     rows = [_course_row(c, [s for s in sessions if s.course_id == c.pk], photos) for c in courses]

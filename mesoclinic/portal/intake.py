@@ -5,7 +5,9 @@ each planned course, read to its end and signed on the patient's own device.
 Each step goes through the staff's action (patients/records.do_edit_patient,
 patients/actions.do_screen_patient, outcomes/photo_actions.do_record_photo_consent,
 patients/actions.do_sign_consent), so it is versioned and audited the same way, with the
-patient's own login as the user and "portal" as the channel.
+patient's own login as the user and "portal" as the channel. On a tablet the staff handed to
+the patient (web/kiosk.py) the same views serve: the user is then the staff member, the channel
+"kiosk", and a consent signed there is witnessed by that staff member, as in the clinic.
 
 A screening with a hard stop stops online booking of treatment: `booking_stop` answers why,
 in the patient's words, for the intake page and for whatever books visits online."""
@@ -42,12 +44,18 @@ from mesoclinic.web import forms as web_forms
 from mesoclinic.web.chart import consent_products, reading_paragraphs
 
 VIA = "portal"
+KIOSK = "kiosk"
 
 
 def _me(request: HttpRequest, *, view: bool = False) -> tuple[Any, Patient]:
     caller = patient_caller(request)
     patient = access_patient(caller, caller.patient.pk, OWN, view=view)  # type: ignore[union-attr]
     return caller, patient
+
+
+def _via(caller: Any) -> str:
+    """The channel the audit rows name: the portal, or a tablet handed over by staff."""
+    return KIOSK if caller.via == KIOSK else VIA
 
 
 @dataclass(frozen=True)
@@ -122,12 +130,12 @@ def intake(request: HttpRequest) -> HttpResponse:
 @patient_page
 @require_http_methods(["GET", "POST"])
 def details(request: HttpRequest) -> HttpResponse:
-    _, patient = _me(request, view=request.method == "GET")
+    caller, patient = _me(request, view=request.method == "GET")
     form = DetailsForm(request.POST or None, instance=patient)
     if request.method == "POST" and form.is_valid():
         values = {n: form.cleaned_data[n] for n in records.EDITABLE if n in form.cleaned_data}
         try:
-            change = records.do_edit_patient(patient, values, user=request.user, via=VIA)
+            change = records.do_edit_patient(patient, values, user=request.user, via=_via(caller))
         except ValidationError as exc:
             web_forms.put_errors(form, exc)  # type: ignore[arg-type]
         else:
@@ -156,10 +164,16 @@ def screening(request: HttpRequest) -> HttpResponse:
             # The answers, the allergies and the medicines are kept together or not at all.
             with transaction.atomic():
                 found = do_screen_patient(
-                    patient, form.answers(), request.user, via=VIA, allergies=form.allergies()
+                    patient,
+                    form.answers(),
+                    request.user,
+                    via=_via(caller),
+                    allergies=form.allergies(),
                 )
                 for name in form.medications():
-                    records.do_add_medication(patient, name=name, user=request.user, via=VIA)
+                    records.do_add_medication(
+                        patient, name=name, user=request.user, via=_via(caller)
+                    )
         except AnswerError as exc:
             for key, message in exc.problems:
                 form.add_error(key if key in form.fields else None, message)
@@ -186,7 +200,7 @@ def screening(request: HttpRequest) -> HttpResponse:
 @patient_page
 @require_http_methods(["GET", "POST"])
 def photos(request: HttpRequest) -> HttpResponse:
-    _, patient = _me(request, view=request.method == "GET")
+    caller, patient = _me(request, view=request.method == "GET")
     state = photo_actions.consent_state(patient)
     initial = {
         purpose: ("yes" if decision.granted else "no")
@@ -202,7 +216,11 @@ def photos(request: HttpRequest) -> HttpResponse:
                 # list of decisions rather than of page saves.
                 if decision is None or decision.granted != granted:
                     photo_actions.do_record_photo_consent(
-                        patient, purpose=purpose, granted=granted, user=request.user, via=VIA
+                        patient,
+                        purpose=purpose,
+                        granted=granted,
+                        user=request.user,
+                        via=_via(caller),
                     )
         messages.success(request, "Your choices about photos are saved.")
         return redirect("portal:intake")
@@ -237,10 +255,18 @@ def consent(request: HttpRequest, course_id: int) -> HttpResponse:
             indication=course.indication,
             areas=list(course.areas),
             user=request.user,
-            via=VIA,
-            witnessed=False,
+            via=_via(caller),
+            # On the patient's own device nobody witnesses it; on a tablet the staff handed
+            # over, the staff member does, as when the patient signs in the clinic.
+            witnessed=_via(caller) == KIOSK,
         )
-        messages.success(request, "Thank you: your consent is signed. A copy is in your documents.")
+        messages.success(
+            request,
+            # A tablet handed over shows no documents: the clinic gives the copy there.
+            "Thank you: your consent is signed. The clinic will give you a copy."
+            if _via(caller) == KIOSK
+            else "Thank you: your consent is signed. A copy is in your documents.",
+        )
         return redirect("portal:intake")
     return render(
         request,

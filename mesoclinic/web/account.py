@@ -1,5 +1,6 @@
 """Your sessions and tokens: the signed-in user's live API tokens and calendar address, each
-with a button that ends it."""
+with a button that ends it, and the tablet PIN that takes a tablet back from a patient
+(web/kiosk.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from mesoclinic.accounts import pins
 from mesoclinic.accounts.models import acting
 from mesoclinic.api.models import ApiToken, do_revoke_tokens
 from mesoclinic.scheduling import feeds
+from mesoclinic.web.context import ALL_STAFF, caller
+from mesoclinic.web.kiosk import SetPinForm
 
 
 @login_required
-def tokens(request: HttpRequest) -> HttpResponse:
+def tokens(request: HttpRequest, pin_form: SetPinForm | None = None) -> HttpResponse:
     user = acting(request.user)
     live = (
         ApiToken.objects.active()
@@ -33,7 +37,12 @@ def tokens(request: HttpRequest) -> HttpResponse:
             "tokens": list(live),
             "feeds": list(calendar),
             "idle_minutes": settings.SESSION_IDLE_TIMEOUT_MINUTES,
+            "is_staff_member": caller(request).may(ALL_STAFF),
+            "pin_form": pin_form or SetPinForm(user),
+            "has_pin": pins.has_pin(user),
+            "pin_locked": pins.is_locked(user),
         },
+        status=400 if pin_form is not None else 200,
     )
     response["Cache-Control"] = "no-store"
     return response
@@ -58,4 +67,17 @@ def revoke_feed(request: HttpRequest, feed_id: int) -> HttpResponse:
         raise Http404("You have no calendar address with that number.")
     feeds.do_revoke_feed(feed, user=request.user, reason="revoked by its holder")
     messages.success(request, "The calendar address no longer works.")
+    return redirect("web:account_tokens")
+
+
+@login_required
+@require_POST
+def set_pin(request: HttpRequest) -> HttpResponse:
+    """Set or change the tablet PIN (staff only), confirmed with the password."""
+    member = caller(request).require(ALL_STAFF)
+    form = SetPinForm(request.user, request.POST)
+    if not form.is_valid():
+        return tokens(request, pin_form=form)
+    pins.do_set_pin(request.user, form.cleaned_data["pin"], clinic=member.clinic)
+    messages.success(request, "Your tablet PIN is set.")
     return redirect("web:account_tokens")
