@@ -584,6 +584,8 @@ class IntakeTests:
             assert "Online booking of treatment is stopped" in page, path
             assert "Are you pregnant, or could you be?" in page
             assert "Book a consultation instead" in page
+            # The consultation is booked online on the clinic's public site.
+            assert f'href="/site/{world.clinic.slug}/book/"' in page
         # An answer given again without the hard stop lifts it.
         client.post("/my/intake/screening/", no_to_everything(world.clinic))
         assert "Online booking of treatment is stopped" not in client.get("/my/").content.decode()

@@ -111,6 +111,13 @@ class ProtocolPageTests:
             assert site(world.clinic, "protocol", p.key) in html
             assert p.name in html
 
+    def test_every_page_leads_patients_to_sign_in_or_register(self, world: World) -> None:
+        html = Client().get(site(world.clinic)).content.decode()
+        assert 'href="/my/login/"' in html
+        register = f"/my/register/{world.clinic.pk}/"
+        assert f'href="{register}"' in html
+        assert Client().get(register).status_code == 200
+
     def test_it_shows_both_sides_where_the_articles_disagree(self, world: World) -> None:
         page = Client().get(site(world.clinic, "protocol", "cellulite"))
         assert page.status_code == 200

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db import models
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 
@@ -43,6 +44,9 @@ class ClinicScopedAdmin(admin.ModelAdmin):
     to its patient's id ("pk" for Patient, "patient_id", "course__patient_id"): its list and
     change pages then write a `view` row for each patient they show. The path ends at the
     patient relation ("pk" for Patient itself, "patient", "course__patient")."""
+
+    # A web address typed without a scheme is taken as https, as the clinic's own pages do.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     clinic_path = "clinic"
     patient_path: str | None = None
