@@ -519,3 +519,36 @@ def test_an_injecting_visit_needs_a_practitioner_licensed_on_the_day(
         course, user=cal.front_desk, practitioner=cal.practitioner, accept_changes=True
     )
     assert {a.practitioner for a in made} == {cal.manager}  # never the unlicensed one
+
+
+def test_a_booked_session_at_a_windows_edge_across_a_change_of_clock_is_judged_exactly() -> None:
+    # Cadence 7 days, tolerance 2: the window after a session on Sat 24 Oct 2026 at 10:00 in
+    # Paris closes on Mon 2 Nov at 10:00 there, after the clocks went back on 25 Oct, so nine
+    # days and one hour later in elapsed time. A visit at that edge fits; half an hour later
+    # does not. Counting elapsed days alone would get both wrong.
+    from zoneinfo import ZoneInfo
+
+    from mesoclinic.scheduling import series
+
+    paris = ZoneInfo("Europe/Paris")
+    rules = series.Rules(
+        cadence=dt.timedelta(days=7),
+        tolerance=dt.timedelta(days=2),
+        test_wait=dt.timedelta(hours=24),
+    )
+    last = dt.datetime(2026, 10, 24, 10, 0, tzinfo=paris)
+    now = dt.datetime(2026, 10, 26, 9, 0, tzinfo=paris)
+
+    def broken(booked: list[dt.datetime]) -> str | None:
+        return planning._cadence_broken(1, last, booked, [], rules, now, paris)
+
+    at_edge = dt.datetime(2026, 11, 2, 10, 0, tzinfo=paris)
+    assert broken([at_edge]) is None
+    late = at_edge + dt.timedelta(minutes=30)
+    assert broken([late]) == (
+        "Session 2 is booked for Mon 2 Nov, outside its window (Thu 29 Oct to Mon 2 Nov)."
+    )
+    # A session well inside each window, and the next one's window counted from it.
+    weekly = [last + dt.timedelta(days=7 * n) for n in (1, 2, 3)]
+    assert broken(weekly) is None
+    assert broken([*weekly[:2], weekly[1] + dt.timedelta(days=12)]) is not None

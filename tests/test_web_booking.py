@@ -95,7 +95,7 @@ def test_a_completed_course_shows_and_books_its_maintenance_visit(
     _complete(course, cal, at(10, 0, NOW.date() - 7 * DAY))
     client = signed_in(cal.front_desk)
     chart = client.get(f"/patients/{course.patient_id}/").content.decode()
-    assert "Maintenance visit proposed for" in chart
+    assert "Maintenance visit due between" in chart
     proposal = planning.propose_maintenance(course)
     assert proposal is not None
 
@@ -104,7 +104,7 @@ def test_a_completed_course_shows_and_books_its_maintenance_visit(
     assert "Maintenance visit booked for" in done
     made = Appointment.objects.get(course=course)
     assert made.kind == "maintenance" and made.starts_at == proposal.visits[0].start
-    assert "Maintenance visit proposed for" not in done
+    assert "Maintenance visit due between" not in done
 
 
 def test_today_lists_the_days_visits_and_the_broken_cadences(cal: World, course: Course) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, User, audit
@@ -980,18 +980,17 @@ def next_free_slot(
     return (preferred or starts)[0].astimezone(clinic.tz)
 
 
-def propose_maintenance(
+def maintenance_due(
     course: Course,
     *,
     sessions: Sequence[Session] | None = None,
     visits: Sequence[Appointment] | None = None,
-) -> CoursePlan | None:
-    """For a completed course, a maintenance visit in the protocol's window after the last
-    session (6–8 months for the shipped protocols), with the course's practitioner. None
-    when the course is not completed or a maintenance visit is already booked.
+) -> tuple[Session, dict[str, str]] | None:
+    """For a completed course with no maintenance visit booked, its last session and the
+    protocol's maintenance window after it ({"from", "to"} as ISO days); else None. No slot
+    search: the chart shows the window from this, and booking finds the time.
 
-    `sessions` (by time) and `visits`, when given, are the course's sessions and visits
-    already read, as for `remaining_from`."""
+    `sessions` and `visits`, when given, are the course's sessions and visits already read."""
     if course.status not in (Course.Status.COMPLETED, Course.Status.MAINTENANCE):
         return None
     if visits is not None:
@@ -1008,8 +1007,25 @@ def propose_maintenance(
         last = Session.objects.filter(course=course).order_by("-performed_at").first()
     if last is None:
         return None
+    local_day = last.performed_at.astimezone(course.clinic.tz).date()
+    return last, course_logic.maintenance_window(local_day, course.spec)
+
+
+def propose_maintenance(
+    course: Course,
+    *,
+    sessions: Sequence[Session] | None = None,
+    visits: Sequence[Appointment] | None = None,
+) -> CoursePlan | None:
+    """For a completed course, a maintenance visit in the protocol's window after the last
+    session (6–8 months for the shipped protocols), with the course's practitioner. None
+    when the course is not completed or a maintenance visit is already booked
+    (`maintenance_due`)."""
+    due = maintenance_due(course, sessions=sessions, visits=visits)
+    if due is None:
+        return None
+    last, window = due
     tz = course.clinic.tz
-    window = course_logic.maintenance_window(last.performed_at.astimezone(tz).date(), course.spec)
     start = dt.datetime.combine(dt.date.fromisoformat(window["from"]), dt.time(0), tzinfo=tz)
     end = dt.datetime.combine(dt.date.fromisoformat(window["to"]), dt.time(23, 59), tzinfo=tz)
     start = max(start, timezone.now())
@@ -1104,11 +1120,21 @@ def cadence_flags(
     }
     if not courses:
         return []
-    held: dict[int, list[dt.datetime]] = defaultdict(list)
-    for course_id, at in Session.objects.filter(
-        course__clinic=clinic, course__status=Course.Status.ACTIVE, kind=Session.Kind.COURSE
-    ).values_list("course_id", "performed_at"):
-        held[course_id].append(at)
+    # Each course's sessions as their number and the last one's time: what the check reads.
+    held: dict[int, tuple[int, dt.datetime]] = {
+        course_id: (count, last)
+        for course_id, count, last in Session.objects.filter(
+            course__clinic=clinic, course__status=Course.Status.ACTIVE, kind=Session.Kind.COURSE
+        )
+        .values("course_id")
+        .annotate(count=Count("id"), last=Max("performed_at"))
+        .values_list("course_id", "count", "last")
+    }
+    # A missed or cancelled visit counts only after the last session and inside its window,
+    # so older ones are not read: none is further back than the longest cadence and tolerance.
+    longest = max(cadence for _, cadence, _ in courses.values())
+    longest += max((spec.cadence.tolerance_days.v for spec in specs.values()), default=0)
+    missed_since = now - dt.timedelta(days=longest + 1)
     booked: dict[int, list[dt.datetime]] = defaultdict(list)
     missed: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
     for course_id, status, starts_at in (
@@ -1117,7 +1143,10 @@ def cadence_flags(
             course__status=Course.Status.ACTIVE,
             kind=Appointment.Kind.SESSION,
         )
-        .filter(Q(status__in=OPEN, starts_at__gte=now) | Q(status__in=Appointment.INACTIVE))
+        .filter(
+            Q(status__in=OPEN, starts_at__gte=now)
+            | Q(status__in=Appointment.INACTIVE, starts_at__gte=missed_since)
+        )
         .values_list("course_id", "status", "starts_at")
     ):
         if status in OPEN:
@@ -1127,14 +1156,14 @@ def cadence_flags(
     rules_for: dict[tuple[int, int], series.Rules] = {}
     found: list[tuple[int, str]] = []
     for course_id, (protocol_id, cadence_days, planned) in courses.items():
-        sessions = sorted(held[course_id])
-        if not sessions or len(sessions) >= planned:
+        if course_id not in held or held[course_id][0] >= planned:
             continue
+        count, last = held[course_id]
         key = (protocol_id, cadence_days)
         if key not in rules_for:
             rules_for[key] = _rules(specs[protocol_id], cadence_days)
         message = _cadence_broken(
-            sessions, booked[course_id], missed[course_id], rules_for[key], now, tz
+            count, last, booked[course_id], missed[course_id], rules_for[key], now, tz
         )
         if message is not None:
             found.append((course_id, message))
@@ -1148,22 +1177,29 @@ def cadence_flags(
 
 
 def _cadence_broken(
-    sessions: list[dt.datetime],
+    held: int,
+    last: dt.datetime,
     booked: list[dt.datetime],
     missed: list[tuple[dt.datetime, str]],
     rules: series.Rules,
     now: dt.datetime,
     tz: zoneinfo.ZoneInfo,
 ) -> str | None:
-    """How one active course's cadence is broken, in a sentence, or None if it is not."""
-    anchor = Anchor(logic.SESSION, sessions[-1])
-    window, _ = series.window_after(anchor, rules, tz)
+    """How one active course's cadence is broken, in a sentence, or None if it is not: `held`
+    sessions so far, the last at `last`.
+
+    Each booked session must fall in the window after the one before it. A window's edges keep
+    the wall-clock time across a change of clock (courses.logic.next_window), so in elapsed time
+    they move by at most an hour: a gap more than two hours inside the edges fits whatever the
+    zone does, and only a gap near an edge has its window worked out. Today asks this of every
+    active course on each load, and most booked courses keep their cadence exactly."""
+    number = held + 1
     upcoming = sorted(booked)
-    number = len(sessions) + 1
-    lost = sorted(m for m in missed if m[0] > sessions[-1])
     if not upcoming:
+        window, _ = series.window_after(Anchor(logic.SESSION, last), rules, tz)
         if window.end < now:
             return f"Session {number} was due by {_day(window.end, tz)}; nothing is booked."
+        lost = sorted(m for m in missed if m[0] > last)
         if lost:
             what = "missed" if lost[-1][1] == Appointment.Status.NO_SHOW else "cancelled"
             return (
@@ -1171,13 +1207,19 @@ def _cadence_broken(
                 f"{_day(window.end, tz)}."
             )
         return None
+    margin = dt.timedelta(hours=2)
+    surely_from = rules.cadence - rules.tolerance + margin
+    surely_to = rules.cadence + rules.tolerance - margin
+    previous = last
     for starts_at in upcoming:
-        if not _fits(starts_at, window):
-            return (
-                f"Session {number} is booked for {_day(starts_at, tz)}, outside its "
-                f"window ({_day(window.start, tz)} to {_day(window.end, tz)})."
-            )
-        window, _ = series.window_after(Anchor(logic.SESSION, starts_at), rules, tz)
+        if not surely_from <= starts_at - previous <= surely_to:
+            window, _ = series.window_after(Anchor(logic.SESSION, previous), rules, tz)
+            if not _fits(starts_at, window):
+                return (
+                    f"Session {number} is booked for {_day(starts_at, tz)}, outside its "
+                    f"window ({_day(window.start, tz)} to {_day(window.end, tz)})."
+                )
+        previous = starts_at
         number += 1
     return None
 

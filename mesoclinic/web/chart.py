@@ -147,7 +147,8 @@ def chart_page(
                 "visits": visits,
                 "to_book": course.status in BOOKABLE
                 and bool(planning.remaining_from(course, records.sessions, tests, visits).visits),
-                "maintenance": planning.propose_maintenance(
+                # The maintenance window, with no slot search: booking finds the time.
+                "maintenance": planning.maintenance_due(
                     course, sessions=records.sessions, visits=visits
                 ),
                 "photos": photo_actions.summary(course, photo_consents, photo_areas[course.pk]),

@@ -29,7 +29,7 @@ from mesoclinic.scheduling.planning import cadence_flags
 
 NEAR_EXPIRY_DAYS = 30
 # The rows each work list shows on Today; the rest are on the list's own page.
-ROWS = 10
+ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,11 @@ def lots(clinic: Clinic, today: dt.date, limit: int | None = ROWS) -> WorkList:
     return WorkList(rows, len(rows) if limit is None else found.count())
 
 
-def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dict[str, Any]:
-    """Today's page. `me`, the person looking, sees their own visits and sessions first."""
+def build(
+    clinic: Clinic, now: dt.datetime | None = None, me: Any = None, manager: bool = False
+) -> dict[str, Any]:
+    """Today's page. `me`, the person looking, sees their own visits and sessions first; a
+    `manager` also sees the safety alerts."""
     now = now or timezone.now()
     tz = clinic.tz
     start = dt.datetime.combine(now.astimezone(tz).date(), dt.time(0), tzinfo=tz)
@@ -229,8 +232,8 @@ def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dic
         # Reminders and infection-watch prompts go out only while the worker runs; staff are
         # told when it has stopped, so they can phone patients and call whoever runs the server.
         "worker": worker_state(now),
-        # Surveillance alerts not yet closed; the card is shown to managers only.
-        # Each headline different from the others (surveil.alert_rows).
+        # Surveillance alerts not yet closed, for managers only, each headline different from
+        # the others (surveil.alert_rows).
         "safety_alerts": alert_rows(
             list(
                 SafetyAlert.objects.filter(clinic=clinic)
@@ -239,7 +242,9 @@ def build(clinic: Clinic, now: dt.datetime | None = None, me: Any = None) -> dic
                 .order_by("-raised_at", "-id")
             ),
             clinic,
-        ),
+        )
+        if manager
+        else [],
         # Each follow-up closes from Today with how it ended.
         "follow_up_resolutions": FollowUp.Resolution.choices,
     }

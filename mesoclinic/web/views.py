@@ -38,7 +38,9 @@ def switch_clinic(request: HttpRequest) -> HttpResponse:
 def today(request: HttpRequest) -> HttpResponse:
     who = caller(request)
     found = who.require(ALL_STAFF)
-    context = today_page.build(found.clinic, me=request.user)
+    context = today_page.build(
+        found.clinic, me=request.user, manager=found.role == Membership.Role.MANAGER
+    )
     audit_list(who, "today", today_page.patients_shown(context))
     # Staff: licences that expire within 60 days or have expired, for a manager all of the
     # clinic's, for anyone else their own (templates/web/staff/_licence_warnings.html).
