@@ -1088,6 +1088,7 @@ def load(scale: int = 1) -> bool:
 
 def logins_text(host: str, port: int) -> str:
     base = f"http://{host}:{port}"
+    slug = Clinic.objects.filter(name=CLINIC_NAME).values_list("slug", flat=True).first()
     width = max(len(u) for u, _ in LOGINS) + len(f" / {PASSWORD}")
     lines = [
         f"{CLINIC_NAME} (New York)",
@@ -1102,5 +1103,6 @@ def logins_text(host: str, port: int) -> str:
         "",
         f"The patient portal: {base}/my/login/",
         f"  {PORTAL_LOGIN} / {PASSWORD}  {' '.join(PORTAL_PATIENT)}, mid-course",
+        *([f"The clinic's public site: {base}/site/{slug}/"] if slug else []),
     ]
     return "\n".join(lines)

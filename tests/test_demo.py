@@ -234,7 +234,7 @@ class DemoClinicTests:
         assert demo.load() is False
         assert counts() == before
 
-    def test_logins_text_names_the_urls_and_the_three_logins(self) -> None:
+    def test_logins_text_names_the_urls_and_the_three_logins(self, clinic: Clinic) -> None:
         text = demo.logins_text("127.0.0.1", 8000)
         assert "http://127.0.0.1:8000/" in text
         assert "http://127.0.0.1:8000/admin/" in text
@@ -243,6 +243,10 @@ class DemoClinicTests:
             assert login in text
         assert "http://127.0.0.1:8000/my/login/" in text
         assert f"{demo.PORTAL_LOGIN} / demo" in text
+
+    def test_logins_text_names_the_clinics_public_site(self, clinic: Clinic) -> None:
+        text = demo.logins_text("127.0.0.1", 8000)
+        assert f"http://127.0.0.1:8000/site/{clinic.slug}/" in text
 
     def test_one_patient_signs_in_to_the_portal(self, clinic: Clinic) -> None:
         user = authenticate(username=demo.PORTAL_LOGIN, password="demo")
