@@ -108,6 +108,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_change_role": ("POST", MANAGE),
     "manage_add_licence": ("GET", MANAGE),
     "manage_member": ("GET", MANAGE),
+    "manage_member_photo": ("POST", MANAGE),
     "manage_deactivate": ("POST", MANAGE),
     "manage_reactivate": ("POST", MANAGE),
     "manage_renew_licence": ("GET", MANAGE),

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence
+from mesoclinic.accounts.models import AuditEvent, Clinic, Membership, PractitionerLicence
 from mesoclinic.formulary.models import Ingredient, Product, ProductIngredient
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.patients.models import Patient
@@ -341,6 +341,33 @@ class PractitionerTests:
         assert "expired on" in manager
         # Front desk holds no licence and is not listed.
         assert "Frontdesk" not in words
+
+    def test_the_manager_sets_a_photo_that_the_page_shows_and_allows(self, world: World) -> None:
+        member = Membership.objects.get(user=world.practitioner)
+        page = f"/manage/staff/{member.pk}/photo/"
+        client = signed_in(world.manager)
+        # An address that is not https is refused, naming the field, and nothing changes.
+        refused = client.post(page, {"photo_url": "http://example.com/maria.jpg"}, follow=True)
+        assert "Photo address: The address must begin with https://." in refused.content.decode()
+        member.refresh_from_db()
+        assert member.photo_url == ""
+        client.post(page, {"photo_url": "https://photos.example.org/maria.jpg"})
+        member.refresh_from_db()
+        assert member.photo_url == "https://photos.example.org/maria.jpg"
+        assert AuditEvent.objects.filter(
+            object_type="accounts.Membership", detail__photo_url=member.photo_url
+        ).exists()
+        response = Client().get(site(world.clinic, "practitioners"))
+        html = response.content.decode()
+        assert 'src="https://photos.example.org/maria.jpg"' in html
+        assert f'alt="Photo of {world.practitioner.display_name}"' in html
+        assert "img-src 'self' https://photos.example.org" in response["Content-Security-Policy"]
+        # Only a manager sets it; cleared, it is gone from the page and its policy.
+        assert signed_in(world.practitioner).post(page, {"photo_url": ""}).status_code == 403
+        client.post(page, {"photo_url": ""})
+        response = Client().get(site(world.clinic, "practitioners"))
+        assert "photos.example.org" not in response.content.decode()
+        assert "photos.example.org" not in response["Content-Security-Policy"]
 
     def test_a_renewed_licence_shows_only_the_new_one(self, world: World) -> None:
         from mesoclinic.accounts.staff import do_renew_licence

@@ -230,6 +230,13 @@ class Membership(models.Model):
         blank=True,
         related_name="+",
     )
+    # The practitioner's photo on the clinic's public site: an https address, as the logo is.
+    photo_url = models.URLField(
+        "photo address",
+        max_length=500,
+        blank=True,
+        help_text="An https address of the practitioner's photo, shown on the public site.",
+    )
 
     objects = ActiveMembershipManager()
     every = EveryMembershipManager()

@@ -67,6 +67,29 @@ def do_change_role(member: Membership, role: str, *, user: Any, via: str = "web"
     return True
 
 
+def do_set_photo(member: Membership, photo_url: str, *, user: Any, via: str = "web") -> bool:
+    """Set or clear the photo the clinic's public site shows of `member`; answer whether it
+    changed. Audited with the address before and after."""
+    with transaction.atomic():
+        fresh = Membership.every.select_for_update().get(pk=member.pk)
+        before = fresh.photo_url
+        if photo_url == before:
+            return False
+        fresh.photo_url = photo_url
+        fresh.save(update_fields=["photo_url"])
+        audit(
+            clinic=fresh.clinic,
+            user=user,
+            action=AuditEvent.Action.UPDATE,
+            obj=fresh,
+            via=via,
+            photo_url_before=before,
+            photo_url=photo_url,
+        )
+    member.photo_url = photo_url
+    return True
+
+
 def do_deactivate(member: Membership, *, user: Any, via: str = "web") -> Membership:
     """End `member`'s access to the clinic: their pages and API calls there are refused from
     the next request, their API tokens and calendar addresses for it are revoked, and their

@@ -305,6 +305,8 @@ class Practitioner:
     name: str
     licences: list[PractitionerLicence]
     today: dt.date
+    # The https address of their photo, set on their staff page, or "" for none.
+    photo_url: str = ""
 
     def expired(self, licence: PractitionerLicence) -> bool:
         return not licence.is_valid_on(self.today)
@@ -319,6 +321,7 @@ def practitioners(clinic: Clinic, today: dt.date) -> list[Practitioner]:
         .filter(user__is_active=True)
         .select_related("user")
     )
+    photo_of = {m.user_id: m.photo_url for m in members}
     users: list[User] = sorted(
         (m.user for m in members), key=lambda u: (u.last_name, u.first_name, u.username)
     )
@@ -328,7 +331,11 @@ def practitioners(clinic: Clinic, today: dt.date) -> list[Practitioner]:
     ).order_by("-expires_on"):
         licences.setdefault(licence.user_id, []).append(licence)
     # Only those who hold a licence are practitioners patients should check.
-    return [Practitioner(u.display_name, licences[u.pk], today) for u in users if u.pk in licences]
+    return [
+        Practitioner(u.display_name, licences[u.pk], today, photo_of.get(u.pk, ""))
+        for u in users
+        if u.pk in licences
+    ]
 
 
 # The gallery.

@@ -47,13 +47,19 @@ def _clinic(slug: str) -> Clinic:
     return get_object_or_404(Clinic, slug=slug)
 
 
-def _csp(clinic: Clinic) -> str:
-    """The site's policy: the product's own, with the logo's host allowed as an image."""
-    if not clinic.logo_url:
+def _csp(clinic: Clinic, images: list[str] | None = None) -> str:
+    """The site's policy: the product's own, with the hosts of the logo and of `images` (the
+    practitioners' photos) allowed as images."""
+    origins: list[str] = []
+    for url in [clinic.logo_url, *(images or [])]:
+        if url:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in origins:
+                origins.append(origin)
+    if not origins:
         return CONTENT_SECURITY_POLICY
-    parts = urlsplit(clinic.logo_url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    return CONTENT_SECURITY_POLICY.replace("img-src 'self'", f"img-src 'self' {origin}")
+    return CONTENT_SECURITY_POLICY.replace("img-src 'self'", f"img-src 'self' {' '.join(origins)}")
 
 
 def _page(
@@ -63,6 +69,7 @@ def _page(
     context: dict[str, Any],
     *,
     status: int = 200,
+    images: list[str] | None = None,
 ) -> HttpResponse:
     canonical = request.build_absolute_uri(request.path)
     structured = context.pop("structured", None) or _clinic_data(request, clinic)
@@ -77,7 +84,7 @@ def _page(
         },
         status=status,
     )
-    response["Content-Security-Policy"] = _csp(clinic)
+    response["Content-Security-Policy"] = _csp(clinic, images)
     return response
 
 
@@ -174,11 +181,13 @@ def products(request: HttpRequest, slug: str) -> HttpResponse:
 def practitioners(request: HttpRequest, slug: str) -> HttpResponse:
     clinic = _clinic(slug)
     today = timezone.now().astimezone(clinic.tz).date()
+    found = pages.practitioners(clinic, today)
     return _page(
         request,
         clinic,
         "site/practitioners.html",
-        {"practitioners": pages.practitioners(clinic, today)},
+        {"practitioners": found},
+        images=[p.photo_url for p in found],
     )
 
 

@@ -27,6 +27,7 @@ urlpatterns: list[URLPattern] = [
     path("staff/", staff.staff, name="manage_staff"),
     path("staff/invite/", manage.invite, name="manage_invite"),
     path("staff/<int:membership_id>/", staff.member, name="manage_member"),
+    path("staff/<int:membership_id>/photo/", staff.set_photo, name="manage_member_photo"),
     path("staff/<int:membership_id>/role/", staff.change_role, name="manage_change_role"),
     path("staff/<int:membership_id>/deactivate/", staff.deactivate, name="manage_deactivate"),
     path("staff/<int:membership_id>/reactivate/", staff.reactivate, name="manage_reactivate"),

@@ -20,7 +20,7 @@ from mesoclinic.accounts.licences import THRESHOLDS, local_today
 from mesoclinic.accounts.models import Membership, PractitionerLicence
 from mesoclinic.web.context import MANAGER, caller
 from mesoclinic.web.manage_forms import LicenceForm, RoleForm
-from mesoclinic.web.staff_forms import LICENCE_DATA, RenewForm
+from mesoclinic.web.staff_forms import LICENCE_DATA, PhotoForm, RenewForm
 
 
 def _licence_row(licence: PractitionerLicence, today: dt.date) -> dict[str, Any]:
@@ -85,8 +85,28 @@ def member(request: HttpRequest, membership_id: int) -> HttpResponse:
         "history": [_licence_row(lic, today) for lic in licences if not lic.is_current],
         "is_me": found.user_id == request.user.pk,
         "today": today,
+        "photo_form": PhotoForm(initial={"photo_url": found.photo_url}),
     }
     return render(request, "web/staff/member.html", context)
+
+
+@login_required
+@require_POST
+def set_photo(request: HttpRequest, membership_id: int) -> HttpResponse:
+    """The photo the public site shows of a practitioner: an https address, or none."""
+    found = access_member(caller(request), membership_id)
+    form = PhotoForm(request.POST)
+    if not form.is_valid():
+        for error in form.errors.get("photo_url", []):
+            messages.error(request, f"Photo address: {error}")
+        return redirect("web:manage_member", membership_id=found.pk)
+    if actions.do_set_photo(found, form.cleaned_data["photo_url"], user=request.user):
+        messages.success(
+            request,
+            f"{found.user.display_name}'s photo on the public site is "
+            + ("set." if found.photo_url else "removed."),
+        )
+    return redirect("web:manage_member", membership_id=found.pk)
 
 
 def _back(request: HttpRequest, member: Membership) -> HttpResponse:

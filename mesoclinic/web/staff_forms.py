@@ -27,3 +27,22 @@ class RenewForm(LicenceForm):
                 "it renews expires."
             )
         return day
+
+
+class PhotoForm(forms.Form):
+    """The address of a practitioner's photo for the public site: https only, as the logo."""
+
+    photo_url = forms.URLField(
+        label="Photo address",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="The https address of a photo of this practitioner, shown beside their "
+        "licences on the clinic's public site. Leave it empty for none.",
+    )
+
+    def clean_photo_url(self) -> str:
+        url = str(self.cleaned_data.get("photo_url") or "")
+        if url and not url.startswith("https://"):
+            raise forms.ValidationError("The address must begin with https://.")
+        return url
