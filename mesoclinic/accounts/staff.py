@@ -52,19 +52,24 @@ def do_change_role(member: Membership, role: str, *, user: Any, via: str = "web"
             return False
         if before == Role.MANAGER and fresh.is_active and not _other_active_managers(fresh):
             raise StaffChangeRefused("The clinic needs at least one manager.")
-        fresh.role = role
-        fresh.save(update_fields=["role"])
-        audit(
-            clinic=fresh.clinic,
-            user=user,
-            action=AuditEvent.Action.UPDATE,
-            obj=fresh,
-            via=via,
-            role_before=before,
-            role=role,
-        )
+        _save_change(fresh, "role", role, user=user, via=via)
     member.role = role
     return True
+
+
+def _save_change(fresh: Membership, field: str, value: str, *, user: Any, via: str) -> None:
+    """Save one field of a locked membership, audited with its value before and after."""
+    before = getattr(fresh, field)
+    setattr(fresh, field, value)
+    fresh.save(update_fields=[field])
+    audit(
+        clinic=fresh.clinic,
+        user=user,
+        action=AuditEvent.Action.UPDATE,
+        obj=fresh,
+        via=via,
+        **{f"{field}_before": before, field: value},
+    )
 
 
 def do_set_photo(member: Membership, photo_url: str, *, user: Any, via: str = "web") -> bool:
@@ -72,20 +77,9 @@ def do_set_photo(member: Membership, photo_url: str, *, user: Any, via: str = "w
     changed. Audited with the address before and after."""
     with transaction.atomic():
         fresh = Membership.every.select_for_update().get(pk=member.pk)
-        before = fresh.photo_url
-        if photo_url == before:
+        if photo_url == fresh.photo_url:
             return False
-        fresh.photo_url = photo_url
-        fresh.save(update_fields=["photo_url"])
-        audit(
-            clinic=fresh.clinic,
-            user=user,
-            action=AuditEvent.Action.UPDATE,
-            obj=fresh,
-            via=via,
-            photo_url_before=before,
-            photo_url=photo_url,
-        )
+        _save_change(fresh, "photo_url", photo_url, user=user, via=via)
     member.photo_url = photo_url
     return True
 
