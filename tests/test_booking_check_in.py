@@ -111,3 +111,18 @@ def test_the_api_checks_in(world: World, patient: Patient, noon: Any) -> None:
     booked = visit(course, NOON + dt.timedelta(minutes=20), practitioner=world.practitioner)
     made = api_for(world.front_desk).post(f"/appointments/{booked.pk}/arrived")
     assert made.status_code == 200 and made.json()["status"] == "arrived"
+
+
+def test_the_check_in_button_follows_the_clinics_day_not_the_servers(
+    world: World, patient: Patient
+) -> None:
+    # 21:00 in New York is 02:00 the next day in UTC: a visit at 10:00 that morning is still
+    # today's, and tomorrow's visit is not.
+    evening = dt.datetime(2026, 11, 24, 21, 0, tzinfo=NEW_YORK)
+    with time_machine.travel(evening, tick=False):
+        course = ready_course(world, patient, evening - dt.timedelta(days=3))
+        morning = visit(course, evening.replace(hour=10))
+        tomorrow = visit(course, evening.replace(hour=10) + dt.timedelta(days=1))
+        today = signed_in(world.front_desk).get("/today/").content.decode()
+    assert f'action="/calendar/appointments/{morning.pk}/arrived/"' in today
+    assert f'action="/calendar/appointments/{tomorrow.pk}/arrived/"' not in today

@@ -126,6 +126,11 @@ def parse_date(text: str, clinic: Any = None) -> dt.date | None:
     return None
 
 
+def local_date(moment: dt.datetime, clinic: Any) -> dt.date:
+    """The day a moment falls on, on the clinic's clock."""
+    return _local(moment, clinic).date()
+
+
 def _local(moment: dt.datetime, clinic: Any) -> dt.datetime:
     """The moment on the clinic's clock; without a clinic, on the request's (the zone the
     page's clinic activated, as Django's own date filter does)."""

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django import template
+from django.utils import timezone
 
 from mesoclinic.lib import formats
 
@@ -26,3 +27,12 @@ def clinic_time(value: dt.time | dt.datetime | None, clinic: Any = None) -> str:
 @register.filter
 def clinic_datetime(value: dt.datetime | None, clinic: Any = None) -> str:
     return formats.datetime_text(value, clinic)
+
+
+@register.filter
+def on_clinic_today(value: dt.datetime | None, clinic: Any) -> bool:
+    """Whether a moment falls on the clinic's today, on the clinic's clock (not the server's):
+    a visit at 10:00 in New York is still today there at 21:00, when it is tomorrow in UTC."""
+    if value is None or clinic is None:
+        return False
+    return formats.local_date(value, clinic) == formats.local_date(timezone.now(), clinic)
