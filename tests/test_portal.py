@@ -302,7 +302,10 @@ class SignInTests:
         assert r.status_code == 200 and "Retry-After" in r
         assert b"Too many attempts" in r.content
         assert LoginThrottle.objects.get(key="account:ana@example.com").locked_until is not None
-        assert AuditEvent.objects.filter(action="lockout").exists()
+        # Recorded on the patient's clinic, so its manager sees it in the audit viewer.
+        assert AuditEvent.objects.filter(
+            action="lockout", clinic=world.clinic, detail__key="account"
+        ).exists()
 
     def test_a_staff_account_is_never_a_patient(self, world: World, patient: Patient) -> None:
         # Even linked to a patient record, a staff login acts as staff and the portal refuses it.

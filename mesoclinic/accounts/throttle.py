@@ -25,6 +25,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, Clinic, LoginThrottle, User, audit
+from mesoclinic.patients.models import Patient
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -121,13 +122,15 @@ def record_success(username: str) -> None:
 
 
 def _audit_lockout(key: Key, row: LoginThrottle, *, username: str, ip: str, path: str) -> None:
-    """One audit row per clinic the account belongs to, so each clinic's manager sees the
-    lockout in their audit viewer; a lock on an address, or on a name that is no account,
-    is recorded without a clinic."""
+    """One audit row per clinic the account belongs to (a staff member's clinics, or a
+    patient's own clinic for their portal login), so each clinic's manager sees the lockout in
+    their audit viewer; a lock on an address, or on a name that is no account, is recorded
+    without a clinic."""
     user = _account(username)
     clinics: list[Clinic | None] = []
     if user is not None and key.key.startswith(("account:", "reset:")):
         clinics = [m.clinic for m in user.memberships.select_related("clinic")]
+        clinics += [p.clinic for p in Patient.objects.filter(user=user).select_related("clinic")]
     until = row.locked_until.isoformat() if row.locked_until else None
     for clinic in clinics or [None]:
         # Nobody signed in did this, so the row names no user; the account is its object.
