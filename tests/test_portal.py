@@ -663,3 +663,37 @@ class IntakeTests:
             Consent.objects.count(),
         ) == counts
         assert Patient.objects.get(pk=scene.patient.pk).first_name == "Ana"
+
+
+class LoginAddressTests:
+    def test_a_new_email_address_becomes_the_portal_login(
+        self, world: World, patient: Patient
+    ) -> None:
+        from mesoclinic.patients.records import do_edit_patient
+
+        signed_in_patient(patient, "right horse battery 9")
+        do_edit_patient(patient, {"email": "Ana.New@Example.com"}, user=world.front_desk)
+        login = User.objects.get(patient=patient)
+        assert (login.username, login.email) == ("ana.new@example.com", "Ana.New@Example.com")
+        client = Client()
+        r = client.post(
+            "/my/login/", {"username": "ana.new@example.com", "password": "right horse battery 9"}
+        )
+        assert r.status_code == 302 and r["Location"] == "/my/"
+
+    def test_an_address_of_another_account_or_none_is_refused_and_nothing_changes(
+        self, world: World, patient: Patient
+    ) -> None:
+        from django.core.exceptions import ValidationError
+
+        from mesoclinic.patients.records import do_edit_patient
+
+        signed_in_patient(patient)
+        User.objects.create_user("taken@example.com", email="taken@example.com")
+        for email in ("taken@example.com", ""):
+            with pytest.raises(ValidationError) as refused:
+                do_edit_patient(patient, {"email": email}, user=world.front_desk)
+            assert "email" in refused.value.message_dict
+        patient.refresh_from_db()
+        assert patient.email == "ana@example.com"
+        assert User.objects.get(patient=patient).username == "ana@example.com"

@@ -89,6 +89,29 @@ def _record_change(
 # Editing the details.
 
 
+def _move_login(patient: Patient) -> None:
+    """A patient signs in to the portal with their email address: a new address becomes their
+    login's too. Refused, naming the field, when the address is empty or another account's."""
+    from mesoclinic.accounts.models import User
+    from mesoclinic.portal.actions import username_for
+
+    login_id = patient.user_id
+    assert login_id is not None
+    if not patient.email:
+        raise ValidationError(
+            {"email": "The patient signs in to the portal with this address: give the new one."}
+        )
+    name = username_for(patient.email)
+    if User.objects.filter(username__iexact=name).exclude(pk=login_id).exists():
+        raise ValidationError(
+            {
+                "email": "This address already signs in to another account; check it with the "
+                "patient."
+            }
+        )
+    User.objects.filter(pk=login_id).update(username=name, email=patient.email)
+
+
 def do_edit_patient(
     patient: Patient, values: dict[str, Any], *, user: Any, via: str = "web"
 ) -> PatientChange | None:
@@ -111,6 +134,8 @@ def do_edit_patient(
         for name, value in after.items():
             setattr(locked, name, value)
         locked.full_clean(exclude=["user", "merged_into"])
+        if "email" in changed and locked.user_id is not None:
+            _move_login(locked)
         locked.save()
         change = _record_change(
             locked,
