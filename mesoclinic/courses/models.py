@@ -535,9 +535,7 @@ def gather_facts_many(
         .order_by("-screened_at", "-id")
         .first()
     )
-    hard_stops: tuple[str, ...] = ()
-    if screening is not None:
-        hard_stops = tuple(r["text"] for r in screening.reasons if r["outcome"] == "hard_stop")
+    hard_stops = screening.hard_stops if screening is not None else ()
 
     consents = list(
         patient.consents.filter(signed_at__lte=performed_at).prefetch_related(

@@ -16,6 +16,7 @@ from django.utils import timezone
 from mesoclinic.accounts.models import Clinic, phone_validator
 from mesoclinic.formulary.models import Ingredient, Product
 from mesoclinic.patients import normal
+from mesoclinic.patients.screening import CAUTION, HARD_STOP
 
 SCREENING_FILE = Path(__file__).resolve().parent / "screening.toml"
 
@@ -299,6 +300,16 @@ class Screening(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient} screened {self.screened_at:%Y-%m-%d}: {self.result}"
+
+    @property
+    def hard_stops(self) -> tuple[str, ...]:
+        """The questions whose answers stop treatment, in their words."""
+        return tuple(str(r["text"]) for r in self.reasons or [] if r.get("outcome") == HARD_STOP)
+
+    @property
+    def cautions(self) -> tuple[str, ...]:
+        """The questions whose answers call for caution, in their words."""
+        return tuple(str(r["text"]) for r in self.reasons or [] if r.get("outcome") == CAUTION)
 
 
 class ConsentTemplate(models.Model):

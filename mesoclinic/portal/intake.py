@@ -32,7 +32,7 @@ from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients import records
 from mesoclinic.patients.actions import do_screen_patient, do_sign_consent
 from mesoclinic.patients.models import Consent, Patient, Screening, ScreeningForm, sha256
-from mesoclinic.patients.screening import HARD_STOP, AnswerError
+from mesoclinic.patients.screening import AnswerError
 from mesoclinic.portal.forms import (
     DetailsForm,
     IntakeScreeningForm,
@@ -76,7 +76,7 @@ def booking_stop(screening: Screening | None) -> Stop | None:
     may still be booked). None when nothing stops it."""
     if screening is None or screening.result != Screening.Result.INELIGIBLE:
         return None
-    return Stop([str(r["text"]) for r in screening.reasons if r.get("outcome") == HARD_STOP])
+    return Stop(list(screening.hard_stops))
 
 
 def _course_consent(course: Course) -> tuple[list[Product], str]:

@@ -316,7 +316,7 @@ def move(request: HttpRequest, appointment_id: int) -> HttpResponse:
             status = 403
         elif form.is_valid():
             starts_at = form.cleaned_data["starts_at"]
-            if window is not None and not next_visit.fits(starts_at, window):
+            if window is not None and not planning.fits(starts_at, window):
                 form.add_error(None, next_visit.window_words(label, window, clinic.tz))
                 status = 409
             else:

@@ -148,7 +148,7 @@ def fits(request: WaitlistRequest, starts_at: dt.datetime, practitioner: User) -
         if found is None or found.kind != logic.SESSION:
             return None
         window, duration = found.window, found.duration
-    if window is None or not next_visit.fits(starts_at, window):
+    if window is None or not planning.fits(starts_at, window):
         return None
     day = starts_at.astimezone(clinic.tz).date()
     expires = actions.licensed_until(clinic, {practitioner.pk}).get(practitioner.pk)

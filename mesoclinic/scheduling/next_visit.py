@@ -182,10 +182,6 @@ def slots(
     return []
 
 
-def fits(starts_at: dt.datetime, window: Interval) -> bool:
-    return window.start <= starts_at.astimezone(dt.UTC) <= window.end
-
-
 def room_for(
     course: Course, kind: str, starts_at: dt.datetime, duration: dt.timedelta
 ) -> Room | None:
@@ -224,7 +220,7 @@ def do_book_next(
             raise BookingRefused([Refusal("already_booked", planning.ALREADY_BOOKED)])
         if timezone.is_naive(starts_at):
             raise BookingRefused([Refusal("invalid", "Give times with their time zone.")])
-        if not fits(starts_at, found.window):
+        if not planning.fits(starts_at, found.window):
             raise BookingRefused([Refusal("cadence", found.words())])
         request = BookingRequest(
             patient=course.patient,

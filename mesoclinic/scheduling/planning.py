@@ -706,7 +706,8 @@ def _chain(appointment: Appointment) -> tuple[Anchor | None, list[Appointment]]:
     return previous, later
 
 
-def _fits(start: dt.datetime, window: Interval) -> bool:
+def fits(start: dt.datetime, window: Interval) -> bool:
+    """Whether a visit starting at `start` lies in `window`."""
     return window.start <= start.astimezone(dt.UTC) <= window.end
 
 
@@ -733,7 +734,7 @@ def plan_move(
     rules = rules_of(course)
     if previous is not None and appointment.kind == logic.SESSION:
         window, _ = series.window_after(previous, rules, tz)
-        if not _fits(starts_at, window):
+        if not fits(starts_at, window):
             problems.append(
                 f"The new time is outside this session's window after the visit before it "
                 f"({_interval_words(window, tz)})."
@@ -756,7 +757,7 @@ def plan_move(
     free[who] = series.take(free_of(who), new.starts_at, new.ends_at)
     for visit in later:
         window, due = series.window_after(anchor, rules, tz)
-        if _fits(visit.starts_at, window):
+        if fits(visit.starts_at, window):
             start, user_id = visit.starts_at, visit.practitioner_id
             free[user_id] = series.take(free_of(user_id), start, visit.ends_at)
         else:
@@ -1214,7 +1215,7 @@ def _cadence_broken(
     for starts_at in upcoming:
         if not surely_from <= starts_at - previous <= surely_to:
             window, _ = series.window_after(Anchor(logic.SESSION, previous), rules, tz)
-            if not _fits(starts_at, window):
+            if not fits(starts_at, window):
                 return (
                     f"Session {number} is booked for {_day(starts_at, tz)}, outside its "
                     f"window ({_day(window.start, tz)} to {_day(window.end, tz)})."

@@ -48,10 +48,9 @@ class Action:
 
 def screening_flags(screening: Screening | None) -> dict[str, list[str]]:
     """The latest screening's cautions and hard stops, each in the question's words."""
-    reasons = list(screening.reasons or []) if screening else []
     return {
-        "cautions": [r["text"] for r in reasons if r.get("outcome") == "caution"],
-        "hard_stops": [r["text"] for r in reasons if r.get("outcome") != "caution"],
+        "cautions": list(screening.cautions) if screening else [],
+        "hard_stops": list(screening.hard_stops) if screening else [],
     }
 
 

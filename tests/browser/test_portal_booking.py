@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from mesoclinic.courses.actions import do_plan_course
 from mesoclinic.protocols.models import ClinicProtocol
-from mesoclinic.scheduling import next_visit
+from mesoclinic.scheduling import next_visit, planning
 from mesoclinic.scheduling.models import Appointment
 from tests.browser.conftest import _new_page
 from tests.browser.test_portal import PHONE, a_patient, check_page, sign_in
@@ -82,7 +82,7 @@ def test_a_patient_books_within_the_cadence_and_is_refused_a_move_that_breaks_it
     assert test_visit.kind == "allergy_test" and first.kind == second.kind == "session"
     assert first.starts_at >= test_visit.starts_at + dt.timedelta(hours=24)
     window = next_visit.window_of(second)
-    assert window is not None and next_visit.fits(second.starts_at, window)
+    assert window is not None and planning.fits(second.starts_at, window)
 
     # Moving session 2 three days past its window is refused, with the valid days.
     page.locator(f"#visit-{second.pk}").get_by_role("link", name="Move").click()
