@@ -24,6 +24,20 @@ def time_ms(fn: Callable[[], object], runs: int) -> list[float]:
     return out
 
 
+def time_ms_interleaved(fns: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
+    """Call each of `fns` in turn, `runs` rounds; each call's wall time in milliseconds, by
+    name. Taking the pages in turn rather than one block after another spreads whatever else
+    the shared machine is doing over all of them alike, so a busy minute does not land on one
+    page's block alone and the ratios between them hold."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            out[name].append((time.perf_counter() - start) * 1000)
+    return out
+
+
 def count_queries(fn: Callable[[], object]) -> int:
     """How many queries `fn` sends to the default database. Counted as they run, not from the
     length of connection.queries_log as CaptureQueriesContext does: that log keeps only the

@@ -133,6 +133,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "marketing_photos": ("GET", MANAGE),
     "adverse_events": ("GET", CLINICAL),
     "report_course_adverse_event": ("GET", CLINICAL),
+    "watch_schedule": ("GET", READ),
     "report_adverse_event": ("GET", CLINICAL),
     "update_adverse_event": ("POST", CLINICAL),
     "safety_alerts": ("GET", MANAGE),

@@ -591,6 +591,17 @@ class TestFormats:
         clinic.time_format = "24h"
         assert formats.time_text(moment, clinic) == "14:05"
 
+    def test_a_moment_with_its_weekday_falls_on_the_clinics_day(self) -> None:
+        # 02:30 UTC on Thursday 31 December is still Wednesday 30 December in New York.
+        clinic = Clinic(time_format="12h", timezone="America/New_York", date_format="d/m/Y")
+        moment = dt.datetime(2026, 12, 31, 2, 30, tzinfo=dt.UTC)
+        assert formats.when_text(moment, clinic) == "Wed 30/12/2026, 9:30 pm"
+        assert formats.short_when_text(moment, clinic) == "Wed 30 Dec, 9:30 pm"
+        clinic.timezone = "Europe/Paris"
+        clinic.time_format = "24h"
+        assert formats.when_text(moment, clinic) == "Thu 31/12/2026, 03:30"
+        assert formats.when_text(None, clinic) == formats.short_when_text(None, clinic) == ""
+
     def test_without_a_clinic_the_active_zone_is_used(self) -> None:
         from django.utils import timezone
 

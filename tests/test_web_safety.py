@@ -19,6 +19,7 @@ from mesoclinic.safety import actions, watch
 from mesoclinic.safety.models import AdverseEvent, WatchPrompt
 from mesoclinic.web.safety_card import watch_summary
 from tests.conftest import World
+from tests.test_portal import signed_in_patient
 from tests.test_web import course_with_sessions, signed_in
 
 FIRST = timezone.now() - dt.timedelta(days=15)
@@ -201,7 +202,7 @@ class WatchOnTheChartTests:
         actions.do_answer_watch(first.pk, {"lump": True, "fever": True, "notes": "Sore"})
         client = signed_in(world.practitioner)
         chart = client.get(f"/patients/{session.course.patient_id}/").content.decode()
-        assert f'id="watch-{first.pk}"' in chart
+        assert f'id="watch-answer-{first.pk}"' in chart
         assert "lump or hard swelling, fever" in chart
         assert "Infection watch, week 2 (session 1): lump or hard swelling, fever" in chart
         assert "Follow-up opened (urgent)" in chart
@@ -212,8 +213,55 @@ class WatchOnTheChartTests:
         patient.email = ""
         patient.save()
         watch.do_plan_watch()
-        chart = signed_in(world.manager).get(f"/patients/{patient.pk}/").content.decode()
-        assert "the patient has no email address" in chart
+        client = signed_in(world.manager)
+        chart = client.get(f"/patients/{patient.pk}/").content.decode()
+        assert "4 skipped" in chart
+        schedule = client.get(schedule_url(session.course)).content.decode()
+        assert schedule.count("the patient has no email address") == 4
+
+
+def schedule_url(course: Course) -> str:
+    return f"/safety/courses/{course.pk}/infection-watch/"
+
+
+class WatchSchedulePageTests:
+    """The whole schedule of a course's prompts has its own page; the chart links to it and
+    shows only the counts, the answers and the next prompt, however many sessions."""
+
+    def test_every_prompt_is_listed_with_its_answer_and_the_chart_links_to_it(
+        self, world, course, session
+    ):
+        watch.do_plan_watch()
+        first = WatchPrompt.objects.get(session=session, week=2)
+        actions.do_answer_watch(first.pk, {"fever": True, "notes": "Warm at night"})
+        client = signed_in(world.front_desk)
+        chart = client.get(f"/patients/{course.patient_id}/").content.decode()
+        assert schedule_url(course) in chart
+        assert 'id="watch-' not in chart.replace('id="watch-answer-', "")
+        response = client.get(schedule_url(course))
+        assert response.status_code == 200
+        page = response.content.decode()
+        prompts = list(WatchPrompt.objects.filter(session__course=course))
+        assert len(prompts) == 4
+        for p in prompts:
+            assert f'id="watch-{p.pk}"' in page
+        assert "Warm at night" in page and "fever" in page
+        assert "1 answered · 3 pending" in page
+        assert AuditEvent.objects.filter(
+            action=AuditEvent.Action.VIEW,
+            object_type=Course._meta.label,
+            object_id=str(course.pk),
+            user=world.front_desk,
+        ).exists()
+
+    def test_another_clinic_and_the_patient_themself_are_refused(
+        self, world, other, course, session
+    ):
+        watch.do_plan_watch()
+        assert signed_in(other.manager).get(schedule_url(course)).status_code == 404
+        # The patient answers the prompts in the portal; the staff's page is not theirs.
+        patient_client = signed_in_patient(course.patient)
+        assert patient_client.get(schedule_url(course)).status_code == 403
 
 
 class WatchSummaryTests:

@@ -21,6 +21,7 @@ from mesoclinic.courses.models import (
     Amendment,
     Course,
     FollowUp,
+    GateRecords,
     Session,
     SessionInjection,
     SessionRefused,
@@ -275,11 +276,15 @@ def check_sessions(
     practitioner: Any,
     lots: list[Lot],
     practitioner_of: Mapping[int, Any] | None = None,
+    records: GateRecords | None = None,
 ) -> dict[int, list[rules.Refusal]]:
     """`check_session` for several courses of one patient, by course id: the chart asks it
-    for every open course, with the facts read once for all of them, each course judged for
-    its own practitioner (`practitioner_of`, by course id) where one is named."""
-    facts = gather_facts_many(courses, performed_at, practitioner, lots, None, practitioner_of)
+    for every open course, with the facts read once for all of them (or handed over in
+    `records`), each course judged for its own practitioner (`practitioner_of`, by course
+    id) where one is named."""
+    facts = gather_facts_many(
+        courses, performed_at, practitioner, lots, None, practitioner_of, records
+    )
     return {pk: rules.refusals(f) for pk, f in facts.items()}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -126,18 +127,21 @@ class Course(models.Model):
             currency=self.clinic.currency,
         )
 
-    def progress(self) -> dict[str, object]:
+    def progress(self, sessions: list[Session] | None = None) -> dict[str, object]:
         """Sessions done and planned, the next session's window, and after completion the
-        maintenance window."""
+        maintenance window. `sessions` are all the course's sessions, where the caller has
+        read them."""
         spec = self.spec
-        sessions = list(self.sessions.filter(kind=Session.Kind.COURSE).order_by("performed_at"))
+        every = sorted(
+            self.sessions.all() if sessions is None else sessions, key=lambda s: s.performed_at
+        )
+        sessions = [s for s in every if s.kind == Session.Kind.COURSE]
         done = len(sessions)
         next_window: dict[str, str] | None = None
         maintenance: dict[str, str] | None = None
         tz = self.clinic.tz
         if self.status in (self.Status.COMPLETED, self.Status.MAINTENANCE):
-            last = self.sessions.order_by("-performed_at").first()
-            assert last is not None
+            last = every[-1]
             maintenance = logic.maintenance_window(last.performed_at.astimezone(tz).date(), spec)
         elif self.status in (self.Status.PLANNED, self.Status.ACTIVE):
             if sessions:
@@ -476,14 +480,18 @@ def lot_facts_of(lots: list[Lot]) -> list[rules.LotFacts]:
 
 
 def patient_allergies(patient: Patient) -> dict[int, str]:
+    """The ingredients the patient is allergic to (id -> name)."""
+    return allergens(patient.allergies.select_related("ingredient"))
+
+
+def allergens(allergies: Any) -> dict[int, str]:
+    """The ingredients of these allergies (id -> name), each read with its ingredient."""
     return {
         a.ingredient.pk: a.ingredient.name
         # An allergy marked as entered in error no longer counts; one to a substance that is
         # no ingredient cannot be in a lot.
-        for a in patient.allergies.standing()
-        .filter(ingredient__isnull=False)
-        .select_related("ingredient")
-        if a.ingredient is not None
+        for a in allergies
+        if a.ingredient is not None and a.entered_in_error_at is None
     }
 
 
@@ -507,6 +515,75 @@ def gather_facts(
     ]
 
 
+@dataclass
+class GateRecords:
+    """The rows the session gate reads of one patient and their courses, whenever they were
+    recorded: gather_facts_many judges a moment from them, keeping only what existed then.
+    A page that has read the same rows for itself (the chart) hands them over, so nothing is
+    read twice; `read` reads them for everyone else."""
+
+    screenings: list[Screening]
+    # The patient's consents, each with products__components__ingredient prefetched.
+    consents: list[Any]
+    # By course id: allergy tests with their readings prefetched, sessions, and the times of
+    # the course's measurements (any measurement by then is a baseline).
+    tests_of: Mapping[int, list[AllergyTest]]
+    sessions_of: Mapping[int, list[Session]]
+    measured_of: Mapping[int, list[dt.datetime]]
+    # The patient's allergies with their ingredient, and what may be an active problem (see
+    # active_problems), each with its session: side effects, serious adverse events, and the
+    # follow-ups an infection-watch answer opened.
+    allergies: list[Any]
+    side_effects: list[SideEffect]
+    adverse_events: list[Any]
+    watch_follow_ups: list[FollowUp]
+
+    @classmethod
+    def read(cls, patient: Patient, course_ids: list[int]) -> GateRecords:
+        tests_of: dict[int, list[AllergyTest]] = {pk: [] for pk in course_ids}
+        for t in AllergyTest.objects.filter(course_id__in=course_ids).prefetch_related("readings"):
+            tests_of[t.course_id].append(t)
+        sessions_of: dict[int, list[Session]] = {pk: [] for pk in course_ids}
+        for s in Session.objects.filter(course_id__in=course_ids).only(
+            "pk", "course_id", "performed_at"
+        ):
+            sessions_of[s.course_id].append(s)
+        measured_of: dict[int, list[dt.datetime]] = {pk: [] for pk in course_ids}
+        # The reverse relation keeps courses free of an import from outcomes, which depends
+        # on courses.
+        for pk, at in Course.objects.filter(
+            pk__in=course_ids, measurements__isnull=False
+        ).values_list("pk", "measurements__taken_at"):
+            measured_of[pk].append(at)
+        return cls(
+            screenings=list(patient.screenings.all()),
+            consents=list(
+                patient.consents.select_related("template", "witnessed_by").prefetch_related(
+                    "products__components__ingredient"
+                )
+            ),
+            tests_of=tests_of,
+            sessions_of=sessions_of,
+            measured_of=measured_of,
+            allergies=list(patient.allergies.select_related("ingredient")),
+            side_effects=list(
+                SideEffect.objects.filter(
+                    session__course__patient=patient, kind__in=INFECTION_SIDE_EFFECTS
+                ).select_related("session")
+            ),
+            adverse_events=list(patient.adverse_events.select_related("session")),
+            watch_follow_ups=list(
+                FollowUp.objects.filter(
+                    session__course__patient=patient,
+                    side_effect__isnull=True,
+                    watch_prompts__isnull=False,
+                )
+                .select_related("session")
+                .distinct()
+            ),
+        )
+
+
 def gather_facts_many(
     courses: list[Course],
     performed_at: dt.datetime,
@@ -514,6 +591,7 @@ def gather_facts_many(
     lots: list[Lot],
     exclude_session_id: int | None = None,
     practitioner_of: Mapping[int, Any] | None = None,
+    records: GateRecords | None = None,
 ) -> dict[int, rules.SessionFacts]:
     """`gather_facts` for several courses of one patient at once, by course id, in the same
     number of queries as for one: what belongs to the patient (screening, consents,
@@ -521,7 +599,7 @@ def gather_facts_many(
     allergy tests, its sessions, its baseline) in one query for all the courses. The chart
     asks this for every open course of the patient, each judged for the practitioner who
     will give its next session (`practitioner_of`, by course id; `practitioner` for a course
-    it does not name)."""
+    it does not name), with the rows it has read already (`records`)."""
     if not courses:
         return {}
     patient = courses[0].patient
@@ -529,28 +607,28 @@ def gather_facts_many(
     if any(c.patient_id != patient.pk for c in courses):
         raise ValueError("gather_facts_many takes the courses of one patient.")
     ids = [c.pk for c in courses]
+    if records is None:
+        records = GateRecords.read(patient, ids)
 
-    screening = (
-        Screening.objects.filter(patient=patient, screened_at__lte=performed_at)
-        .order_by("-screened_at", "-id")
-        .first()
+    # Only what existed at `performed_at` counts (see gather_facts).
+    screening = max(
+        (s for s in records.screenings if s.screened_at <= performed_at),
+        key=lambda s: (s.screened_at, s.pk),
+        default=None,
     )
     hard_stops = screening.hard_stops if screening is not None else ()
-
-    consents = list(
-        patient.consents.filter(signed_at__lte=performed_at).prefetch_related(
-            "products__components__ingredient"
-        )
-    )
+    consents = [c for c in records.consents if c.signed_at <= performed_at]
     template = consent_text.current_template(clinic)
 
-    tests_of: dict[int, list[rules.AllergyTestFacts]] = {pk: [] for pk in ids}
-    for t in (
-        AllergyTest.objects.filter(course_id__in=ids, given_at__lte=performed_at)
-        .prefetch_related("readings")
-        .order_by("given_at")
-    ):
-        tests_of[t.course_id].append(
+    tests_of: dict[int, list[rules.AllergyTestFacts]] = {}
+    sessions_at: dict[int, list[dt.datetime]] = {}
+    with_baseline: set[int] = set()
+    for pk in ids:
+        given = sorted(
+            (t for t in records.tests_of.get(pk, []) if t.given_at <= performed_at),
+            key=lambda t: t.given_at,
+        )
+        tests_of[pk] = [
             rules.AllergyTestFacts(
                 given_at=t.given_at,
                 readings=tuple(
@@ -559,20 +637,13 @@ def gather_facts_many(
                     if r.read_at <= performed_at or r.result != AllergyReading.Result.NONE
                 ),
             )
+            for t in given
+        ]
+        sessions_at[pk] = sorted(
+            s.performed_at for s in records.sessions_of.get(pk, []) if s.pk != exclude_session_id
         )
-    others = Session.objects.filter(course_id__in=ids)
-    if exclude_session_id is not None:
-        others = others.exclude(pk=exclude_session_id)
-    sessions_at: dict[int, list[dt.datetime]] = {pk: [] for pk in ids}
-    for course_id, at in others.order_by("performed_at").values_list("course_id", "performed_at"):
-        sessions_at[course_id].append(at)
-    # Any measurement on the course by then is a baseline. The reverse relation keeps
-    # courses free of an import from outcomes, which depends on courses.
-    with_baseline = set(
-        Course.objects.filter(pk__in=ids, measurements__taken_at__lte=performed_at).values_list(
-            "pk", flat=True
-        )
-    )
+        if any(at <= performed_at for at in records.measured_of.get(pk, [])):
+            with_baseline.add(pk)
 
     who_of = {c.pk: (practitioner_of or {}).get(c.pk, practitioner) for c in courses}
     licensed_until: dict[int, dt.date] = {}
@@ -580,9 +651,9 @@ def gather_facts_many(
         clinic=clinic, user_id__in={w.pk for w in who_of.values() if w is not None}
     ).values_list("user_id", "expires_on"):
         licensed_until[user_id] = max(expires, licensed_until.get(user_id, expires))
-    problems = tuple(active_problems(patient, performed_at))
+    problems = tuple(active_problems(records, performed_at, clinic.tz))
     planned_of = planned_products_of(ids)
-    allergies = patient_allergies(patient)
+    allergies = allergens(records.allergies)
     lot_facts = tuple(lot_facts_of(lots))
     out = {}
     for course in courses:
@@ -645,57 +716,54 @@ def _day(moment: dt.datetime, tz: Any) -> str:
     return f"{local:%a} {local.day} {local:%b %Y}"
 
 
-def active_problems(patient: Patient, at: dt.datetime) -> list[rules.ProblemFacts]:
+def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rules.ProblemFacts]:
     """The patient's problems active at `at`, as the records stood then: infections not yet
     resolved (a side effect of an infection kind, a serious adverse event of an infection kind,
     an urgent infection-watch answer whose follow-up is open) and serious adverse events that
     had not ended. An infection-watch answer counts from the session it is about: the patient
-    reports an infection that began after it. The safety app's rows are read through their
-    reverse relations, because safety depends on courses."""
-    tz = patient.clinic.tz
+    reports an infection that began after it."""
     out: list[rules.ProblemFacts] = []
-    effects = SideEffect.objects.filter(
-        session__course__patient=patient,
-        kind__in=INFECTION_SIDE_EFFECTS,
-        onset_at__lte=at,
-    ).filter(models.Q(resolved_at__isnull=True) | models.Q(resolved_at__gt=at))
-    for e in effects.select_related("session"):
-        out.append(
-            rules.ProblemFacts(
-                True,
-                f"An infection (grade {e.grade}) after session {e.session.number}, "
-                f"since {_day(e.onset_at, tz)},",
+    for e in records.side_effects:
+        if (
+            e.kind in INFECTION_SIDE_EFFECTS
+            and e.onset_at <= at
+            and (e.resolved_at is None or e.resolved_at > at)
+        ):
+            out.append(
+                rules.ProblemFacts(
+                    True,
+                    f"An infection (grade {e.grade}) after session {e.session.number}, "
+                    f"since {_day(e.onset_at, tz)},",
+                )
             )
+    for ev in records.adverse_events:
+        ended = ev.outcome in ENDED_EVENT_OUTCOMES and not (
+            ev.outcome_at is not None and ev.outcome_at > at
         )
-    events = patient.adverse_events.filter(onset_at__lte=at).filter(
-        ~models.Q(outcome__in=ENDED_EVENT_OUTCOMES) | models.Q(outcome_at__gt=at)
-    )
-    for ev in events.select_related("session"):
-        infection = ev.kind in INFECTION_SIDE_EFFECTS
-        out.append(
-            rules.ProblemFacts(
-                infection,
-                f"A serious adverse event ({ev.get_kind_display().lower()}, grade "
-                f"{ev.ctcae_grade}) after session {ev.session.number}, since "
-                f"{_day(ev.onset_at, tz)},",
+        if ev.onset_at <= at and not ended:
+            out.append(
+                rules.ProblemFacts(
+                    ev.kind in INFECTION_SIDE_EFFECTS,
+                    f"A serious adverse event ({ev.get_kind_display().lower()}, grade "
+                    f"{ev.ctcae_grade}) after session {ev.session.number}, since "
+                    f"{_day(ev.onset_at, tz)},",
+                )
             )
-        )
-    watch = FollowUp.objects.filter(
-        session__course__patient=patient,
-        side_effect__isnull=True,
-        watch_prompts__isnull=False,
-        priority=FollowUp.Priority.URGENT,
-        # The infection began after the session the answer is about, whenever it was reported.
-        session__performed_at__lt=at,
-    ).filter(models.Q(status=FollowUp.Status.OPEN) | models.Q(closed_at__gt=at))
-    for f in watch.distinct():
-        out.append(
-            rules.ProblemFacts(
-                True,
-                f"A possible infection reported by the patient ({f.reason[:1].lower()}"
-                f"{f.reason[1:]}), opened {_day(f.opened_at, tz)},",
+    for f in records.watch_follow_ups:
+        if (
+            f.priority == FollowUp.Priority.URGENT
+            # The infection began after the session the answer is about, whenever it was
+            # reported.
+            and f.session.performed_at < at
+            and (f.status == FollowUp.Status.OPEN or (f.closed_at is not None and f.closed_at > at))
+        ):
+            out.append(
+                rules.ProblemFacts(
+                    True,
+                    f"A possible infection reported by the patient ({f.reason[:1].lower()}"
+                    f"{f.reason[1:]}), opened {_day(f.opened_at, tz)},",
+                )
             )
-        )
     return out
 
 

@@ -105,6 +105,23 @@ def datetime_text(moment: dt.datetime | None, clinic: Any = None) -> str:
     return f"{date_text(moment, clinic)}, {time_text(moment, clinic)}"
 
 
+def when_text(moment: dt.datetime | None, clinic: Any = None) -> str:
+    """A moment with its weekday, in the clinic's formats and time zone: Thu 31/12/2026, 14:30."""
+    if moment is None:
+        return ""
+    local = _local(moment, clinic)
+    return f"{local:%a} {date_text(local.date(), clinic)}, {time_text(local.time(), clinic)}"
+
+
+def short_when_text(moment: dt.datetime | None, clinic: Any = None) -> str:
+    """A moment of this season, short: its weekday, day and month, and the clinic's time, in
+    the clinic's time zone: Thu 31 Dec, 14:30."""
+    if moment is None:
+        return ""
+    local = _local(moment, clinic)
+    return f"{local:%a} {local.day} {local:%b}, {time_text(local.time(), clinic)}"
+
+
 def example(clinic: Any = None) -> str:
     """How the clinic writes 31 December 2026, to show beside a date field."""
     return date_text(dt.date(2026, 12, 31), clinic)

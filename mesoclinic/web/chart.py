@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from mesoclinic.access import access_allergy_test, access_course, access_patient
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.courses import actions, rules
-from mesoclinic.courses.models import Course, FollowUp, Session
+from mesoclinic.courses.models import Course, FollowUp, GateRecords, Session
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.notify.models import MaintenanceInvitation
 from mesoclinic.outcomes import photo_actions
@@ -94,7 +94,15 @@ def chart_page(
     # per course: the timeline's records (sessions, tests, side effects, safety), the visits,
     # the measurements and the photos' areas.
     ids = [c.pk for c in patient_courses]
-    records_of = timeline.load_many(patient_courses)
+    # The patient's screenings and consents serve the page, the timeline and the gate alike.
+    screenings = list(patient.screenings.all())
+    consents = list(
+        patient.consents.select_related("template", "witnessed_by").prefetch_related(
+            "products__components__ingredient"
+        )
+    )
+    allergies = list(patient.allergies.select_related("ingredient"))
+    records_of = timeline.load_many(patient_courses, consents=consents)
     visits_of: dict[int, list[Appointment]] = {pk: [] for pk in ids}
     for a in Appointment.objects.filter(course_id__in=ids).select_related("practitioner", "room"):
         visits_of[a.course_id].append(a)  # type: ignore[index]
@@ -113,6 +121,17 @@ def chart_page(
         [c for c in patient_courses if c.status != Course.Status.STOPPED],
         visits_of,
         request.user if caller(request).role in CLINICAL else None,
+        GateRecords(
+            screenings=screenings,
+            consents=consents,
+            tests_of={pk: r.tests for pk, r in records_of.items()},
+            sessions_of={pk: r.sessions for pk, r in records_of.items()},
+            measured_of={pk: [m.taken_at for m in ms] for pk, ms in measurements_of.items()},
+            allergies=allergies,
+            side_effects=[row.effect for r in records_of.values() for row in r.side_effects],
+            adverse_events=[e for r in records_of.values() for e in r.adverse_events],
+            watch_follow_ups=[f for r in records_of.values() for f in r.watch_follow_ups],
+        ),
     )
     for course in patient_courses:
         open_course = course.status != Course.Status.STOPPED
@@ -126,7 +145,7 @@ def chart_page(
             )
             t.reading_form = bound.get(-t.pk) or reading_form  # type: ignore[attr-defined]
         visits = visits_of[course.pk]
-        progress = course.progress()
+        progress = course.progress(records.sessions)
         courses.append(
             {
                 "course": course,
@@ -157,8 +176,8 @@ def chart_page(
                 **_outcomes_row(course, measurements_of[course.pk], records.sessions),
             }
         )
-    screening = patient.screenings.order_by("-screened_at", "-id").first()
-    record = patient_record.chart_context(patient)
+    screening = max(screenings, key=lambda s: (s.screened_at, s.pk), default=None)
+    record = patient_record.chart_context(patient, allergies)
     return render(
         request,
         "web/chart.html",
@@ -166,7 +185,7 @@ def chart_page(
             "page": "patients",
             "patient": patient,
             "screening": screening,
-            "consents": patient.consents.select_related("template"),
+            "consents": consents,
             "allergies": record["record_allergies"],
             "courses": courses,
             "reading_form": reading_form,
@@ -197,13 +216,17 @@ BOOKABLE = (Course.Status.PLANNED, Course.Status.ACTIVE)
 
 
 def gate_for_next_sessions(
-    courses: list[Course], visits_of: dict[int, list[Appointment]], chosen: Any
+    courses: list[Course],
+    visits_of: dict[int, list[Appointment]],
+    chosen: Any,
+    records: GateRecords | None = None,
 ) -> dict[int, list[rules.Refusal]]:
     """The gate for each course's next session, judged for the practitioner who will give it:
     the practitioner of its next booked visit, else `chosen` (the viewer, when they may give
     it), else nobody yet, and then the licence is judged when one is booked. Never for
     whoever is looking: the front desk has no licence and gives no session. The facts are
-    read once for all the courses, whoever gives each."""
+    read once for all the courses, whoever gives each, from `records` where the caller has
+    read them."""
     now = timezone.now()
     practitioner_of: dict[int, Any] = {}
     for course in courses:
@@ -216,7 +239,7 @@ def gate_for_next_sessions(
         ]
         nxt = min(upcoming, key=lambda a: a.starts_at, default=None)
         practitioner_of[course.pk] = nxt.practitioner if nxt is not None else chosen
-    return actions.check_sessions(courses, now, chosen, [], practitioner_of)
+    return actions.check_sessions(courses, now, chosen, [], practitioner_of, records)
 
 
 def _outcomes_row(

@@ -25,7 +25,7 @@ from mesoclinic.access import (
 )
 from mesoclinic.patients import records
 from mesoclinic.patients.actions import do_screen_patient
-from mesoclinic.patients.models import Patient, ScreeningForm
+from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
 from mesoclinic.patients.screening import AnswerError
 from mesoclinic.web import forms, patient_forms
 from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading
@@ -44,12 +44,14 @@ def merged_notice(request: HttpRequest, patient: Patient) -> HttpResponse | None
     return redirect("web:chart", patient_id=patient.merged_into_id)
 
 
-def chart_context(patient: Patient) -> dict[str, Any]:
-    """What the chart's record card shows (templates/web/patients/_record.html)."""
+def chart_context(patient: Patient, allergies: list[Allergy]) -> dict[str, Any]:
+    """What the chart's record card shows (templates/web/patients/_record.html), with the
+    patient's `allergies` the chart has read."""
     return {
         "record_last_edit": records.last_edit(patient),
         "record_medications": [m for m in patient.medications.all() if m.stopped_on is None],
-        "record_allergies": list(patient.allergies.select_related("ingredient").standing()),
+        # Those that count: not marked as entered in error.
+        "record_allergies": [a for a in allergies if a.entered_in_error_at is None],
         "record_minor": patient.is_minor_on(timezone.localdate(timezone.now(), patient.clinic.tz)),
     }
 

@@ -18,9 +18,9 @@ from mesoclinic.accounts.models import AuditEvent, audit_many
 from mesoclinic.formulary.models import Lot
 from mesoclinic.safety import actions
 from mesoclinic.web.chart import chart_url, flash_errors
-from mesoclinic.web.context import CLINICAL, caller, reading, require
+from mesoclinic.web.context import ALL_STAFF, CLINICAL, caller, reading, require
 from mesoclinic.web.forms import put_errors
-from mesoclinic.web.safety_card import GRADE_WORDS
+from mesoclinic.web.safety_card import GRADE_WORDS, watch_rows, watch_summary
 from mesoclinic.web.safety_forms import AdverseEventForm, UpdateAdverseEventForm
 
 
@@ -165,4 +165,24 @@ def adverse_events(request: HttpRequest) -> HttpResponse:
         request,
         "web/safety/adverse_events.html",
         {"page": "safety", "events": events, "list_url": reverse("web:adverse_events")},
+    )
+
+
+@login_required
+def watch_schedule(request: HttpRequest, course_id: int) -> HttpResponse:
+    """Every infection-watch prompt of a course, by session and week, with its status and the
+    patient's answer: the whole schedule, which the chart's safety card sums up as counts, the
+    answers and the next prompt (four prompts a session would make the chart long)."""
+    course = access_course(caller(request), course_id, ALL_STAFF, view=reading(request))
+    rows = watch_rows(course)
+    return render(
+        request,
+        "web/safety/watch_schedule.html",
+        {
+            "page": "patients",
+            "patient": course.patient,
+            "course": course,
+            "watch": rows,
+            "watch_summary": watch_summary(rows),
+        },
     )

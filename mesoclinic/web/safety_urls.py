@@ -17,4 +17,9 @@ urlpatterns = [
         name="report_adverse_event",
     ),
     path("safety/adverse-events/<int:event_id>/", safety.update, name="update_adverse_event"),
+    path(
+        "safety/courses/<int:course_id>/infection-watch/",
+        safety.watch_schedule,
+        name="watch_schedule",
+    ),
 ]

@@ -117,6 +117,12 @@ class Records:
     # safety card lists them all).
     watch_prompts: list[WatchPrompt] = field(default_factory=list)
 
+    @property
+    def watch_follow_ups(self) -> list[FollowUp]:
+        """The follow-ups an infection-watch answer opened."""
+        opened = {p.follow_up_id for p in self.watch_prompts}
+        return [f for f in self.other_follow_ups if f.pk in opened]
+
 
 def name_of(user: Any) -> str:
     if user is None:
@@ -146,7 +152,9 @@ def load(course: Course, now: dt.datetime | None = None) -> Records:
     return load_many([course], now)[course.pk]
 
 
-def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int, Records]:
+def load_many(
+    courses: list[Course], now: dt.datetime | None = None, consents: list[Consent] | None = None
+) -> dict[int, Records]:
     """`load` for several courses at once, in the same fixed number of queries however many
     courses there are (the chart reads all of a patient's courses this way), by course id.
 
@@ -154,6 +162,9 @@ def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int
        events and infection-watch prompts of every course, one query (or prefetch) each.
     2. Hand each record to its course, reusing the course rows given, so that no record
        reads its course again.
+
+    `consents` are the patients' consents when the caller has read them already (the chart),
+    each with its template and witness.
     """
     now = now or timezone.now()
     by_course = {c.pk: c for c in courses}
@@ -180,14 +191,14 @@ def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int
     ):
         t.course = by_course[t.course_id]
         tests_of[t.course_id].append(t)
-    all_consents = list(
-        Consent.objects.filter(
-            patient_id__in={c.patient_id for c in courses},
-            indication__in={c.indication for c in courses},
+    if consents is None:
+        consents = list(
+            Consent.objects.filter(
+                patient_id__in={c.patient_id for c in courses},
+                indication__in={c.indication for c in courses},
+            ).select_related("template", "witnessed_by")
         )
-        .select_related("template", "witnessed_by")
-        .order_by("signed_at")
-    )
+    all_consents = sorted(consents, key=lambda c: (c.signed_at, c.pk))
     # Only the sessions read above, so each side effect finds its session in `by_id`.
     effects = SideEffect.objects.filter(session_id__in=list(by_id)).select_related("reported_by")
     effects = effects.prefetch_related(
@@ -240,7 +251,8 @@ def load_many(courses: list[Course], now: dt.datetime | None = None) -> dict[int
         .select_related("closed_by")
         .order_by("opened_at")
     ):
-        other_of[by_id[f.session_id].course_id].append(f)
+        f.session = by_id[f.session_id]
+        other_of[f.session.course_id].append(f)
     events_of: dict[int, list[AdverseEvent]] = {pk: [] for pk in by_course}
     # What the chart's safety card shows of each event too (its lots, the side effect).
     for e in (

@@ -30,6 +30,18 @@ def clinic_datetime(value: dt.datetime | None, clinic: Any = None) -> str:
 
 
 @register.filter
+def clinic_when(value: dt.datetime | None, clinic: Any = None) -> str:
+    """Thu 31/12/2026, 14:30: the weekday, the date and the time in the clinic's formats."""
+    return formats.when_text(value, clinic)
+
+
+@register.filter
+def clinic_short_when(value: dt.datetime | None, clinic: Any = None) -> str:
+    """Thu 31 Dec, 14:30: the weekday, day, month and the clinic's time."""
+    return formats.short_when_text(value, clinic)
+
+
+@register.filter
 def on_clinic_today(value: dt.datetime | None, clinic: Any) -> bool:
     """Whether a moment falls on the clinic's today, on the clinic's clock (not the server's):
     a visit at 10:00 in New York is still today there at 21:00, when it is tomorrow in UTC."""
