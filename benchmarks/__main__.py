@@ -9,6 +9,7 @@ the machine and the date in docs/benchmarks.md.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 
@@ -26,11 +27,20 @@ BENCHMARKS = (
     "trust",
     "signin",
     "imports",
+    "load",
 )
 
 
 def main() -> int:
     folder = tempfile.mkdtemp(prefix="mesoclinic-bench-")
+    try:
+        return run(folder)
+    finally:
+        # The throwaway database and whatever the benchmarks wrote beside it.
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(folder: str) -> int:
     os.environ["DATA_DIR"] = folder
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mesoclinic.settings")
     # One access-log line per request would bury the figures; `serving` measures its cost.
@@ -45,6 +55,7 @@ def main() -> int:
         analytics,
         booking,
         imports,
+        load,
         optimiser,
         pages,
         photos,
@@ -58,6 +69,12 @@ def main() -> int:
 
     if sys.argv[1:] == ["storm"]:  # booking_storm re-running itself on PostgreSQL
         booking.storm_from_env()
+        return 0
+    if sys.argv[1:] == ["load-here"]:  # load re-running itself on PostgreSQL
+        load.run_here(int(os.environ.get("BENCH_LOAD_SCALE", load.SCALE)))
+        return 0
+    if sys.argv[1:] == ["load-profile"]:  # where the mixed load's time goes, in-process
+        load.profile_here(int(os.environ.get("BENCH_LOAD_SCALE", load.SCALE)))
         return 0
     chosen = sys.argv[1:] or list(BENCHMARKS)
     unknown = [name for name in chosen if name not in BENCHMARKS]
@@ -78,6 +95,7 @@ def main() -> int:
         "trust": trust.run,
         "signin": signin.run,
         "imports": imports.run,
+        "load": load.run,
     }
     for name in chosen:
         runs[name]()

@@ -2,8 +2,9 @@
 
 mesoclinic demo [--reset] [--port 8000]   migrate, load the demo clinic, serve it
 mesoclinic init [--clinic-name N …]        migrate, create the clinic and its first manager
-mesoclinic serve [--host H] [--port P]    the production server (waitress); refuses to start
-                                          with an unsafe configuration (see production_problems)
+mesoclinic serve [--host H] [--port P]    the production server (waitress in one worker process
+                [--workers N] [--threads T]  per core); refuses to start with an unsafe
+                                          configuration (see production_problems)
 mesoclinic migrate | createsuperuser | …  any Django management command
 """
 
@@ -30,24 +31,46 @@ def server_options() -> dict[str, object]:
     return {"ident": "mesoclinic", "max_request_body_size": settings.MAX_REQUEST_BYTES}
 
 
-def _serve(host: str, port: int, threads: int) -> None:
+def _proxy_options() -> dict[str, object]:
     from django.conf import settings
+
+    if not settings.BEHIND_TLS_PROXY:
+        return {}
+    # waitress drops X-Forwarded-* headers unless they come from a proxy it trusts, and Django
+    # then never learns the request came over HTTPS (an endless redirect to https). Trusting
+    # the proxy also makes the client's own address the request's REMOTE_ADDR.
+    return {
+        "trusted_proxy": settings.TRUSTED_PROXY,
+        "trusted_proxy_count": 1,
+        "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
+    }
+
+
+def _serve(host: str, port: int, threads: int, workers: int = 1) -> int:
+    """Serve on `host`:`port` with `workers` processes of `threads` threads each
+    (mesoclinic/ops/server.py)."""
+    from django.db import connections
     from waitress import serve
 
+    from mesoclinic.ops import server
     from mesoclinic.wsgi import application
 
-    proxy: dict[str, object] = {}
-    if settings.BEHIND_TLS_PROXY:
-        # waitress drops X-Forwarded-* headers unless they come from a proxy it trusts, and
-        # Django then never learns the request came over HTTPS (an endless redirect to https).
-        # Trusting the proxy also makes the client's own address the request's REMOTE_ADDR.
-        proxy = {
-            "trusted_proxy": settings.TRUSTED_PROXY,
-            "trusted_proxy_count": 1,
-            "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
-        }
-    print(f"Serving mesoclinic at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    serve(application, host=host, port=port, threads=threads, **server_options(), **proxy)
+    options = {**server_options(), **_proxy_options()}
+
+    def serve_one(sock: object, threads: int) -> None:
+        serve(application, sockets=[sock], threads=threads, **options)
+
+    def ready() -> None:
+        # The checks before serving opened a connection; a worker must open its own, never
+        # share its parent's.
+        connections.close_all()
+        print(
+            f"Serving mesoclinic at http://{host}:{port}/ with {workers} worker"
+            f"{'s' if workers != 1 else ''} of {threads} threads (Ctrl-C to stop)",
+            flush=True,
+        )
+
+    return server.run(host, port, workers, threads, serve_one, ready)
 
 
 def demo(argv: list[str]) -> int:
@@ -140,13 +163,29 @@ def serve(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mesoclinic serve")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "8")))
+    parser.add_argument(
+        "--workers",
+        default=os.environ.get("WORKERS", ""),
+        help="worker processes (also WORKERS); one per core by default",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("THREADS", "4")),
+        help="threads in each worker (also THREADS)",
+    )
     parser.add_argument(
         "--allow-console-email",
         action="store_true",
         help="serve even though emails are only printed (also ALLOW_CONSOLE_EMAIL=1)",
     )
     args = parser.parse_args(argv)
+    from mesoclinic.ops.server import workers_from_env
+
+    try:
+        workers = workers_from_env(args.workers)
+    except ValueError as exc:
+        parser.error(str(exc))
     _setup()
     from django.conf import settings
 
@@ -158,8 +197,7 @@ def serve(argv: list[str]) -> int:
             print(f"- {problem}", file=sys.stderr)
         print("See docs/deployment.md.", file=sys.stderr)
         return 2
-    _serve(args.host, args.port, args.threads)
-    return 0
+    return _serve(args.host, args.port, args.threads, workers)
 
 
 def init(argv: list[str]) -> int:

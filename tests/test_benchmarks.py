@@ -89,3 +89,41 @@ def test_the_import_benchmark_runs(db: Any) -> None:
     figures = imports.run(patients=40)
     assert figures["import_s"] > 0
     assert Patient.objects.count() == 40
+
+
+def test_the_load_benchmark_drives_a_real_server(tmp_path: Any) -> None:
+    """`python -m benchmarks load-here` on a small clinic and short phases: it starts
+    `mesoclinic serve` in its own processes, every phase is answered without an error, and it
+    reports the workers' memory."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE", "SECRET_KEY"}
+    }
+    env.update(
+        BENCH_LOAD_SCALE="1", BENCH_LOAD_SECONDS="1", BENCH_LOAD_NOW="1", TMPDIR=str(tmp_path)
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "load-here"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    phases = re.findall(
+        r"^ {4}(\S.*?) +[\d.]+ req/s .* errors (\d+) of (\d+)$", result.stdout, re.M
+    )
+    assert [name for name, _, _ in phases] == [
+        "login page",
+        "static file",
+        "mix, hammering",
+        "mix, paced",
+    ]
+    assert all(errors == "0" and int(requests) > 0 for _, errors, requests in phases), result.stdout
+    assert re.search(r"memory per worker: \d+ MB resident", result.stdout)

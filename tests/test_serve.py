@@ -8,13 +8,14 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,15 @@ def get(url: str) -> tuple[int, dict[str, object]]:
 def serving(site: Path, command: str, *args: str, **env: str) -> Iterator[int]:
     """`mesoclinic <command>` serving on a free port until the block ends; yields the port once
     /healthz answers."""
+    with server_process(site, command, *args, **env) as (port, _):
+        yield port
+
+
+@contextlib.contextmanager
+def server_process(
+    site: Path, command: str, *args: str, **env: str
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """`serving`, yielding the server's process too."""
     port = free_port()
     process = subprocess.Popen(
         [str(BIN), command, "--port", str(port), *args],
@@ -119,7 +129,7 @@ def serving(site: Path, command: str, *args: str, **env: str) -> Iterator[int]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-        yield port
+        yield port, process
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -236,3 +246,69 @@ class DemoTests:
     def test_the_demo_serves_with_the_development_key_and_console_email(self, site: Path) -> None:
         with serving(site, "demo") as port:
             assert get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
+
+
+def workers_of(pid: int) -> set[int]:
+    """The processes whose parent is `pid`."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the worker processes from /proc")
+class ServeWorkersTests:
+    """`serve` runs one worker process per core (or WORKERS), all on one port."""
+
+    def test_every_worker_serves_and_one_that_dies_is_replaced(self, site: Path) -> None:
+        with server_process(site, "serve", **PRODUCTION, WORKERS="3", THREADS="2") as (
+            port,
+            process,
+        ):
+            wait_for(lambda: len(workers_of(process.pid)) == 3)
+            first = workers_of(process.pid)
+            # Every request is answered, whichever worker accepts it.
+            for _ in range(30):
+                assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: len(workers_of(process.pid) - first) == 1)
+            assert victim not in workers_of(process.pid)
+            assert len(workers_of(process.pid)) == 3
+            for _ in range(10):
+                assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+            now = workers_of(process.pid)
+        # Stopping the server stops every worker, and it waits for them all.
+        assert process.returncode == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in now)
+
+    def test_it_refuses_a_worker_count_that_is_not_a_number(self, site: Path) -> None:
+        result = run(site, "serve", **PRODUCTION, WORKERS="many")
+        assert result.returncode == 2
+        assert "WORKERS must be a whole number, not 'many'." in result.stderr
+        result = run(site, "serve", **PRODUCTION, WORKERS="0")
+        assert result.returncode == 2
+        assert "WORKERS must be at least 1." in result.stderr
+
+
+def test_one_worker_per_core_by_default() -> None:
+    from mesoclinic.ops.server import cores, workers_from_env
+
+    assert (
+        workers_from_env(None) == workers_from_env("  ") == cores() == len(os.sched_getaffinity(0))
+    )
+    assert workers_from_env("3") == 3
