@@ -28,6 +28,7 @@ BENCHMARKS = (
     "signin",
     "imports",
     "load",
+    "scaling",
 )
 
 
@@ -60,6 +61,7 @@ def run(folder: str) -> int:
         pages,
         photos,
         request_limits,
+        scaling,
         serving,
         session_gate,
         signin,
@@ -72,6 +74,11 @@ def run(folder: str) -> int:
         return 0
     if sys.argv[1:] == ["load-here"]:  # load re-running itself on PostgreSQL
         load.run_here(int(os.environ.get("BENCH_LOAD_SCALE", load.SCALE)))
+        return 0
+    if sys.argv[1:] == ["scaling-here"]:  # scaling measuring one scale in its own database
+        scaling.run_here(
+            int(os.environ["BENCH_SCALE"]), int(os.environ.get("BENCH_SCALE_RUNS", scaling.RUNS))
+        )
         return 0
     if sys.argv[1:] == ["load-profile"]:  # where the mixed load's time goes, in-process
         load.profile_here(int(os.environ.get("BENCH_LOAD_SCALE", load.SCALE)))
@@ -96,6 +103,7 @@ def run(folder: str) -> int:
         "signin": signin.run,
         "imports": imports.run,
         "load": load.run,
+        "scaling": scaling.run,
     }
     for name in chosen:
         runs[name]()

@@ -127,3 +127,14 @@ def test_the_load_benchmark_drives_a_real_server(tmp_path: Any) -> None:
     ]
     assert all(errors == "0" and int(requests) > 0 for _, errors, requests in phases), result.stdout
     assert re.search(r"memory per worker: \d+ MB resident", result.stdout)
+
+
+def test_the_scaling_benchmark_measures_every_page(db: Any) -> None:
+    from benchmarks import scaling
+
+    figures = scaling.run_here(1, runs=2)
+    assert (figures["patients"], figures["scale"]) == (30, 1)
+    for page in scaling.PAGES:
+        assert figures[page]["p95"] > 0
+    # Every page but the login page reads the database.
+    assert all(figures[page]["queries"] > 0 for page in scaling.PAGES if page != "baseline")
