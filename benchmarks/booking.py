@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.postgres import throwaway_database
 from benchmarks.timing import percentile
 
 PRACTITIONERS = 50
@@ -260,23 +261,10 @@ def run_storm(
 
 def _storm_on_postgres(clients: int, attempts: int) -> dict[str, float] | None:
     """Create a throwaway database on the PostgreSQL server and run the storm there."""
-    import psycopg
-
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-    try:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    except psycopg.Error as exc:
-        print(f"Booking storm: skipped, no PostgreSQL at {server} ({exc}).")
-        return None
-    url = server.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-    env = {**os.environ, "DATABASE_URL": url, "BENCH_STORM": f"{clients},{attempts}"}
-    try:
-        subprocess.run([sys.executable, "-m", "benchmarks", "storm"], env=env, check=True)
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    with throwaway_database(BENCH_DB) as url:
+        if url is not None:
+            env = {**os.environ, "DATABASE_URL": url, "BENCH_STORM": f"{clients},{attempts}"}
+            subprocess.run([sys.executable, "-m", "benchmarks", "storm"], env=env, check=True)
     return None
 
 

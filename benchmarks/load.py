@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from benchmarks.postgres import throwaway_database
 from benchmarks.timing import percentile
 
 SCALE = 10
@@ -484,27 +485,14 @@ def run_here(scale: int = SCALE) -> dict[str, Any]:
 def run(scale: int = SCALE) -> dict[str, Any]:
     """SQLite here, then PostgreSQL in a child process on a database of its own."""
     figures = run_here(scale)
-    import psycopg
-
-    server = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-    try:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    except psycopg.Error as exc:
-        print(f"Mixed load: PostgreSQL skipped, no server at {server} ({exc}).")
-        return figures
-    url = server.rsplit("/", 1)[0] + f"/{BENCH_DB}"
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "benchmarks", "load-here"],
-            env={**os.environ, "DATABASE_URL": url, "BENCH_LOAD_SCALE": str(scale)},
-            check=True,
-            timeout=1800,
-        )
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    with throwaway_database(BENCH_DB) as url:
+        if url is not None:
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks", "load-here"],
+                env={**os.environ, "DATABASE_URL": url, "BENCH_LOAD_SCALE": str(scale)},
+                check=True,
+                timeout=1800,
+            )
     return figures
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.load import server_pids
+
 BIN = Path(sys.executable).with_name("mesoclinic")
 
 # A key as `secrets.token_urlsafe(50)` makes one; fixed so a failure is easy to reproduce.
@@ -250,16 +252,7 @@ class DemoTests:
 
 def workers_of(pid: int) -> set[int]:
     """The processes whose parent is `pid`."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
+    return set(server_pids(pid)) - {pid}
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 20) -> None:
