@@ -388,3 +388,31 @@ class ProtocolLoaderTests:
     def test_shipped_protocols_reads_a_given_directory(self, tmp_path):
         write(tmp_path, cellulite_text())
         assert list(shipped_protocols(tmp_path)) == ["cellulite"]
+
+
+class StoredVersionSpecTests:
+    """Today reads every stored version's validated protocol on each load, from the stored
+    text; a new version is a new text, so it is validated on its own."""
+
+    def test_each_version_is_read_as_stored_and_an_edit_is_its_own(self, world: Any) -> None:
+        import copy
+
+        from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
+
+        v1 = ClinicProtocol.current(world.clinic, "cellulite")
+        assert v1 is not None
+        specs = ClinicProtocol.specs_of(world.clinic)
+        assert set(specs) == set(
+            ClinicProtocol.objects.filter(clinic=world.clinic).values_list("pk", flat=True)
+        )
+        assert specs[v1.pk] == v1.spec
+        document = copy.deepcopy(v1.document)
+        document["cadence"]["tolerance_days"] = {
+            "value": 3,
+            "source": [NO_SOURCE],
+            "note": "Our clinic allows 3 days.",
+        }
+        v2 = do_edit_protocol(world.clinic, "cellulite", document, world.manager, "Wider window")
+        again = ClinicProtocol.specs_of(world.clinic)
+        assert again[v1.pk].cadence.tolerance_days.v == 2
+        assert again[v2.pk].cadence.tolerance_days.v == 3

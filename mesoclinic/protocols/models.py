@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic, acting
@@ -75,6 +76,20 @@ class ClinicProtocol(models.Model):
             json.dumps(self.document, sort_keys=True),
             f"{self.clinic_id}/{self.key} v{self.version}",
         )
+
+    @classmethod
+    def specs_of(cls, clinic: Clinic) -> dict[int, Protocol]:
+        """Every version of the clinic's protocols, validated, by id. The documents are read
+        as their stored text, so a version validated before in this process is neither
+        parsed nor validated again (Today asks on every load)."""
+        rows = (
+            cls.objects.filter(clinic=clinic)
+            .annotate(text=Cast("document", models.TextField()))
+            .values_list("pk", "key", "version", "text")
+        )
+        return {
+            pk: _validated(text, f"{clinic.pk}/{key} v{version}") for pk, key, version, text in rows
+        }
 
     @classmethod
     def current(cls, clinic: Clinic, key: str) -> ClinicProtocol | None:

@@ -1112,7 +1112,7 @@ def cadence_flags(
     flagged are read as objects, with their patients."""
     tz = clinic.tz
     if specs is None:
-        specs = {p.pk: p.spec for p in ClinicProtocol.objects.filter(clinic=clinic)}
+        specs = ClinicProtocol.specs_of(clinic)
     courses = {
         pk: (protocol_id, cadence_days, planned)
         for pk, protocol_id, cadence_days, planned in Course.objects.filter(

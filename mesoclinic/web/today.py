@@ -59,7 +59,7 @@ class Due:
 
 def _specs(clinic: Clinic) -> dict[int, Protocol]:
     """Each protocol version the clinic's open courses use, validated once."""
-    return {p.pk: p.spec for p in ClinicProtocol.objects.filter(clinic=clinic)}
+    return ClinicProtocol.specs_of(clinic)
 
 
 def due_courses(
