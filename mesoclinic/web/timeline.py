@@ -114,7 +114,7 @@ class Records:
     adverse_events: list[AdverseEvent] = field(default_factory=list)
     watch_answers: list[WatchPrompt] = field(default_factory=list)
     # Every watch prompt of the course, answered or not, by session and week (the chart's
-    # safety card lists them all).
+    # safety card counts them and shows the answers and the next one).
     watch_prompts: list[WatchPrompt] = field(default_factory=list)
 
     @property

@@ -1,8 +1,8 @@
 """The infection watch in Debian's Chromium: the patient opens the link from a real email (sent
 to an aiosmtpd server on loopback), reports a lump, is told the clinic will contact them; the
 practitioner then finds the urgent follow-up on Today. Screenshots go to
-docs/screenshots/watch-questionnaire.png, watch-answered.png, watch-follow-up-today.png and
-watch-chart.png.
+docs/screenshots/watch-questionnaire.png, watch-answered.png, watch-follow-up-today.png,
+watch-chart.png and watch-schedule.png (the course's whole schedule, linked from the chart).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from mesoclinic.patients.models import Patient
 from mesoclinic.safety import watch
+from mesoclinic.safety.models import WatchPrompt
 from tests.browser.conftest import assert_accessible, login, shot
 from tests.conftest import World
 from tests.test_reminders import Mailbox
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.browser
 def test_a_patient_reports_a_lump_and_the_practitioner_sees_it_on_today(
     page: Page, live_server: Any, world: World, patient: Patient, mail: Mailbox
 ) -> None:
-    course_with_sessions(world, patient, 1, timezone.now() - dt.timedelta(days=15))
+    course = course_with_sessions(world, patient, 1, timezone.now() - dt.timedelta(days=15))
     watch.do_plan_watch()
     [outcome] = watch.send_due("browser-test")
     assert outcome.status == "sent", outcome
@@ -74,10 +75,18 @@ def test_a_patient_reports_a_lump_and_the_practitioner_sees_it_on_today(
     card = page.locator(".effects", has=page.get_by_role("heading", name="Infection watch"))
     expect(card).to_contain_text("lump or hard swelling")
     expect(card).to_contain_text("A hard bump, left thigh")
-    # The answer is shown above the folded schedule, with its urgent follow-up.
+    # The answer is shown with its urgent follow-up; the whole schedule is a page of its own.
     answer = card.locator(".watch-answers li")
     expect(answer).to_have_count(1)
     expect(answer).to_contain_text("A hard bump, left thigh")
     expect(answer.get_by_text("Urgent follow-up")).to_be_visible()
     card.scroll_into_view_if_needed()
     shot(page, "watch-chart")
+
+    card.get_by_role("link", name=re.compile("The whole schedule")).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Infection watch")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(WatchPrompt.objects.filter(session__course=course).count())
+    expect(page.locator("tbody")).to_contain_text("A hard bump, left thigh")
+    shot(page, "watch-schedule")
+    assert_accessible(page, "watch-schedule")
