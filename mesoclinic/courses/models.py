@@ -538,6 +538,20 @@ class GateRecords:
     adverse_events: list[Any]
     watch_follow_ups: list[FollowUp]
 
+    @staticmethod
+    def consents_of(patient: Patient) -> list[Any]:
+        """The patient's consents as the gate reads them (the chart shows the same rows)."""
+        return list(
+            patient.consents.select_related("template", "witnessed_by").prefetch_related(
+                "products__components__ingredient"
+            )
+        )
+
+    @staticmethod
+    def allergies_of(patient: Patient) -> list[Any]:
+        """Every allergy of the patient, entered in error or not, with its ingredient."""
+        return list(patient.allergies.select_related("ingredient"))
+
     @classmethod
     def read(cls, patient: Patient, course_ids: list[int]) -> GateRecords:
         tests_of: dict[int, list[AllergyTest]] = {pk: [] for pk in course_ids}
@@ -557,15 +571,11 @@ class GateRecords:
             measured_of[pk].append(at)
         return cls(
             screenings=list(patient.screenings.all()),
-            consents=list(
-                patient.consents.select_related("template", "witnessed_by").prefetch_related(
-                    "products__components__ingredient"
-                )
-            ),
+            consents=cls.consents_of(patient),
             tests_of=tests_of,
             sessions_of=sessions_of,
             measured_of=measured_of,
-            allergies=list(patient.allergies.select_related("ingredient")),
+            allergies=cls.allergies_of(patient),
             side_effects=list(
                 SideEffect.objects.filter(
                     session__course__patient=patient, kind__in=INFECTION_SIDE_EFFECTS

@@ -96,12 +96,8 @@ def chart_page(
     ids = [c.pk for c in patient_courses]
     # The patient's screenings and consents serve the page, the timeline and the gate alike.
     screenings = list(patient.screenings.all())
-    consents = list(
-        patient.consents.select_related("template", "witnessed_by").prefetch_related(
-            "products__components__ingredient"
-        )
-    )
-    allergies = list(patient.allergies.select_related("ingredient"))
+    consents = GateRecords.consents_of(patient)
+    allergies = GateRecords.allergies_of(patient)
     records_of = timeline.load_many(patient_courses, consents=consents)
     visits_of: dict[int, list[Appointment]] = {pk: [] for pk in ids}
     for a in Appointment.objects.filter(course_id__in=ids).select_related("practitioner", "room"):

@@ -57,11 +57,6 @@ class Due:
     overdue: bool
 
 
-def _specs(clinic: Clinic) -> dict[int, Protocol]:
-    """Each protocol version the clinic's open courses use, validated once."""
-    return ClinicProtocol.specs_of(clinic)
-
-
 def due_courses(
     clinic: Clinic,
     now: dt.datetime,
@@ -73,7 +68,7 @@ def due_courses(
     values; only the `limit` rows shown are read as objects, with their patients."""
     tz = clinic.tz
     today = now.astimezone(tz).date()
-    specs = specs if specs is not None else _specs(clinic)
+    specs = specs if specs is not None else ClinicProtocol.specs_of(clinic)
     courses = (
         Course.objects.filter(
             clinic=clinic,
@@ -210,7 +205,7 @@ def build(
     visits_by_practitioner: dict[str, list[Appointment]] = {}
     for a in visits:
         visits_by_practitioner.setdefault(a.practitioner.display_name, []).append(a)
-    specs = _specs(clinic)
+    specs = ClinicProtocol.specs_of(clinic)
     my_name = me.display_name if me is not None else None
     return {
         "now": now,
@@ -267,7 +262,7 @@ def work_list(clinic: Clinic, name: str, now: dt.datetime | None = None) -> Work
         return follow_ups(clinic, limit=None)
     if name == "lots":
         return lots(clinic, now.astimezone(clinic.tz).date(), limit=None)
-    specs = _specs(clinic)
+    specs = ClinicProtocol.specs_of(clinic)
     if name == "allergy-tests":
         return allergy_tests(clinic, specs, limit=None)
     if name == "due":
