@@ -147,6 +147,8 @@ TEMPLATES = [
                 "mesoclinic.web.context.staff",
                 "mesoclinic.web.kiosk.context",
             ],
+            # {% url %} that remembers the addresses it builds (web/templatetags/addresses.py).
+            "builtins": ["mesoclinic.web.templatetags.addresses"],
         },
     },
 ]
@@ -170,12 +172,14 @@ def _database() -> dict[str, object]:
 # WAL lets readers work while one writer writes. IMMEDIATE takes the write lock when a
 # transaction begins, so two writers queue on the busy timeout instead of failing mid-way,
 # and synchronous=FULL makes a committed transaction survive a crash of the process or machine.
+# (The audit row of a read alone commits with NORMAL: see accounts.models._trail_commit.)
+SQLITE_SYNCHRONOUS = "FULL"
 _SQLITE_OPTIONS = {
     "transaction_mode": "IMMEDIATE",
     "timeout": 20,
     "init_command": (
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-        "PRAGMA busy_timeout=20000;"
+        f"PRAGMA journal_mode=WAL; PRAGMA synchronous={SQLITE_SYNCHRONOUS}; "
+        "PRAGMA foreign_keys=ON; PRAGMA busy_timeout=20000;"
     ),
 }
 

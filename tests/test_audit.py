@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mesoclinic.accounts.models import AuditEvent
 from mesoclinic.courses.models import Session
 from mesoclinic.patients.models import Patient
@@ -221,3 +223,85 @@ class AuditTests:
         assert api_for(other.manager).get(f"/patients/{patient.pk}").status_code == 404
         assert api_for(world.front_desk).get(f"/lots/{world.lot.pk}/patients").status_code == 403
         assert new_events(since) == []
+
+
+class TrailCommitTests:
+    """A read's audit row commits without waiting for the disk; a change's still waits, and the
+    connection is left as it was configured."""
+
+    def statements(self, write: Any) -> list[str]:
+        from django.db import connection
+
+        seen: list[str] = []
+
+        def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            seen.append(sql)
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(record):
+            write()
+        return seen
+
+    def durability(self) -> str:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            if connection.vendor == "sqlite":
+                cursor.execute("PRAGMA synchronous")
+                return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cursor.fetchone()[0]]
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    @pytest.mark.django_db(transaction=True)
+    def test_a_read_commits_without_waiting_and_a_change_waits(self, world: World) -> None:
+        from django.db import connection
+
+        from mesoclinic.accounts.models import audit, audit_many
+
+        before = self.durability()
+        assert before == ("FULL" if connection.vendor == "sqlite" else "on")
+        patient = Patient.objects.create(
+            clinic=world.clinic, first_name="Ana", last_name="Lopez", date_of_birth="1990-05-17"
+        )
+        relaxed = (
+            "PRAGMA synchronous=NORMAL"
+            if connection.vendor == "sqlite"
+            else "SET LOCAL synchronous_commit TO OFF"
+        )
+
+        def read_one() -> None:
+            audit(clinic=world.clinic, user=None, action="view", obj=patient, patient_id=patient.pk)
+
+        def read_many() -> None:
+            audit_many(
+                clinic=world.clinic,
+                user=None,
+                action="view",
+                via="web",
+                entries=[(patient, patient.pk, {"page": "Today"})] * 3,
+            )
+
+        def change() -> None:
+            audit(
+                clinic=world.clinic, user=None, action="update", obj=patient, patient_id=patient.pk
+            )
+
+        for read in (read_one, read_many):
+            assert relaxed in self.statements(read)
+            assert self.durability() == before
+        assert relaxed not in self.statements(change)
+        rows = AuditEvent.objects.filter(patient_id=patient.pk)
+        assert [r.action for r in rows.order_by("pk")] == ["view"] * 4 + ["update"]
+        assert rows.filter(detail={"page": "Today"}).count() == 3
+
+    @pytest.mark.django_db(transaction=True)
+    def test_inside_a_transaction_the_read_commits_with_it(self, world: World) -> None:
+        from django.db import transaction
+
+        from mesoclinic.accounts.models import audit
+
+        with transaction.atomic():
+            seen = self.statements(
+                lambda: audit(clinic=world.clinic, user=None, action="view", object_type="x")
+            )
+        assert not any("synchronous" in sql for sql in seen)

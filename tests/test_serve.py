@@ -305,3 +305,72 @@ def test_one_worker_per_core_by_default() -> None:
         workers_from_env(None) == workers_from_env("  ") == cores() == len(os.sched_getaffinity(0))
     )
     assert workers_from_env("3") == 3
+
+
+# A clinic with one practitioner, an API token and a patient, made in the site's database by a
+# process of its own (as an operator's script would), printing the token and the patient's id.
+MAKE_READER = """
+import datetime as dt, django
+django.setup()
+from mesoclinic.accounts.models import Clinic, Membership, User
+from mesoclinic.api.models import ApiToken
+from mesoclinic.patients.models import Patient
+clinic = Clinic.objects.create(name="Durable", city="Lyon", timezone="Europe/Paris", currency="EUR")
+user = User.objects.create_user("reader", password="a long enough passphrase")
+membership = Membership.objects.create(user=user, clinic=clinic, role=Membership.Role.FRONT_DESK)
+patient = Patient.objects.create(
+    clinic=clinic, first_name="Ana", last_name="Lopez", date_of_birth=dt.date(1990, 5, 17)
+)
+print(ApiToken.issue(user, membership)[1], patient.pk)
+"""
+
+COUNT_READS = """
+import django
+django.setup()
+from mesoclinic.accounts.models import AuditEvent
+print(AuditEvent.objects.filter(action="view", patient_id={patient}).count())
+"""
+
+
+def python_in(site: Path, script: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=site,
+        env=environment(site / "data", **PRODUCTION, DJANGO_SETTINGS_MODULE="mesoclinic.settings"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the worker processes from /proc")
+class ReadAuditDurabilityTests:
+    """A read's audit row commits without waiting for the disk, and still survives the
+    server's processes being killed outright the moment after the answers left."""
+
+    def test_every_answered_read_is_in_the_trail_after_sigkill(self, site: Path) -> None:
+        token, patient = python_in(site, MAKE_READER).split()
+        reads = 40
+        with server_process(site, "serve", **PRODUCTION, WORKERS="2", THREADS="2") as (
+            port,
+            process,
+        ):
+            wait_for(lambda: len(workers_of(process.pid)) == 2)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/patients/{patient}",
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Host": "clinic.example.com",
+                    "X-Forwarded-Proto": "https",
+                },
+            )
+            for _ in range(reads):
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    assert response.status == 200
+            # No goodbye: every process of the server dies at once, workers first.
+            for pid in [*workers_of(process.pid), process.pid]:
+                os.kill(pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        assert python_in(site, COUNT_READS.format(patient=patient)) == str(reads)

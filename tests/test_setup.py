@@ -597,10 +597,15 @@ class TestFormats:
         moment = dt.datetime(2026, 12, 31, 2, 30, tzinfo=dt.UTC)
         assert formats.when_text(moment, clinic) == "Wed 30/12/2026, 9:30 pm"
         assert formats.short_when_text(moment, clinic) == "Wed 30 Dec, 9:30 pm"
+        assert formats.short_day_text(moment, clinic) == "Wed 30 Dec"
+        # A date is a day already: no zone moves it.
+        assert formats.short_day_text(dt.date(2026, 12, 31), clinic) == "Thu 31 Dec"
         clinic.timezone = "Europe/Paris"
         clinic.time_format = "24h"
         assert formats.when_text(moment, clinic) == "Thu 31/12/2026, 03:30"
+        assert formats.short_day_text(moment, clinic) == "Thu 31 Dec"
         assert formats.when_text(None, clinic) == formats.short_when_text(None, clinic) == ""
+        assert formats.short_day_text(None, clinic) == ""
 
     def test_without_a_clinic_the_active_zone_is_used(self) -> None:
         from django.utils import timezone

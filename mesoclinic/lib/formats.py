@@ -122,6 +122,16 @@ def short_when_text(moment: dt.datetime | None, clinic: Any = None) -> str:
     return f"{local:%a} {local.day} {local:%b}, {time_text(local.time(), clinic)}"
 
 
+def short_day_text(day: dt.date | dt.datetime | None, clinic: Any = None) -> str:
+    """A day of this season, short: its weekday, day and month (Thu 31 Dec). A date-time is
+    first taken to the clinic's time zone."""
+    if day is None:
+        return ""
+    if isinstance(day, dt.datetime):
+        day = _local(day, clinic)
+    return f"{day:%a} {day.day} {day:%b}"
+
+
 def example(clinic: Any = None) -> str:
     """How the clinic writes 31 December 2026, to show beside a date field."""
     return date_text(dt.date(2026, 12, 31), clinic)

@@ -1099,41 +1099,83 @@ class CadenceFlag:
     message: str
 
 
+@dataclass(frozen=True)
+class CourseTimes:
+    """A course's sessions as Today's work lists judge them, from plain values: how many
+    sessions of the course were given and when the last was (`held`, `last_held`: cadence),
+    and when the last session of any kind was (`last_at`: what is due next)."""
+
+    pk: int
+    status: str
+    protocol_id: int
+    cadence_days: int
+    planned: int
+    held: int
+    last_held: dt.datetime | None
+    last_at: dt.datetime
+
+
+# The courses Today's "due" and "cadence" lists look at: a course under way, and one completed
+# (or in maintenance) whose maintenance may be due.
+TIMED = (Course.Status.ACTIVE, Course.Status.COMPLETED, Course.Status.MAINTENANCE)
+
+
+def course_times(clinic: Clinic) -> list[CourseTimes]:
+    """Every course of TIMED with a session, in one query for the whole clinic: Today's due
+    and cadence lists both read it, once."""
+    course = Q(sessions__kind=Session.Kind.COURSE)
+    return [
+        CourseTimes(*row)
+        for row in Course.objects.filter(clinic=clinic, status__in=TIMED)
+        .annotate(
+            held=Count("sessions", filter=course),
+            last_held=Max("sessions__performed_at", filter=course),
+            last_at=Max("sessions__performed_at"),
+        )
+        .filter(last_at__isnull=False)
+        # The courses' own order (newest first): Today shows the first flags in it.
+        .order_by("-created_at", "-id")
+        .values_list(
+            "id",
+            "status",
+            "protocol_id",
+            "cadence_days",
+            "planned_sessions",
+            "held",
+            "last_held",
+            "last_at",
+        )
+    ]
+
+
 def cadence_flags(
-    clinic: Clinic, now: dt.datetime, specs: dict[int, Protocol] | None = None
+    clinic: Clinic,
+    now: dt.datetime,
+    specs: dict[int, Protocol] | None = None,
+    times: list[CourseTimes] | None = None,
 ) -> list[CadenceFlag]:
     """Active courses whose cadence is broken: a session missed or cancelled and not
     rebooked inside its window, a window passed with nothing booked, or a booked session
-    outside its window. Four queries for the whole clinic.
+    outside its window. Three queries for the whole clinic, two when `times` (course_times)
+    is given.
 
-    Today calls it on every load, so the whole clinic is read as plain values (courses,
-    session times, visits as (status, start) pairs), each protocol version is validated once
-    (`specs`, as Today reads them) and each cadence's rules are built once; only the courses
-    flagged are read as objects, with their patients."""
+    Today calls it on every load, so the whole clinic is read as plain values (courses with
+    their sessions' count and last time, visits as (status, start) pairs), each protocol
+    version is validated once (`specs`, as Today reads them) and each cadence's rules are
+    built once; only the courses flagged are read as objects, with their patients."""
     tz = clinic.tz
     if specs is None:
         specs = ClinicProtocol.specs_of(clinic)
-    courses = {
-        pk: (protocol_id, cadence_days, planned)
-        for pk, protocol_id, cadence_days, planned in Course.objects.filter(
-            clinic=clinic, status=Course.Status.ACTIVE
-        ).values_list("id", "protocol_id", "cadence_days", "planned_sessions")
-    }
-    if not courses:
+    active = [
+        t
+        for t in (times if times is not None else course_times(clinic))
+        if t.status == Course.Status.ACTIVE and t.last_held is not None and t.held < t.planned
+    ]
+    if not active:
         return []
-    # Each course's sessions as their number and the last one's time: what the check reads.
-    held: dict[int, tuple[int, dt.datetime]] = {
-        course_id: (count, last)
-        for course_id, count, last in Session.objects.filter(
-            course__clinic=clinic, course__status=Course.Status.ACTIVE, kind=Session.Kind.COURSE
-        )
-        .values("course_id")
-        .annotate(count=Count("id"), last=Max("performed_at"))
-        .values_list("course_id", "count", "last")
-    }
     # A missed or cancelled visit counts only after the last session and inside its window,
     # so older ones are not read: none is further back than the longest cadence and tolerance.
-    longest = max(cadence for _, cadence, _ in courses.values())
+    longest = max(t.cadence_days for t in active)
     longest += max((spec.cadence.tolerance_days.v for spec in specs.values()), default=0)
     missed_since = now - dt.timedelta(days=longest + 1)
     booked: dict[int, list[dt.datetime]] = defaultdict(list)
@@ -1156,18 +1198,16 @@ def cadence_flags(
             missed[course_id].append((starts_at, status))
     rules_for: dict[tuple[int, int], series.Rules] = {}
     found: list[tuple[int, str]] = []
-    for course_id, (protocol_id, cadence_days, planned) in courses.items():
-        if course_id not in held or held[course_id][0] >= planned:
-            continue
-        count, last = held[course_id]
-        key = (protocol_id, cadence_days)
+    for t in active:
+        assert t.last_held is not None
+        key = (t.protocol_id, t.cadence_days)
         if key not in rules_for:
-            rules_for[key] = _rules(specs[protocol_id], cadence_days)
+            rules_for[key] = _rules(specs[t.protocol_id], t.cadence_days)
         message = _cadence_broken(
-            count, last, booked[course_id], missed[course_id], rules_for[key], now, tz
+            t.held, t.last_held, booked[t.pk], missed[t.pk], rules_for[key], now, tz
         )
         if message is not None:
-            found.append((course_id, message))
+            found.append((t.pk, message))
     flagged = (
         Course.objects.select_related("patient")
         # Only what a flag shows: the patient's name, and their phone for Today's call button.

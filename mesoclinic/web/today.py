@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q, QuerySet, Window
 from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic
@@ -25,7 +25,7 @@ from mesoclinic.reminders.models import ChangeRequest
 from mesoclinic.safety.models import SafetyAlert
 from mesoclinic.safety.surveil import alert_rows
 from mesoclinic.scheduling.models import Appointment
-from mesoclinic.scheduling.planning import cadence_flags
+from mesoclinic.scheduling.planning import CourseTimes, cadence_flags, course_times
 
 NEAR_EXPIRY_DAYS = 30
 # The rows each work list shows on Today; the rest are on the list's own page.
@@ -48,6 +48,16 @@ def _bounded(rows: list[Any], limit: int | None) -> WorkList:
     return WorkList(rows if limit is None else rows[:limit], len(rows))
 
 
+def _first(found: QuerySet[Any], limit: int | None) -> WorkList:
+    """The first `limit` rows of `found` (all of them for None) and how many there are, in
+    one query: each row carries the count of the whole list (a window over it)."""
+    if limit is None:
+        rows = list(found)
+        return WorkList(rows, len(rows))
+    rows = list(found.annotate(list_total=Window(Count("pk")))[:limit])
+    return WorkList(rows, rows[0].list_total if rows else 0)
+
+
 @dataclass(frozen=True)
 class Due:
     course: Course
@@ -62,34 +72,27 @@ def due_courses(
     now: dt.datetime,
     specs: dict[int, Protocol] | None = None,
     limit: int | None = None,
+    times: list[CourseTimes] | None = None,
 ) -> WorkList:
     """Courses whose next session window has opened (or passed), and completed courses whose
     maintenance window has opened, most overdue first. Every open course is judged from plain
-    values; only the `limit` rows shown are read as objects, with their patients."""
+    values (`times`, as Today reads them for the cadence list too); only the `limit` rows
+    shown are read as objects, with their patients."""
     tz = clinic.tz
     today = now.astimezone(tz).date()
     specs = specs if specs is not None else ClinicProtocol.specs_of(clinic)
-    courses = (
-        Course.objects.filter(
-            clinic=clinic,
-            status__in=[Course.Status.ACTIVE, Course.Status.COMPLETED, Course.Status.MAINTENANCE],
-        )
-        .annotate(last_at=Max("sessions__performed_at"))
-        .filter(last_at__isnull=False)
-        .values_list("id", "status", "cadence_days", "protocol_id", "last_at")
-    )
     found: list[tuple[int, str, dt.datetime | dt.date, dt.datetime | dt.date, bool]] = []
-    for pk, status, cadence_days, protocol_id, last_at in courses:
-        spec = specs[protocol_id]
-        if status == Course.Status.ACTIVE:
-            w = logic.next_window(last_at, cadence_days, spec.cadence.tolerance_days.v, tz)
+    for t in times if times is not None else course_times(clinic):
+        spec = specs[t.protocol_id]
+        if t.status == Course.Status.ACTIVE:
+            w = logic.next_window(t.last_at, t.cadence_days, spec.cadence.tolerance_days.v, tz)
             if w.earliest <= now:
-                found.append((pk, "session", w.earliest, w.latest, now > w.latest))
+                found.append((t.pk, "session", w.earliest, w.latest, now > w.latest))
         else:
-            window = logic.maintenance_window(last_at.astimezone(tz).date(), spec)
+            window = logic.maintenance_window(t.last_at.astimezone(tz).date(), spec)
             start, end = dt.date.fromisoformat(window["from"]), dt.date.fromisoformat(window["to"])
             if start <= today:
-                found.append((pk, "maintenance", start, end, today > end))
+                found.append((t.pk, "maintenance", start, end, today > end))
     found.sort(key=lambda row: (not row[4], str(row[3])))
     shown = found if limit is None else found[:limit]
     loaded = (
@@ -125,10 +128,7 @@ def follow_ups(clinic: Clinic, limit: int | None = ROWS) -> WorkList:
         )
         .order_by("-priority", "opened_at", "id")
     )
-    if limit is None:
-        rows = list(found)
-        return WorkList(rows, len(rows))
-    return WorkList(list(found[:limit]), found.count())
+    return _first(found, limit)
 
 
 def allergy_tests(clinic: Clinic, specs: dict[int, Protocol], limit: int | None = ROWS) -> WorkList:
@@ -146,16 +146,16 @@ def allergy_tests(clinic: Clinic, specs: dict[int, Protocol], limit: int | None 
         )
         .order_by("given_at", "id")
     )
-    tests = list(found) if limit is None else list(found[:limit])
+    tests = _first(found, limit)
     rows = [
         {
             "test": t,
             "readable_from": t.given_at
             + dt.timedelta(hours=specs[t.course.protocol_id].allergy_test.wait_hours.v),
         }
-        for t in tests
+        for t in tests.rows
     ]
-    return WorkList(rows, len(rows) if limit is None else found.count())
+    return WorkList(rows, tests.total)
 
 
 def lots(clinic: Clinic, today: dt.date, limit: int | None = ROWS) -> WorkList:
@@ -167,9 +167,9 @@ def lots(clinic: Clinic, today: dt.date, limit: int | None = ROWS) -> WorkList:
         .select_related("product")
         .order_by("-recalled", "expires_on", "id")
     )
-    chosen = list(found) if limit is None else list(found[:limit])
-    rows = [{"lot": lot, "expired": lot.expires_on < today} for lot in chosen]
-    return WorkList(rows, len(rows) if limit is None else found.count())
+    chosen = _first(found, limit)
+    rows = [{"lot": lot, "expired": lot.expires_on < today} for lot in chosen.rows]
+    return WorkList(rows, chosen.total)
 
 
 def build(
@@ -206,6 +206,7 @@ def build(
     for a in visits:
         visits_by_practitioner.setdefault(a.practitioner.display_name, []).append(a)
     specs = ClinicProtocol.specs_of(clinic)
+    times = course_times(clinic)
     my_name = me.display_name if me is not None else None
     return {
         "now": now,
@@ -214,13 +215,13 @@ def build(
         "my_sessions": by_practitioner.get(my_name, []) if my_name else [],
         "sessions_by_practitioner": own_first(by_practitioner, my_name),
         "visits_by_practitioner": own_first(visits_by_practitioner, my_name),
-        "cadence_flags": _bounded(cadence_flags(clinic, now, specs), ROWS),
+        "cadence_flags": _bounded(cadence_flags(clinic, now, specs, times), ROWS),
         "change_requests": list(
             ChangeRequest.objects.filter(clinic=clinic, handled_at__isnull=True)
             .select_related("appointment__patient")
             .order_by("planned_for")
         ),
-        "due": due_courses(clinic, now, specs, ROWS),
+        "due": due_courses(clinic, now, specs, ROWS, times),
         "follow_ups": follow_ups(clinic),
         "allergy_tests": allergy_tests(clinic, specs),
         "lots": lots(clinic, now.astimezone(tz).date()),

@@ -36,6 +36,11 @@ def clinic_when(value: dt.datetime | None, clinic: Any = None) -> str:
 
 
 @register.filter
+def clinic_short_day(value: dt.date | dt.datetime | None, clinic: Any = None) -> str:
+    return formats.short_day_text(value, clinic)
+
+
+@register.filter
 def clinic_short_when(value: dt.datetime | None, clinic: Any = None) -> str:
     """Thu 31 Dec, 14:30: the weekday, day, month and the clinic's time."""
     return formats.short_when_text(value, clinic)
