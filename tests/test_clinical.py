@@ -131,6 +131,89 @@ class ActiveProblemGateTests:
         )
         assert chart(world, course, ago(days=10)).number == 2
 
+    def test_an_urgent_side_effect_refuses_while_unresolved_and_under_follow_up(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        ulcer = actions.do_report_side_effect(
+            first, kind="ulceration", onset_at=ago(days=15), grade=2, user=world.practitioner
+        )
+        follow_up = FollowUp.objects.get(side_effect=ulcer)
+        assert follow_up.priority == FollowUp.Priority.URGENT
+        with pytest.raises(SessionRefused) as exc:
+            chart(world, course, ago(days=10))
+        assert codes(exc.value) == ["unresolved_side_effect"]
+        (refusal,) = exc.value.refusals
+        assert refusal.message.startswith("Ulceration (grade 2) after session 1, since ")
+        assert "its urgent follow-up is open" in refusal.message
+        # The default protocol does not let anyone override it.
+        assert not refusal.overridable
+        # The chart says what stands in the way, and the API refuses with the same code.
+        page = signed_in(world.practitioner).get(f"/patients/{patient.pk}/").content.decode()
+        assert "Nothing stands in the way" not in page
+        assert "its urgent follow-up is open" in page
+        response = api_for(world.practitioner).post(
+            f"/courses/{course.pk}/sessions",
+            {
+                "performed_at": ago(minutes=5).isoformat(),
+                "stimulants_avoided": True,
+                "injections": [{"area": "thighs", "lot": world.lot.pk, "volume_ml": "2.5"}],
+            },
+        )
+        assert [r["code"] for r in problem_of(response, 409)["reasons"]] == [
+            "unresolved_side_effect"
+        ]
+        # Closing the follow-up with its outcome lifts it, even before the ulcer has healed;
+        # a session before the closing is judged as things stood then.
+        actions.do_close_follow_up(follow_up, "Seen: healing well, dressing.", world.manager)
+        with pytest.raises(SessionRefused):
+            chart(world, course, ago(days=10))
+        assert chart(world, course, timezone.now()).number == 2
+
+    def test_a_resolved_urgent_side_effect_or_a_minor_one_does_not_refuse(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        # Grade 3 makes a bruise urgent; it resolved before the next session.
+        actions.do_report_side_effect(
+            first,
+            kind="bruising",
+            onset_at=ago(days=19),
+            grade=3,
+            resolved_at=ago(days=12),
+            user=world.practitioner,
+        )
+        # A grade-1 bruise still there is expected, with no urgent follow-up.
+        actions.do_report_side_effect(
+            first, kind="bruising", onset_at=ago(days=11), grade=1, user=world.practitioner
+        )
+        assert chart(world, course, ago(days=10)).number == 2
+
+    def test_a_protocol_may_let_a_practitioner_override_it_with_a_reason(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        actions.do_report_side_effect(
+            first, kind="necrosis", onset_at=ago(days=15), grade=2, user=world.practitioner
+        )
+        spec = course.protocol.document
+        spec["overridable"] = [*spec.get("overridable", []), "unresolved_side_effect"]
+        ClinicProtocol.objects.filter(pk=course.protocol_id).update(document=spec)
+        course = Course.objects.get(pk=course.pk)
+        session = chart(
+            world,
+            course,
+            ago(days=10),
+            override_codes=["unresolved_side_effect"],
+            override_reason="Reviewed: the necrosis is in another area, healing.",
+        )
+        assert session.number == 2
+        override = AuditEvent.objects.get(action=AuditEvent.Action.OVERRIDE, object_id=session.pk)
+        assert override.detail["codes"] == ["unresolved_side_effect"]
+
     def test_the_chart_and_the_api_refuse_with_an_active_infection(
         self, world: World, patient: Patient
     ) -> None:

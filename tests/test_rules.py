@@ -433,7 +433,7 @@ class RulesTests:
     def test_every_refusal_code_can_be_reached_with_every_other_gate_failing_too(self) -> None:
         # Some codes exclude each other by their meaning (no screening vs a hard stop on the
         # screening; no consent vs an outdated one; no test vs unread vs read too early), so
-        # three worst cases between them reach all thirteen codes.
+        # three worst cases between them, and a fourth for the baseline, reach every code.
         worst = dict(
             other_sessions_at=(SESSION_AT - dt.timedelta(days=2),),
             lots=(lot(expires_on=dt.date(2026, 1, 1), recalled=True, recall_reason="Mould"),),
@@ -442,6 +442,7 @@ class RulesTests:
             problems=(
                 rules.ProblemFacts(True, "An infection"),
                 rules.ProblemFacts(False, "A serious adverse event"),
+                rules.ProblemFacts(False, "An ulcer", side_effect=True),
             ),
             planned_products={2: "Hair cocktail"},
         )
@@ -460,8 +461,8 @@ class RulesTests:
         assert codes(fourth) == ["no_baseline"]
         reached = set(codes(first)) | set(codes(second)) | set(codes(third)) | set(codes(fourth))
         assert reached == set(RefusalCode.values)
-        assert len(codes(first)) == 11
-        assert len(codes(second)) == 12
+        assert len(codes(first)) == 12
+        assert len(codes(second)) == 13
         assert "allergy_read_too_early" in codes(second)
 
     def test_every_message_is_a_sentence_in_words(self) -> None:

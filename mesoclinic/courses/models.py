@@ -531,12 +531,14 @@ class GateRecords:
     sessions_of: Mapping[int, list[Session]]
     measured_of: Mapping[int, list[dt.datetime]]
     # The patient's allergies with their ingredient, and what may be an active problem (see
-    # active_problems), each with its session: side effects, serious adverse events, and the
-    # follow-ups an infection-watch answer opened.
+    # active_problems), each with its session: side effects, serious adverse events, the
+    # follow-ups an infection-watch answer opened, and the urgent ones a side effect opened.
     allergies: list[Any]
     side_effects: list[SideEffect]
     adverse_events: list[Any]
     watch_follow_ups: list[FollowUp]
+    # The urgent follow-ups a side effect opened, each with its side effect and session.
+    effect_follow_ups: list[FollowUp]
 
     @staticmethod
     def consents_of(patient: Patient) -> list[Any]:
@@ -590,6 +592,13 @@ class GateRecords:
                 )
                 .select_related("session")
                 .distinct()
+            ),
+            effect_follow_ups=list(
+                FollowUp.objects.filter(
+                    session__course__patient=patient,
+                    side_effect__isnull=False,
+                    priority=FollowUp.Priority.URGENT,
+                ).select_related("side_effect__session")
             ),
         )
 
@@ -729,9 +738,11 @@ def _day(moment: dt.datetime, tz: Any) -> str:
 def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rules.ProblemFacts]:
     """The patient's problems active at `at`, as the records stood then: infections not yet
     resolved (a side effect of an infection kind, a serious adverse event of an infection kind,
-    an urgent infection-watch answer whose follow-up is open) and serious adverse events that
-    had not ended. An infection-watch answer counts from the session it is about: the patient
-    reports an infection that began after it."""
+    an urgent infection-watch answer whose follow-up is open), serious adverse events that
+    had not ended, and urgent side effects of any other kind (necrosis, an ulcer, an allergic
+    reaction, grade 3 or more) not resolved while their follow-up is open. An infection-watch
+    answer counts from the session it is about: the patient reports an infection that began
+    after it."""
     out: list[rules.ProblemFacts] = []
     for e in records.side_effects:
         if (
@@ -772,6 +783,24 @@ def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rule
                     True,
                     f"A possible infection reported by the patient ({f.reason[:1].lower()}"
                     f"{f.reason[1:]}), opened {_day(f.opened_at, tz)},",
+                )
+            )
+    for f in records.effect_follow_ups:
+        e = f.side_effect
+        assert e is not None
+        if (
+            e.kind not in INFECTION_SIDE_EFFECTS  # an infection is judged above, never overridden
+            and e.onset_at <= at
+            and (e.resolved_at is None or e.resolved_at > at)
+            # From its onset, however late it was reported, until the follow-up was closed.
+            and (f.status == FollowUp.Status.OPEN or (f.closed_at is not None and f.closed_at > at))
+        ):
+            out.append(
+                rules.ProblemFacts(
+                    False,
+                    f"{e.kind.replace('_', ' ').capitalize()} (grade {e.grade}) after session "
+                    f"{e.session.number}, since {_day(e.onset_at, tz)},",
+                    side_effect=True,
                 )
             )
     return out

@@ -45,10 +45,13 @@ class AllergyTestFacts:
 class ProblemFacts:
     """An active problem of the patient at the time of the session: an infection not yet
     resolved (a side effect, a serious adverse event or an infection-watch answer whose
-    follow-up is open), or a serious adverse event that has not ended."""
+    follow-up is open), a serious adverse event that has not ended, or an urgent side effect
+    not resolved whose follow-up is open."""
 
     infection: bool
     description: str  # "Infection (grade 2) after session 3, since Mon 2 Nov 2026"
+    # An urgent side effect (not an infection) whose follow-up is open: not a serious event.
+    side_effect: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,8 @@ def refusals(f: SessionFacts) -> list[Refusal]:
         )
 
     # 8. An active problem: an unresolved infection is never injected through; an open serious
-    #    adverse event must be closed (or the protocol allow an override) first.
+    #    adverse event, or an urgent side effect still under follow-up, must be closed (or the
+    #    protocol allow an override) first.
     for problem in f.problems:
         if problem.infection:
             refuse(
@@ -249,6 +253,13 @@ def refusals(f: SessionFacts) -> list[Refusal]:
                 f"{problem.description} is not resolved. No session may be given while an "
                 "infection is active; this can never be overridden.",
                 never=True,
+            )
+        elif problem.side_effect:
+            refuse(
+                Code.UNRESOLVED_SIDE_EFFECT,
+                f"{problem.description} is not resolved and its urgent follow-up is open. "
+                "Record when it resolved, or close the follow-up with its outcome, before the "
+                "next session.",
             )
         else:
             refuse(

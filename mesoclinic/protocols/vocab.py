@@ -62,6 +62,10 @@ class RefusalCode(models.TextChoices):
     NO_BASELINE = "no_baseline", "No baseline measurement before session 1"
     ACTIVE_INFECTION = "active_infection", "An infection is not resolved"
     OPEN_SERIOUS_EVENT = "open_serious_event", "A serious adverse event is still open"
+    UNRESOLVED_SIDE_EFFECT = (
+        "unresolved_side_effect",
+        "An urgent side effect is not resolved",
+    )
     PRODUCT_NOT_PLANNED = "product_not_planned", "Product not planned for this course"
 
 

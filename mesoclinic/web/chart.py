@@ -127,6 +127,13 @@ def chart_page(
             side_effects=[row.effect for r in records_of.values() for row in r.side_effects],
             adverse_events=[e for r in records_of.values() for e in r.adverse_events],
             watch_follow_ups=[f for r in records_of.values() for f in r.watch_follow_ups],
+            effect_follow_ups=[
+                f
+                for r in records_of.values()
+                for row in r.side_effects
+                for f in row.follow_ups
+                if f.priority == FollowUp.Priority.URGENT
+            ],
         ),
     )
     for course in patient_courses:
