@@ -786,20 +786,21 @@ def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rule
                 )
             )
     for f in records.effect_follow_ups:
-        e = f.side_effect
-        assert e is not None
+        effect = f.side_effect
+        assert effect is not None
         if (
-            e.kind not in INFECTION_SIDE_EFFECTS  # an infection is judged above, never overridden
-            and e.onset_at <= at
-            and (e.resolved_at is None or e.resolved_at > at)
+            effect.kind
+            not in INFECTION_SIDE_EFFECTS  # an infection is judged above, never overridden
+            and effect.onset_at <= at
+            and (effect.resolved_at is None or effect.resolved_at > at)
             # From its onset, however late it was reported, until the follow-up was closed.
             and (f.status == FollowUp.Status.OPEN or (f.closed_at is not None and f.closed_at > at))
         ):
             out.append(
                 rules.ProblemFacts(
                     False,
-                    f"{e.kind.replace('_', ' ').capitalize()} (grade {e.grade}) after session "
-                    f"{e.session.number}, since {_day(e.onset_at, tz)},",
+                    f"{effect.kind.replace('_', ' ').capitalize()} (grade {effect.grade}) after "
+                    f"session {effect.session.number}, since {_day(effect.onset_at, tz)},",
                     side_effect=True,
                 )
             )
