@@ -60,6 +60,23 @@ def codes(exc: SessionRefused) -> list[str]:
     return [r.code for r in exc.refusals]
 
 
+def chart_and_api_refuse(world: World, course: Course, says: str) -> list[str]:
+    """The chart shows what stands in the way (`says`), never "Nothing stands in the way", and
+    the API refuses a session now: the codes of its reasons."""
+    page = signed_in(world.practitioner).get(f"/patients/{course.patient_id}/").content.decode()
+    assert "Nothing stands in the way" not in page
+    assert says in page
+    response = api_for(world.practitioner).post(
+        f"/courses/{course.pk}/sessions",
+        {
+            "performed_at": ago(minutes=5).isoformat(),
+            "stimulants_avoided": True,
+            "injections": [{"area": "thighs", "lot": world.lot.pk, "volume_ml": "2.5"}],
+        },
+    )
+    return [r["code"] for r in problem_of(response, 409)["reasons"]]
+
+
 class ActiveProblemGateTests:
     def test_an_unresolved_infection_refuses_the_session_and_cannot_be_overridden(
         self, world: World, patient: Patient
@@ -150,18 +167,7 @@ class ActiveProblemGateTests:
         # The default protocol does not let anyone override it.
         assert not refusal.overridable
         # The chart says what stands in the way, and the API refuses with the same code.
-        page = signed_in(world.practitioner).get(f"/patients/{patient.pk}/").content.decode()
-        assert "Nothing stands in the way" not in page
-        assert "its urgent follow-up is open" in page
-        response = api_for(world.practitioner).post(
-            f"/courses/{course.pk}/sessions",
-            {
-                "performed_at": ago(minutes=5).isoformat(),
-                "stimulants_avoided": True,
-                "injections": [{"area": "thighs", "lot": world.lot.pk, "volume_ml": "2.5"}],
-            },
-        )
-        assert [r["code"] for r in problem_of(response, 409)["reasons"]] == [
+        assert chart_and_api_refuse(world, course, "its urgent follow-up is open") == [
             "unresolved_side_effect"
         ]
         # Closing the follow-up with its outcome lifts it, even before the ulcer has healed;
@@ -222,19 +228,8 @@ class ActiveProblemGateTests:
         actions.do_report_side_effect(
             first, kind="infection", onset_at=ago(days=15), grade=2, user=world.practitioner
         )
-        page = signed_in(world.practitioner).get(f"/patients/{patient.pk}/").content.decode()
-        assert "Nothing stands in the way" not in page
-        assert "No session may be given while an infection is active" in page
-        response = api_for(world.practitioner).post(
-            f"/courses/{course.pk}/sessions",
-            {
-                "performed_at": ago(minutes=5).isoformat(),
-                "stimulants_avoided": True,
-                "injections": [{"area": "thighs", "lot": world.lot.pk, "volume_ml": "2.5"}],
-            },
-        )
-        body = problem_of(response, 409)
-        assert [r["code"] for r in body["reasons"]] == ["active_infection"]
+        says = "No session may be given while an infection is active"
+        assert chart_and_api_refuse(world, course, says) == ["active_infection"]
 
 
 class PlannedProductTests:

@@ -789,8 +789,8 @@ def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rule
         effect = f.side_effect
         assert effect is not None
         if (
-            effect.kind
-            not in INFECTION_SIDE_EFFECTS  # an infection is judged above, never overridden
+            # An infection is judged above, and is never overridden.
+            effect.kind not in INFECTION_SIDE_EFFECTS
             and effect.onset_at <= at
             and (effect.resolved_at is None or effect.resolved_at > at)
             # From its onset, however late it was reported, until the follow-up was closed.
