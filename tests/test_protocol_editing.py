@@ -19,6 +19,7 @@ from mesoclinic.protocols.describe import (
     changed_paths,
     duration,
     kind_of,
+    sections,
     words,
 )
 from mesoclinic.protocols.editing import (
@@ -439,3 +440,12 @@ class WordsTests:
     )
     def test_kind_of_a_path(self, path: tuple[str | int, ...], kind: str) -> None:
         assert kind_of(path) == kind
+
+
+def test_the_gates_that_may_be_overridden_are_named_in_words() -> None:
+    document = cellulite()
+    document["overridable"] = ["interval_too_short", "unresolved_side_effect"]
+    (gates,) = [row for s in sections(document) for row in s.rows if row.path == "overridable"]
+    assert gates.choices[0].value == (
+        "too soon after the last session; an urgent side effect is not resolved"
+    )

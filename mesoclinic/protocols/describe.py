@@ -24,6 +24,7 @@ from mesoclinic.protocols.vocab import (
     Area,
     Indication,
     IngredientClass,
+    RefusalCode,
     name_sources,
     reference_words,
 )
@@ -356,7 +357,8 @@ def sections(document: dict[str, Any]) -> list[Section]:
         [
             Choice(
                 "",
-                ", ".join(g.replace("_", " ") for g in overridable) or "none",
+                # Each gate by what it refuses ("too soon after the last session"), not its key.
+                "; ".join(_gate_words(g) for g in overridable) or "none",
                 [],
                 note="The clinic's setting; a recalled lot can never be overridden.",
             )
@@ -419,3 +421,9 @@ def changed_paths(before: Any, after: Any, path: Path = ()) -> list[str]:
             out += changed_paths(b, a, (*path, i))
         return out
     return [] if before == after else [dotted(path) or "(top level)"]
+
+
+def _gate_words(code: str) -> str:
+    """A gate as people read it: its refusal's label ("too soon after the last session")."""
+    label = dict(RefusalCode.choices).get(code)
+    return label[:1].lower() + label[1:] if label else code.replace("_", " ")
