@@ -262,12 +262,13 @@ def load_many(
     ):
         events_of[e.course_id].append(e)
     prompts_of: dict[int, list[WatchPrompt]] = {pk: [] for pk in by_course}
-    for p in (
-        WatchPrompt.objects.filter(session_id__in=list(by_id))
-        .select_related("session", "follow_up")
-        .order_by("session__number", "week")
-    ):
-        prompts_of[by_id[p.session_id].course_id].append(p)
+    # Four prompts a session: each takes its session from the rows read above, rather than a
+    # copy of it read again by a join.
+    for p in WatchPrompt.objects.filter(session_id__in=list(by_id)).select_related("follow_up"):
+        p.session = by_id[p.session_id]
+        prompts_of[p.session.course_id].append(p)
+    for prompts in prompts_of.values():
+        prompts.sort(key=lambda p: (p.session.number, p.week, p.pk))
     out = {}
     for pk, course in by_course.items():
         prompts = prompts_of[pk]
