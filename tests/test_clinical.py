@@ -177,6 +177,25 @@ class ActiveProblemGateTests:
             chart(world, course, ago(days=10))
         assert chart(world, course, timezone.now()).number == 2
 
+    def test_a_side_effect_the_protocol_does_not_list_is_named_by_its_description(
+        self, world: World, patient: Patient
+    ) -> None:
+        course = ready_course(world, patient, ago(days=30))
+        first = chart(world, course, ago(days=20))
+        actions.do_report_side_effect(
+            first,
+            kind="other",
+            description="Hives on both thighs",
+            onset_at=ago(days=15),
+            grade=3,
+            user=world.practitioner,
+        )
+        with pytest.raises(SessionRefused) as exc:
+            chart(world, course, ago(days=10))
+        assert exc.value.refusals[0].message.startswith(
+            "A side effect (Hives on both thighs, grade 3) after session 1, since "
+        )
+
     def test_a_resolved_urgent_side_effect_or_a_minor_one_does_not_refuse(
         self, world: World, patient: Patient
     ) -> None:

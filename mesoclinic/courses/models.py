@@ -796,11 +796,16 @@ def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rule
             # From its onset, however late it was reported, until the follow-up was closed.
             and (f.status == FollowUp.Status.OPEN or (f.closed_at is not None and f.closed_at > at))
         ):
+            if effect.kind == SideEffect.OTHER:
+                said = f"{effect.description}, " if effect.description else ""
+                what = f"A side effect ({said}grade {effect.grade})"
+            else:
+                what = f"{effect.kind.replace('_', ' ').capitalize()} (grade {effect.grade})"
             out.append(
                 rules.ProblemFacts(
                     False,
-                    f"{effect.kind.replace('_', ' ').capitalize()} (grade {effect.grade}) after "
-                    f"session {effect.session.number}, since {_day(effect.onset_at, tz)},",
+                    f"{what} after session {effect.session.number}, since "
+                    f"{_day(effect.onset_at, tz)},",
                     side_effect=True,
                 )
             )
