@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, PractitionerLicence
 from mesoclinic.courses import actions
-from mesoclinic.courses.models import Course, FollowUp, SessionRefused
+from mesoclinic.courses.models import Course, FollowUp, Session, SessionRefused
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
 from mesoclinic.outcomes.actions import do_record_measurement
 from mesoclinic.outcomes.logic import Raw
@@ -60,6 +60,12 @@ def codes(exc: SessionRefused) -> list[str]:
     return [r.code for r in exc.refusals]
 
 
+def under_way(world: World, patient: Patient) -> tuple[Course, Session]:
+    """A course planned 30 days ago and its first session, given 20 days ago."""
+    course = ready_course(world, patient, ago(days=30))
+    return course, chart(world, course, ago(days=20))
+
+
 def chart_and_api_refuse(world: World, course: Course, says: str) -> list[str]:
     """The chart shows what stands in the way (`says`), never "Nothing stands in the way", and
     the API refuses a session now: the codes of its reasons."""
@@ -81,8 +87,7 @@ class ActiveProblemGateTests:
     def test_an_unresolved_infection_refuses_the_session_and_cannot_be_overridden(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         effect = actions.do_report_side_effect(
             first, kind="infection", onset_at=ago(days=15), grade=2, user=world.practitioner
         )
@@ -108,8 +113,7 @@ class ActiveProblemGateTests:
     def test_an_urgent_infection_watch_answer_refuses_until_its_follow_up_is_closed(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         prompt = WatchPrompt.objects.create(
             clinic=world.clinic,
             session=first,
@@ -130,8 +134,7 @@ class ActiveProblemGateTests:
     def test_an_open_serious_adverse_event_refuses_until_it_has_ended(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         event = safety_actions.do_report_adverse_event(
             first,
             kind=AdverseEvent.Kind.NECROSIS,
@@ -151,8 +154,7 @@ class ActiveProblemGateTests:
     def test_an_urgent_side_effect_refuses_while_unresolved_and_under_follow_up(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         ulcer = actions.do_report_side_effect(
             first, kind="ulceration", onset_at=ago(days=15), grade=2, user=world.practitioner
         )
@@ -180,8 +182,7 @@ class ActiveProblemGateTests:
     def test_a_side_effect_the_protocol_does_not_list_is_named_by_its_description(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         actions.do_report_side_effect(
             first,
             kind="other",
@@ -199,8 +200,7 @@ class ActiveProblemGateTests:
     def test_a_resolved_urgent_side_effect_or_a_minor_one_does_not_refuse(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         # Grade 3 makes a bruise urgent; it resolved before the next session.
         actions.do_report_side_effect(
             first,
@@ -219,8 +219,7 @@ class ActiveProblemGateTests:
     def test_a_protocol_may_let_a_practitioner_override_it_with_a_reason(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         actions.do_report_side_effect(
             first, kind="necrosis", onset_at=ago(days=15), grade=2, user=world.practitioner
         )
@@ -242,8 +241,7 @@ class ActiveProblemGateTests:
     def test_the_chart_and_the_api_refuse_with_an_active_infection(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         actions.do_report_side_effect(
             first, kind="infection", onset_at=ago(days=15), grade=2, user=world.practitioner
         )
@@ -513,8 +511,7 @@ class FollowUpClosingTests:
     def test_a_serious_events_follow_up_closes_from_today_with_how_it_ended(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         safety_actions.do_report_adverse_event(
             first,
             kind=AdverseEvent.Kind.ABSCESS,
@@ -553,8 +550,7 @@ class FollowUpClosingTests:
     def test_an_infection_watch_follow_up_closes_from_the_chart(
         self, world: World, patient: Patient
     ) -> None:
-        course = ready_course(world, patient, ago(days=30))
-        first = chart(world, course, ago(days=20))
+        course, first = under_way(world, patient)
         prompt = WatchPrompt.objects.create(
             clinic=world.clinic,
             session=first,
