@@ -379,6 +379,11 @@ class HomeTests:
         assert "Do not take caffeine or any other stimulant" in page
         # The cellulite protocol's 30 minutes of numbing cream, before a 10:00 start.
         assert "Arrive by 09:30, 30 minutes before your appointment" in page
+        # On the clinic's clock.
+        scene.world.clinic.time_format = "12h"
+        scene.world.clinic.save()
+        page = ana.get("/my/").content.decode()
+        assert "Arrive by 9:30 am, 30 minutes before your appointment" in page
 
     def test_it_shows_the_plan_its_cost_and_the_insurance_notice(
         self, scene: Scene, ana: Client

@@ -363,6 +363,37 @@ class EmailTests:
         assert "caffeine" not in received.text
 
 
+class ClinicClockTests:
+    def test_a_clinic_on_the_12_hour_clock_gets_its_times_written_that_way(
+        self, clinic, patient, course, mail
+    ):
+        clinic.clinic.time_format = "12h"
+        clinic.clinic.save()
+        visit(clinic, patient, course=course)
+        [outcome] = tick()
+        assert outcome.status == "sent"
+        [received] = mail.received
+        assert received.message["Subject"] == (
+            "Reminder: your session on Wed 25 Nov at 10:00 am at Demo Mesotherapy Clinic"
+        )
+        assert "When:  Wednesday 25 November 2026 at 10:00 am (EST)" in received.text
+        assert "- Arrive by 9:30 am, 30 minutes before your appointment, for the numbing" in (
+            received.text
+        )
+        assert "09:30" not in received.text and "10:00 (EST)" not in received.text
+
+    def test_the_words_follow_the_clinic_given_or_the_24_hour_clock_without_one(self) -> None:
+        from mesoclinic.accounts.models import Clinic
+
+        afternoon = dt.datetime(2026, 11, 25, 14, 5, tzinfo=NEW_YORK)
+        twelve = Clinic(time_format="12h")
+        assert logic.short_when(afternoon, twelve) == "Wed 25 Nov at 2:05 pm"
+        assert logic.when_words(afternoon, twelve) == (
+            "Wednesday 25 November 2026 at 2:05 pm (EST)"
+        )
+        assert logic.short_when(afternoon) == "Wed 25 Nov at 14:05"
+
+
 class LinkTests:
     @pytest.fixture
     def sent(self, clinic, patient, course, mail) -> tuple[Appointment, Received]:

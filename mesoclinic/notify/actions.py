@@ -119,7 +119,7 @@ def text_body(text: TextMessage) -> str:
     if text.kind == TextMessage.Kind.VISIT:
         visit = text.appointment
         assert visit is not None
-        when = reminder_logic.short_when(clinic.local(visit.starts_at))
+        when = reminder_logic.short_when(clinic.local(visit.starts_at), clinic)
         return logic.visit_text(
             clinic.name, when, reminder_links.absolute_url(visit, reminder_links.CONFIRM)
         )

@@ -57,7 +57,9 @@ def _visits(caller: Any, clinic: Any) -> list[dict[str, Any]]:
     for a in upcoming:
         local = clinic.local(a.starts_at)
         rules = a.course.spec.before_session if a.course is not None else None
-        rows.append({"visit": a, "local": local, "before": before_visit(rules, a.kind, local)})
+        rows.append(
+            {"visit": a, "local": local, "before": before_visit(rules, a.kind, local, clinic)}
+        )
     return rows
 
 

@@ -26,11 +26,11 @@ def context(appointment: Appointment) -> dict[str, Any]:
         "patient": appointment.patient,
         "clinic": clinic,
         "kind": appointment.get_kind_display(),
-        "when": logic.when_words(local),
-        "short_when": logic.short_when(local),
+        "when": logic.when_words(local, clinic),
+        "short_when": logic.short_when(local, clinic),
         "practitioner": appointment.practitioner.display_name,
         "where": ", ".join(p for p in (clinic.name, clinic.city) if p),
-        "before": logic.before_visit(rules, appointment.kind, local),
+        "before": logic.before_visit(rules, appointment.kind, local, clinic),
     }
 
 

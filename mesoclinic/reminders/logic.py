@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
+from mesoclinic.lib.formats import time_text
 from mesoclinic.lib.outbox import backoff as backoff
 from mesoclinic.protocols.schema import BeforeSession
 
@@ -87,20 +89,24 @@ def planned_late(kind: str, starts_at: dt.datetime, now: dt.datetime) -> bool:
     return kind != LAST.key and now - due_at(kind, starts_at) > PLAN_GRACE
 
 
-def when_words(local: dt.datetime) -> str:
-    """ "Tuesday 1 December 2026 at 10:00 (EST)", in the clinic's own time."""
-    return f"{local:%A} {local.day} {local:%B %Y} at {local:%H:%M} ({local.tzname()})"
+def when_words(local: dt.datetime, clinic: Any = None) -> str:
+    """ "Tuesday 1 December 2026 at 10:00 (EST)", in the clinic's own time and on its clock
+    (10:00 am for a clinic that writes times on the 12-hour clock)."""
+    at = time_text(local.time(), clinic)
+    return f"{local:%A} {local.day} {local:%B %Y} at {at} ({local.tzname()})"
 
 
-def short_when(local: dt.datetime) -> str:
-    """ "Tue 1 Dec at 10:00", for a subject line."""
-    return f"{local:%a} {local.day} {local:%b} at {local:%H:%M}"
+def short_when(local: dt.datetime, clinic: Any = None) -> str:
+    """ "Tue 1 Dec at 10:00", for a subject line, on the clinic's clock."""
+    return f"{local:%a} {local.day} {local:%b} at {time_text(local.time(), clinic)}"
 
 
-def before_visit(rules: BeforeSession | None, kind: str, local_start: dt.datetime) -> list[str]:
+def before_visit(
+    rules: BeforeSession | None, kind: str, local_start: dt.datetime, clinic: Any = None
+) -> list[str]:
     """What the patient should do before the visit, in the protocol's own words. The protocol's
     `before_session` applies to sessions (and maintenance sessions) only; the numbing cream's
-    minutes become a time to arrive by."""
+    minutes become a time to arrive by, on the clinic's clock."""
     if rules is None or kind not in SESSION_KINDS:
         return []
     lines = [i.text for i in rules.instructions]
@@ -108,7 +114,7 @@ def before_visit(rules: BeforeSession | None, kind: str, local_start: dt.datetim
     if minutes:
         arrive = local_start - dt.timedelta(minutes=minutes)
         lines.append(
-            f"Arrive by {arrive:%H:%M}, {minutes} minutes before your appointment, "
-            "for the numbing cream."
+            f"Arrive by {time_text(arrive.time(), clinic)}, {minutes} minutes before your "
+            "appointment, for the numbing cream."
         )
     return lines
