@@ -69,6 +69,26 @@ def course(world: World, patient: Patient) -> Course:
 
 
 class ReportSideEffectTests:
+    def test_the_status_gives_the_expected_end_on_the_clinics_clock(
+        self, world: World, patient: Patient, course: Course
+    ) -> None:
+        from mesoclinic.lib.formats import short_when_text
+        from mesoclinic.web.effects import status_words
+
+        world.clinic.time_format = "12h"
+        world.clinic.save()
+        session = last_session(course)
+        response = signed_in(world.practitioner).post(
+            f"/sessions/{session.pk}/side-effects/new/", effect_data(world, session)
+        )
+        assert response.status_code == 302
+        effect = SideEffect.objects.get()
+        until = short_when_text(effect.expected_until, world.clinic)
+        assert until.endswith((" am", " pm"))
+        assert status_words(effect, world.clinic) == f"expected, until {until}."
+        [message] = flashed(response)
+        assert f"Status: expected, until {until}." in message
+
     def test_an_expected_side_effect_is_recorded_and_shown_as_expected(
         self, world: World, patient: Patient, course: Course
     ) -> None:

@@ -4,9 +4,6 @@ judge the status by the protocol and write the audit row."""
 
 from __future__ import annotations
 
-import datetime as dt
-import zoneinfo
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -16,8 +13,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_course, access_follow_up, access_session, access_side_effect
+from mesoclinic.accounts.models import Clinic
 from mesoclinic.courses import actions, logic
 from mesoclinic.courses.models import Course, FollowUp, Session, SideEffect
+from mesoclinic.lib.formats import short_when_text, when_text
 from mesoclinic.protocols.describe import duration
 from mesoclinic.protocols.schema import Protocol
 from mesoclinic.web import forms
@@ -42,11 +41,11 @@ def kind_choices(spec: Protocol) -> list[tuple[str, str]]:
     return choices
 
 
-def _session_label(session: Session, tz: zoneinfo.ZoneInfo) -> str:
-    return f"Session {session.number} · {session.performed_at.astimezone(tz):%a %d %b %Y, %H:%M}"
+def _session_label(session: Session, clinic: Clinic) -> str:
+    return f"Session {session.number} · {when_text(session.performed_at, clinic)}"
 
 
-def status_words(effect: SideEffect, tz: zoneinfo.ZoneInfo) -> str:
+def status_words(effect: SideEffect, clinic: Clinic) -> str:
     """The derived status in words, and what the clinic does next."""
     has_follow_up = effect.follow_ups.filter(status=FollowUp.Status.OPEN).exists()
     if effect.status == logic.URGENT:
@@ -60,8 +59,7 @@ def status_words(effect: SideEffect, tz: zoneinfo.ZoneInfo) -> str:
             "a follow-up was opened." if has_follow_up else "review it."
         )
     if effect.expected_until is not None and effect.resolved_at is None:
-        until: dt.datetime = effect.expected_until.astimezone(tz)
-        return f"expected, until {until:%a %d %b %H:%M}."
+        return f"expected, until {short_when_text(effect.expected_until, clinic)}."
     return "expected."
 
 
@@ -79,12 +77,11 @@ def report_for_course(request: HttpRequest, course_id: int) -> HttpResponse:
 
 def _report(request: HttpRequest, course: Course, session: Session | None) -> HttpResponse:
     """The form for one session, or (from the chart) for a session of the course to choose."""
-    tz = course.clinic.tz
     spec = course.spec
     sessions: list[Session] = [session] if session else list(course.sessions.order_by("-number"))
     for s in sessions:
         s.course = course  # the action reads the protocol through it; no second query
-    choices = None if session else [(s.pk, _session_label(s, tz)) for s in sessions]
+    choices = None if session else [(s.pk, _session_label(s, course.clinic)) for s in sessions]
     chosen = request.GET.get("session", "")
     initial: dict[str, object] = {
         "onset_at": timezone.now(),
@@ -115,7 +112,7 @@ def _report(request: HttpRequest, course: Course, session: Session | None) -> Ht
                 request,
                 f"Side effect recorded after session {target.number}: "
                 f"{effect_label(effect, spec)}, grade {effect.grade}. "
-                f"Status: {status_words(effect, tz)}",
+                f"Status: {status_words(effect, course.clinic)}",
             )
             return redirect(chart_url(course))
     return render(
@@ -150,7 +147,7 @@ def resolve(request: HttpRequest, effect_id: int) -> HttpResponse:
             messages.success(
                 request,
                 f"{effect_label(effect, course.spec)} marked resolved. "
-                f"Status: {status_words(effect, course.clinic.tz)}",
+                f"Status: {status_words(effect, course.clinic)}",
             )
     flash_errors(request, form, "Side effect")
     return redirect(chart_url(course))
