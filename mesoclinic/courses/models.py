@@ -537,7 +537,8 @@ class GateRecords:
     side_effects: list[SideEffect]
     adverse_events: list[Any]
     watch_follow_ups: list[FollowUp]
-    # The urgent follow-ups a side effect opened, each with its side effect and session.
+    # The urgent follow-ups a side effect opened, each with its side effect, its session and
+    # the session's course (whose protocol names the side effect).
     effect_follow_ups: list[FollowUp]
 
     @staticmethod
@@ -598,7 +599,7 @@ class GateRecords:
                     session__course__patient=patient,
                     side_effect__isnull=False,
                     priority=FollowUp.Priority.URGENT,
-                ).select_related("side_effect__session")
+                ).select_related("side_effect__session__course__protocol")
             ),
         )
 
@@ -796,11 +797,13 @@ def active_problems(records: GateRecords, at: dt.datetime, tz: Any) -> list[rule
             # From its onset, however late it was reported, until the follow-up was closed.
             and (f.status == FollowUp.Status.OPEN or (f.closed_at is not None and f.closed_at > at))
         ):
-            if effect.kind == SideEffect.OTHER:
+            # Named as its course's protocol names it; one it does not list, by its description.
+            listed = effect.session.course.spec.side_effect(effect.kind)
+            if listed is not None:
+                what = f"{listed.label} (grade {effect.grade})"
+            else:
                 said = f"{effect.description}, " if effect.description else ""
                 what = f"A side effect ({said}grade {effect.grade})"
-            else:
-                what = f"{effect.kind.replace('_', ' ').capitalize()} (grade {effect.grade})"
             out.append(
                 rules.ProblemFacts(
                     False,
