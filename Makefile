@@ -42,9 +42,10 @@ test-only: $(STAMP)
 	$(PYTEST)
 
 # Playwright drives Debian's Chromium, because `playwright install` cannot download browsers here.
+# In parallel too: each worker starts its own Chromium and live server.
 browser-test: $(STAMP) $(AXE_STAMP)
 	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
-	$(BIN)/python -m pytest -m browser
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m browser
 
 $(AXE_STAMP):
 	npm install --prefix .cache/axe --no-audit --no-fund --save-exact axe-core@$(AXE_VERSION)

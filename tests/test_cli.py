@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).with_name("mesoclinic")
+
+# The same on either database: the PostgreSQL run of .ci/run leaves it out.
+pytestmark = pytest.mark.embedded
 
 
 def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,9 @@ from benchmarks.load import server_pids
 
 BIN = Path(sys.executable).with_name("mesoclinic")
 
+# The same on either database: the PostgreSQL run of .ci/run leaves it out.
+pytestmark = pytest.mark.embedded
+
 # A key as `secrets.token_urlsafe(50)` makes one; fixed so a failure is easy to reproduce.
 STRONG_KEY = "q3J8v0Zk1mW9xR2bT7nY4cL6pH5sD8fG0aE3uI1oK9jB2vN7xM4zQ6wS5tR8yU1e"
 
