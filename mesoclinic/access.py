@@ -42,7 +42,7 @@ from mesoclinic.accounts.models import (
     audit_many,
 )
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
-from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.formulary.models import Lot, Product, Vial
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.notify.models import RecallNotice
 from mesoclinic.outcomes.models import Measurement, Photo
@@ -448,6 +448,7 @@ _APPOINTMENT = _Kind(
 )
 _LOT = _Kind(Lot, ("product", "recalled_by"), "product__clinic_id", None, (), "lot")
 _PRODUCT = _Kind(Product, (), "clinic_id", None, (), "product")
+_VIAL = _Kind(Vial, ("lot__product",), "lot__product__clinic_id", None, (), "vial")
 _EVENT = _Kind(
     AdverseEvent, ("clinic", "course__patient", "session"), "clinic_id", "patient_id", (), "event"
 )
@@ -591,6 +592,11 @@ def access_appointment(
 
 def access_lot(caller: Caller, lot_id: int, need: frozenset[str] = READ) -> Lot:
     found: Lot = _fetch(caller, _LOT, lot_id, need, False)
+    return found
+
+
+def access_vial(caller: Caller, vial_id: int, need: frozenset[str] = READ) -> Vial:
+    found: Vial = _fetch(caller, _VIAL, vial_id, need, False)
     return found
 
 
@@ -764,6 +770,10 @@ def appointments_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Ap
 
 def lots_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Lot]:
     return _all(caller, _LOT, need)
+
+
+def vials_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Vial]:
+    return _all(caller, _VIAL, need)
 
 
 def products_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Product]:

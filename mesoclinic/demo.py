@@ -62,6 +62,7 @@ from functools import partial
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from mesoclinic.accounts.models import (
@@ -91,7 +92,8 @@ from mesoclinic.courses.models import (
     SessionRefused,
     SideEffect,
 )
-from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.formulary import stock
+from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient, Vial
 from mesoclinic.outcomes import demo as outcomes_demo
 from mesoclinic.outcomes import photo_demo
 from mesoclinic.patients.actions import do_screen_patient, do_setup_clinic, do_sign_consent
@@ -291,6 +293,8 @@ LOTS: dict[str, list[tuple[str, int, int]]] = {
     "homeopathic": [("HDC-9034", 400, 250)],
 }
 RECALLED_LOT = "CMX-2871"
+# Vials in each delivery of a lot, for each copy of the cast.
+VIALS_RECEIVED = 60
 RECALL_REASON = (
     "Supplier recall notice: sterility of the batch cannot be assured "
     "(possible non-tuberculous mycobacterial contamination)."
@@ -308,7 +312,7 @@ INDICATIONS: dict[str, list[str]] = {
 }
 
 
-def _create_formulary(d: Demo) -> None:
+def _create_formulary(d: Demo, scale: int) -> None:
     for key, (name, supplier, vial, components) in PRODUCTS.items():
         product = Product.objects.create(
             clinic=d.clinic, name=name, supplier=supplier, vial=vial, indications=INDICATIONS[key]
@@ -330,6 +334,32 @@ def _create_formulary(d: Demo) -> None:
             )
             for number, received_days_ago, expires_in in LOTS[key]
         ]
+        # Each lot came in as a delivery of vials: what charting then draws down.
+        for lot in d.lots[key]:
+            when = dt.datetime.combine(lot.received_on, dt.time(9), tzinfo=d.clinic.tz)
+            stock.receive(lot, VIALS_RECEIVED * scale, user=d.staff.manager, at=when)
+
+
+def _tidy_vials(d: Demo) -> None:
+    """Close the vials a clinic would have closed by now: each single-dose vial after its
+    visit, used up; each multi-dose vial at its beyond-use time, thrown away; and of a lot's
+    multi-dose vials still in their time, all but the newest, used up at their last draw.
+    (The cast is charted one patient at a time, not in time order, so it opens more.)"""
+    now = timezone.now()
+    vials = Vial.objects.filter(lot__product__clinic=d.clinic, closed_at__isnull=True)
+    newest: dict[int, Vial] = {}
+    for vial in vials.annotate(last=Max("movements__at")).order_by("opened_at"):
+        if vial.single_dose:
+            reason, at = Vial.Closed.USED_UP, vial.opened_at + dt.timedelta(hours=1)
+        elif vial.beyond_use_at is not None and vial.beyond_use_at <= now:
+            reason, at = Vial.Closed.BEYOND_USE, vial.beyond_use_at
+        else:
+            older = newest.get(vial.lot_id)
+            newest[vial.lot_id] = vial
+            if older is None:
+                continue
+            vial, reason, at = older, Vial.Closed.USED_UP, older.last  # type: ignore[attr-defined,assignment]
+        stock.close_vial(vial, reason, user=d.staff.practitioner, at=at)
 
 
 def _lot(d: Demo, product: str, day: dt.date) -> Lot:
@@ -1071,11 +1101,12 @@ def load(scale: int = 1) -> bool:
         now = timezone.now()
         today = now.astimezone(clinic.tz).date()
         d = Demo(clinic, _create_staff(clinic, today), now, random.Random(SEED))
-        _create_formulary(d)
+        _create_formulary(d, scale)
         for copy in range(scale):
             for person, story in CAST:
                 story(d, replace(person, last=f"{person.last}-{copy + 1}") if copy else person)
         _recall(d)
+        _tidy_vials(d)
         _portal_login(d)
         _refused_attempt(d)
         _calendar(d)

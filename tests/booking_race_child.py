@@ -12,6 +12,8 @@ DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
 - `race`: `{"requests": [...]}`, each `{"method", "path", "body", "token" | "login"}`; prints
   "ready", waits for a line on stdin, sends every request at once, prints each response's
   status and body.
+- `vials`: a clinic with two patients, each with a course ready for sessions, and one
+  single-dose vial opened; prints the courses, the vial, the lot and a practitioner's token.
 - `count`: the active appointments of each course and of the patient.
 - `slot`: the first free consultation time the clinic's public site offers.
 - `consultations`: the active consultations, and the patients registered from the site.
@@ -190,6 +192,29 @@ def consultations(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def vials() -> dict[str, Any]:
+    from mesoclinic.formulary import stock
+    from tests.conftest import api_for, ready_course
+
+    world = build_clinic("Vial race clinic", "vr_")
+    courses = []
+    for n in range(2):
+        patient = Patient.objects.create(
+            clinic=world.clinic,
+            first_name="Vial",
+            last_name=f"Race {n}",
+            date_of_birth=dt.date(1990, 5, 17),
+        )
+        courses.append(ready_course(api_for(world.practitioner), world, patient)["id"])
+    vial = stock.open_vial(
+        world.lot, user=world.practitioner, at=timezone.now() - dt.timedelta(hours=3)
+    )
+    _, token = ApiToken.issue(
+        world.practitioner, world.practitioner.memberships.get(clinic=world.clinic)
+    )
+    return {"courses": courses, "vial": vial.pk, "lot": world.lot.pk, "token": token}
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     if mode == "seed":
@@ -200,6 +225,8 @@ if __name__ == "__main__":
         out = slot(args)
     elif mode == "consultations":
         out = consultations(args)
+    elif mode == "vials":
+        out = vials()
     else:
         out = count(args)
     print(json.dumps(out, default=str), flush=True)

@@ -248,6 +248,10 @@ def build_objects(scene: Scene, other: World) -> Objects:
     from mesoclinic.site.views import BOOKED_SALT
 
     question = Question.objects.create(clinic=world.clinic, text="Does it hurt?")
+    # An opened vial of the lot, for its close action.
+    from mesoclinic.formulary import stock
+
+    vial = stock.open_vial(lot, user=world.practitioner)
     ids = {
         **scene.ids,
         "slug": world.clinic.slug,
@@ -274,6 +278,7 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "photo_id": photo.pk,
         "event_id": event.pk,
         "alert_id": alert.pk,
+        "vial_id": vial.pk,
         "request_id": change.pk,
         "membership_id": Membership.objects.get(user=world.practitioner).pk,
         "licence_id": PractitionerLicence.objects.get(user=world.practitioner).pk,

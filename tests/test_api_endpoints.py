@@ -238,6 +238,10 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
     ("GET", "/lots", _none, ALL_STAFF, "test_products_and_lots_stay_in_their_clinic"),
     ("POST", "/lots/{lot}/recall", lambda sc: {"reason": "Supplier notice 12"}, MANAGER, "404"),
     ("GET", "/lots/{lot}/patients", _none, CLINICAL, "404"),
+    ("GET", "/lots/{lot}/stock", _none, ALL_STAFF, "404"),
+    ("POST", "/lots/{lot}/stock", lambda sc: {"kind": "received", "vials": 5}, MANAGER, "404"),
+    ("POST", "/lots/{lot}/vials", _none, CLINICAL, "404"),
+    ("POST", "/vials/{vial}/close", lambda sc: {"reason": "used_up"}, CLINICAL, "404"),
     (
         "GET",
         "/appointments?start=2026-01-01T00:00:00Z&end=2026-02-01T00:00:00Z",
@@ -383,6 +387,13 @@ def _alert(sc: Scene) -> int:
     ).pk
 
 
+def _vial(sc: Scene) -> int:
+    """A vial of the scene's lot, opened on demand."""
+    from mesoclinic.formulary import stock
+
+    return stock.open_vial(sc.world.lot, user=sc.world.practitioner).pk
+
+
 def _path(template: str, sc: Scene) -> str:
     ids = sc.ids
     if "{alert}" in template:
@@ -391,6 +402,8 @@ def _path(template: str, sc: Scene) -> str:
         ids["done_course"] = sc.completed_course()
     if "{event}" in template:
         ids["event"] = _adverse_event(sc)
+    if "{vial}" in template:
+        ids["vial"] = _vial(sc)
     return template.format(key="cellulite", **ids)
 
 
@@ -460,6 +473,7 @@ class EndpointAccessTests:
             "{done_course}": "{course_id}",
             "{event}": "{event_id}",
             "{alert}": "{alert_id}",
+            "{vial}": "{vial_id}",
         }
         tabled = set()
         for method, path, _, _, tenancy in ENDPOINTS:
@@ -1575,6 +1589,9 @@ class SessionEndpointTests:
         assert r.status_code == 201
         assert len(r.json()["warnings"]) == 1
         assert "caffeine" in r.json()["warnings"][0]
+        # The source is named by its title, never by its file.
+        assert "Treat Cellulite With Mesotherapy" in r.json()["warnings"][0]
+        assert "seed" not in r.json()["warnings"][0]
 
     def test_it_refuses_session_before_allergy_read(self, world: World, patient: Patient) -> None:
         api = api_for(world.practitioner)

@@ -101,6 +101,9 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_add_lot": ("GET", MANAGE),
     "manage_lot": ("GET", MANAGE),
     "manage_lot_csv": ("GET", MANAGE),
+    "manage_lot_stock": ("POST", MANAGE),
+    "manage_lot_open_vial": ("POST", MANAGE),
+    "manage_vial_close": ("POST", MANAGE),
     "manage_lot_notify": ("POST", MANAGE),
     "manage_clinic": ("GET", MANAGE),
     "manage_staff": ("GET", MANAGE),
@@ -268,6 +271,10 @@ API: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/lots"): READ,
     ("POST", "/lots/{lot_id}/recall"): MANAGE,
     ("GET", "/lots/{lot_id}/patients"): CLINICAL,
+    ("GET", "/lots/{lot_id}/stock"): READ,
+    ("POST", "/lots/{lot_id}/stock"): MANAGE,
+    ("POST", "/lots/{lot_id}/vials"): CLINICAL,
+    ("POST", "/vials/{vial_id}/close"): CLINICAL,
     ("GET", "/analytics"): MANAGE,
     ("GET", "/courses/{course_id}/measurements"): OWN,
     ("POST", "/courses/{course_id}/measurements"): OWN_RECORD,
@@ -381,6 +388,7 @@ def _api_calls() -> dict[tuple[str, str], tuple[str, Any]]:
         "{done_course}": "{course_id}",
         "{event}": "{event_id}",
         "{alert}": "{alert_id}",
+        "{vial}": "{vial_id}",
     }
     out: dict[tuple[str, str], tuple[str, Any]] = {}
     for method, path, body, _, _ in ENDPOINTS:

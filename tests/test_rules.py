@@ -19,6 +19,7 @@ from mesoclinic.courses.rules import (
     ReadingFacts,
     Refusal,
     SessionFacts,
+    VialFacts,
 )
 from mesoclinic.protocols.vocab import RefusalCode
 
@@ -45,6 +46,20 @@ def lot(**changes: Any) -> LotFacts:
         recalled=False,
         recall_reason="",
         ingredients={PHOSPHATIDYLCHOLINE: "Phosphatidylcholine", CAFFEINE: "Caffeine"},
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def vial(**changes: Any) -> VialFacts:
+    """A multi-dose vial opened 30 days before the session: past its 28 days."""
+    opened = SESSION_AT - dt.timedelta(days=30)
+    base = VialFacts(
+        label="Vial 2 of Lipo mix lot L100",
+        opened_at=opened,
+        beyond_use_at=opened + dt.timedelta(days=28),
+        beyond_use_days=28,
+        single_dose=False,
+        other_patient=False,
     )
     return dataclasses.replace(base, **changes)
 
@@ -430,6 +445,37 @@ class RulesTests:
             "practitioner_licence_expired",
         ]
 
+    def test_a_multi_dose_vial_is_refused_from_its_beyond_use_time_never_overridably(
+        self,
+    ) -> None:
+        opened = SESSION_AT - dt.timedelta(days=28)
+        at_the_limit = vial(opened_at=opened, beyond_use_at=SESSION_AT)
+        a_minute_before = vial(opened_at=opened, beyond_use_at=SESSION_AT + dt.timedelta(minutes=1))
+        assert codes(facts(vials=(a_minute_before,))) == []
+        found = rules.refusals(
+            facts(vials=(at_the_limit,), overridable=frozenset({"vial_beyond_use"}))
+        )
+        assert [(r.code, r.overridable) for r in found] == [("vial_beyond_use", False)]
+        # In the clinic's time and words: opened 10:00 Paris time, usable 28 days.
+        assert found[0].message == (
+            "Vial 2 of Lipo mix lot L100 was opened at 10:00 on Tue 14 Apr 2026; an opened "
+            "multi-dose vial of this product may be used for 28 days, until 10:00 on Tue 12 May "
+            "2026. Throw it away and open a new vial. This can never be overridden."
+        )
+
+    def test_a_single_dose_vial_is_refused_for_a_second_patient_only(self) -> None:
+        single = vial(single_dose=True, beyond_use_at=None, other_patient=False)
+        assert codes(facts(vials=(single,))) == []
+        reused = dataclasses.replace(single, other_patient=True)
+        found = rules.refusals(facts(vials=(reused,)))
+        assert [(r.code, r.overridable) for r in found] == [("single_dose_reused", False)]
+        assert "already used for another patient" in found[0].message
+
+    def test_an_allergy_test_meets_the_vial_gates_too(self) -> None:
+        found = rules.allergy_test_refusals([lot()], SESSION_AT, PARIS, {}, None, [vial()])
+        assert [r.code for r in found] == ["vial_beyond_use"]
+        assert not found[0].overridable
+
     def test_every_refusal_code_can_be_reached_with_every_other_gate_failing_too(self) -> None:
         # Some codes exclude each other by their meaning (no screening vs a hard stop on the
         # screening; no consent vs an outdated one; no test vs unread vs read too early), so
@@ -445,6 +491,7 @@ class RulesTests:
                 rules.ProblemFacts(False, "An ulcer", side_effect=True),
             ),
             planned_products={2: "Hair cocktail"},
+            vials=(vial(), vial(single_dose=True, beyond_use_at=None, other_patient=True)),
         )
         first = facts(screening_result=None, has_consent=False, allergy_tests=(), **worst)
         second = facts(
@@ -461,8 +508,8 @@ class RulesTests:
         assert codes(fourth) == ["no_baseline"]
         reached = set(codes(first)) | set(codes(second)) | set(codes(third)) | set(codes(fourth))
         assert reached == set(RefusalCode.values)
-        assert len(codes(first)) == 12
-        assert len(codes(second)) == 13
+        assert len(codes(first)) == 14
+        assert len(codes(second)) == 15
         assert "allergy_read_too_early" in codes(second)
 
     def test_every_message_is_a_sentence_in_words(self) -> None:

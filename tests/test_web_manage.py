@@ -371,6 +371,7 @@ class LotCsvTests:
             "at",
             "where",
             "volume_ml",
+            "vial",
         ]
         body = rows[1:]
         assert [(r[1], r[5], r[7]) for r in body] == [
@@ -385,6 +386,9 @@ class LotCsvTests:
             "ana@example.com",
         ]
         assert body[1][8] == "2.00"
+        # Each injection names the vial it was drawn from: a single-dose vial for each visit
+        # (Lopez's session was charted first).
+        assert [r[9] for r in body] == ["2", "1"]
         # A value a spreadsheet would run as a formula is quoted.
         assert body[0][4] == "'=cmd@example.com"
 
@@ -433,8 +437,9 @@ class FormularyTests:
         fields = re.findall(
             r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*id="([^"]+)"', page
         )
-        # Name, supplier, vial, a checkbox per indication, and three component rows.
-        assert len(fields) == 3 + len(Indication.values) + 4 * 3
+        # Name, supplier, vial, the three stock settings, a checkbox per indication, and
+        # three component rows.
+        assert len(fields) == 3 + 3 + len(Indication.values) + 4 * 3
         for found in fields:
             assert f'for="{found}"' in page, found
 

@@ -220,6 +220,10 @@ class TestInjectionIn(Schema):
     lot: Id
     site: str = Field(min_length=1, max_length=100)
     given_at: When | None = None
+    vial: Id | None = Field(
+        None, description="The opened vial drawn from; default the lot's open vial, or a new one."
+    )
+    volume_ml: Decimal = Field(Decimal("0.10"), gt=0, le=5, max_digits=6, decimal_places=2)
 
 
 class AllergyTestIn(Schema):
@@ -241,6 +245,9 @@ class InjectionIn(Schema):
     lot: Id = Field(description="Lot id.")
     volume_ml: Decimal = Field(gt=0, le=50, max_digits=6, decimal_places=2)
     technique: Literal["nappage", "papule", "point", "linear"] = "nappage"
+    vial: Id | None = Field(
+        None, description="The opened vial drawn from; default the lot's open vial, or a new one."
+    )
 
 
 class SessionIn(Schema):
@@ -312,6 +319,24 @@ class LotIn(Schema):
     lot_number: str = Field(min_length=1, max_length=60)
     expires_on: Day
     received_on: Day | None = None
+
+
+class StockIn(Schema):
+    """A change to a lot's stock: vials received, mL wasted, or a count of unopened vials."""
+
+    kind: Literal["received", "waste", "count"]
+    vials: int | None = Field(
+        None, ge=0, le=100_000, description="received: vials; count: vials counted."
+    )
+    ml: Decimal = Field(
+        Decimal("0"), ge=0, le=100_000, max_digits=9, decimal_places=2, description="waste: mL."
+    )
+    reason: str = Field("", max_length=limits.REASON)
+
+
+class VialCloseIn(Schema):
+    reason: Literal["used_up", "beyond_use", "contaminated", "other"]
+    note: str = Field("", max_length=limits.REASON)
 
 
 class RecallIn(Schema):

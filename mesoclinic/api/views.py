@@ -3,6 +3,7 @@ which answers 404 for another clinic's object and 403 for a role that may not ac
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -22,11 +23,13 @@ from mesoclinic.access import (
     access_product,
     access_session,
     access_side_effect,
+    access_vial,
     audit_list,
     follow_ups_for,
     lots_for,
     members_for,
     products_for,
+    vials_for,
 )
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api import problems
@@ -42,12 +45,15 @@ from mesoclinic.courses.models import (
     SideEffect,
 )
 from mesoclinic.courses.tracing import lot_exposures
+from mesoclinic.formulary import stock
 from mesoclinic.formulary.models import (
     AlreadyRecalled,
     Ingredient,
     Lot,
     Product,
     ProductIngredient,
+    StockMovement,
+    Vial,
 )
 from mesoclinic.patients import actions as patient_actions
 from mesoclinic.patients import consent as consent_text
@@ -55,7 +61,7 @@ from mesoclinic.patients.models import Allergy, Patient, ScreeningForm
 from mesoclinic.patients.records import find_duplicates, guardian_problems
 from mesoclinic.patients.search import search
 from mesoclinic.protocols.models import ClinicProtocol, do_edit_protocol
-from mesoclinic.protocols.vocab import Indication
+from mesoclinic.protocols.vocab import SEED_LABELS, Indication
 
 api = DocumentedAPI(
     title="mesoclinic API",
@@ -90,6 +96,18 @@ def _lots(who: Caller, ids: list[int]) -> dict[int, Lot]:
     if missing:
         raise ValidationError(
             {"injections": f"no lot with id {', '.join(map(str, missing))} in this clinic."}
+        )
+    return found
+
+
+def _vials(who: Caller, ids: list[int | None]) -> dict[int, Vial]:
+    """The opened vials named by the injections, of the caller's clinic."""
+    wanted = {i for i in ids if i is not None}
+    found = {v.pk: v for v in vials_for(who).select_related("lot__product").filter(pk__in=wanted)}
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ValidationError(
+            {"injections": f"no vial with id {', '.join(map(str, missing))} in this clinic."}
         )
     return found
 
@@ -159,11 +177,12 @@ def _course_out(course: Course) -> dict[str, Any]:
 
 
 def _session_out(session: Session) -> dict[str, Any]:
-    injections = list(session.injections.select_related("lot__product"))
+    injections = list(session.injections.select_related("lot__product", "vial"))
     warnings = []
     if not session.stimulants_avoided:
         warnings.append(
-            "The patient had caffeine or a stimulant today (seed 004 advises against it)."
+            "The patient had caffeine or a stimulant today; the article "
+            f"“{SEED_LABELS['004_775ed0aecb2fac00.txt']}” advises against it."
         )
     return {
         "id": session.pk,
@@ -179,6 +198,8 @@ def _session_out(session: Session) -> dict[str, Any]:
                 "lot": i.lot_id,
                 "lot_number": i.lot.lot_number,
                 "product": i.lot.product.name,
+                "vial": i.vial_id,
+                "vial_number": i.vial.number if i.vial else None,
                 "volume_ml": str(i.volume_ml),
                 "technique": i.technique,
             }
@@ -624,13 +645,17 @@ def give_allergy_test(
     course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     lots = _lots(who, [i.lot for i in payload.injections])
+    vials = _vials(who, [i.vial for i in payload.injections])
     test = actions.do_give_allergy_test(
         course,
         given_at=payload.given_at,
         notes=payload.notes,
         user=who.user,
         injections=[
-            actions.TestInjection(lots[i.lot], i.site, i.given_at) for i in payload.injections
+            actions.TestInjection(
+                lots[i.lot], i.site, i.given_at, vials.get(i.vial or 0), i.volume_ml
+            )
+            for i in payload.injections
         ],
     )
     return Status(
@@ -721,12 +746,15 @@ def record_session(
     course = access_course(caller(request), course_id, CLINICAL)
     who = caller(request)
     lots = _lots(who, [i.lot for i in payload.injections])
+    vials = _vials(who, [i.vial for i in payload.injections])
     session = actions.do_record_session(
         course,
         performed_at=payload.performed_at,
         practitioner=_practitioner(who, payload.practitioner),
         injections=[
-            actions.InjectionInput(i.area, lots[i.lot], i.volume_ml, i.technique)
+            actions.InjectionInput(
+                i.area, lots[i.lot], i.volume_ml, i.technique, vials.get(i.vial or 0)
+            )
             for i in payload.injections
         ],
         stimulants_avoided=payload.stimulants_avoided,
@@ -845,6 +873,9 @@ def _product_out(p: Product) -> dict[str, Any]:
         "name": p.name,
         "supplier": p.supplier,
         "vial": p.vial,
+        "vial_ml": str(p.vial_ml),
+        "beyond_use_days": p.beyond_use_days,
+        "reorder_vials": p.reorder_vials,
         "active": p.active,
         "indications": p.indications,
         "components": [
@@ -949,6 +980,98 @@ def recall_lot(request: HttpRequest, lot_id: int, payload: s.RecallIn) -> dict[s
             reason=payload.reason,
         )
     return {**_lot_out(lot), "patients": _lot_patients(lot)}
+
+
+def _vial_out(vial: Vial, left_ml: Decimal | None = None) -> dict[str, Any]:
+    return {
+        "id": vial.pk,
+        "lot": vial.lot_id,
+        "number": vial.number,
+        "single_dose": vial.single_dose,
+        "opened_at": vial.opened_at,
+        "beyond_use_at": vial.beyond_use_at,
+        "closed_at": vial.closed_at,
+        "closed_reason": vial.closed_reason,
+        "left_ml": None if left_ml is None else str(left_ml),
+    }
+
+
+def _stock_out(lot: Lot) -> dict[str, Any]:
+    found = stock.on_hand([lot])[lot.pk]
+    return {
+        "lot": lot.pk,
+        "product": lot.product.name,
+        "lot_number": lot.lot_number,
+        "unopened_vials": found.unopened,
+        "ml": str(found.ml),
+        "low": found.low,
+        "open_vials": [_vial_out(o.vial, o.left_ml) for o in found.open_vials],
+    }
+
+
+@api.get("/lots/{lot_id}/stock", tags=["formulary"])
+def lot_stock(request: HttpRequest, lot_id: int) -> dict[str, Any]:
+    """What is left of a lot: unopened vials, mL on hand, and each open vial."""
+    return _stock_out(access_lot(caller(request), lot_id, ALL_STAFF))
+
+
+@api.post("/lots/{lot_id}/stock", response={201: dict}, tags=["formulary"])
+def change_stock(request: HttpRequest, lot_id: int, payload: s.StockIn) -> Status[dict[str, Any]]:
+    """Vials received, mL wasted, or a count of the unopened vials on the shelf."""
+    lot = access_lot(caller(request), lot_id, MANAGER)
+    who = caller(request)
+    moved: StockMovement | None
+    with transaction.atomic():
+        if payload.kind == "received":
+            if not payload.vials:
+                raise ValidationError({"vials": "say how many vials came in."})
+            moved = stock.receive(lot, payload.vials, user=who.user, reason=payload.reason)
+        elif payload.kind == "waste":
+            if not payload.ml:
+                raise ValidationError({"ml": "say how many mL were wasted."})
+            moved = stock.record_waste(lot, payload.ml, payload.reason, user=who.user)
+        else:
+            if payload.vials is None:
+                raise ValidationError({"vials": "say how many unopened vials were counted."})
+            moved = stock.record_count(lot, payload.vials, payload.reason, user=who.user)
+        audit(
+            clinic=who.clinic,
+            user=who.user,
+            action=AuditEvent.Action.UPDATE,
+            obj=lot,
+            stock=payload.kind,
+            vials=moved.vials if moved else 0,
+            ml=str(moved.ml) if moved else "0",
+        )
+    return Status(201, _stock_out(lot))
+
+
+@api.post("/lots/{lot_id}/vials", response={201: dict}, tags=["formulary"])
+def open_vial(request: HttpRequest, lot_id: int) -> Status[dict[str, Any]]:
+    """Open the next vial of a lot; a multi-dose vial's beyond-use time starts now."""
+    lot = access_lot(caller(request), lot_id, CLINICAL)
+    who = caller(request)
+    with transaction.atomic():
+        vial = stock.open_vial(lot, user=who.user)
+        audit(clinic=who.clinic, user=who.user, action=AuditEvent.Action.CREATE, obj=vial)
+    return Status(201, _vial_out(vial, lot.product.vial_ml))
+
+
+@api.post("/vials/{vial_id}/close", tags=["formulary"])
+def close_vial(request: HttpRequest, vial_id: int, payload: s.VialCloseIn) -> dict[str, Any]:
+    """Close an opened vial: used up, or thrown away with what is left as waste."""
+    vial = access_vial(caller(request), vial_id, CLINICAL)
+    who = caller(request)
+    with transaction.atomic():
+        stock.close_vial(vial, payload.reason, note=payload.note, user=who.user)
+        audit(
+            clinic=who.clinic,
+            user=who.user,
+            action=AuditEvent.Action.UPDATE,
+            obj=vial,
+            closed=payload.reason,
+        )
+    return _vial_out(vial)
 
 
 def _lot_patients(lot: Lot) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +32,8 @@ from mesoclinic.courses.models import (
     patient_allergies,
     planned_products_of,
 )
-from mesoclinic.formulary.models import Lot, Product, products_for
+from mesoclinic.formulary import stock
+from mesoclinic.formulary.models import TEST_DOSE_ML, Lot, Product, Vial, products_for
 from mesoclinic.patients.models import Patient
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.scheduling.actions import link_session
@@ -141,6 +142,8 @@ class TestInjection:
     lot: Lot
     site: str
     given_at: dt.datetime | None = None
+    vial: Vial | None = None
+    volume_ml: Decimal = TEST_DOSE_ML
 
 
 def do_give_allergy_test(
@@ -170,22 +173,45 @@ def do_give_allergy_test(
                 )
     if course.status == Course.Status.STOPPED:
         raise ValidationError({"course": "The course is stopped."})
-    refused = rules.allergy_test_refusals(
-        lot_facts_of([i.lot for i in injections]),
-        given_at,
-        course.clinic.tz,
-        patient_allergies(course.patient),
-        planned_products_of([course.pk]).get(course.pk),
-    )
-    if refused:
-        raise SessionRefused(refused, subject="allergy test")
+    for n, i in enumerate(injections):
+        if not Decimal("0.01") <= i.volume_ml <= Decimal("5"):
+            raise ValidationError({f"injections.{n}.volume_ml": "must be 0.01 to 5 mL."})
+    lots = [i.lot for i in injections]
+    chosen = chosen_vials(injections)
+    stock.check_chosen(chosen, lots, given_at)
     with transaction.atomic():
+        # The vials are locked, so a single-dose vial goes to one of two patients at once.
+        plan = stock.vial_plan(lots, given_at, chosen, lock=True)
+        refused = rules.allergy_test_refusals(
+            lot_facts_of(lots),
+            given_at,
+            course.clinic.tz,
+            patient_allergies(course.patient),
+            planned_products_of([course.pk]).get(course.pk),
+            stock.vial_facts(plan, course.patient_id),
+        )
+        if refused:
+            raise SessionRefused(refused, subject="allergy test")
         test = AllergyTest.objects.create(
             course=course, given_at=given_at, given_by=user, notes=notes
         )
+        vials = stock.draw(
+            plan,
+            [(i.lot.pk, i.volume_ml) for i in injections],
+            patient_id=course.patient_id,
+            moment=given_at,
+            user=user,
+            allergy_test=test,
+        )
         for i in injections:
             AllergyTestInjection.objects.create(
-                test=test, lot=i.lot, site=i.site, given_at=i.given_at or given_at, given_by=user
+                test=test,
+                lot=i.lot,
+                vial=vials[i.lot.pk],
+                volume_ml=i.volume_ml,
+                site=i.site,
+                given_at=i.given_at or given_at,
+                given_by=user,
             )
         audit(
             clinic=course.clinic,
@@ -247,6 +273,21 @@ class InjectionInput:
     lot: Lot
     volume_ml: Decimal
     technique: str = SessionInjection.Technique.NAPPAGE
+    # The opened vial it is drawn from; None: formulary.stock.vial_plan chooses.
+    vial: Vial | None = None
+
+
+def chosen_vials(injections: list[Any]) -> dict[int, Vial]:
+    """The vials the caller named, by lot id: one vial for each lot of a session or test."""
+    chosen: dict[int, Vial] = {}
+    for i in injections:
+        if i.vial is None:
+            continue
+        if chosen.setdefault(i.lot.pk, i.vial).pk != i.vial.pk:
+            raise ValidationError(
+                {"vial": f"draw every injection of {i.lot} from one vial in a visit."}
+            )
+    return chosen
 
 
 def check_injections(course: Course, injections: list[InjectionInput]) -> None:
@@ -264,10 +305,20 @@ def check_injections(course: Course, injections: list[InjectionInput]) -> None:
 
 
 def check_session(
-    course: Course, performed_at: dt.datetime, practitioner: Any, lots: list[Lot]
+    course: Course,
+    performed_at: dt.datetime,
+    practitioner: Any,
+    lots: list[Lot],
+    vials: tuple[rules.VialFacts, ...] | None = None,
 ) -> list[rules.Refusal]:
-    """Every reason a session may not go ahead, for the pre-session check and for charting."""
-    return rules.refusals(gather_facts(course, performed_at, practitioner, lots))
+    """Every reason a session may not go ahead, for the pre-session check and for charting.
+    `vials`: the opened vials the lots are drawn from; None: the vials the lots would be
+    drawn from at `performed_at` (formulary.stock.vial_plan)."""
+    if vials is None:
+        plan = stock.vial_plan(lots, performed_at)
+        vials = stock.vial_facts(plan, course.patient_id)
+    facts = gather_facts(course, performed_at, practitioner, lots)
+    return rules.refusals(replace(facts, vials=vials))
 
 
 def check_sessions(
@@ -330,7 +381,14 @@ def do_record_session(
         )
         if course.status == Course.Status.STOPPED:
             raise ValidationError({"course": "The course is stopped; no more sessions."})
-        found = check_session(course, performed_at, practitioner, [i.lot for i in injections])
+        lots = [i.lot for i in injections]
+        chosen = chosen_vials(injections)
+        stock.check_chosen(chosen, lots, performed_at)
+        # The vials are locked, so a single-dose vial goes to one of two patients charted at once.
+        plan = stock.vial_plan(lots, performed_at, chosen, lock=True)
+        found = check_session(
+            course, performed_at, practitioner, lots, stock.vial_facts(plan, course.patient_id)
+        )
         bad = rules.invalid_overrides(found, override_codes)
         if bad:
             raise ValidationError(
@@ -353,6 +411,7 @@ def do_record_session(
                 user,
                 via,
                 found,
+                plan,
             )
             # The visit it was given at is done, in the same transaction.
             link_session(session, user=user, via=via)
@@ -386,6 +445,7 @@ def _save_session(
     user: Any,
     via: str,
     found: list[rules.Refusal],
+    plan: dict[int, stock.Draw],
 ) -> Session:
     course_sessions = course.sessions.filter(kind=Session.Kind.COURSE).count()
     maintenance = course.status in (Course.Status.COMPLETED, Course.Status.MAINTENANCE)
@@ -405,9 +465,24 @@ def _save_session(
         overridden_by=user if override_codes else None,
     )
     session.save()
+    # Each injection is drawn from its lot's vial, opened here when none is, and the stock
+    # goes down by its volume.
+    vials = stock.draw(
+        plan,
+        [(i.lot.pk, i.volume_ml) for i in injections],
+        patient_id=course.patient_id,
+        moment=performed_at,
+        user=user,
+        session=session,
+    )
     for i in injections:
         SessionInjection(
-            session=session, area=i.area, lot=i.lot, volume_ml=i.volume_ml, technique=i.technique
+            session=session,
+            area=i.area,
+            lot=i.lot,
+            vial=vials[i.lot.pk],
+            volume_ml=i.volume_ml,
+            technique=i.technique,
         ).save()
     if maintenance:
         course.status = Course.Status.MAINTENANCE
@@ -424,6 +499,7 @@ def _save_session(
         patient_id=course.patient_id,
         via=via,
         lots=[i.lot.pk for i in injections],
+        vials=sorted({v.pk for v in vials.values()}),
     )
     if override_codes:
         audit(

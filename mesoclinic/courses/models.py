@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from mesoclinic.accounts.models import Clinic, PractitionerLicence
 from mesoclinic.courses import logic, rules
-from mesoclinic.formulary.models import Lot, Product
+from mesoclinic.formulary import stock
+from mesoclinic.formulary.models import TEST_DOSE_ML, Lot, Product, Vial
 from mesoclinic.patients import consent as consent_text
 from mesoclinic.patients.models import Patient, Screening, sha256
 from mesoclinic.protocols.models import ClinicProtocol
@@ -204,6 +205,17 @@ class AllergyTest(models.Model):
 class AllergyTestInjection(models.Model):
     test = models.ForeignKey(AllergyTest, models.CASCADE, related_name="injections")
     lot = models.ForeignKey(Lot, models.PROTECT, related_name="allergy_test_injections")
+    # The vial it was drawn from and how much (formulary.stock); empty for a test charted
+    # before stock was kept.
+    vial = models.ForeignKey(
+        Vial, models.PROTECT, null=True, blank=True, related_name="allergy_test_injections"
+    )
+    volume_ml = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=TEST_DOSE_ML,
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("5"))],
+    )
     site = models.CharField(max_length=100, help_text='e.g. "left inner forearm"')
     given_at = models.DateTimeField()
     given_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
@@ -249,7 +261,7 @@ class Session(models.Model):
     practitioner = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
     numbing_cream = models.BooleanField(default=False)
     stimulants_avoided = models.BooleanField(
-        help_text="Pre-check: the patient had no caffeine or stimulants today (seed 004)."
+        help_text="Pre-check: the patient had no caffeine or stimulants today."
     )
     burning_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
     discomfort_minutes = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -317,6 +329,9 @@ class SessionInjection(models.Model):
     session = models.ForeignKey(Session, models.CASCADE, related_name="injections")
     area = models.CharField(max_length=20, choices=Area.choices)
     lot = models.ForeignKey(Lot, models.PROTECT, related_name="session_injections")
+    vial = models.ForeignKey(
+        Vial, models.PROTECT, null=True, blank=True, related_name="session_injections"
+    )
     volume_ml = models.DecimalField(
         max_digits=6,
         decimal_places=2,
@@ -339,14 +354,18 @@ class SessionInjection(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding:
             session = self.session
+            # The vial it is drawn from, or the one it would be: the vial gates hold here too.
+            chosen = {self.lot_id: self.vial} if self.vial is not None else None
+            plan = stock.vial_plan([self.lot], session.performed_at, chosen)
+            facts = gather_facts(
+                session.course,
+                session.performed_at,
+                session.practitioner,
+                lots=[self.lot],
+                exclude_session_id=session.pk,
+            )
             found = rules.refusals(
-                gather_facts(
-                    session.course,
-                    session.performed_at,
-                    session.practitioner,
-                    lots=[self.lot],
-                    exclude_session_id=session.pk,
-                )
+                replace(facts, vials=stock.vial_facts(plan, session.course.patient_id))
             )
             refused = rules.blocking(found, session.override_codes)
             if refused:

@@ -30,6 +30,20 @@ class LotFacts:
 
 
 @dataclass(frozen=True)
+class VialFacts:
+    """An opened vial an injection is drawn from (formulary.Vial). A vial opened for this
+    session passes: only a vial already open can be past its time or another patient's."""
+
+    label: str  # "Vial 2 of Product name lot ABC123"
+    opened_at: dt.datetime
+    beyond_use_at: dt.datetime | None  # multi-dose only
+    beyond_use_days: int
+    single_dose: bool
+    # A single-dose vial already used for a patient other than this session's.
+    other_patient: bool
+
+
+@dataclass(frozen=True)
 class ReadingFacts:
     read_at: dt.datetime
     result: str  # none | local | systemic
@@ -88,6 +102,8 @@ class SessionFacts:
     # before it, so that the course's progress has a starting point.
     baseline_required: bool = False
     has_baseline: bool = True
+    # The opened vials the injections are drawn from (formulary.stock.vial_facts).
+    vials: tuple[VialFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -267,6 +283,38 @@ def refusals(f: SessionFacts) -> list[Refusal]:
                 f"{problem.description} is still open. Record how it ended before the next "
                 "session.",
             )
+
+    # 9. Every opened vial: a multi-dose vial within its beyond-use time, a single-dose vial
+    #    for one patient only. Neither can ever be overridden.
+    for code, message in vial_problems(f.vials, f.performed_at, f.tz):
+        refuse(code, message, never=True)
+    return out
+
+
+def vial_problems(
+    vials: Iterable[VialFacts], moment: dt.datetime, tz: zoneinfo.ZoneInfo
+) -> list[tuple[Code, str]]:
+    """(code, message) for each vial that may not be drawn from at `moment`."""
+    out: list[tuple[Code, str]] = []
+    for vial in vials:
+        if vial.beyond_use_at is not None and moment >= vial.beyond_use_at:
+            out.append(
+                (
+                    Code.VIAL_BEYOND_USE,
+                    f"{vial.label} was opened at {_when(vial.opened_at, tz)}; an opened "
+                    f"multi-dose vial of this product may be used for {vial.beyond_use_days} "
+                    f"days, until {_when(vial.beyond_use_at, tz)}. Throw it away and open a "
+                    "new vial. This can never be overridden.",
+                )
+            )
+        if vial.single_dose and vial.other_patient:
+            out.append(
+                (
+                    Code.SINGLE_DOSE_REUSED,
+                    f"{vial.label} is a single-dose vial already used for another patient. "
+                    "Open a new vial. This can never be overridden.",
+                )
+            )
     return out
 
 
@@ -339,13 +387,17 @@ def allergy_test_refusals(
     tz: zoneinfo.ZoneInfo,
     patient_allergies: dict[int, str],
     planned_products: dict[int, str] | None = None,
+    vials: Iterable[VialFacts] = (),
 ) -> list[Refusal]:
-    """The test injections are injections too: the same lot gates apply, with no override."""
+    """The test injections are injections too: the same lot and vial gates apply, with no
+    override."""
     day = given_at.astimezone(tz).date()
-    return [
-        Refusal(code.value, message, overridable=False)
+    found = [
+        (code, message)
         for code, message, _ in _lot_problems(lots, day, patient_allergies, planned_products)
     ]
+    found += vial_problems(vials, given_at, tz)
+    return [Refusal(code.value, message, overridable=False) for code, message in found]
 
 
 def blocking(found: Iterable[Refusal], override_codes: Iterable[str]) -> list[Refusal]:

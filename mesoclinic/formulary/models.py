@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -15,6 +16,17 @@ from mesoclinic.accounts.models import Clinic, acting
 from mesoclinic.protocols.vocab import Area, Indication, IngredientClass
 
 INGREDIENTS_FILE = Path(__file__).resolve().parent / "ingredients.toml"
+
+# An opened multi-dose vial is used for at most 28 days unless its maker says less; a clinic
+# may shorten it for a product, never lengthen it.
+BEYOND_USE_DAYS = 28
+# What the stock draws for one allergy-test injection when the chart does not say how much.
+TEST_DOSE_ML = Decimal("0.10")
+BEYOND_USE_SOURCE = (
+    "USP General Chapter <797>, Pharmaceutical Compounding: Sterile Preparations: an opened "
+    "or needle-punctured multi-dose vial is used for at most 28 days unless the manufacturer "
+    "specifies otherwise."
+)
 
 
 class Ingredient(models.Model):
@@ -117,6 +129,21 @@ class Product(models.Model):
         blank=True,
         help_text='Indication keys the product is for, e.g. ["cellulite"]; empty: any.',
     )
+    # Stock (formulary.stock): what one vial holds, how long an opened multi-dose vial may be
+    # used (BEYOND_USE_SOURCE), and the unopened vials at or below which it is reordered.
+    vial_ml = models.DecimalField(
+        "mL in a vial",
+        max_digits=7,
+        decimal_places=2,
+        default=Decimal("10"),
+        validators=[MinValueValidator(Decimal("0.1"))],
+    )
+    beyond_use_days = models.PositiveSmallIntegerField(
+        "days an opened vial may be used",
+        default=BEYOND_USE_DAYS,
+        validators=[MinValueValidator(1), MaxValueValidator(BEYOND_USE_DAYS)],
+    )
+    reorder_vials = models.PositiveIntegerField("reorder at (unopened vials)", default=0)
 
     class Meta:
         ordering = ["name"]
@@ -222,3 +249,102 @@ class Lot(models.Model):
         self.recalled_at = timezone.now()
         self.recalled_by = acting(user)
         self.save(update_fields=["recalled", "recall_reason", "recalled_at", "recalled_by"])
+
+
+class Vial(models.Model):
+    """One vial of a lot, from the moment it is opened. A multi-dose vial may be used until its
+    beyond-use time; a single-dose vial for one patient only (`patient`, set at its first
+    use). Closed when it is used up or thrown away."""
+
+    class Closed(models.TextChoices):
+        USED_UP = "used_up", "Used up"
+        BEYOND_USE = "beyond_use", "Past its beyond-use date"
+        CONTAMINATED = "contaminated", "Contaminated or damaged"
+        OTHER = "other", "Other reason"
+
+    lot = models.ForeignKey(Lot, models.PROTECT, related_name="vials")
+    number = models.PositiveIntegerField()
+    single_dose = models.BooleanField()
+    opened_at = models.DateTimeField()
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+    # Multi-dose only: opened_at plus the product's beyond_use_days, fixed when it is opened.
+    beyond_use_at = models.DateTimeField(null=True, blank=True)
+    patient = models.ForeignKey(
+        "patients.Patient", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_reason = models.CharField(max_length=20, choices=Closed.choices, blank=True)
+    closed_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["lot", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["lot", "number"], name="vial_number_per_lot"),
+            models.CheckConstraint(
+                condition=models.Q(single_dose=True, beyond_use_at__isnull=True)
+                | models.Q(single_dose=False, beyond_use_at__isnull=False),
+                name="vial_beyond_use_when_multi_dose",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True, closed_reason="")
+                | (models.Q(closed_at__isnull=False) & ~models.Q(closed_reason="")),
+                name="vial_closed_with_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"vial {self.number} of {self.lot}"
+
+    @property
+    def label(self) -> str:
+        return f"Vial {self.number} of {self.lot}"
+
+    def past_beyond_use(self, moment: dt.datetime) -> bool:
+        return self.beyond_use_at is not None and moment >= self.beyond_use_at
+
+
+class StockMovement(models.Model):
+    """One change to a lot's stock, never edited: a lot's unopened vials and its mL on hand
+    are the sums of its movements (formulary.stock)."""
+
+    class Kind(models.TextChoices):
+        RECEIVED = "received", "Received"
+        OPENED = "opened", "Vial opened"
+        SESSION = "session", "Session"
+        ALLERGY_TEST = "allergy_test", "Allergy test"
+        WASTE = "waste", "Waste"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        COUNT = "count", "Stock count"
+
+    lot = models.ForeignKey(Lot, models.PROTECT, related_name="movements")
+    vial = models.ForeignKey(Vial, models.PROTECT, null=True, blank=True, related_name="movements")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # Signed changes: unopened vials, and mL in the lot's unopened and open vials together.
+    vials = models.IntegerField(default=0)
+    ml = models.DecimalField(max_digits=9, decimal_places=2, default=Decimal("0"))
+    reason = models.TextField(blank=True)
+    session = models.ForeignKey(
+        "courses.Session", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    allergy_test = models.ForeignKey(
+        "courses.AllergyTest", models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["lot", "at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(kind__in=["waste", "adjustment", "count"])
+                | ~models.Q(reason=""),
+                name="stock_change_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.vials} vials, {self.ml} mL of {self.lot}"

@@ -67,19 +67,25 @@ class RefusalCode(models.TextChoices):
         "An urgent side effect is not resolved",
     )
     PRODUCT_NOT_PLANNED = "product_not_planned", "Product not planned for this course"
+    VIAL_BEYOND_USE = "vial_beyond_use", "Opened vial past its beyond-use date"
+    SINGLE_DOSE_REUSED = "single_dose_reused", "Single-dose vial already used for another patient"
 
 
 # Gates that no protocol may make overridable. A systemic allergy reaction is handled in
 # rules.py, because a local reaction under the same code may be overridable. A missing baseline
 # is the clinic's own rule (Clinic.baseline_required), which the manager turns off, not a
 # protocol. An unresolved infection is never injected through (issue 12, clinical defect 1), and
-# a product the course did not plan is planned first, not overridden.
+# a product the course did not plan is planned first, not overridden. An opened vial past its
+# beyond-use date, or a single-dose vial used for a second patient, is how mycobacterial
+# outbreaks after mesotherapy began (SPEC, adverse events): a new vial is opened instead.
 NEVER_OVERRIDABLE = frozenset(
     {
         RefusalCode.LOT_RECALLED.value,
         RefusalCode.NO_BASELINE.value,
         RefusalCode.ACTIVE_INFECTION.value,
         RefusalCode.PRODUCT_NOT_PLANNED.value,
+        RefusalCode.VIAL_BEYOND_USE.value,
+        RefusalCode.SINGLE_DOSE_REUSED.value,
     }
 )
 

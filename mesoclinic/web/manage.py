@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Prefetch
@@ -19,26 +20,37 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from mesoclinic.access import (
     access_lot,
     access_product,
+    access_vial,
     audit_list,
     products_for,
 )
 from mesoclinic.accounts.models import AuditEvent, Membership, User, audit
 from mesoclinic.courses.tracing import lot_exposures
-from mesoclinic.formulary.models import AlreadyRecalled, Lot, Product, ProductIngredient
+from mesoclinic.formulary import stock
+from mesoclinic.formulary.models import (
+    AlreadyRecalled,
+    Lot,
+    Product,
+    ProductIngredient,
+    StockMovement,
+)
 from mesoclinic.web.context import MANAGER, caller, require
 from mesoclinic.web.manage_forms import (
     ClinicSettingsForm,
+    CloseVialForm,
     ComponentFormSet,
     InviteForm,
     LotForm,
     ProductForm,
     RecallForm,
+    StockForm,
     save_components,
 )
 from mesoclinic.web.recall_notices import notices_context
@@ -151,6 +163,17 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
                 return redirect("web:manage_lot", lot_id=lot.pk)
             messages.success(request, f"Lot {lot.lot_number} is recalled.")
             return redirect("web:manage_lot", lot_id=lot.pk)
+    return lot_page(request, lot, form)
+
+
+def lot_page(
+    request: HttpRequest,
+    lot: Lot,
+    form: RecallForm,
+    stock_form: StockForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The lot's page: the lot, its stock and vials, its recall, and who received it."""
     patients = lot_exposures(lot)
     if patients:
         # The list carries contact details: reading it is recorded like reading a chart.
@@ -172,9 +195,109 @@ def lot_detail(request: HttpRequest, lot_id: int) -> HttpResponse:
             "form": form,
             "patients": patients,
             "expired": lot.is_expired_on(dt.date.today()),
+            **_stock_context(lot, stock_form),
             **notices_context(lot),
         },
+        status=status,
     )
+
+
+def _stock_context(lot: Lot, stock_form: StockForm | None = None) -> dict[str, Any]:
+    return {
+        "stock": stock.on_hand([lot])[lot.pk],
+        "stock_form": stock_form or StockForm(),
+        "close_form": CloseVialForm(),
+        "movements": list(lot.movements.select_related("by", "vial").order_by("-at", "-id")[:20]),
+        "counted": lot.movements.filter(kind__in=["received", "count"]).exists(),
+        "now": timezone.now(),
+    }
+
+
+@login_required
+def change_stock(request: HttpRequest, lot_id: int) -> HttpResponse:
+    """Vials received, mL wasted or a shelf count, from the lot's page."""
+    who = caller(request)
+    lot = access_lot(who, lot_id, MANAGER)
+    form = StockForm(request.POST)
+    if request.method == "POST" and form.is_valid():
+        kind, amount = form.cleaned_data["kind"], form.cleaned_data["amount"]
+        reason = form.cleaned_data["reason"]
+        moved: StockMovement | None
+        with transaction.atomic():
+            if kind == "received":
+                moved = stock.receive(lot, int(amount), user=request.user, reason=reason)
+            elif kind == "waste":
+                moved = stock.record_waste(lot, amount, reason, user=request.user)
+            else:
+                moved = stock.record_count(lot, int(amount), reason, user=request.user)
+            audit(
+                clinic=lot.product.clinic,
+                user=request.user,
+                action=AuditEvent.Action.UPDATE,
+                obj=lot,
+                via="web",
+                stock=kind,
+                vials=moved.vials if moved else 0,
+                ml=str(moved.ml) if moved else "0",
+            )
+        if kind == "count" and moved is None:
+            messages.success(request, "The count agrees with the stock; nothing was changed.")
+        else:
+            messages.success(request, "The stock of the lot was updated.")
+        return redirect("web:manage_lot", lot_id=lot.pk)
+    return lot_page(request, lot, RecallForm(), form, status=400)
+
+
+@login_required
+def open_lot_vial(request: HttpRequest, lot_id: int) -> HttpResponse:
+    lot = access_lot(caller(request), lot_id, MANAGER)
+    if request.method != "POST":
+        return redirect("web:manage_lot", lot_id=lot.pk)
+    try:
+        with transaction.atomic():
+            vial = stock.open_vial(lot, user=request.user)
+            audit(
+                clinic=lot.product.clinic,
+                user=request.user,
+                action=AuditEvent.Action.CREATE,
+                obj=vial,
+                via="web",
+            )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{vial.label} is open.")
+    return redirect("web:manage_lot", lot_id=lot.pk)
+
+
+@login_required
+def close_lot_vial(request: HttpRequest, vial_id: int) -> HttpResponse:
+    vial = access_vial(caller(request), vial_id, MANAGER)
+    form = CloseVialForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                stock.close_vial(
+                    vial,
+                    form.cleaned_data["reason"],
+                    note=form.cleaned_data["note"],
+                    user=request.user,
+                )
+                audit(
+                    clinic=vial.lot.product.clinic,
+                    user=request.user,
+                    action=AuditEvent.Action.UPDATE,
+                    obj=vial,
+                    via="web",
+                    closed=form.cleaned_data["reason"],
+                )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"{vial.label} is closed.")
+    elif request.method == "POST":
+        messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
+    return redirect("web:manage_lot", lot_id=vial.lot_id)
 
 
 CSV_HEADER = [
@@ -187,6 +310,7 @@ CSV_HEADER = [
     "at",
     "where",
     "volume_ml",
+    "vial",
 ]
 
 
@@ -215,6 +339,7 @@ def lot_patients_csv(request: HttpRequest, lot_id: int) -> HttpResponse:
                     clinic.local(e["at"]).isoformat(timespec="minutes"),
                     _cell(e.get("area") or e.get("site") or ""),
                     e.get("volume_ml", ""),
+                    e["vial"] or "",
                 ]
             )
     audit(

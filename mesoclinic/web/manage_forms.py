@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.db.models import Q
 
 from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
-from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
+from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient, Vial
 from mesoclinic.lib import limits
 from mesoclinic.protocols.vocab import Indication
 
@@ -30,8 +31,51 @@ class ProductForm(forms.ModelForm):
 
     class Meta:
         model = Product
-        fields = ["name", "supplier", "vial", "indications"]
-        labels = {"vial": "Vial"}
+        fields = [
+            "name",
+            "supplier",
+            "vial",
+            "vial_ml",
+            "beyond_use_days",
+            "reorder_vials",
+            "indications",
+        ]
+        labels = {
+            "vial": "Vial",
+            "vial_ml": "mL in a vial",
+            "beyond_use_days": "Days an opened multi-dose vial may be used",
+            "reorder_vials": "Reorder at (unopened vials)",
+        }
+        help_texts = {
+            "beyond_use_days": "At most 28, after USP General Chapter <797>, unless the maker "
+            "says less. A session from a vial opened longer ago is refused.",
+            "reorder_vials": "Today warns when the unopened vials of the product's usable lots "
+            "fall to this number. 0: no warning.",
+        }
+
+    # The stock settings may be left empty (and the importer never fills them): each then
+    # keeps its default (formulary.models.Product).
+    STOCK_FIELDS = ("vial_ml", "beyond_use_days", "reorder_vials")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.STOCK_FIELDS:
+            self.fields[name].required = False
+
+    def _or_default(self, name: str) -> Any:
+        value = self.cleaned_data.get(name)
+        if value is None:
+            return getattr(self.instance, name)
+        return value
+
+    def clean_vial_ml(self) -> Any:
+        return self._or_default("vial_ml")
+
+    def clean_beyond_use_days(self) -> Any:
+        return self._or_default("beyond_use_days")
+
+    def clean_reorder_vials(self) -> Any:
+        return self._or_default("reorder_vials")
 
     def clean_name(self) -> str:
         name = str(self.cleaned_data["name"]).strip()
@@ -119,6 +163,58 @@ class LotForm(forms.ModelForm):
         expires, received = data.get("expires_on"), data.get("received_on")
         if expires and received and expires < received:
             self.add_error("expires_on", "The expiry date is before the date the lot came in.")
+        return data
+
+
+class StockForm(forms.Form):
+    """A change to a lot's stock, by kind: vials received, mL wasted, or a shelf count. Its
+    fields are prefixed "stock-", apart from the recall form's on the same page."""
+
+    prefix = "stock"
+
+    KINDS = [
+        ("received", "Vials received"),
+        ("waste", "mL wasted"),
+        ("count", "Unopened vials counted"),
+    ]
+    kind = forms.ChoiceField(label="What happened", choices=KINDS)
+    amount = forms.DecimalField(
+        label="How many",
+        min_value=Decimal("0"),
+        max_value=Decimal("100000"),
+        decimal_places=2,
+        help_text="Vials for a delivery or a count; mL for waste.",
+    )
+    reason = forms.CharField(
+        label="Note or reason",
+        max_length=limits.REASON,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Waste and counts need one: what was thrown away and why, or who counted.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        kind, amount = data.get("kind"), data.get("amount")
+        if kind in ("received", "count") and amount is not None and amount != int(amount):
+            self.add_error("amount", "Vials are counted in whole numbers.")
+        if kind == "received" and amount is not None and amount < 1:
+            self.add_error("amount", "A delivery is at least one vial.")
+        if kind == "waste" and amount is not None and amount <= 0:
+            self.add_error("amount", "Waste is more than 0 mL.")
+        if kind in ("waste", "count") and not str(data.get("reason", "")).strip():
+            self.add_error("reason", "Say why: what was thrown away, or who counted.")
+        return data
+
+
+class CloseVialForm(forms.Form):
+    reason = forms.ChoiceField(label="Why it is closed", choices=Vial.Closed.choices)
+    note = forms.CharField(max_length=limits.REASON, required=False, label="Note")
+
+    def clean(self) -> dict[str, Any]:
+        data: dict[str, Any] = super().clean() or {}
+        if data.get("reason") == Vial.Closed.OTHER and not str(data.get("note", "")).strip():
+            self.add_error("note", "Say why the vial is closed.")
         return data
 
 

@@ -206,7 +206,7 @@ def session_detail(request: HttpRequest, session_id: int) -> HttpResponse:
             "aftercare": session.aftercare(),
             "call_line": call_line(session.course.clinic),
             "overridden": code_words(session.override_codes),
-            "injections": session.injections.select_related("lot__product"),
+            "injections": session.injections.select_related("lot__product", "vial"),
             **_amendments(session),
         },
     )

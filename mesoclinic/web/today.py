@@ -17,6 +17,7 @@ from django.utils import timezone
 from mesoclinic.accounts.models import Clinic
 from mesoclinic.courses import logic
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session
+from mesoclinic.formulary import stock
 from mesoclinic.formulary.models import Lot
 from mesoclinic.ops.health import worker_state
 from mesoclinic.protocols.models import ClinicProtocol
@@ -225,6 +226,8 @@ def build(
         "follow_ups": follow_ups(clinic),
         "allergy_tests": allergy_tests(clinic, specs),
         "lots": lots(clinic, now.astimezone(tz).date()),
+        # Open multi-dose vials near or past their beyond-use time, and products to reorder.
+        "stock_alerts": stock.alerts(clinic.pk, now),
         # Reminders and infection-watch prompts go out only while the worker runs; staff are
         # told when it has stopped, so they can phone patients and call whoever runs the server.
         "worker": worker_state(now),
