@@ -29,6 +29,7 @@ BENCHMARKS = (
     "imports",
     "load",
     "scaling",
+    "money",
 )
 
 
@@ -57,6 +58,7 @@ def run(folder: str) -> int:
         booking,
         imports,
         load,
+        money,
         optimiser,
         pages,
         photos,
@@ -104,6 +106,7 @@ def run(folder: str) -> int:
         "imports": imports.run,
         "load": load.run,
         "scaling": scaling.run,
+        "money": money.run,
     }
     for name in chosen:
         runs[name]()

@@ -41,6 +41,7 @@ from mesoclinic.accounts.models import (
     audit,
     audit_many,
 )
+from mesoclinic.billing.models import Invoice, Payment, PriceItem
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot, Product, Vial
 from mesoclinic.imports.models import ImportJob
@@ -66,6 +67,9 @@ Role = Membership.Role
 READ = frozenset({Role.MANAGER, Role.PRACTITIONER, Role.FRONT_DESK})
 CLINICAL = frozenset({Role.MANAGER, Role.PRACTITIONER})
 MANAGE = frozenset({Role.MANAGER})
+# Money: the front desk issues invoices and takes payments; credit notes and refunds are a
+# manager's (MANAGE).
+MONEY = frozenset({Role.MANAGER, Role.FRONT_DESK})
 # Not membership roles: the patient's own login, and the holder of a signed link.
 PATIENT = "patient"
 LINK = "link"
@@ -448,6 +452,13 @@ _APPOINTMENT = _Kind(
 )
 _LOT = _Kind(Lot, ("product", "recalled_by"), "product__clinic_id", None, (), "lot")
 _PRODUCT = _Kind(Product, (), "clinic_id", None, (), "product")
+_INVOICE = _Kind(
+    Invoice, ("clinic", "patient", "credits"), "clinic_id", "patient_id", (), "invoice"
+)
+_PAYMENT = _Kind(
+    Payment, ("clinic", "patient", "invoice"), "clinic_id", "patient_id", (), "payment"
+)
+_PRICE = _Kind(PriceItem, (), "clinic_id", None, (), "price")
 _VIAL = _Kind(Vial, ("lot__product",), "lot__product__clinic_id", None, (), "vial")
 _EVENT = _Kind(
     AdverseEvent, ("clinic", "course__patient", "session"), "clinic_id", "patient_id", (), "event"
@@ -593,6 +604,31 @@ def access_appointment(
 def access_lot(caller: Caller, lot_id: int, need: frozenset[str] = READ) -> Lot:
     found: Lot = _fetch(caller, _LOT, lot_id, need, False)
     return found
+
+
+def access_invoice(
+    caller: Caller, invoice_id: int, need: frozenset[str] = MONEY, *, view: bool = False
+) -> Invoice:
+    found: Invoice = _fetch(caller, _INVOICE, invoice_id, need, view)
+    return found
+
+
+def access_payment(caller: Caller, payment_id: int, need: frozenset[str] = MONEY) -> Payment:
+    found: Payment = _fetch(caller, _PAYMENT, payment_id, need, False)
+    return found
+
+
+def access_price(caller: Caller, price_id: int, need: frozenset[str] = MANAGE) -> PriceItem:
+    found: PriceItem = _fetch(caller, _PRICE, price_id, need, False)
+    return found
+
+
+def invoices_for(caller: Caller, need: frozenset[str] = MONEY) -> QuerySet[Invoice]:
+    return _all(caller, _INVOICE, need)
+
+
+def prices_for(caller: Caller, need: frozenset[str] = MONEY) -> QuerySet[PriceItem]:
+    return _all(caller, _PRICE, need)
 
 
 def access_vial(caller: Caller, vial_id: int, need: frozenset[str] = READ) -> Vial:

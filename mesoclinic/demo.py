@@ -340,6 +340,54 @@ def _create_formulary(d: Demo, scale: int) -> None:
             stock.receive(lot, VIALS_RECEIVED * scale, user=d.staff.manager, at=when)
 
 
+# The demo clinic's price list: (kind, name, amount before tax, tax rate %).
+PRICES = [
+    ("consultation", "Consultation", "80", "0"),
+    ("allergy_test", "Allergy test", "45", "0"),
+    ("session", "Session, one area", "500", "0"),
+    ("maintenance", "Maintenance session", "450", "0"),
+    ("review", "Review of results", "60", "0"),
+    ("fee", "Late cancellation fee", "50", "0"),
+    ("fee", "No-show fee", "75", "0"),
+]
+
+
+def _money(d: Demo) -> None:
+    """The price list, and for the first patients with sessions an invoice of the sessions
+    given, paid in full, in part or not at all, so the money pages have something to show."""
+    from mesoclinic.billing import actions as billing
+    from mesoclinic.billing.models import PriceItem
+
+    items = {
+        name: PriceItem.objects.create(
+            clinic=d.clinic, kind=kind, name=name, amount=Decimal(amount), tax_rate=Decimal(tax)
+        )
+        for kind, name, amount, tax in PRICES
+    }
+    patients = (
+        Patient.objects.filter(clinic=d.clinic, courses__sessions__isnull=False)
+        .distinct()
+        .order_by("last_name", "first_name")[:3]
+    )
+    for n, patient in enumerate(patients):
+        given = Session.objects.filter(course__patient=patient).count()
+        lines = [
+            billing.LineInput.of(items["Allergy test"]),
+            billing.LineInput.of(items["Session, one area"], given),
+        ]
+        invoice = billing.issue_invoice(patient, lines, user=d.staff.frontdesk)
+        if n == 0:
+            billing.record_payment(
+                invoice,
+                invoice.total,
+                "card_terminal",
+                user=d.staff.frontdesk,
+                reference="TRM-10421",
+            )
+        elif n == 1:
+            billing.record_payment(invoice, Decimal("500"), "cash", user=d.staff.frontdesk)
+
+
 def _tidy_vials(d: Demo) -> None:
     """Close the vials a clinic would have closed by now: each single-dose vial after its
     visit, used up; each multi-dose vial at its beyond-use time, thrown away; and of a lot's
@@ -1107,6 +1155,7 @@ def load(scale: int = 1) -> bool:
                 story(d, replace(person, last=f"{person.last}-{copy + 1}") if copy else person)
         _recall(d)
         _tidy_vials(d)
+        _money(d)
         _portal_login(d)
         _refused_attempt(d)
         _calendar(d)

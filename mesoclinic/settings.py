@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "mesoclinic.protocols",
     "mesoclinic.patients",
     "mesoclinic.formulary",
+    "mesoclinic.billing",
     "mesoclinic.courses",
     "mesoclinic.scheduling",
     "mesoclinic.reminders",

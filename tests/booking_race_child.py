@@ -14,6 +14,7 @@ DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
   status and body.
 - `vials`: a clinic with two patients, each with a course ready for sessions, and one
   single-dose vial opened; prints the courses, the vial, the lot and a practitioner's token.
+- `money`: a clinic with a patient, a price list item and a front-desk token.
 - `count`: the active appointments of each course and of the patient.
 - `slot`: the first free consultation time the clinic's public site offers.
 - `consultations`: the active consultations, and the patients registered from the site.
@@ -215,6 +216,22 @@ def vials() -> dict[str, Any]:
     return {"courses": courses, "vial": vial.pk, "lot": world.lot.pk, "token": token}
 
 
+def money() -> dict[str, Any]:
+    from mesoclinic.billing.models import PriceItem
+
+    world = build_clinic("Money race clinic", "mr_")
+    patient = Patient.objects.create(
+        clinic=world.clinic, first_name="Money", last_name="Race", date_of_birth=dt.date(1990, 1, 1)
+    )
+    price = PriceItem.objects.create(
+        clinic=world.clinic, kind="session", name="Session, one area", amount="500"
+    )
+    _, token = ApiToken.issue(
+        world.front_desk, world.front_desk.memberships.get(clinic=world.clinic)
+    )
+    return {"patient": patient.pk, "price": price.pk, "token": token, "clinic": world.clinic.pk}
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     if mode == "seed":
@@ -227,6 +244,8 @@ if __name__ == "__main__":
         out = consultations(args)
     elif mode == "vials":
         out = vials()
+    elif mode == "money":
+        out = money()
     else:
         out = count(args)
     print(json.dumps(out, default=str), flush=True)

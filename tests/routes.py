@@ -252,6 +252,17 @@ def build_objects(scene: Scene, other: World) -> Objects:
     from mesoclinic.formulary import stock
 
     vial = stock.open_vial(lot, user=world.practitioner)
+    # An invoice with a payment, and a price list item, for the money pages.
+    from decimal import Decimal
+
+    from mesoclinic.billing import actions as billing
+    from mesoclinic.billing.models import PriceItem
+
+    price = PriceItem.objects.create(
+        clinic=world.clinic, kind="session", name="Session, one area", amount=Decimal("500")
+    )
+    invoice = billing.issue_invoice(patient, [billing.LineInput.of(price)], user=world.front_desk)
+    payment = billing.record_payment(invoice, Decimal("100"), "cash", user=world.front_desk)
     ids = {
         **scene.ids,
         "slug": world.clinic.slug,
@@ -279,6 +290,9 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "event_id": event.pk,
         "alert_id": alert.pk,
         "vial_id": vial.pk,
+        "invoice_id": invoice.pk,
+        "payment_id": payment.pk,
+        "price_id": price.pk,
         "request_id": change.pk,
         "membership_id": Membership.objects.get(user=world.practitioner).pk,
         "licence_id": PractitionerLicence.objects.get(user=world.practitioner).pk,

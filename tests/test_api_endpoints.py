@@ -13,6 +13,7 @@ import copy
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -78,12 +79,20 @@ def patient_login() -> User:
 # otherwise the name of the isolation test that covers it).
 
 MANAGER, CLINICAL, ALL_STAFF = "manager", "clinical", "all staff"
+# Money: the front desk and managers; not practitioners.
+MONEY = "money"
 FORBIDDEN = {
     MANAGER: ("practitioner", "front_desk"),
     CLINICAL: ("front_desk",),
     ALL_STAFF: ("no_membership",),
+    MONEY: ("practitioner", "no_membership"),
 }
-ALLOWED = {MANAGER: "manager", CLINICAL: "practitioner", ALL_STAFF: "front_desk"}
+ALLOWED = {
+    MANAGER: "manager",
+    CLINICAL: "practitioner",
+    ALL_STAFF: "front_desk",
+    MONEY: "front_desk",
+}
 
 Body = Callable[[Scene], Any]
 
@@ -242,6 +251,51 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
     ("POST", "/lots/{lot}/stock", lambda sc: {"kind": "received", "vials": 5}, MANAGER, "404"),
     ("POST", "/lots/{lot}/vials", _none, CLINICAL, "404"),
     ("POST", "/vials/{vial}/close", lambda sc: {"reason": "used_up"}, CLINICAL, "404"),
+    ("GET", "/prices", _none, MONEY, "test_prices_and_the_daily_close_are_the_clinics_own"),
+    (
+        "POST",
+        "/prices",
+        lambda sc: {"kind": "fee", "name": "No-show fee", "amount": "50"},
+        MANAGER,
+        "test_prices_and_the_daily_close_are_the_clinics_own",
+    ),
+    ("GET", "/patients/{patient}/account", _none, MONEY, "404"),
+    (
+        "POST",
+        "/patients/{patient}/invoices",
+        lambda sc: {"lines": [{"description": "Consultation", "unit_amount": "80"}]},
+        MONEY,
+        "404",
+    ),
+    ("GET", "/invoices/{invoice}", _none, MONEY, "404"),
+    (
+        "POST",
+        "/invoices/{invoice}/payments",
+        lambda sc: {"amount": "10", "method": "cash"},
+        MONEY,
+        "404",
+    ),
+    (
+        "POST",
+        "/invoices/{invoice}/credit-notes",
+        lambda sc: {"amount": "10", "reason": "Goodwill"},
+        MANAGER,
+        "404",
+    ),
+    (
+        "POST",
+        "/payments/{payment}/refunds",
+        lambda sc: {"amount": "5", "reason": "Change"},
+        MANAGER,
+        "404",
+    ),
+    (
+        "GET",
+        "/reports/daily-close",
+        _none,
+        MANAGER,
+        "test_prices_and_the_daily_close_are_the_clinics_own",
+    ),
     (
         "GET",
         "/appointments?start=2026-01-01T00:00:00Z&end=2026-02-01T00:00:00Z",
@@ -387,6 +441,21 @@ def _alert(sc: Scene) -> int:
     ).pk
 
 
+def _invoice(sc: Scene) -> Any:
+    """An invoice of 100 to the scene's patient (made on demand)."""
+    from mesoclinic.billing import actions as billing
+
+    line = billing.LineInput("Session, one area", Decimal("100"), Decimal("0"))
+    return billing.issue_invoice(sc.patient, [line], user=sc.world.front_desk)
+
+
+def _payment(sc: Scene) -> int:
+    """A cash payment of 50 against a new invoice (made on demand)."""
+    from mesoclinic.billing import actions as billing
+
+    return billing.record_payment(_invoice(sc), Decimal("50"), "cash", user=sc.world.front_desk).pk
+
+
 def _vial(sc: Scene) -> int:
     """A vial of the scene's lot, opened on demand."""
     from mesoclinic.formulary import stock
@@ -404,6 +473,10 @@ def _path(template: str, sc: Scene) -> str:
         ids["event"] = _adverse_event(sc)
     if "{vial}" in template:
         ids["vial"] = _vial(sc)
+    if "{invoice}" in template:
+        ids["invoice"] = _invoice(sc).pk
+    if "{payment}" in template:
+        ids["payment"] = _payment(sc)
     return template.format(key="cellulite", **ids)
 
 
@@ -474,6 +547,8 @@ class EndpointAccessTests:
             "{event}": "{event_id}",
             "{alert}": "{alert_id}",
             "{vial}": "{vial_id}",
+            "{invoice}": "{invoice_id}",
+            "{payment}": "{payment_id}",
         }
         tabled = set()
         for method, path, _, _, tenancy in ENDPOINTS:
@@ -526,6 +601,21 @@ class EndpointAccessTests:
 
 
 class EndpointIsolationTests:
+    def test_prices_and_the_daily_close_are_the_clinics_own(
+        self, scene: Scene, other: World
+    ) -> None:
+        from mesoclinic.billing.models import PriceItem
+
+        PriceItem.objects.create(clinic=other.clinic, kind="fee", name="Theirs", amount=1)
+        _payment(scene)
+        mine = api_for(scene.world.manager)
+        assert [p["name"] for p in mine.get("/prices").json()] == []
+        r = mine.post("/prices", {"kind": "fee", "name": "Theirs", "amount": "2"})
+        assert r.status_code == 201  # the other clinic's name does not clash
+        theirs = api_for(other.manager).get("/reports/daily-close").json()
+        assert theirs["taken"] == "0.00" and theirs["invoiced"] == "0.00"
+        assert api_for(scene.world.manager).get("/reports/daily-close").json()["taken"] == "50.00"
+
     """Lists show only the caller's clinic, and creations land in the caller's clinic."""
 
     def test_appointments_are_listed_for_their_clinic_only(

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.test import Client
 
-from mesoclinic.access import CLINICAL, MANAGE, OWN, PATIENT, READ
+from mesoclinic.access import CLINICAL, MANAGE, MONEY, OWN, PATIENT, READ
 from tests.routes import (
     CALLERS,
     Objects,
@@ -104,6 +104,15 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_lot_stock": ("POST", MANAGE),
     "manage_lot_open_vial": ("POST", MANAGE),
     "manage_vial_close": ("POST", MANAGE),
+    "account": ("GET", MONEY),
+    "invoice": ("GET", MONEY),
+    "take_payment": ("POST", MONEY),
+    "credit_note": ("POST", MANAGE),
+    "refund": ("POST", MANAGE),
+    "price_list": ("GET", MANAGE),
+    "edit_price": ("GET", MANAGE),
+    "daily_close": ("GET", MANAGE),
+    "outstanding": ("GET", MANAGE),
     "manage_lot_notify": ("POST", MANAGE),
     "manage_clinic": ("GET", MANAGE),
     "manage_staff": ("GET", MANAGE),
@@ -275,6 +284,15 @@ API: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/lots/{lot_id}/stock"): MANAGE,
     ("POST", "/lots/{lot_id}/vials"): CLINICAL,
     ("POST", "/vials/{vial_id}/close"): CLINICAL,
+    ("GET", "/prices"): MONEY,
+    ("POST", "/prices"): MANAGE,
+    ("GET", "/patients/{patient_id}/account"): MONEY,
+    ("POST", "/patients/{patient_id}/invoices"): MONEY,
+    ("GET", "/invoices/{invoice_id}"): MONEY,
+    ("POST", "/invoices/{invoice_id}/payments"): MONEY,
+    ("POST", "/invoices/{invoice_id}/credit-notes"): MANAGE,
+    ("POST", "/payments/{payment_id}/refunds"): MANAGE,
+    ("GET", "/reports/daily-close"): MANAGE,
     ("GET", "/analytics"): MANAGE,
     ("GET", "/courses/{course_id}/measurements"): OWN,
     ("POST", "/courses/{course_id}/measurements"): OWN_RECORD,
@@ -389,6 +407,8 @@ def _api_calls() -> dict[tuple[str, str], tuple[str, Any]]:
         "{event}": "{event_id}",
         "{alert}": "{alert_id}",
         "{vial}": "{vial_id}",
+        "{invoice}": "{invoice_id}",
+        "{payment}": "{payment_id}",
     }
     out: dict[tuple[str, str], tuple[str, Any]] = {}
     for method, path, body, _, _ in ENDPOINTS:

@@ -140,3 +140,20 @@ def test_the_scaling_benchmark_measures_every_page(db: Any) -> None:
         assert figures[page]["p95"] > 0
     # Every page but the login page reads the database.
     assert all(figures[page]["queries"] > 0 for page in scaling.PAGES if page != "baseline")
+
+
+def test_the_money_benchmark_runs(db: Any) -> None:
+    from benchmarks import money
+    from mesoclinic.billing.models import Invoice
+
+    figures = money.run(sessions=300, runs=5)
+    assert set(figures) == {
+        "baseline: one invoice by key",
+        "an invoice and its payment",
+        "the daily close of a busy day",
+        "balances outstanding, whole year",
+    }
+    assert all(v > 0 for v in figures.values())
+    # The year is built, and each measured invoice was issued with the next number.
+    numbers = list(Invoice.objects.order_by("number").values_list("number", flat=True))
+    assert numbers == list(range(1, 306))

@@ -78,6 +78,7 @@ problems.install(api)
 
 # Signing in, out and the caller's own tokens (tokens.py), and the manager's audit trail.
 from mesoclinic.api import audit as audit_endpoints  # noqa: E402
+from mesoclinic.api import billing as billing_endpoints  # noqa: E402
 from mesoclinic.api import staff as staff_endpoints  # noqa: E402
 from mesoclinic.api import tokens  # noqa: E402
 
@@ -85,6 +86,8 @@ api.add_router("/auth", tokens.router)
 api.add_router("/audit", audit_endpoints.router)
 # The manager's list of staff and their licences (staff.py).
 api.add_router("/staff", staff_endpoints.router)
+# Money: prices, accounts, invoices, payments, credit notes, refunds, the daily close.
+api.add_router("", billing_endpoints.router)
 
 
 # Fetch helpers: tenancy and role checks live here and nowhere else.

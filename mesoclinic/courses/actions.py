@@ -178,7 +178,7 @@ def do_give_allergy_test(
             raise ValidationError({f"injections.{n}.volume_ml": "must be 0.01 to 5 mL."})
     lots = [i.lot for i in injections]
     chosen = chosen_vials(injections)
-    stock.check_chosen(chosen, lots, given_at)
+    stock.check_chosen(chosen, given_at)
     with transaction.atomic():
         # The vials are locked, so a single-dose vial goes to one of two patients at once.
         plan = stock.vial_plan(lots, given_at, chosen, lock=True)
@@ -383,7 +383,7 @@ def do_record_session(
             raise ValidationError({"course": "The course is stopped; no more sessions."})
         lots = [i.lot for i in injections]
         chosen = chosen_vials(injections)
-        stock.check_chosen(chosen, lots, performed_at)
+        stock.check_chosen(chosen, performed_at)
         # The vials are locked, so a single-dose vial goes to one of two patients charted at once.
         plan = stock.vial_plan(lots, performed_at, chosen, lock=True)
         found = check_session(

@@ -258,16 +258,15 @@ def vial_plan(
     return plan
 
 
-def check_chosen(vials: dict[int, Vial], lots: Iterable[Lot], moment: dt.datetime) -> None:
-    """A vial the caller names must be of the injection's lot, open at `moment`."""
-    lot_ids = {lot.pk for lot in lots}
+def check_chosen(vials: dict[int, Vial], moment: dt.datetime) -> None:
+    """A vial the caller names (by the lot id of its injection) must be of that lot, and open
+    at `moment`."""
     for lot_id, vial in vials.items():
-        if vial.lot_id not in lot_ids or vial.lot_id != lot_id:
+        if vial.lot_id != lot_id:
             raise ValidationError({"vial": f"vial {vial.pk} is not of the lot injected."})
         if vial.closed_at is not None:
-            raise ValidationError(
-                {"vial": f"{vial.label} is closed ({vial.get_closed_reason_display().lower()})."}
-            )
+            why = vial.get_closed_reason_display().lower()
+            raise ValidationError({"vial": f"{vial.label} is closed ({why})."})
         if vial.opened_at > moment:
             raise ValidationError({"vial": f"{vial.label} was not yet open then."})
 
@@ -277,11 +276,8 @@ def vial_facts(plan: dict[int, Draw], patient_id: int) -> tuple[rules.VialFacts,
     vials = [d.vial for d in plan.values() if d.vial is not None]
     if not vials:
         return ()
-    single = [v.pk for v in vials if v.single_dose]
-    others: set[int] = set()
-    if single:
-        # A single-dose vial is tied to its first patient (Vial.patient).
-        others = {v.pk for v in vials if v.single_dose and v.patient_id not in (None, patient_id)}
+    # A single-dose vial is tied to its first patient (Vial.patient).
+    others = {v.pk for v in vials if v.single_dose and v.patient_id not in (None, patient_id)}
     return tuple(
         rules.VialFacts(
             label=v.label,

@@ -10,6 +10,7 @@ from mesoclinic.access import (
     ALL_STAFF,
     CLINICAL,
     MANAGER,
+    MONEY,
     SESSION_KEY,
     Caller,
     caller_from_request,
@@ -74,4 +75,5 @@ def staff(request: HttpRequest) -> dict[str, Any]:
         "clinic": found.clinic,
         "is_manager": found.role == Role.MANAGER,
         "is_clinical": found.role in CLINICAL,
+        "handles_money": found.role in MONEY,
     }

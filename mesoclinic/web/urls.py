@@ -114,6 +114,7 @@ urlpatterns = [
     path("", include("mesoclinic.web.outcomes_urls")),
     path("", include("mesoclinic.web.photos_urls")),
     path("", include("mesoclinic.web.safety_urls")),
+    path("", include("mesoclinic.web.billing_urls")),
     path("safety/alerts/", include("mesoclinic.web.surveillance_urls")),
     path("analytics/", include("mesoclinic.web.analytics_urls")),
 ]

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from django import template
 from django.utils import timezone
 
+from mesoclinic.billing.money import words as money_words
 from mesoclinic.lib import formats
 
 register = template.Library()
@@ -53,3 +55,9 @@ def on_clinic_today(value: dt.datetime | None, clinic: Any) -> bool:
     if value is None or clinic is None:
         return False
     return formats.local_date(value, clinic) == formats.local_date(timezone.now(), clinic)
+
+
+@register.filter
+def money(value: Decimal | None, currency: str) -> str:
+    """An amount in its currency, rounded to its minor unit: `{{ total|money:"USD" }}`."""
+    return "" if value is None else money_words(Decimal(value), currency)
