@@ -106,6 +106,8 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_vial_close": ("POST", MANAGE),
     "account": ("GET", MONEY),
     "invoice": ("GET", MONEY),
+    "invoice_pdf": ("GET", MONEY),
+    "email_invoice": ("POST", MONEY),
     "take_payment": ("POST", MONEY),
     "credit_note": ("POST", MANAGE),
     "refund": ("POST", MANAGE),

@@ -22,6 +22,9 @@ from mesoclinic.patients.models import Patient
 from tests.conftest import World, api_for, error_fields, problem_of
 from tests.scheduling_fixtures import race_processes, run_script
 from tests.test_api_endpoints import patient_login
+from tests.test_reminders import Mailbox
+from tests.test_reminders import mail as mail  # noqa: F401 - a fixture
+from tests.test_reminders import smtp_server as smtp_server  # noqa: F401 - a fixture
 
 CHILD = [sys.executable, "-m", "tests.booking_race_child"]
 
@@ -416,3 +419,36 @@ class WebTests:
         inv = actions.issue_invoice(patient, [actions.LineInput.of(item)], user=world.front_desk)
         assert signed_in(other.manager).get(f"/invoices/{inv.pk}/").status_code == 404
         assert signed_in(world.practitioner).get(f"/invoices/{inv.pk}/").status_code == 403
+
+
+class DocumentTests:
+    def test_an_invoice_prints_and_is_emailed_with_its_pdf(
+        self, world: World, other: World, patient: Patient, mail: Mailbox
+    ) -> None:
+        import io
+
+        from pypdf import PdfReader
+
+        from tests.test_web import signed_in
+
+        inv = invoice_for(world, patient, (price(world, tax="8.875").pk, 2))
+        desk = signed_in(world.front_desk)
+        r = desk.get(f"/invoices/{inv['id']}.pdf")
+        assert r.status_code == 200 and r["Content-Type"] == "application/pdf"
+        text = " ".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(r.content)).pages)
+        for words in ("Invoice 1", "Session, one area", "$500.00", "8.875 %", "$1,088.75", "Due"):
+            assert words in text, words
+        assert AuditEvent.objects.filter(action="export", object_type="billing.Invoice").exists()
+        r = desk.post(f"/invoices/{inv['id']}/email/")
+        assert r.status_code == 302
+        # Sent through SMTP to a real server on loopback, with the PDF attached.
+        [sent] = mail.wait_for(1)
+        assert sent.rcpt_tos == [patient.email]
+        assert "Invoice 1" in sent.message["Subject"]
+        [attached] = list(sent.message.iter_attachments())
+        assert attached.get_filename() == "invoice-1.pdf"
+        assert attached.get_content_type() == "application/pdf"
+        assert attached.get_content().startswith(b"%PDF")
+        # Another clinic and a practitioner get nothing.
+        assert signed_in(other.manager).get(f"/invoices/{inv['id']}.pdf").status_code == 404
+        assert signed_in(world.practitioner).get(f"/invoices/{inv['id']}.pdf").status_code == 403

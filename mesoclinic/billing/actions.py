@@ -44,6 +44,23 @@ class LineInput:
         return cls(item.name, item.amount, item.tax_rate, quantity)
 
 
+def _enter(
+    source: Invoice | Payment, amount: Decimal, description: str, at: dt.datetime
+) -> LedgerEntry:
+    """The ledger entry of a document or a payment: `amount` is what the patient owes more
+    (an invoice, a refund) or less (a credit note, a payment)."""
+    return LedgerEntry.objects.create(
+        clinic_id=source.clinic_id,
+        patient_id=source.patient_id,
+        at=at,
+        amount=amount,
+        currency=source.currency,
+        invoice=source if isinstance(source, Invoice) else None,
+        payment=source if isinstance(source, Payment) else None,
+        description=description,
+    )
+
+
 def _number(clinic: Clinic) -> int:
     """The clinic's next invoice number, under the counter's row lock: the caller's
     transaction holds it until the invoice is written, so a rollback gives the number back."""
@@ -101,15 +118,7 @@ def issue_invoice(
             )
             for line, net, t in priced
         )
-        LedgerEntry.objects.create(
-            clinic=clinic,
-            patient=patient,
-            at=invoice.issued_at,
-            amount=invoice.total,
-            currency=currency,
-            invoice=invoice,
-            description=f"Invoice {invoice.number}",
-        )
+        _enter(invoice, invoice.total, f"Invoice {invoice.number}", invoice.issued_at)
         audit(
             clinic=clinic,
             user=user,
@@ -180,14 +189,11 @@ def record_payment(
             at=timezone.now(),
             by=user,
         )
-        LedgerEntry.objects.create(
-            clinic=invoice.clinic,
-            patient=invoice.patient,
-            at=payment.at,
-            amount=-amount,
-            currency=invoice.currency,
-            payment=payment,
-            description=f"Payment for invoice {invoice.number} ({payment.get_method_display()})",
+        _enter(
+            payment,
+            -amount,
+            f"Payment for invoice {invoice.number} ({payment.get_method_display()})",
+            payment.at,
         )
         audit(
             clinic=invoice.clinic,
@@ -251,14 +257,8 @@ def issue_credit_note(
             net=amount - tax,
             tax=tax,
         )
-        LedgerEntry.objects.create(
-            clinic=invoice.clinic,
-            patient=invoice.patient,
-            at=note.issued_at,
-            amount=-amount,
-            currency=currency,
-            invoice=note,
-            description=f"Credit note {note.number} for invoice {invoice.number}",
+        _enter(
+            note, -amount, f"Credit note {note.number} for invoice {invoice.number}", note.issued_at
         )
         audit(
             clinic=invoice.clinic,
@@ -309,15 +309,7 @@ def refund(
             at=timezone.now(),
             by=user,
         )
-        LedgerEntry.objects.create(
-            clinic=payment.clinic,
-            patient=payment.patient,
-            at=back.at,
-            amount=amount,
-            currency=payment.currency,
-            payment=back,
-            description=f"Refund for invoice {payment.invoice.number}",
-        )
+        _enter(back, amount, f"Refund for invoice {payment.invoice.number}", back.at)
         audit(
             clinic=payment.clinic,
             user=user,

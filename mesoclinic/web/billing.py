@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -33,6 +34,7 @@ from mesoclinic.billing import actions, money, reports
 from mesoclinic.billing.models import Invoice, LedgerEntry, Payment, PriceItem
 from mesoclinic.lib import limits
 from mesoclinic.web.context import caller
+from mesoclinic.web.documents import invoice_content
 
 LINES = 4
 
@@ -228,6 +230,43 @@ def refund(request: HttpRequest, payment_id: int) -> HttpResponse:
             return redirect("web:invoice", invoice_id=payment.invoice_id)
     messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
     return redirect("web:invoice", invoice_id=payment.invoice_id)
+
+
+@login_required
+def email_invoice(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    """Email the invoice to the patient as a PDF, and record that it was sent."""
+    invoice = access_invoice(caller(request), invoice_id, MONEY)
+    patient = invoice.patient
+    if request.method != "POST":
+        return redirect("web:invoice", invoice_id=invoice.pk)
+    if not patient.email:
+        messages.error(request, "The patient has no email address on file.")
+        return redirect("web:invoice", invoice_id=invoice.pk)
+    title = f"{invoice.get_kind_display()} {invoice.number}"
+    message = EmailMessage(
+        f"{title} · {invoice.clinic.name}",
+        f"Dear {patient.first_name},\n\nPlease find attached {title.lower()} from "
+        f"{invoice.clinic.name}, for {money.words(invoice.total, invoice.currency)}.\n\n"
+        f"{invoice.clinic.name}\n{invoice.clinic.phone}".rstrip(),
+        to=[patient.email],
+    )
+    message.attach(
+        f"{invoice.kind.replace('_', '-')}-{invoice.number}.pdf",
+        invoice_content(invoice),
+        "application/pdf",
+    )
+    message.send()
+    audit(
+        clinic=invoice.clinic,
+        user=request.user,
+        action=AuditEvent.Action.EXPORT,
+        obj=invoice,
+        patient_id=patient.pk,
+        via="web",
+        sent_to=patient.email,
+    )
+    messages.success(request, f"{title} was emailed to {patient.email}.")
+    return redirect("web:invoice", invoice_id=invoice.pk)
 
 
 # The manager's pages.

@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from mesoclinic.web import billing
+from mesoclinic.web import billing, documents
 
 urlpatterns = [
     path("patients/<int:patient_id>/account/", billing.account, name="account"),
     path("invoices/<int:invoice_id>/", billing.invoice_detail, name="invoice"),
+    path("invoices/<int:invoice_id>.pdf", documents.invoice_pdf, name="invoice_pdf"),
+    path("invoices/<int:invoice_id>/email/", billing.email_invoice, name="email_invoice"),
     path("invoices/<int:invoice_id>/payments/", billing.take_payment, name="take_payment"),
     path("invoices/<int:invoice_id>/credit-notes/", billing.credit_note, name="credit_note"),
     path("payments/<int:payment_id>/refunds/", billing.refund, name="refund"),

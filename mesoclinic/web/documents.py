@@ -1,7 +1,8 @@
-"""Printable documents as PDF: a course's plan and quote, a signed consent and a session's
-aftercare sheet. Each is fetched for the caller's clinic only (another clinic's record is a
-404), may be read by every staff role, and is audited as an export from the patient's chart.
-The PDFs themselves are built in web/pdf.py."""
+"""Printable documents as PDF: a course's plan and quote, a signed consent, a session's
+aftercare sheet, and an invoice or a credit note. Each is fetched for the caller's clinic only
+(another clinic's record is a 404) and is audited as an export from the patient's record. The
+clinical ones may be read by every staff role, an invoice by the staff who handle money. The
+PDFs themselves are built in web/pdf.py."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
 
-from mesoclinic.access import access_consent, access_course, access_session
+from mesoclinic.access import MONEY, access_consent, access_course, access_invoice, access_session
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
+from mesoclinic.billing import actions as billing
+from mesoclinic.billing import money
+from mesoclinic.billing.models import Invoice
 from mesoclinic.courses.models import Course, Session
 from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.vocab import Area, Indication
@@ -160,4 +164,57 @@ def aftercare_document(request: HttpRequest, session: Session) -> HttpResponse:
         obj=session,
         patient_id=course.patient_id,
         document="aftercare",
+    )
+
+
+def invoice_content(invoice: Invoice) -> bytes:
+    """An invoice or a credit note as a PDF, every amount in its currency."""
+    c, clinic = invoice.currency, invoice.clinic
+    title = f"{invoice.get_kind_display()} {invoice.number}"
+    totals = [
+        ("Total before tax", money.words(invoice.subtotal, c)),
+        ("Tax", money.words(invoice.tax, c)),
+        ("Total", money.words(invoice.total, c)),
+    ]
+    if invoice.kind == Invoice.Kind.INVOICE:
+        figures = billing.amounts(invoice)
+        totals += [
+            ("Paid", money.words(figures["paid"], c)),
+            ("Credited", money.words(figures["credited"], c)),
+            ("Due", money.words(figures["due"], c)),
+        ]
+    issued = clinic.local(invoice.issued_at)
+    return pdf.invoice_pdf(
+        _letterhead(clinic, title),
+        title=title,
+        issued=f"{issued.day} {issued:%B %Y}",
+        patient=str(invoice.patient),
+        corrects=f"It corrects invoice {invoice.credits.number}." if invoice.credits else "",
+        lines=[
+            pdf.InvoiceLineText(
+                line.description,
+                line.quantity,
+                money.words(line.unit_amount, c),
+                f"{line.tax_rate.normalize()} %",
+                money.words(line.net, c),
+            )
+            for line in invoice.lines.all()
+        ],
+        totals=totals,
+        note=invoice.note,
+    )
+
+
+@login_required
+@require_safe
+def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
+    invoice = access_invoice(caller(request), invoice_id, MONEY)
+    return _pdf(
+        request,
+        invoice_content(invoice),
+        f"invoice-{invoice.number}.pdf",
+        clinic=invoice.clinic,
+        obj=invoice,
+        patient_id=invoice.patient_id,
+        document="invoice",
     )

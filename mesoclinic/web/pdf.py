@@ -889,3 +889,65 @@ def progress_pdf(
         )
     )
     return _build(head, story, subject="Progress report")
+
+
+@dataclass(frozen=True)
+class InvoiceLineText:
+    description: str
+    quantity: int
+    unit: str
+    tax_rate: str
+    net: str
+
+
+def invoice_pdf(
+    head: Letterhead,
+    *,
+    title: str,
+    issued: str,
+    patient: str,
+    corrects: str,
+    lines: Sequence[InvoiceLineText],
+    totals: Sequence[tuple[str, str]],
+    note: str,
+) -> bytes:
+    """An invoice or a credit note as issued: every amount already written in its currency
+    (billing.money.words), so the document says exactly what the pages say."""
+    story: list[Flowable | Group] = _title(title, f"Issued {issued}")
+    story.append(_p(f"To {patient}.{(' ' + corrects) if corrects else ''}", "large"))
+    story.append(Spacer(1, 8))
+    rows: list[list[Any]] = [
+        [_p(label, "label") for label in ("What", "Quantity", "Unit price", "Tax", "Before tax")]
+    ]
+    rows += [
+        [
+            _p(line.description),
+            _p(str(line.quantity)),
+            _p(line.unit),
+            _p(line.tax_rate),
+            _p(line.net),
+        ]
+        for line in lines
+    ]
+    rows += [["", "", "", _p(label, "label"), _p(amount, "label")] for label, amount in totals]
+    table = Table(
+        rows, colWidths=[62 * mm, 20 * mm, 30 * mm, 28 * mm, 30 * mm], hAlign="LEFT", repeatRows=1
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+                ("LINEBELOW", (0, 0), (-1, -1), 0.4, RULE),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("TOPPADDING", (0, 0), (-1, -1), 4),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+            ]
+        )
+    )
+    story.append(table)
+    if note:
+        story.append(Spacer(1, 8))
+        story.append(_p(note))
+    story.append(Spacer(1, 10))
+    story.append(_p(head.clinic + (f", {head.city}" if head.city else "")))
+    return _build(head, story, subject=title)
