@@ -85,6 +85,7 @@ ENDPOINTS = {
     ("post", "/api/v1/prices"),
     ("get", "/api/v1/patients/{patient_id}/account"),
     ("post", "/api/v1/patients/{patient_id}/invoices"),
+    ("post", "/api/v1/courses/{course_id}/packages"),
     ("get", "/api/v1/invoices/{invoice_id}"),
     ("post", "/api/v1/invoices/{invoice_id}/payments"),
     ("post", "/api/v1/invoices/{invoice_id}/credit-notes"),

@@ -267,6 +267,13 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
         MONEY,
         "404",
     ),
+    (
+        "POST",
+        "/courses/{course}/packages",
+        lambda sc: {"sessions": 10, "price": "4500"},
+        MONEY,
+        "404",
+    ),
     ("GET", "/invoices/{invoice}", _none, MONEY, "404"),
     (
         "POST",

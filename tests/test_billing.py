@@ -372,6 +372,7 @@ class WebTests:
         assert "Owes the clinic <strong>$450.00</strong>." in page
         close = manager.get("/manage/daily-close/").content.decode()
         assert "The day adds up." in close
+        assert "Packages sold and not yet given, today: 0 sessions, paid for $0.00." in close
         csv = manager.get("/manage/daily-close/?format=csv").content.decode().splitlines()
         assert csv[1].split(",")[1:6] == ["cash", "1", "600.00", "50.00", "550.00"]
         owed = manager.get("/manage/outstanding/").content.decode()
@@ -452,3 +453,72 @@ class DocumentTests:
         # Another clinic and a practitioner get nothing.
         assert signed_in(other.manager).get(f"/invoices/{inv['id']}.pdf").status_code == 404
         assert signed_in(world.practitioner).get(f"/invoices/{inv['id']}.pdf").status_code == 403
+
+
+class PackageTests:
+    def test_a_package_is_invoiced_and_each_charted_session_uses_one(
+        self, world: World, patient: Patient
+    ) -> None:
+        from tests.conftest import ago
+        from tests.test_courses import chart, ready_course
+
+        course = ready_course(world, patient, ago(days=30))
+        desk = api_for(world.front_desk)
+        r = desk.post(f"/courses/{course.pk}/packages", {"sessions": 2, "price": "900"})
+        assert r.status_code == 201, r.content
+        assert (r.json()["left"], r.json()["value_left"]) == (2, "900.00")
+        invoice = Invoice.objects.get(pk=r.json()["invoice"])
+        assert invoice.total == Decimal("900")
+        assert invoice.lines.get().description.startswith("Package of 2 sessions: ")
+        # Three weekly sessions are charted; the package covers the first two.
+        for days in (21, 14, 7):
+            chart(world, course, ago(days=days))
+        account = desk.get(f"/patients/{patient.pk}/account").json()
+        [package] = account["packages"]
+        assert (package["used"], package["left"], package["value_left"]) == (2, 0, "0.00")
+        assert account["balance"] == "900.00"
+
+    def test_the_package_liability_is_the_value_of_sessions_not_given(
+        self, world: World, patient: Patient
+    ) -> None:
+        from mesoclinic.billing import packages
+        from tests.conftest import ready_course
+
+        course = ready_course(api_for(world.practitioner), world, patient)
+        r = api_for(world.front_desk).post(
+            f"/courses/{course['id']}/packages", {"sessions": 3, "price": "1000"}
+        )
+        assert r.status_code == 201
+        assert packages.liability(world.clinic) == (3, Decimal("1000.00"))
+        body = api_for(world.manager).get("/reports/daily-close").json()
+        assert body["package_liability"] == {"sessions": 3, "value": "1000.00"}
+        # A practitioner does not sell packages.
+        r = api_for(world.practitioner).post(
+            f"/courses/{course['id']}/packages", {"sessions": 3, "price": "1000"}
+        )
+        assert r.status_code == 403
+
+    def test_the_front_desk_sells_a_package_from_the_account_page(
+        self, world: World, patient: Patient
+    ) -> None:
+        from tests.conftest import ago
+        from tests.test_courses import ready_course
+        from tests.test_web import signed_in
+
+        course = ready_course(world, patient, ago(days=3))
+        desk = signed_in(world.front_desk)
+        page = desk.get(f"/patients/{patient.pk}/account/").content.decode()
+        assert "Sell a course as a package" in page and "No package sold." in page
+        r = desk.post(
+            f"/patients/{patient.pk}/packages/",
+            {"course": str(course.pk), "sessions": "0", "price": "900"},
+        )
+        assert r.status_code == 400 and "sessions" in r.context["package_form"].errors
+        r = desk.post(
+            f"/patients/{patient.pk}/packages/",
+            {"course": str(course.pk), "sessions": "10", "price": "4500"},
+        )
+        package_invoice = Invoice.objects.get()
+        assert r["Location"] == f"/invoices/{package_invoice.pk}/"
+        page = desk.get(f"/patients/{patient.pk}/account/").content.decode()
+        assert "10 for $4,500.00" in page

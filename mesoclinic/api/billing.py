@@ -18,6 +18,7 @@ from pydantic import Field
 from mesoclinic.access import (
     MANAGE,
     MONEY,
+    access_course,
     access_invoice,
     access_patient,
     access_payment,
@@ -25,7 +26,7 @@ from mesoclinic.access import (
 )
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import caller
-from mesoclinic.billing import actions, money, reports
+from mesoclinic.billing import actions, money, packages, reports
 from mesoclinic.billing.models import Invoice, LedgerEntry, Payment, PriceItem
 from mesoclinic.lib import limits
 
@@ -54,6 +55,11 @@ class LineIn(Schema):
 class InvoiceIn(Schema):
     lines: list[LineIn] = Field(min_length=1, max_length=100)
     note: str = Field("", max_length=limits.NOTES)
+
+
+class PackageIn(Schema):
+    sessions: int = Field(ge=1, le=100)
+    price: Decimal = Field(gt=0, le=10_000_000, max_digits=14, decimal_places=3)
 
 
 class PaymentIn(Schema):
@@ -115,6 +121,21 @@ def _invoice_out(invoice: Invoice) -> dict[str, Any]:
     }
 
 
+def _package_out(state: packages.PackageState) -> dict[str, Any]:
+    p = state.package
+    return {
+        "id": p.pk,
+        "course": p.course_id,
+        "sessions": p.sessions,
+        "used": state.used,
+        "left": state.left,
+        "price": _m(p.price, p.currency),
+        "value_left": _m(state.value_left, p.currency),
+        "invoice": p.invoice_id,
+        "sold_at": p.sold_at,
+    }
+
+
 def _payment_out(p: Payment) -> dict[str, Any]:
     return {
         "id": p.pk,
@@ -166,6 +187,7 @@ def account(request: HttpRequest, patient_id: int) -> dict[str, Any]:
             {"at": e.at, "amount": _m(e.amount, e.currency), "description": e.description}
             for e in entries
         ],
+        "packages": [_package_out(state) for state in packages.states(patient=patient)],
         "invoices": [
             _invoice_out(i)
             for i in Invoice.objects.filter(patient=patient)
@@ -199,6 +221,17 @@ def issue_invoice(
             )
     invoice = actions.issue_invoice(patient, lines, user=who.user, note=payload.note, via="api")
     return Status(201, _invoice_out(invoice))
+
+
+@router.post("/courses/{course_id}/packages", response={201: dict})
+def sell_package(
+    request: HttpRequest, course_id: int, payload: PackageIn
+) -> Status[dict[str, Any]]:
+    """Sell a course as a package of sessions at a package price, with its invoice."""
+    who = caller(request)
+    course = access_course(who, course_id, MONEY)
+    package = packages.sell(course, payload.sessions, payload.price, user=who.user, via="api")
+    return Status(201, _package_out(packages.PackageState(package, 0)))
 
 
 @router.get("/invoices/{invoice_id}")
@@ -250,6 +283,7 @@ def daily_close(request: HttpRequest, date: dt.date | None = None) -> dict[str, 
     who.require(MANAGE)
     day = date or timezone.localdate(timezone.now(), who.clinic.tz)
     found = reports.daily_close(who.clinic, day)
+    owed_sessions, owed_value = packages.liability(who.clinic)
     return {
         "date": found.day,
         "currency": found.currency,
@@ -267,4 +301,5 @@ def daily_close(request: HttpRequest, date: dt.date | None = None) -> dict[str, 
         "invoiced": _m(found.invoiced, found.currency),
         "credited": _m(found.credited, found.currency),
         "adds_up": found.adds_up,
+        "package_liability": {"sessions": owed_sessions, "value": _m(owed_value, found.currency)},
     }

@@ -211,3 +211,42 @@ class LedgerEntry(models.Model):
         if not self._state.adding:
             raise ValidationError("A ledger entry is never edited.")
         super().save(*args, **kwargs)
+
+
+class Package(models.Model):
+    """A course prepaid as a package: `sessions` sessions for `price` (tax included), sold with
+    its invoice. Each session charted on the course redeems one (PackageRedemption)."""
+
+    clinic = models.ForeignKey(Clinic, models.PROTECT, related_name="+")
+    patient = models.ForeignKey("patients.Patient", models.PROTECT, related_name="packages")
+    course = models.ForeignKey("courses.Course", models.PROTECT, related_name="packages")
+    sessions = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    price = _amount()
+    currency = models.CharField(max_length=3)
+    invoice = models.OneToOneField(Invoice, models.PROTECT, related_name="package")
+    sold_at = models.DateTimeField()
+    sold_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-sold_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(sessions__gte=1), name="package_has_sessions"
+            ),
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="package_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Package of {self.sessions} sessions"
+
+
+class PackageRedemption(models.Model):
+    """One prepaid session used: a session charted on the package's course. A session redeems
+    at most one package session (the unique session)."""
+
+    package = models.ForeignKey(Package, models.PROTECT, related_name="redemptions")
+    session = models.OneToOneField("courses.Session", models.PROTECT, related_name="redemption")
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.package} · session {self.session_id}"

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mesoclinic.accounts.models import AuditEvent, audit
+from mesoclinic.billing import packages
 from mesoclinic.courses import logic, rules
 from mesoclinic.courses.models import (
     AllergyReading,
@@ -484,6 +485,8 @@ def _save_session(
             volume_ml=i.volume_ml,
             technique=i.technique,
         ).save()
+    # A session of a course sold as a package uses one of its prepaid sessions.
+    redeemed = packages.redeem(session)
     if maintenance:
         course.status = Course.Status.MAINTENANCE
     elif course_sessions + 1 >= course.planned_sessions:
@@ -500,6 +503,7 @@ def _save_session(
         via=via,
         lots=[i.lot.pk for i in injections],
         vials=sorted({v.pk for v in vials.values()}),
+        package=redeemed.package_id if redeemed else None,
     )
     if override_codes:
         audit(

@@ -30,7 +30,7 @@ from mesoclinic.access import (
 )
 from mesoclinic.accounts.auditlog import safe_cell
 from mesoclinic.accounts.models import AuditEvent, audit
-from mesoclinic.billing import actions, money, reports
+from mesoclinic.billing import actions, money, packages, reports
 from mesoclinic.billing.models import Invoice, LedgerEntry, Payment, PriceItem
 from mesoclinic.lib import limits
 from mesoclinic.web.context import caller
@@ -64,6 +64,32 @@ class InvoiceForm(forms.Form):
             for n in range(LINES)
             if (chosen := self.cleaned_data.get(f"item_{n}"))
         ]
+
+
+class PackageForm(forms.Form):
+    """A course sold as a package of sessions at one price, tax included."""
+
+    course = forms.ChoiceField(label="Course")
+    sessions = forms.IntegerField(label="Sessions in the package", min_value=1, max_value=100)
+    price = forms.DecimalField(
+        label="Package price",
+        min_value=0,
+        max_digits=14,
+        decimal_places=3,
+        help_text="For all its sessions, tax included.",
+    )
+
+    def __init__(self, *args: Any, courses: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.courses = {str(c.pk): c for c in courses}
+        field = self.fields["course"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [
+            (str(c.pk), f"{c.protocol.name}, {c.planned_sessions} sessions planned")
+            for c in courses
+        ]
+        if courses and not self.is_bound:
+            self.fields["sessions"].initial = courses[0].planned_sessions
 
 
 class PaymentForm(forms.Form):
@@ -106,13 +132,49 @@ def _apply(form: forms.Form, exc: ValidationError) -> None:
         form.add_error(None, exc.messages)
 
 
+def _open_courses(patient: Any) -> list[Any]:
+    return list(
+        patient.courses.exclude(status__in=["stopped", "completed"])
+        .select_related("protocol", "clinic", "patient")
+        .order_by("-created_at")
+    )
+
+
 @login_required
-def account(request: HttpRequest, patient_id: int) -> HttpResponse:
+def sell_package(request: HttpRequest, patient_id: int) -> HttpResponse:
+    who = caller(request)
+    patient = access_patient(who, patient_id, MONEY)
+    form = PackageForm(request.POST, courses=_open_courses(patient))
+    if request.method == "POST" and form.is_valid():
+        try:
+            package = packages.sell(
+                form.courses[form.cleaned_data["course"]],
+                form.cleaned_data["sessions"],
+                form.cleaned_data["price"],
+                user=request.user,
+            )
+        except ValidationError as exc:
+            _apply(form, exc)
+        else:
+            messages.success(
+                request,
+                f"A package of {package.sessions} sessions was sold with invoice "
+                f"{package.invoice.number}.",
+            )
+            return redirect("web:invoice", invoice_id=package.invoice_id)
+    return account(request, patient_id, package_form=form)
+
+
+@login_required
+def account(
+    request: HttpRequest, patient_id: int, package_form: PackageForm | None = None
+) -> HttpResponse:
     who = caller(request)
     patient = access_patient(who, patient_id, MONEY, view=True)
     prices = list(prices_for(who).filter(active=True).select_related("clinic"))
-    form = InvoiceForm(request.POST or None, prices=prices)
-    if request.method == "POST" and form.is_valid():
+    posted = request.POST if request.method == "POST" and package_form is None else None
+    form = InvoiceForm(posted, prices=prices)
+    if posted is not None and form.is_valid():
         try:
             invoice = actions.issue_invoice(
                 patient, form.lines(), user=request.user, note=form.cleaned_data["note"]
@@ -138,6 +200,8 @@ def account(request: HttpRequest, patient_id: int) -> HttpResponse:
             "ledger": LedgerEntry.objects.filter(patient=patient).order_by("-at", "-id")[:50],
             "form": form,
             "prices": prices,
+            "packages": packages.states(patient=patient),
+            "package_form": package_form or PackageForm(courses=_open_courses(patient)),
         },
         status=400 if request.method == "POST" else 200,
     )
@@ -339,6 +403,7 @@ def daily_close(request: HttpRequest) -> HttpResponse:
                 [found.day, m.method, m.payments, m.taken, m.refunded, m.net, found.currency]
             )
         return response
+    owed_sessions, owed_value = packages.liability(clinic)
     return render(
         request,
         "web/billing/daily_close.html",
@@ -347,6 +412,8 @@ def daily_close(request: HttpRequest) -> HttpResponse:
             "close": found,
             "previous": found.day - dt.timedelta(days=1),
             "next": found.day + dt.timedelta(days=1),
+            "owed_sessions": owed_sessions,
+            "owed_value": owed_value,
         },
     )
 

@@ -6,6 +6,7 @@ from mesoclinic.web import billing, documents
 
 urlpatterns = [
     path("patients/<int:patient_id>/account/", billing.account, name="account"),
+    path("patients/<int:patient_id>/packages/", billing.sell_package, name="sell_package"),
     path("invoices/<int:invoice_id>/", billing.invoice_detail, name="invoice"),
     path("invoices/<int:invoice_id>.pdf", documents.invoice_pdf, name="invoice_pdf"),
     path("invoices/<int:invoice_id>/email/", billing.email_invoice, name="email_invoice"),

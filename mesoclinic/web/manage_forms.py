@@ -42,11 +42,12 @@ class ProductForm(forms.ModelForm):
         ]
         labels = {
             "vial": "Vial",
-            "vial_ml": "mL in a vial",
-            "beyond_use_days": "Days an opened multi-dose vial may be used",
-            "reorder_vials": "Reorder at (unopened vials)",
+            "vial_ml": "Volume (mL)",
+            "beyond_use_days": "Beyond-use days once opened",
+            "reorder_vials": "Reorder level (unopened)",
         }
         help_texts = {
+            "vial_ml": "What one vial holds.",
             "beyond_use_days": "At most 28, after USP General Chapter <797>, unless the maker "
             "says less. A session from a vial opened longer ago is refused.",
             "reorder_vials": "Today warns when the unopened vials of the product's usable lots "
@@ -186,7 +187,7 @@ class StockForm(forms.Form):
         help_text="Vials for a delivery or a count; mL for waste.",
     )
     reason = forms.CharField(
-        label="Note or reason",
+        label="Details",
         max_length=limits.REASON,
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),

@@ -42,7 +42,7 @@ def test_the_manager_keeps_a_lots_stock_and_closes_a_vial_past_its_time(
     page.get_by_label("How many").fill("4")
     page.get_by_role("button", name="Record it").click()
     expect(page.get_by_text("Please correct the fields marked below.")).to_be_visible()
-    page.get_by_label("Note or reason").fill("Shelf count by the manager")
+    page.get_by_label("Details").fill("Shelf count by the manager")
     page.get_by_role("button", name="Record it").click()
     expect(page.get_by_text("4 unopened vials and 50.00 mL on hand")).to_be_visible()
 
