@@ -65,14 +65,22 @@ def redeem(session: Any) -> PackageRedemption | None:
     """Redeem one prepaid session of the course's oldest package with sessions left, for a
     session just charted (in its transaction; the package row is locked). None when the course
     has no such package."""
-    packages = (
+    # Locked first, then counted: PostgreSQL allows no FOR UPDATE with an aggregate.
+    packages = list(
         Package.objects.select_for_update()
         .filter(course_id=session.course_id)
-        .annotate(used=Count("redemptions"))
         .order_by("sold_at", "id")
     )
+    if not packages:
+        return None
+    used = dict(
+        PackageRedemption.objects.filter(package__in=packages)
+        .values("package_id")
+        .annotate(n=Count("id"))
+        .values_list("package_id", "n")
+    )
     for package in packages:
-        if package.used < package.sessions:
+        if used.get(package.pk, 0) < package.sessions:
             return PackageRedemption.objects.create(
                 package=package, session=session, at=timezone.now()
             )
