@@ -302,9 +302,6 @@ class Vial(models.Model):
     def label(self) -> str:
         return f"Vial {self.number} of {self.lot}"
 
-    def past_beyond_use(self, moment: dt.datetime) -> bool:
-        return self.beyond_use_at is not None and moment >= self.beyond_use_at
-
 
 class StockMovement(models.Model):
     """One change to a lot's stock, never edited: a lot's unopened vials and its mL on hand
