@@ -41,7 +41,7 @@ from mesoclinic.accounts.models import (
     audit,
     audit_many,
 )
-from mesoclinic.billing.models import Invoice, Payment, PriceItem
+from mesoclinic.billing.models import Invoice, Package, Payment, PriceItem, Quote
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
 from mesoclinic.formulary.models import Lot, Product, Vial
 from mesoclinic.imports.models import ImportJob
@@ -75,6 +75,8 @@ PATIENT = "patient"
 LINK = "link"
 OWN = READ | {PATIENT}
 BY_LINK = frozenset({LINK})
+# A patient's own invoices and quotes, in the portal, beside the staff who handle money.
+OWN_MONEY = MONEY | {PATIENT}
 
 # The names the web views and API endpoints use for two of the levels (api/auth.py and
 # web/context.py pass them on); defined here only, beside the levels themselves.
@@ -459,6 +461,17 @@ _PAYMENT = _Kind(
     Payment, ("clinic", "patient", "invoice"), "clinic_id", "patient_id", (), "payment"
 )
 _PRICE = _Kind(PriceItem, (), "clinic_id", None, (), "price")
+_QUOTE = _Kind(
+    Quote,
+    ("clinic", "patient", "course__protocol", "package__invoice", "issued_by", "acceptance"),
+    "clinic_id",
+    "patient_id",
+    (),
+    "quote",
+)
+_PACKAGE = _Kind(
+    Package, ("clinic", "patient", "course", "invoice"), "clinic_id", "patient_id", (), "package"
+)
 _VIAL = _Kind(Vial, ("lot__product",), "lot__product__clinic_id", None, (), "vial")
 _EVENT = _Kind(
     AdverseEvent, ("clinic", "course__patient", "session"), "clinic_id", "patient_id", (), "event"
@@ -621,6 +634,22 @@ def access_payment(caller: Caller, payment_id: int, need: frozenset[str] = MONEY
 def access_price(caller: Caller, price_id: int, need: frozenset[str] = MANAGE) -> PriceItem:
     found: PriceItem = _fetch(caller, _PRICE, price_id, need, False)
     return found
+
+
+def access_quote(
+    caller: Caller, quote_id: int, need: frozenset[str] = MONEY, *, view: bool = False
+) -> Quote:
+    found: Quote = _fetch(caller, _QUOTE, quote_id, need, view)
+    return found
+
+
+def access_package(caller: Caller, package_id: int, need: frozenset[str] = MANAGE) -> Package:
+    found: Package = _fetch(caller, _PACKAGE, package_id, need, False)
+    return found
+
+
+def quotes_for(caller: Caller, need: frozenset[str] = MONEY) -> QuerySet[Quote]:
+    return _all(caller, _QUOTE, need)
 
 
 def invoices_for(caller: Caller, need: frozenset[str] = MONEY) -> QuerySet[Invoice]:

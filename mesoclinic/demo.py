@@ -295,6 +295,15 @@ LOTS: dict[str, list[tuple[str, int, int]]] = {
 RECALLED_LOT = "CMX-2871"
 # Vials in each delivery of a lot, for each copy of the cast.
 VIALS_RECEIVED = 60
+# What one vial of each product cost the demo clinic, in its currency: the stock's value.
+VIAL_COSTS: dict[str, str] = {
+    "lipolytic": "38.50",
+    "cellulite": "24.00",
+    "vitamin_c": "16.75",
+    "biotin": "12.40",
+    "lidocaine": "4.20",
+    "homeopathic": "9.90",
+}
 RECALL_REASON = (
     "Supplier recall notice: sterility of the batch cannot be assured "
     "(possible non-tuberculous mycobacterial contamination)."
@@ -337,7 +346,13 @@ def _create_formulary(d: Demo, scale: int) -> None:
         # Each lot came in as a delivery of vials: what charting then draws down.
         for lot in d.lots[key]:
             when = dt.datetime.combine(lot.received_on, dt.time(9), tzinfo=d.clinic.tz)
-            stock.receive(lot, VIALS_RECEIVED * scale, user=d.staff.manager, at=when)
+            stock.receive(
+                lot,
+                VIALS_RECEIVED * scale,
+                user=d.staff.manager,
+                at=when,
+                vial_cost=Decimal(VIAL_COSTS[key]),
+            )
 
 
 # The demo clinic's price list: (kind, name, amount before tax, tax rate %).
@@ -386,6 +401,47 @@ def _money(d: Demo) -> None:
             )
         elif n == 1:
             billing.record_payment(invoice, Decimal("500"), "cash", user=d.staff.frontdesk)
+    _quotes(d)
+
+
+def _quotes(d: Demo) -> None:
+    """The payment policy (a 20 % deposit, a late-cancellation and a no-show fee), and for the
+    first planned courses a quote: one accepted in the clinic with its deposit paid, one
+    waiting for the patient."""
+    from mesoclinic.billing import actions as billing
+    from mesoclinic.billing import quotes
+    from mesoclinic.billing.policy import policy_for
+
+    policy = policy_for(d.clinic)
+    policy.deposit_percent = Decimal("20")
+    policy.late_cancel_fee = Decimal("50")
+    policy.no_show_fee = Decimal("100")
+    policy.save()
+    planned = Course.objects.filter(clinic=d.clinic, status="planned", packages__isnull=True)
+    for n, course in enumerate(planned.select_related("patient", "protocol")[:2]):
+        quote = quotes.issue(
+            course,
+            kind="package",
+            user=d.staff.frontdesk,
+            package_price=Decimal(450 * course.planned_sessions),
+        )
+        if n == 0:
+            accepted = quotes.accept(
+                quote,
+                signed_name=f"{course.patient.first_name} {course.patient.last_name}",
+                signature="",
+                text_sha256=quote.text_sha256,
+                user=d.staff.frontdesk,
+                accepted_in="clinic",
+            )
+            assert accepted.package is not None
+            billing.record_payment(
+                accepted.package.invoice,
+                accepted.deposit,
+                "card_terminal",
+                user=d.staff.frontdesk,
+                reference="TRM-10488",
+            )
 
 
 def _tidy_vials(d: Demo) -> None:

@@ -16,6 +16,7 @@ IMPORT_MAX_BYTES    the largest CSV file the import pages take; default 4 MiB (d
 BEHIND_TLS_PROXY, SECURE_*, SESSION_COOKIE_SECURE, CSRF_*   HTTPS: see docs/deployment.md
 LOG_LEVEL, LOG_FORMAT, ACCESS_LOG                             logs: see docs/deployment.md
 WORKER_STALE_TICKS                                            readiness: see docs/deployment.md
+STOCK_ALERTS_HOUR  the clinic's hour the day's stock alerts are emailed from; default 7
 """
 
 from __future__ import annotations
@@ -316,6 +317,12 @@ SMS_PROVIDER_URL = os.environ.get("SMS_PROVIDER_URL", "").rstrip("/")
 SMS_ACCOUNT_SID = os.environ.get("SMS_ACCOUNT_SID", "")
 SMS_AUTH_TOKEN = os.environ.get("SMS_AUTH_TOKEN", "")
 SMS_FROM = os.environ.get("SMS_FROM", "")
+# Online card payment (mesoclinic/billing/online.py): each clinic sets its own Stripe keys on
+# its payment policy page. The API's address is Stripe's own unless the operator points it
+# elsewhere (the tests point it at a server on loopback that answers as Stripe's API does).
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
+# Where Stripe's payment page is: a form that sends the browser there must be allowed to.
+STRIPE_CHECKOUT_ORIGIN = os.environ.get("STRIPE_CHECKOUT_ORIGIN", "https://checkout.stripe.com")
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/today/"
@@ -369,6 +376,10 @@ SURVEIL_INTERVAL_HOURS = float(os.environ.get("SURVEIL_INTERVAL_HOURS", "6"))
 SURVEIL_BASELINE_DAYS = int(os.environ.get("SURVEIL_BASELINE_DAYS", "365"))
 SURVEIL_PRIOR_RATE = float(os.environ.get("SURVEIL_PRIOR_RATE", "0.01"))
 SURVEIL_PRIOR_SESSIONS = float(os.environ.get("SURVEIL_PRIOR_SESSIONS", "100"))
+
+# The stock alerts' email (docs/stock.md): sent once a day to each clinic's managers, from this
+# hour of the clinic's own clock, when something in the stock needs attention.
+STOCK_ALERTS_HOUR = int(os.environ.get("STOCK_ALERTS_HOUR", "7"))
 SURVEIL_CUSUM_RATE_RATIO = float(os.environ.get("SURVEIL_CUSUM_RATE_RATIO", "5"))
 SURVEIL_CUSUM_FALSE_ALARM = float(os.environ.get("SURVEIL_CUSUM_FALSE_ALARM", "0.05"))
 SURVEIL_CUSUM_HORIZON = int(os.environ.get("SURVEIL_CUSUM_HORIZON", "500"))

@@ -15,6 +15,9 @@ DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
 - `vials`: a clinic with two patients, each with a course ready for sessions, and one
   single-dose vial opened; prints the courses, the vial, the lot and a practitioner's token.
 - `money`: a clinic with a patient, a price list item and a front-desk token.
+- `quotes`: a clinic whose patient has a quote waiting, a missed visit under accepted terms,
+  and an online payment waiting for the card provider's notice; prints their ids, the notice
+  signed as the provider signs it, and a front-desk token.
 - `count`: the active appointments of each course and of the patient.
 - `slot`: the first free consultation time the clinic's public site offers.
 - `consultations`: the active consultations, and the patients registered from the site.
@@ -137,7 +140,15 @@ def race(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         headers = {"Authorization": f"Bearer {r['token']}"} if "token" in r else {}
         try:
             barrier.wait()
-            if "login" in r or r.get("form"):
+            if "raw" in r:
+                response = client.generic(
+                    r["method"],
+                    r["path"],
+                    r["raw"],
+                    content_type="application/json",
+                    headers=r["headers"],
+                )
+            elif "login" in r or r.get("form"):
                 response = client.post(r["path"], r["body"])
             else:
                 response = client.generic(
@@ -232,6 +243,105 @@ def money() -> dict[str, Any]:
     return {"patient": patient.pk, "price": price.pk, "token": token, "clinic": world.clinic.pk}
 
 
+def quotes() -> dict[str, Any]:
+    from decimal import Decimal
+
+    from mesoclinic.billing import actions
+    from mesoclinic.billing import quotes as quoting
+    from mesoclinic.billing.models import OnlineCheckout, PolicyAcceptance
+    from mesoclinic.billing.policy import policy_for
+    from tests.fake_stripe import FakeStripe, sign
+    from tests.test_courses import plan
+
+    world = build_clinic("Quote race clinic", "qr_")
+    policy = policy_for(world.clinic)
+    policy.no_show_fee = Decimal("80")
+    policy.stripe_secret_key, policy.stripe_webhook_secret = "sk_test_race", "whsec_race"
+    policy.save()
+    patient = Patient.objects.create(
+        clinic=world.clinic, first_name="Quote", last_name="Race", date_of_birth=dt.date(1990, 1, 1)
+    )
+    course = plan(world, patient)
+    quote = quoting.issue(
+        course, kind="package", user=world.front_desk, package_price=Decimal("4000")
+    )
+    PolicyAcceptance.objects.create(
+        clinic=world.clinic,
+        patient=patient,
+        text="Terms",
+        text_sha256="0" * 64,
+        late_cancel_hours=48,
+        late_cancel_fee=Decimal("0"),
+        no_show_fee=Decimal("80"),
+        currency="USD",
+        accepted_at=timezone.now() - dt.timedelta(days=9),
+    )
+    missed = timezone.now() - dt.timedelta(days=2)
+    visit = Appointment.objects.create(
+        clinic=world.clinic,
+        patient=patient,
+        course=course,
+        kind="session",
+        practitioner=world.practitioner,
+        starts_at=missed,
+        ends_at=missed + dt.timedelta(minutes=45),
+        status="no_show",
+        no_show_at=missed,
+    )
+    invoice = actions.issue_invoice(
+        patient, [actions.LineInput("Deposit", Decimal("500"), Decimal("0"))], user=world.manager
+    )
+    OnlineCheckout.objects.create(
+        clinic=world.clinic,
+        patient=patient,
+        invoice=invoice,
+        amount=Decimal("500"),
+        currency="USD",
+        provider_id="cs_test_race",
+        url="https://checkout.stripe.com/c/pay/cs_test_race",
+        created_at=timezone.now(),
+        created_by=world.front_desk,
+    )
+    fake = FakeStripe(webhook_secret="whsec_race")
+    event = fake.event(
+        "checkout.session.completed",
+        {
+            "id": "cs_test_race",
+            "object": "checkout.session",
+            "amount_total": 50000,
+            "currency": "usd",
+            "payment_status": "paid",
+            "status": "complete",
+            "payment_intent": "pi_test_race",
+        },
+    )
+    payload = fake.events[event].decode()
+    _, token = ApiToken.issue(
+        world.front_desk, world.front_desk.memberships.get(clinic=world.clinic)
+    )
+    return {
+        "clinic": world.clinic.pk,
+        "quote": quote.pk,
+        "sha": quote.text_sha256,
+        "visit": visit.pk,
+        "invoice": invoice.pk,
+        "payload": payload,
+        "signature": sign(payload.encode(), "whsec_race"),
+        "token": token,
+    }
+
+
+def money_count(args: dict[str, Any]) -> dict[str, Any]:
+    from mesoclinic.billing.models import FeeCharge, Package, Payment, ProviderEvent
+
+    return {
+        "packages": Package.objects.filter(clinic_id=args["clinic"]).count(),
+        "fees": FeeCharge.objects.filter(appointment_id=args["visit"]).count(),
+        "payments": Payment.objects.filter(invoice_id=args["invoice"]).count(),
+        "events": ProviderEvent.objects.filter(clinic_id=args["clinic"]).count(),
+    }
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     if mode == "seed":
@@ -246,6 +356,10 @@ if __name__ == "__main__":
         out = vials()
     elif mode == "money":
         out = money()
+    elif mode == "quotes":
+        out = quotes()
+    elif mode == "money_count":
+        out = money_count(args)
     else:
         out = count(args)
     print(json.dumps(out, default=str), flush=True)

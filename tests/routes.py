@@ -263,6 +263,15 @@ def build_objects(scene: Scene, other: World) -> Objects:
     )
     invoice = billing.issue_invoice(patient, [billing.LineInput.of(price)], user=world.front_desk)
     payment = billing.record_payment(invoice, Decimal("100"), "cash", user=world.front_desk)
+    # A quote of the course, and a package of a second course of the patient's.
+    from mesoclinic.billing import packages, quotes
+    from mesoclinic.courses.models import Course
+
+    course_row = Course.objects.get(pk=scene.course["id"])
+    quote = quotes.issue(
+        course_row, kind="package", user=world.front_desk, package_price=Decimal("4000")
+    )
+    package = packages.sell(course_row, 10, Decimal("4000"), user=world.front_desk)
     ids = {
         **scene.ids,
         "slug": world.clinic.slug,
@@ -293,6 +302,8 @@ def build_objects(scene: Scene, other: World) -> Objects:
         "invoice_id": invoice.pk,
         "payment_id": payment.pk,
         "price_id": price.pk,
+        "quote_id": quote.pk,
+        "package_id": package.pk,
         "request_id": change.pk,
         "membership_id": Membership.objects.get(user=world.practitioner).pk,
         "licence_id": PractitionerLicence.objects.get(user=world.practitioner).pk,

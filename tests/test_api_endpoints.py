@@ -26,6 +26,7 @@ from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, Si
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
 from mesoclinic.patients.models import Allergy, Consent, Patient, Screening, ScreeningForm
 from mesoclinic.protocols.models import ClinicProtocol
+from mesoclinic.scheduling.models import Appointment
 from tests.conftest import (
     Api,
     Scene,
@@ -251,6 +252,7 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
     ("POST", "/lots/{lot}/stock", lambda sc: {"kind": "received", "vials": 5}, MANAGER, "404"),
     ("POST", "/lots/{lot}/vials", _none, CLINICAL, "404"),
     ("POST", "/vials/{vial}/close", lambda sc: {"reason": "used_up"}, CLINICAL, "404"),
+    ("GET", "/stock", _none, MANAGER, "test_the_stock_and_its_value_are_the_clinics_own"),
     ("GET", "/prices", _none, MONEY, "test_prices_and_the_daily_close_are_the_clinics_own"),
     (
         "POST",
@@ -297,11 +299,50 @@ ENDPOINTS: list[tuple[str, str, Body, str, str]] = [
         "404",
     ),
     (
+        "POST",
+        "/courses/{course}/quotes",
+        lambda sc: {"kind": "package", "package_price": "4500"},
+        MONEY,
+        "404",
+    ),
+    ("GET", "/quotes/{quote}", _none, MONEY, "404"),
+    (
+        "POST",
+        "/quotes/{quote}/accept",
+        lambda sc: {"signed_name": "Ana Lopez", "text_sha256": _latest_quote_hash()},
+        MONEY,
+        "404",
+    ),
+    ("POST", "/appointments/{missed}/fee", _none, MONEY, "404"),
+    ("POST", "/packages/{package}/settle", _none, MANAGER, "404"),
+    ("GET", "/payment-policy", _none, MONEY, "test_the_payment_policy_is_the_clinics_own"),
+    (
+        "PUT",
+        "/payment-policy",
+        lambda sc: {
+            "deposit_percent": "20",
+            "quote_valid_days": 30,
+            "late_cancel_hours": 48,
+            "late_cancel_fee": "50",
+            "no_show_fee": "100",
+            "package_refund": "pro_rata",
+        },
+        MANAGER,
+        "test_the_payment_policy_is_the_clinics_own",
+    ),
+    (
         "GET",
         "/reports/daily-close",
         _none,
         MANAGER,
         "test_prices_and_the_daily_close_are_the_clinics_own",
+    ),
+    (
+        "GET",
+        "/reports/revenue?start=2026-01-01&end=2026-12-31",
+        _none,
+        MANAGER,
+        "test_revenue_is_the_clinics_own",
     ),
     (
         "GET",
@@ -463,6 +504,60 @@ def _payment(sc: Scene) -> int:
     return billing.record_payment(_invoice(sc), Decimal("50"), "cash", user=sc.world.front_desk).pk
 
 
+def _quote(sc: Scene) -> int:
+    """A quote of the scene's course as a package (made on demand)."""
+    from mesoclinic.billing import quotes
+
+    course = Course.objects.get(pk=sc.ids["course"])
+    return quotes.issue(
+        course, kind="package", user=sc.world.front_desk, package_price=Decimal("4500")
+    ).pk
+
+
+def _latest_quote_hash() -> str:
+    from mesoclinic.billing.models import Quote
+
+    return Quote.objects.latest("pk").text_sha256
+
+
+def _missed(sc: Scene) -> int:
+    """A missed visit of the scene's patient, under terms with a no-show fee accepted before."""
+    from mesoclinic.billing.models import PolicyAcceptance
+
+    PolicyAcceptance.objects.create(
+        clinic=sc.world.clinic,
+        patient=sc.patient,
+        text="Terms",
+        text_sha256="0" * 64,
+        late_cancel_hours=48,
+        late_cancel_fee=Decimal("0"),
+        no_show_fee=Decimal("80"),
+        currency=sc.world.clinic.currency,
+        accepted_at=ago(days=10),
+    )
+    starts = ago(days=2)
+    return Appointment.objects.create(
+        clinic=sc.world.clinic,
+        patient=sc.patient,
+        kind="session",
+        practitioner=sc.world.practitioner,
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(minutes=45),
+        status="no_show",
+        no_show_at=starts,
+    ).pk
+
+
+def _package(sc: Scene) -> int:
+    """A package of the scene's course, whose course then stopped (made on demand)."""
+    from mesoclinic.billing import packages
+
+    course = Course.objects.get(pk=sc.ids["course"])
+    package = packages.sell(course, 10, Decimal("4000"), user=sc.world.front_desk)
+    Course.objects.filter(pk=course.pk).update(status="stopped")
+    return package.pk
+
+
 def _vial(sc: Scene) -> int:
     """A vial of the scene's lot, opened on demand."""
     from mesoclinic.formulary import stock
@@ -484,6 +579,12 @@ def _path(template: str, sc: Scene) -> str:
         ids["invoice"] = _invoice(sc).pk
     if "{payment}" in template:
         ids["payment"] = _payment(sc)
+    if "{quote}" in template:
+        ids["quote"] = _quote(sc)
+    if "{missed}" in template:
+        ids["missed"] = _missed(sc)
+    if "{package}" in template:
+        ids["package"] = _package(sc)
     return template.format(key="cellulite", **ids)
 
 
@@ -522,6 +623,9 @@ class EndpointAccessTests:
             for method in operations
         }
         served.discard(("POST", "/auth/token"))  # covered by test_api_auth.py
+        # Starting a card payment online needs the card provider's server on loopback:
+        # tests/test_quotes.py::OnlineTests covers its roles and tenancy.
+        served.discard(("POST", "/invoices/{invoice_id}/checkout"))
         # A caller's own tokens, and the manager's audit trail, are covered, roles and tenancy
         # alike, by tests/test_tokens.py and tests/test_audit_viewer.py.
         served -= {
@@ -556,6 +660,9 @@ class EndpointAccessTests:
             "{vial}": "{vial_id}",
             "{invoice}": "{invoice_id}",
             "{payment}": "{payment_id}",
+            "{quote}": "{quote_id}",
+            "{missed}": "{appointment_id}",
+            "{package}": "{package_id}",
         }
         tabled = set()
         for method, path, _, _, tenancy in ENDPOINTS:
@@ -608,6 +715,18 @@ class EndpointAccessTests:
 
 
 class EndpointIsolationTests:
+    def test_the_stock_and_its_value_are_the_clinics_own(self, scene: Scene, other: World) -> None:
+        from mesoclinic.formulary import stock
+
+        stock.receive(scene.world.lot, 3, user=scene.world.manager, vial_cost=Decimal("7"))
+        mine = api_for(scene.world.manager).get("/stock").json()
+        # The allergy test and the session opened two of the three vials: one unopened vial at
+        # $7.00, and the 9.90 and 7.50 mL left in the open ones at $0.70 a mL.
+        assert mine["value"] == "19.18"
+        theirs = api_for(other.manager).get("/stock").json()
+        assert [p["name"] for p in theirs["products"]] == ["o_Lidocaine 1%", "o_Lipo mix"]
+        assert theirs["value"] == "0.00"
+
     def test_prices_and_the_daily_close_are_the_clinics_own(
         self, scene: Scene, other: World
     ) -> None:
@@ -622,6 +741,29 @@ class EndpointIsolationTests:
         theirs = api_for(other.manager).get("/reports/daily-close").json()
         assert theirs["taken"] == "0.00" and theirs["invoiced"] == "0.00"
         assert api_for(scene.world.manager).get("/reports/daily-close").json()["taken"] == "50.00"
+
+    def test_the_payment_policy_is_the_clinics_own(self, scene: Scene, other: World) -> None:
+        body = {
+            "deposit_percent": "15",
+            "quote_valid_days": 20,
+            "late_cancel_hours": 24,
+            "late_cancel_fee": "30",
+            "no_show_fee": "60",
+            "package_refund": "none",
+        }
+        assert api_for(other.manager).put("/payment-policy", body).status_code == 200
+        mine = api_for(scene.world.front_desk).get("/payment-policy").json()
+        assert (mine["deposit_percent"], mine["no_show_fee"]) == ("0", "0.00")
+        assert "There is no fee for a missed visit." in mine["terms"]
+        theirs = api_for(other.front_desk).get("/payment-policy").json()
+        assert (theirs["deposit_percent"], theirs["package_refund"]) == ("15", "none")
+
+    def test_revenue_is_the_clinics_own(self, scene: Scene, other: World) -> None:
+        _payment(scene)
+        theirs = api_for(other.manager).get("/reports/revenue").json()
+        assert theirs["total"] == "0.00" and theirs["rows"] == []
+        mine = api_for(scene.world.manager).get("/reports/revenue").json()
+        assert mine["total"] != "0.00" and mine["rows"]
 
     """Lists show only the caller's clinic, and creations land in the caller's clinic."""
 

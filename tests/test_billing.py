@@ -292,6 +292,7 @@ class LedgerTests:
             "cash": (1, "100.00", "40.00", "60.00"),
             "card_terminal": (1, "250.00", "0.00", "250.00"),
             "bank_transfer": (0, "0.00", "0.00", "0.00"),
+            "online_card": (0, "0.00", "0.00", "0.00"),
         }
         assert (body["taken"], body["invoiced"], body["adds_up"]) == ("310.00", "1000.00", True)
         yesterday = today - dt.timedelta(days=1)

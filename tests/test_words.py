@@ -105,6 +105,7 @@ class WordsTests:
             "/safety/alerts/",
             "/safety/adverse-events/",
             "/manage/formulary/",
+            "/manage/stock/",
             "/manage/staff/",
             "/manage/protocols/",
             "/manage/protocols/cellulite/",

@@ -1,5 +1,5 @@
 """Money through the API: the price list, a patient's account, invoices, payments, credit notes,
-refunds and the daily close. The front desk and managers issue invoices and take payments;
+refunds, the daily close and revenue. The front desk and managers issue invoices and take payments;
 only a manager writes a credit note or a refund, or changes the price list. Another clinic's
 objects are 404, and reading a patient's account is audited."""
 
@@ -18,16 +18,27 @@ from pydantic import Field
 from mesoclinic.access import (
     MANAGE,
     MONEY,
+    access_appointment,
     access_course,
     access_invoice,
+    access_package,
     access_patient,
     access_payment,
+    access_quote,
     prices_for,
 )
 from mesoclinic.accounts.models import AuditEvent, audit
 from mesoclinic.api.auth import caller
-from mesoclinic.billing import actions, money, packages, reports
-from mesoclinic.billing.models import Invoice, LedgerEntry, Payment, PriceItem
+from mesoclinic.billing import actions, fees, money, online, packages, quotes, reports
+from mesoclinic.billing.models import (
+    Invoice,
+    LedgerEntry,
+    Payment,
+    PaymentPolicy,
+    PriceItem,
+    Quote,
+)
+from mesoclinic.billing.policy import policy_for, terms_text
 from mesoclinic.lib import limits
 
 router = Router(tags=["money"])
@@ -84,7 +95,7 @@ def _price_out(p: PriceItem) -> dict[str, Any]:
         "kind": p.kind,
         "name": p.name,
         "amount": _m(p.amount, p.clinic.currency),
-        "tax_rate": str(p.tax_rate.normalize()),
+        "tax_rate": money.percent(p.tax_rate),
         "active": p.active,
     }
 
@@ -112,7 +123,7 @@ def _invoice_out(invoice: Invoice) -> dict[str, Any]:
                 "description": line.description,
                 "quantity": line.quantity,
                 "unit_amount": _m(line.unit_amount, c),
-                "tax_rate": str(line.tax_rate.normalize()),
+                "tax_rate": money.percent(line.tax_rate),
                 "net": _m(line.net, c),
                 "tax": _m(line.tax, c),
             }
@@ -303,3 +314,230 @@ def daily_close(request: HttpRequest, date: dt.date | None = None) -> dict[str, 
         "adds_up": found.adds_up,
         "package_liability": {"sessions": owed_sessions, "value": _m(owed_value, found.currency)},
     }
+
+
+@router.get("/reports/revenue")
+def revenue(
+    request: HttpRequest, start: dt.date | None = None, end: dt.date | None = None
+) -> dict[str, Any]:
+    """Revenue before tax from `start` to `end` (local days, both included; by default this
+    month and the eleven before it), by month, protocol and practitioner, counted when the
+    service is given: docs/money.md (managers)."""
+    who = caller(request)
+    who.require(MANAGE)
+    today = timezone.localdate(timezone.now(), who.clinic.tz)
+    first, last = reports.last_twelve_months(today)
+    found = reports.revenue(who.clinic, start or first, end or last)
+    c = found.currency
+    return {
+        "start": found.start,
+        "end": found.end,
+        "currency": c,
+        "total": _m(found.total, c),
+        "months": [{"month": f"{m:%Y-%m}", "amount": _m(a, c)} for m, a in found.by_month],
+        "protocols": [{"protocol": t.label, "amount": _m(t.amount, c)} for t in found.by_protocol],
+        "practitioners": [
+            {"practitioner": t.label, "amount": _m(t.amount, c)} for t in found.by_practitioner
+        ],
+        "rows": [
+            {
+                "month": f"{r.month:%Y-%m}",
+                "protocol_key": r.protocol_key,
+                "protocol": r.protocol,
+                "practitioner_id": r.practitioner_id,
+                "practitioner": r.practitioner,
+                "amount": _m(r.amount, c),
+            }
+            for r in found.rows
+        ],
+    }
+
+
+# Quotes, online payment, fees, package settlement and the payment policy.
+
+
+class QuoteIn(Schema):
+    kind: Literal["package", "sessions"]
+    sessions: int | None = Field(None, ge=1, le=100, description="By default the course's plan.")
+    price: int | None = Field(None, ge=1, description="For sessions: a session price item.")
+    package_price: Decimal | None = Field(
+        None, gt=0, le=10_000_000, max_digits=14, decimal_places=3
+    )
+    discount_percent: Decimal = Field(Decimal("0"), ge=0, le=100, max_digits=5, decimal_places=2)
+
+
+class AcceptIn(Schema):
+    signed_name: str = Field(min_length=1, max_length=200)
+    signature: str = Field("", max_length=limits.SIGNATURE)
+    text_sha256: str = Field(min_length=64, max_length=64)
+
+
+class CheckoutIn(Schema):
+    amount: Decimal = Amount
+    success_url: str = Field(min_length=1, max_length=2000)
+    cancel_url: str = Field(min_length=1, max_length=2000)
+
+
+class PolicyIn(Schema):
+    deposit_percent: Decimal = Field(ge=0, le=100, max_digits=5, decimal_places=2)
+    quote_valid_days: int = Field(ge=1, le=365)
+    late_cancel_hours: int = Field(ge=1, le=168)
+    late_cancel_fee: Decimal = Field(ge=0, le=10_000_000, max_digits=14, decimal_places=3)
+    no_show_fee: Decimal = Field(ge=0, le=10_000_000, max_digits=14, decimal_places=3)
+    package_refund: Literal["pro_rata", "full_price", "none"]
+    insurance_notice: str = Field("", max_length=limits.REASON)
+    extra_terms: str = Field("", max_length=limits.NOTES)
+
+
+def _quote_out(q: Quote) -> dict[str, Any]:
+    c = q.currency
+    return {
+        "id": q.pk,
+        "patient": q.patient_id,
+        "course": q.course_id,
+        "kind": q.kind,
+        "sessions": q.sessions,
+        "status": q.status,
+        "currency": c,
+        "subtotal": _m(q.subtotal, c),
+        "discount": _m(q.discount, c),
+        "tax": _m(q.tax, c),
+        "total": _m(q.total, c),
+        "deposit": _m(q.deposit, c),
+        "deposit_due": _m(quotes.deposit_due(q), c),
+        "valid_until": q.valid_until,
+        "text": q.text,
+        "text_sha256": q.text_sha256,
+        "issued_at": q.issued_at,
+        "accepted_at": q.accepted_at,
+        "accepted_in": q.accepted_in or None,
+        "signed_name": q.signed_name or None,
+        "invoice": q.package.invoice_id if q.package else None,
+    }
+
+
+def _policy_out(p: PaymentPolicy) -> dict[str, Any]:
+    c = p.clinic.currency
+    return {
+        "deposit_percent": money.percent(p.deposit_percent),
+        "quote_valid_days": p.quote_valid_days,
+        "late_cancel_hours": p.late_cancel_hours,
+        "late_cancel_fee": _m(p.late_cancel_fee, c),
+        "no_show_fee": _m(p.no_show_fee, c),
+        "package_refund": p.package_refund,
+        "insurance_notice": p.insurance_notice,
+        "extra_terms": p.extra_terms,
+        "online_payments": p.online,
+        "terms": terms_text(p),
+    }
+
+
+@router.post("/courses/{course_id}/quotes", response={201: dict})
+def quote_course(request: HttpRequest, course_id: int, payload: QuoteIn) -> Status[dict[str, Any]]:
+    """Quote a course as its planned sessions at a price-list price, or as a package."""
+    who = caller(request)
+    course = access_course(who, course_id, MONEY)
+    item = None
+    if payload.price is not None:
+        item = prices_for(who).filter(pk=payload.price, active=True).first()
+        if item is None:
+            raise ValidationError({"price": "no such item on the price list."})
+    quote = quotes.issue(
+        course,
+        kind=payload.kind,
+        user=who.user,
+        sessions=payload.sessions,
+        item=item,
+        package_price=payload.package_price,
+        discount_percent=payload.discount_percent,
+        via="api",
+    )
+    return Status(201, _quote_out(quote))
+
+
+@router.get("/quotes/{quote_id}")
+def get_quote(request: HttpRequest, quote_id: int) -> dict[str, Any]:
+    return _quote_out(access_quote(caller(request), quote_id, MONEY, view=True))
+
+
+@router.post("/quotes/{quote_id}/accept")
+def accept_quote(request: HttpRequest, quote_id: int, payload: AcceptIn) -> dict[str, Any]:
+    """The patient accepts the quote's exact text in the clinic (`text_sha256` is the hash of
+    the text they read), witnessed by the caller; the course is invoiced as a package."""
+    who = caller(request)
+    quote = quotes.accept(
+        access_quote(who, quote_id, MONEY),
+        signed_name=payload.signed_name,
+        signature=payload.signature,
+        text_sha256=payload.text_sha256,
+        user=who.user,
+        accepted_in="clinic",
+        via="api",
+    )
+    return _quote_out(quote)
+
+
+@router.post("/invoices/{invoice_id}/checkout", response={201: dict})
+def checkout(request: HttpRequest, invoice_id: int, payload: CheckoutIn) -> Status[dict[str, Any]]:
+    """Start an online card payment: send the patient to `url`. The payment is recorded when
+    the card provider's signed notice arrives."""
+    who = caller(request)
+    invoice = access_invoice(who, invoice_id, MONEY)
+    started = online.start(
+        invoice,
+        payload.amount,
+        user=who.user,
+        success_url=payload.success_url,
+        cancel_url=payload.cancel_url,
+    )
+    return Status(
+        201,
+        {
+            "id": started.pk,
+            "provider_id": started.provider_id,
+            "url": started.url,
+            "amount": _m(started.amount, started.currency),
+            "status": started.status,
+        },
+    )
+
+
+@router.post("/appointments/{appointment_id}/fee", response={201: dict})
+def charge_fee(request: HttpRequest, appointment_id: int) -> Status[dict[str, Any]]:
+    """Invoice a missed or late-cancelled visit's fee, by the terms the patient accepted."""
+    who = caller(request)
+    invoice = fees.charge(access_appointment(who, appointment_id, MONEY), user=who.user, via="api")
+    return Status(201, _invoice_out(invoice))
+
+
+@router.post("/packages/{package_id}/settle")
+def settle_package(request: HttpRequest, package_id: int) -> dict[str, Any]:
+    """Settle a stopped course's package by the payment policy (managers)."""
+    who = caller(request)
+    package = access_package(who, package_id, MANAGE)
+    rest = packages.settle(package, user=who.user, via="api")
+    return {"package": package.pk, "given_back": _m(rest, package.currency)}
+
+
+@router.get("/payment-policy")
+def get_policy(request: HttpRequest) -> dict[str, Any]:
+    who = caller(request)
+    return _policy_out(policy_for(who.require(MONEY).clinic))
+
+
+@router.put("/payment-policy")
+def put_policy(request: HttpRequest, payload: PolicyIn) -> dict[str, Any]:
+    """The clinic's payment terms (managers). The Stripe keys are set on the policy page."""
+    who = caller(request)
+    policy = policy_for(who.require(MANAGE).clinic)
+    for name, value in payload.dict().items():
+        setattr(policy, name, value)
+    policy.save()
+    audit(
+        clinic=policy.clinic,
+        user=who.user,
+        action=AuditEvent.Action.UPDATE,
+        obj=policy,
+        via="api",
+    )
+    return _policy_out(policy)

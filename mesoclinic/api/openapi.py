@@ -145,11 +145,11 @@ DECIMAL_TEXT = {"pattern": r"^-?[0-9]+(\.[0-9]+)?$", "maxLength": 40}
 
 def _decimals_as_text(node: Any) -> None:
     """pydantic documents a Decimal as a number or any string; the string is a decimal number
-    written out, so say so (and how long it may be)."""
+    written out, so say so (and how long it may be). An optional Decimal adds a null."""
     if isinstance(node, dict):
         options = node.get("anyOf", [])
         kinds = [o.get("type") for o in options if isinstance(o, dict)]
-        if kinds == ["number", "string"] and len(options[1]) == 1:
+        if kinds in (["number", "string"], ["number", "string", "null"]) and len(options[1]) == 1:
             options[1].update(DECIMAL_TEXT)
         for value in node.values():
             _decimals_as_text(value)

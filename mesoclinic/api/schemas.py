@@ -332,6 +332,14 @@ class StockIn(Schema):
         Decimal("0"), ge=0, le=100_000, max_digits=9, decimal_places=2, description="waste: mL."
     )
     reason: str = Field("", max_length=limits.REASON)
+    vial_cost: Decimal | None = Field(
+        None,
+        ge=0,
+        le=1_000_000,
+        max_digits=14,
+        decimal_places=3,
+        description="received: what one vial cost, in the clinic's currency (managers' value).",
+    )
 
 
 class VialCloseIn(Schema):

@@ -36,6 +36,7 @@ from mesoclinic.api import problems
 from mesoclinic.api import schemas as s
 from mesoclinic.api.auth import ALL_STAFF, CLINICAL, MANAGER, BearerAuth, Caller, caller
 from mesoclinic.api.openapi import DocumentedAPI
+from mesoclinic.billing import money
 from mesoclinic.courses import actions
 from mesoclinic.courses.models import (
     Course,
@@ -1028,7 +1029,15 @@ def change_stock(request: HttpRequest, lot_id: int, payload: s.StockIn) -> Statu
         if payload.kind == "received":
             if not payload.vials:
                 raise ValidationError({"vials": "say how many vials came in."})
-            moved = stock.receive(lot, payload.vials, user=who.user, reason=payload.reason)
+            moved = stock.receive(
+                lot,
+                payload.vials,
+                user=who.user,
+                reason=payload.reason,
+                vial_cost=payload.vial_cost,
+            )
+        elif payload.vial_cost is not None:
+            raise ValidationError({"vial_cost": "only a delivery has a cost."})
         elif payload.kind == "waste":
             if not payload.ml:
                 raise ValidationError({"ml": "say how many mL were wasted."})
@@ -1045,8 +1054,55 @@ def change_stock(request: HttpRequest, lot_id: int, payload: s.StockIn) -> Statu
             stock=payload.kind,
             vials=moved.vials if moved else 0,
             ml=str(moved.ml) if moved else "0",
+            vial_cost=str(moved.vial_cost) if moved and moved.vial_cost is not None else None,
         )
     return Status(201, _stock_out(lot))
+
+
+def _money(amount: Decimal | None, currency: str) -> str | None:
+    """An amount as text, to the currency's minor unit ("450.00", "1100" in yen)."""
+    return None if amount is None else str(money.rounded(amount, currency))
+
+
+@api.get("/stock", tags=["formulary"])
+def stock_value(request: HttpRequest) -> dict[str, Any]:
+    """Managers: each product's usable stock (lots in date and not recalled) and its value at
+    the cost its deliveries recorded: unopened vials at a vial's cost, open vials at their
+    share of it for the mL left (none once past their beyond-use time)."""
+    who = caller(request)
+    products = products_for(who, MANAGER)
+    found = stock.value(who.clinic, products, timezone.now())
+    c = found.currency
+    return {
+        "currency": c,
+        "value": _money(found.total, c),
+        "lots_without_cost": found.uncosted,
+        "products": [
+            {
+                "product": row.product.pk,
+                "name": row.product.name,
+                "unopened_vials": row.unopened,
+                "ml_in_open_vials": str(row.open_ml),
+                "value": _money(row.value, c),
+                "reorder_vials": row.product.reorder_vials,
+                "low": row.low,
+                "lots": [
+                    {
+                        "lot": v.lot.pk,
+                        "lot_number": v.lot.lot_number,
+                        "expires_on": v.lot.expires_on,
+                        "counted": v.counted,
+                        "unopened_vials": v.stock.unopened,
+                        "ml_in_open_vials": str(v.open_ml),
+                        "vial_cost": _money(v.vial_cost, c),
+                        "value": _money(v.value, c),
+                    }
+                    for v in row.lots
+                ],
+            }
+            for row in found.products
+        ],
+    }
 
 
 @api.post("/lots/{lot_id}/vials", response={201: dict}, tags=["formulary"])

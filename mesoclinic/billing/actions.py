@@ -38,6 +38,7 @@ class LineInput:
     unit_amount: Decimal
     tax_rate: Decimal
     quantity: int = 1
+    discount_percent: Decimal = ZERO
 
     @classmethod
     def of(cls, item: PriceItem, quantity: int = 1) -> LineInput:
@@ -71,26 +72,59 @@ def _number(clinic: Clinic) -> int:
     return counter.last
 
 
-def issue_invoice(
-    patient: Patient, lines: list[LineInput], *, user: Any, note: str = "", via: str = "web"
-) -> Invoice:
-    """Issue an invoice of `lines` to the patient, in the clinic's currency."""
-    clinic = patient.clinic
+@dataclass(frozen=True)
+class PricedLine:
+    line: LineInput
+    gross: Decimal  # quantity × unit amount
+    discount: Decimal
+    net: Decimal  # gross less discount, before tax
+    tax: Decimal
+
+
+def price_lines(lines: list[LineInput], currency: str) -> list[PricedLine]:
+    """Each line's amounts in the currency's minor unit: the discount is taken off before tax,
+    and each line's tax is rounded on its own."""
     if not lines:
         raise ValidationError({"lines": "an invoice has at least one line."})
-    currency = clinic.currency
     priced = []
     for n, line in enumerate(lines):
         if line.quantity < 1:
             raise ValidationError({f"lines.{n}.quantity": "must be at least 1."})
         if line.unit_amount < 0:
             raise ValidationError({f"lines.{n}.unit_amount": "cannot be below 0."})
+        if not ZERO <= line.discount_percent <= 100:
+            raise ValidationError({f"lines.{n}.discount_percent": "must be 0 to 100."})
         if not line.description.strip():
             raise ValidationError({f"lines.{n}.description": "say what the line is for."})
-        net = money.rounded(line.unit_amount * line.quantity, currency)
-        priced.append((line, net, money.tax_of(net, line.tax_rate, currency)))
-    subtotal = sum((net for _, net, _ in priced), ZERO)
-    tax = sum((t for _, _, t in priced), ZERO)
+        gross = money.rounded(line.unit_amount * line.quantity, currency)
+        discount = money.rounded(gross * line.discount_percent / 100, currency)
+        net = gross - discount
+        priced.append(
+            PricedLine(line, gross, discount, net, money.tax_of(net, line.tax_rate, currency))
+        )
+    return priced
+
+
+def issue_invoice(
+    patient: Patient,
+    lines: list[LineInput],
+    *,
+    user: Any,
+    note: str = "",
+    via: str = "web",
+    course: Any = None,
+    appointment: Any = None,
+) -> Invoice:
+    """Issue an invoice of `lines` to the patient, in the clinic's currency, for a course or a
+    visit when it is for one."""
+    clinic = patient.clinic
+    currency = clinic.currency
+    priced = price_lines(lines, currency)
+    for name, thing in (("course", course), ("appointment", appointment)):
+        if thing is not None and thing.patient_id != patient.pk:
+            raise ValidationError({name: "belongs to another patient."})
+    subtotal = sum((p.net for p in priced), ZERO)
+    tax = sum((p.tax for p in priced), ZERO)
     if subtotal + tax <= 0:
         raise ValidationError({"lines": "an invoice's total must be more than 0."})
     with transaction.atomic():
@@ -98,6 +132,8 @@ def issue_invoice(
             clinic=clinic,
             patient=patient,
             number=_number(clinic),
+            course=course,
+            appointment=appointment,
             currency=currency,
             subtotal=subtotal,
             tax=tax,
@@ -109,14 +145,15 @@ def issue_invoice(
         InvoiceLine.objects.bulk_create(
             InvoiceLine(
                 invoice=invoice,
-                description=line.description.strip(),
-                quantity=line.quantity,
-                unit_amount=money.rounded(line.unit_amount, currency),
-                tax_rate=line.tax_rate,
-                net=net,
-                tax=t,
+                description=p.line.description.strip(),
+                quantity=p.line.quantity,
+                unit_amount=money.rounded(p.line.unit_amount, currency),
+                tax_rate=p.line.tax_rate,
+                discount=p.discount,
+                net=p.net,
+                tax=p.tax,
             )
-            for line, net, t in priced
+            for p in priced
         )
         _enter(invoice, invoice.total, f"Invoice {invoice.number}", invoice.issued_at)
         audit(
@@ -158,12 +195,16 @@ def record_payment(
     user: Any,
     reference: str = "",
     via: str = "web",
+    online: bool = False,
 ) -> Payment:
-    """A payment against an invoice, up to what is due on it."""
+    """A payment against an invoice, up to what is due on it. An online card payment is
+    recorded only from the provider's verified notice (`online`, billing/online.py)."""
     if invoice.kind != Invoice.Kind.INVOICE:
         raise ValidationError({"invoice": "a payment is against an invoice, not a credit note."})
-    if method not in Payment.Method.values:
-        raise ValidationError({"method": "choose how the patient paid."})
+    if method not in Payment.Method.values or (method == Payment.Method.ONLINE_CARD) != online:
+        raise ValidationError(
+            {"method": "choose how the patient paid: cash, card at the terminal or bank transfer."}
+        )
     if method != Payment.Method.CASH and not reference.strip():
         raise ValidationError(
             {"reference": "give the terminal's or the bank's reference for this payment."}
@@ -174,7 +215,9 @@ def record_payment(
     with transaction.atomic():
         invoice = _locked(invoice)
         due = amounts(invoice)["due"]
-        if amount > due:
+        # A card paid online is already charged: it is recorded even above what is due (a
+        # payment at the desk meanwhile), and the invoice then shows what to give back.
+        if amount > due and not online:
             raise ValidationError(
                 {"amount": f"is more than the {money.words(due, invoice.currency)} due."}
             )
@@ -296,6 +339,12 @@ def refund(
         if amount > left:
             left_words = money.words(left, payment.currency)
             raise ValidationError({"amount": f"is more than the {left_words} left to refund."})
+        reference = ""
+        if payment.method == Payment.Method.ONLINE_CARD:
+            # The card is refunded by the provider first; a refusal there writes nothing here.
+            from mesoclinic.billing import online
+
+            reference = online.refund_at_provider(payment, amount)
         back = Payment.objects.create(
             clinic=payment.clinic,
             patient=payment.patient,
@@ -304,6 +353,7 @@ def refund(
             method=payment.method,
             amount=amount,
             currency=payment.currency,
+            reference=reference,
             refund_of=payment,
             reason=reason.strip(),
             at=timezone.now(),

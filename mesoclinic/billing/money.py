@@ -30,3 +30,8 @@ def tax_of(net: Decimal, rate: Decimal, currency: str) -> Decimal:
 def words(amount: Decimal, currency: str) -> str:
     """ "$1,234.50", "¥1,234", "-€12.00": for pages, documents and messages."""
     return str(format_money(Money(rounded(amount, currency), currency), locale=LOCALE))
+
+
+def percent(rate: Decimal) -> str:
+    """A rate in per cent without trailing zeros or an exponent: "20", "8.875", "0"."""
+    return f"{Decimal(rate).normalize():f}"

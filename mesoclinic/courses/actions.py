@@ -276,6 +276,8 @@ class InjectionInput:
     technique: str = SessionInjection.Technique.NAPPAGE
     # The opened vial it is drawn from; None: formulary.stock.vial_plan chooses.
     vial: Vial | None = None
+    # A new vial of the lot is opened for it, though one is open (the chart's form offers it).
+    new_vial: bool = False
 
 
 def chosen_vials(injections: list[Any]) -> dict[int, Vial]:
@@ -289,6 +291,17 @@ def chosen_vials(injections: list[Any]) -> dict[int, Vial]:
                 {"vial": f"draw every injection of {i.lot} from one vial in a visit."}
             )
     return chosen
+
+
+def fresh_lots(injections: list[Any], chosen: dict[int, Vial]) -> set[int]:
+    """The lots for which the caller asked for a new vial, by id. A lot is drawn from one vial
+    in a visit, so it cannot also name an open one."""
+    fresh = {i.lot.pk for i in injections if getattr(i, "new_vial", False)}
+    both = sorted(fresh & set(chosen))
+    if both:
+        lot = chosen[both[0]].lot
+        raise ValidationError({"vial": f"draw every injection of {lot} from one vial in a visit."})
+    return fresh
 
 
 def check_injections(course: Course, injections: list[InjectionInput]) -> None:
@@ -384,9 +397,10 @@ def do_record_session(
             raise ValidationError({"course": "The course is stopped; no more sessions."})
         lots = [i.lot for i in injections]
         chosen = chosen_vials(injections)
+        fresh = fresh_lots(injections, chosen)
         stock.check_chosen(chosen, performed_at)
         # The vials are locked, so a single-dose vial goes to one of two patients charted at once.
-        plan = stock.vial_plan(lots, performed_at, chosen, lock=True)
+        plan = stock.vial_plan(lots, performed_at, chosen, lock=True, fresh=fresh)
         found = check_session(
             course, performed_at, practitioner, lots, stock.vial_facts(plan, course.patient_id)
         )

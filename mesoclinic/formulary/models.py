@@ -322,6 +322,12 @@ class StockMovement(models.Model):
     # Signed changes: unopened vials, and mL in the lot's unopened and open vials together.
     vials = models.IntegerField(default=0)
     ml = models.DecimalField(max_digits=9, decimal_places=2, default=Decimal("0"))
+    # A delivery's cost of one vial, in the clinic's currency (Clinic.currency), when it was
+    # given: the stock's value at cost (formulary.stock.value). Three decimal places hold every
+    # currency's minor unit, as billing's amounts do.
+    vial_cost = models.DecimalField(
+        "cost of a vial", max_digits=14, decimal_places=3, null=True, blank=True
+    )
     reason = models.TextField(blank=True)
     session = models.ForeignKey(
         "courses.Session", models.PROTECT, null=True, blank=True, related_name="+"
@@ -341,7 +347,52 @@ class StockMovement(models.Model):
                 | ~models.Q(reason=""),
                 name="stock_change_has_reason",
             ),
+            models.CheckConstraint(
+                condition=models.Q(vial_cost__isnull=True)
+                | models.Q(kind="received", vial_cost__gte=0),
+                name="stock_cost_only_on_delivery",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.vials} vials, {self.ml} mL of {self.lot}"
+
+
+class StockAlertEmail(models.Model):
+    """The day's stock alerts (formulary.stock.alerts and the lots near expiry), emailed once to
+    the clinic's managers (formulary/alerts.py). Sent through the same kind of outbox as
+    reminders (lib/outbox.py). The unique constraint on (clinic, day) makes it go once a day
+    however many workers plan it; a day with nothing to alert is skipped, and sends nothing."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="stock_alert_emails")
+    day = models.DateField(help_text="The clinic's own date the alerts are for.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    skip_reason = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sent_to = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="stock_alert_status_next")
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "day"], name="one_stock_alert_email_a_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"stock alerts of clinic {self.clinic_id} for {self.day} ({self.status})"

@@ -4,6 +4,7 @@ Stock is a ledger: every change is a StockMovement that is never edited, and a l
 vials and mL on hand are the sums of its movements. Receiving vials adds to both; opening a
 vial moves one vial from unopened to open (its mL stay on hand); every injection and allergy
 test draws its volume from the vial it came from; waste, adjustments and counts carry a reason.
+A delivery may record what one vial cost, and the stock's value at cost follows (`value`).
 
 The vial an injection is drawn from is chosen here, for the session gate and for charting
 alike (`vial_plan`): one given by the caller, or else the oldest vial of the lot open and
@@ -27,11 +28,14 @@ from django.db import transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
+from mesoclinic.billing import money
 from mesoclinic.courses import rules
 from mesoclinic.formulary.models import Lot, Product, StockMovement, Vial
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
+# A lot is near its expiry date this many days before it (Today and the stock alerts' email).
+NEAR_EXPIRY_DAYS = 30
 
 
 def _ml(value: Decimal | None) -> Decimal:
@@ -97,20 +101,41 @@ def left_in(vial: Vial) -> Decimal:
 
 
 def receive(
-    lot: Lot, vials: int, *, user: Any, reason: str = "", at: dt.datetime | None = None
+    lot: Lot,
+    vials: int,
+    *,
+    user: Any,
+    reason: str = "",
+    at: dt.datetime | None = None,
+    vial_cost: Decimal | None = None,
 ) -> StockMovement:
-    """`vials` new vials of the lot came in."""
+    """`vials` new vials of the lot came in, at `vial_cost` each in the clinic's currency when
+    it is known."""
     if vials < 1:
         raise ValidationError({"vials": "must be at least 1."})
+    if vial_cost is not None:
+        check_cost(vial_cost, lot.product.clinic.currency)
     return StockMovement.objects.create(
         lot=lot,
         kind=StockMovement.Kind.RECEIVED,
         vials=vials,
         ml=vials * lot.product.vial_ml,
+        vial_cost=vial_cost,
         reason=reason.strip(),
         at=at or timezone.now(),
         by=user,
     )
+
+
+def check_cost(cost: Decimal, currency: str) -> None:
+    """A vial's cost is 0 or more, and exact in the currency's minor unit (cents for USD, whole
+    yen): it is never rounded on the way in."""
+    if cost < 0:
+        raise ValidationError({"vial_cost": "cannot be less than 0."})
+    if cost != money.rounded(cost, currency):
+        places = money.places(currency)
+        exact = "is a whole number" if not places else f"has at most {places} decimal places"
+        raise ValidationError({"vial_cost": f"a cost in {currency} {exact}."})
 
 
 def record_waste(lot: Lot, ml: Decimal, reason: str, *, user: Any) -> StockMovement:
@@ -221,18 +246,21 @@ def vial_plan(
     chosen: dict[int, Vial] | None = None,
     *,
     lock: bool = False,
+    fresh: Iterable[int] = (),
 ) -> dict[int, Draw]:
-    """The vial each lot is drawn from at `moment`, by lot id: the one chosen, else for a
-    multi-dose product the oldest vial of the lot open then, not closed and within its
-    beyond-use time, else none (a new vial, opened for the injection). A vial past its time is
-    never chosen for the caller: only a caller who names it, because it was drawn from, is
-    refused. `lock` locks the vials read, for charting."""
+    """The vial each lot is drawn from at `moment`, by lot id: the one chosen, else a new one
+    for the lots in `fresh` (the caller asked to open a new vial), else for a multi-dose
+    product the oldest vial of the lot open then, not closed and within its beyond-use time,
+    else none (a new vial, opened for the injection). A vial past its time is never chosen for
+    the caller: only a caller who names it, because it was drawn from, is refused. `lock` locks
+    the vials read, for charting."""
     chosen = dict(chosen or {})
+    fresh = set(fresh)
     by_lot = {lot.pk: lot for lot in lots}
     wanted = [
         pk
         for pk, lot in by_lot.items()
-        if pk not in chosen and lot.product.vial == Product.Vial.MULTI_DOSE
+        if pk not in chosen and pk not in fresh and lot.product.vial == Product.Vial.MULTI_DOSE
     ]
     found: dict[int, Vial] = {}
     if wanted:
@@ -362,3 +390,185 @@ def alerts(clinic_id: int, now: dt.datetime, *, within_days: int = 3) -> StockAl
         .order_by("name")
     )
     return StockAlerts(vials, [p for p in products if p.unopened <= p.reorder_vials])
+
+
+def expiring(
+    clinic_id: int, today: dt.date, *, within_days: int = NEAR_EXPIRY_DAYS
+) -> list[LotStock]:
+    """Lots, not recalled, that expire within `within_days` of `today` or have expired, and
+    still have stock by their ledger (unopened vials, or mL in open vials), soonest first. A lot
+    with nothing left needs nobody; a recalled lot has its own notices."""
+    lots = Lot.objects.filter(
+        product__clinic_id=clinic_id,
+        recalled=False,
+        expires_on__lte=today + dt.timedelta(days=within_days),
+    ).select_related("product")
+    found = on_hand(lots)
+    return sorted(
+        (s for s in found.values() if s.unopened > 0 or s.ml > 0),
+        key=lambda s: (s.lot.expires_on, s.lot.product.name, s.lot.lot_number),
+    )
+
+
+# The stock's value at cost: the manager's stock page and GET /stock.
+
+
+@dataclass
+class LotValue:
+    """One usable lot's stock and its value at cost. `paid` and `bought` are what its
+    deliveries with a cost paid, and for how many vials: its cost of a vial is their ratio."""
+
+    stock: LotStock
+    counted: bool  # a delivery or a count of the lot is on record
+    paid: Decimal | None  # None: no delivery of the lot recorded a cost
+    bought: int
+    currency: str
+    now: dt.datetime
+
+    @property
+    def lot(self) -> Lot:
+        return self.stock.lot
+
+    @property
+    def open_ml(self) -> Decimal:
+        return _ml(sum((o.left_ml for o in self.stock.open_vials), ZERO))
+
+    @property
+    def vial_cost(self) -> Decimal | None:
+        """The cost of one vial, rounded to the currency's minor unit, for display."""
+        if self.paid is None:
+            return None
+        return money.rounded(self.paid / self.bought, self.currency)
+
+    @property
+    def has_stock(self) -> bool:
+        return self.stock.unopened > 0 or self.open_ml > 0
+
+    @property
+    def value(self) -> Decimal | None:
+        """Unopened vials at their cost, and the mL left in each open vial at its share of a
+        vial's cost (an open vial past its beyond-use time counts for nothing: it is thrown
+        away), rounded once to the currency's minor unit. None when the lot has stock and no
+        cost; 0 when it has no stock."""
+        if not self.has_stock:
+            return money.rounded(ZERO, self.currency)
+        if self.paid is None:
+            return None
+        per_ml = self.lot.product.vial_ml
+        in_time = sum(
+            (
+                o.left_ml
+                for o in self.stock.open_vials
+                if o.vial.beyond_use_at is None or o.vial.beyond_use_at > self.now
+            ),
+            ZERO,
+        )
+        # Multiplied before it is divided, so that what was bought and not used is worth
+        # exactly what was paid for it.
+        exact = (self.stock.unopened * per_ml + in_time) * self.paid / (self.bought * per_ml)
+        return money.rounded(exact, self.currency)
+
+
+@dataclass
+class ProductValue:
+    product: Product
+    lots: list[LotValue]
+
+    @property
+    def unopened(self) -> int:
+        return sum(v.stock.unopened for v in self.lots)
+
+    @property
+    def open_ml(self) -> Decimal:
+        return _ml(sum((v.open_ml for v in self.lots), ZERO))
+
+    @property
+    def value(self) -> Decimal:
+        """The sum of its lots' values that are known (each already rounded), so that the
+        page's and the CSV's rows add up to their total."""
+        return sum((v.value for v in self.lots if v.value is not None), ZERO)
+
+    @property
+    def uncosted(self) -> list[LotValue]:
+        """Its lots with stock whose cost is not known: left out of the value."""
+        return [v for v in self.lots if v.value is None]
+
+    @property
+    def low(self) -> bool:
+        """At or below its reorder level, as Today says (no level set: never low)."""
+        level = self.product.reorder_vials
+        return level > 0 and self.unopened <= level
+
+
+@dataclass
+class StockValue:
+    currency: str
+    products: list[ProductValue]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((p.value for p in self.products), ZERO)
+
+    @property
+    def uncosted(self) -> int:
+        return sum(len(p.uncosted) for p in self.products)
+
+    @property
+    def lots(self) -> list[LotValue]:
+        return [v for p in self.products for v in p.lots]
+
+
+def value(clinic: Any, products: Iterable[Product], now: dt.datetime) -> StockValue:
+    """Each product's usable stock (lots in date on the clinic's today and not recalled: what
+    Today's reorder warning counts too) and its value at cost, in five queries whatever the
+    number of lots. Active products are all listed; an inactive one only while it has stock."""
+    today = now.astimezone(clinic.tz).date()
+    chosen = {p.pk: p for p in products}
+    lots = list(
+        Lot.objects.filter(product_id__in=chosen, recalled=False, expires_on__gte=today).order_by(
+            "expires_on", "lot_number"
+        )
+    )
+    for lot in lots:
+        lot.product = chosen[lot.product_id]
+    by_product: dict[int, list[LotValue]] = {pk: [] for pk in chosen}
+    for found in lot_values(lots, clinic.currency, now).values():
+        by_product[found.lot.product_id].append(found)
+    rows = [ProductValue(p, by_product[p.pk]) for p in sorted(chosen.values(), key=_by_name)]
+    return StockValue(
+        clinic.currency,
+        [r for r in rows if r.product.active or any(v.has_stock for v in r.lots)],
+    )
+
+
+def lot_values(lots: list[Lot], currency: str, now: dt.datetime) -> dict[int, LotValue]:
+    """Each lot's stock and value at cost, by lot id, in the order given, in four queries.
+
+    A lot's cost of a vial is what its deliveries with a cost paid, divided by their vials:
+    most lots come in one delivery at one price, and otherwise it is their average weighted
+    by the vials of each. Summed here in Decimal, since SQLite sums decimals as floats."""
+    stock = on_hand(lots)
+    counted = set(
+        StockMovement.objects.filter(
+            lot__in=lots, kind__in=[StockMovement.Kind.RECEIVED, StockMovement.Kind.COUNT]
+        ).values_list("lot_id", flat=True)
+    )
+    paid: dict[int, tuple[Decimal, int]] = {}
+    deliveries = StockMovement.objects.filter(
+        lot__in=lots, kind=StockMovement.Kind.RECEIVED, vial_cost__isnull=False
+    ).values_list("lot_id", "vials", "vial_cost")
+    for lot_id, vials, cost in deliveries:
+        assert cost is not None  # filtered above
+        total, bought = paid.get(lot_id, (ZERO, 0))
+        paid[lot_id] = (total + vials * cost, bought + vials)
+    out = {}
+    for lot in lots:
+        spent, bought = paid.get(lot.pk, (ZERO, 0))
+        out[lot.pk] = LotValue(
+            stock[lot.pk], lot.pk in counted, spent if bought else None, bought, currency, now
+        )
+    return out
+
+
+def _by_name(product: Product) -> tuple[str, int]:
+    return (product.name.casefold(), product.pk)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject, empty
 
@@ -18,7 +19,8 @@ access_log = logging.getLogger("mesoclinic.access")
 # No inline script and no inline style: every script and stylesheet is a file under /static/.
 # An injected <script> or onclick= therefore does not run. Images may be data: and blob: URLs,
 # which the signature pad and the photo comparison draw. No page may be framed by another site,
-# and forms post only to this site.
+# and forms post only to this site, whose answer may send the browser on to the card provider's
+# payment page (content_security_policy).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -35,6 +37,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 Middleware = Callable[[HttpRequest], HttpResponse]
+
+
+def content_security_policy() -> str:
+    """The policy, with the card provider's payment page among the places a form may lead: a
+    browser holds a form's redirect to the form-action list too."""
+    origin = settings.STRIPE_CHECKOUT_ORIGIN
+    if not origin:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", f"form-action 'self' {origin}")
 
 
 def _user_id(request: HttpRequest) -> int | None:
@@ -133,7 +144,7 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.setdefault("Content-Security-Policy", content_security_policy())
         if "no-store" not in response.get("Cache-Control", ""):
             response["Cache-Control"] = "no-store"
         return response

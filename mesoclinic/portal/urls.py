@@ -1,7 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from mesoclinic.portal import diary, home, intake, messages, notices, views, visits, watch
+from mesoclinic.portal import (
+    diary,
+    home,
+    intake,
+    messages,
+    notices,
+    payments,
+    views,
+    visits,
+    watch,
+)
 
 app_name = "portal"
 
@@ -34,6 +44,11 @@ urlpatterns = [
     path("diary/side-effects/<int:effect_id>/", diary.side_effect, name="side_effect"),
     path("messages/", messages.thread, name="messages"),
     path("notices/", notices.notices, name="notices"),
+    path("payments/", payments.payments, name="payments"),
+    path("payments/return/", payments.paid, name="paid"),
+    path("quotes/<int:quote_id>/", payments.quote, name="quote"),
+    path("quotes/<int:quote_id>.pdf", payments.quote_pdf, name="quote_pdf"),
+    path("invoices/<int:invoice_id>/pay/", payments.pay, name="pay"),
     path("watch/", watch.questions, name="watch"),
     path("watch/<int:prompt_id>/", watch.answer, name="watch_answer"),
     path("notices/<int:notice_id>/", notices.notice, name="notice"),

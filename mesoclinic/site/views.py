@@ -28,7 +28,7 @@ from mesoclinic.access import access_marketing_photo
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.accounts.throttle import client_ip
 from mesoclinic.lib import formats
-from mesoclinic.ops.middleware import CONTENT_SECURITY_POLICY
+from mesoclinic.ops.middleware import content_security_policy
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.protocols.vocab import Area, Indication
@@ -58,8 +58,10 @@ def _csp(clinic: Clinic, images: list[str] | None = None) -> str:
             if origin not in origins:
                 origins.append(origin)
     if not origins:
-        return CONTENT_SECURITY_POLICY
-    return CONTENT_SECURITY_POLICY.replace("img-src 'self'", f"img-src 'self' {' '.join(origins)}")
+        return content_security_policy()
+    return content_security_policy().replace(
+        "img-src 'self'", f"img-src 'self' {' '.join(origins)}"
+    )
 
 
 def _page(

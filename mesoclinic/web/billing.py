@@ -30,8 +30,9 @@ from mesoclinic.access import (
 )
 from mesoclinic.accounts.auditlog import safe_cell
 from mesoclinic.accounts.models import AuditEvent, audit
-from mesoclinic.billing import actions, money, packages, reports
+from mesoclinic.billing import actions, fees, money, packages, quotes, reports
 from mesoclinic.billing.models import Invoice, LedgerEntry, Payment, PriceItem
+from mesoclinic.billing.policy import policy_for
 from mesoclinic.lib import limits
 from mesoclinic.web.context import caller
 from mesoclinic.web.documents import invoice_content
@@ -94,7 +95,11 @@ class PackageForm(forms.Form):
 
 class PaymentForm(forms.Form):
     amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=3)
-    method = forms.ChoiceField(label="How the patient paid", choices=Payment.Method.choices)
+    # A card paid online is recorded from the provider's notice, never by hand.
+    method = forms.ChoiceField(
+        label="How the patient paid",
+        choices=[c for c in Payment.Method.choices if c[0] != Payment.Method.ONLINE_CARD],
+    )
     reference = forms.CharField(
         max_length=100,
         required=False,
@@ -167,12 +172,18 @@ def sell_package(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @login_required
 def account(
-    request: HttpRequest, patient_id: int, package_form: PackageForm | None = None
+    request: HttpRequest,
+    patient_id: int,
+    package_form: PackageForm | None = None,
+    quote_form: Any = None,
 ) -> HttpResponse:
+    from mesoclinic.web.quotes import quote_form as new_quote_form
+
     who = caller(request)
     patient = access_patient(who, patient_id, MONEY, view=True)
     prices = list(prices_for(who).filter(active=True).select_related("clinic"))
-    posted = request.POST if request.method == "POST" and package_form is None else None
+    other_form = package_form is not None or quote_form is not None
+    posted = request.POST if request.method == "POST" and not other_form else None
     form = InvoiceForm(posted, prices=prices)
     if posted is not None and form.is_valid():
         try:
@@ -189,6 +200,7 @@ def account(
     )
     for invoice in invoices:
         invoice.figures = actions.amounts(invoice) if invoice.kind == "invoice" else None  # type: ignore[attr-defined]
+    package_states = packages.states(patient=patient)
     return render(
         request,
         "web/billing/account.html",
@@ -200,8 +212,12 @@ def account(
             "ledger": LedgerEntry.objects.filter(patient=patient).order_by("-at", "-id")[:50],
             "form": form,
             "prices": prices,
-            "packages": packages.states(patient=patient),
+            "packages": package_states,
             "package_form": package_form or PackageForm(courses=_open_courses(patient)),
+            "quotes": patient.quotes.select_related("course__protocol", "package__invoice"),
+            "quote_form": quote_form or new_quote_form(patient, who),
+            "fees": fees.pending(patient),
+            "acceptance": patient.policy_acceptances.first(),
         },
         status=400 if request.method == "POST" else 200,
     )
@@ -216,6 +232,9 @@ def _invoice_page(
 ) -> HttpResponse:
     figures = actions.amounts(invoice) if invoice.kind == Invoice.Kind.INVOICE else None
     payments = list(invoice.payments.select_related("by", "refund_of").order_by("at", "id"))
+    package = getattr(invoice, "package", None) if figures else None
+    quote = getattr(package, "quote", None) if package else None
+    deposit_due = quotes.deposit_due(quote) if quote else None
     return render(
         request,
         "web/billing/invoice.html",
@@ -227,6 +246,10 @@ def _invoice_page(
             "pay_form": pay or PaymentForm(initial={"amount": figures["due"] if figures else 0}),
             "credit_form": credit or CreditForm(),
             "currency": invoice.currency,
+            "quote": quote,
+            "deposit_due": deposit_due,
+            "online": policy_for(invoice.clinic).online,
+            "waiting": invoice.checkouts.filter(status="open").exists() if figures else False,
         },
         status=status,
     )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mesoclinic.web import billing, documents
+from mesoclinic.web import billing, documents, quotes, revenue
 
 urlpatterns = [
     path("patients/<int:patient_id>/account/", billing.account, name="account"),
@@ -13,8 +13,19 @@ urlpatterns = [
     path("invoices/<int:invoice_id>/payments/", billing.take_payment, name="take_payment"),
     path("invoices/<int:invoice_id>/credit-notes/", billing.credit_note, name="credit_note"),
     path("payments/<int:payment_id>/refunds/", billing.refund, name="refund"),
+    path("patients/<int:patient_id>/quotes/", quotes.new_quote, name="new_quote"),
+    path("quotes/<int:quote_id>/", quotes.quote_detail, name="quote"),
+    path("quotes/<int:quote_id>.pdf", documents.quote_pdf, name="quote_pdf"),
+    path("quotes/<int:quote_id>/withdraw/", quotes.withdraw_quote, name="withdraw_quote"),
+    path("invoices/<int:invoice_id>/pay-online/", quotes.pay_online, name="pay_online"),
+    path("payments/online/return/", quotes.checkout_return, name="checkout_return"),
+    path("payments/stripe/<int:clinic_id>/webhook/", quotes.stripe_webhook, name="stripe_webhook"),
+    path("visits/<int:appointment_id>/fee/", quotes.charge_fee, name="charge_fee"),
+    path("packages/<int:package_id>/settle/", quotes.settle_package, name="settle_package"),
+    path("manage/payment-policy/", quotes.payment_policy, name="payment_policy"),
     path("manage/prices/", billing.price_list, name="price_list"),
     path("manage/prices/<int:price_id>/", billing.edit_price, name="edit_price"),
     path("manage/daily-close/", billing.daily_close, name="daily_close"),
     path("manage/outstanding/", billing.outstanding, name="outstanding"),
+    path("manage/revenue/", revenue.revenue, name="revenue"),
 ]

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from mesoclinic.access import access_course
 from mesoclinic.accounts.models import User
+from mesoclinic.billing import quotes
 from mesoclinic.scheduling import actions, logic, planning
 from mesoclinic.scheduling.actions import BookingRefused
 from mesoclinic.scheduling.models import Weekday
@@ -145,11 +146,13 @@ def book_course(request: HttpRequest, course_id: int) -> HttpResponse:
             not_before=form.not_before_moment(tz),
             prefs=form.preferences(),
         )
-    return render(
-        request,
-        "web/book_course.html",
-        {"page": "patients", "course": course, "form": form, "plan": plan},
-    )
+    context = {"page": "patients", "course": course, "form": form, "plan": plan}
+    quote = course.quotes.filter(status="accepted").select_related("package__invoice").first()
+    if quote is not None and quote.package is not None:
+        context["deposit_due"] = quotes.deposit_due(quote)
+        context["deposit_invoice"] = quote.package.invoice_id
+        context["deposit_invoice_number"] = quote.package.invoice.number
+    return render(request, "web/book_course.html", context)
 
 
 @login_required

@@ -13,11 +13,18 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
 
-from mesoclinic.access import MONEY, access_consent, access_course, access_invoice, access_session
+from mesoclinic.access import (
+    MONEY,
+    access_consent,
+    access_course,
+    access_invoice,
+    access_quote,
+    access_session,
+)
 from mesoclinic.accounts.models import AuditEvent, Clinic, audit
 from mesoclinic.billing import actions as billing
 from mesoclinic.billing import money
-from mesoclinic.billing.models import Invoice
+from mesoclinic.billing.models import Invoice, Quote
 from mesoclinic.courses.models import Course, Session
 from mesoclinic.patients.models import Consent
 from mesoclinic.protocols.vocab import Area, Indication
@@ -195,7 +202,7 @@ def invoice_content(invoice: Invoice) -> bytes:
                 line.description,
                 line.quantity,
                 money.words(line.unit_amount, c),
-                f"{line.tax_rate.normalize()} %",
+                f"{money.percent(line.tax_rate)} %",
                 money.words(line.net, c),
             )
             for line in invoice.lines.all()
@@ -218,3 +225,49 @@ def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
         patient_id=invoice.patient_id,
         document="invoice",
     )
+
+
+def quote_content(quote: Quote) -> bytes:
+    """A quote as the patient reads it and, once accepted, its signature."""
+    clinic = quote.clinic
+    accepted: list[tuple[str, str]] = []
+    if quote.status == Quote.Status.ACCEPTED and quote.accepted_at:
+        at = clinic.local(quote.accepted_at)
+        where = "In the portal" if quote.accepted_in == "portal" else "In the clinic"
+        witness = quote.witnessed_by.display_name if quote.witnessed_by else "—"
+        accepted = [
+            ("Signed by", quote.signed_name),
+            ("Signed at", f"{pdf.moment(at)} ({at.tzinfo})"),
+            ("Where", where),
+            ("Method", quote.get_method_display()),
+            ("Witnessed by", witness),
+        ]
+    elif quote.status == Quote.Status.WITHDRAWN:
+        accepted = [("State", "Withdrawn: this quote can no longer be accepted.")]
+    title = f"Quote {quote.pk}"
+    return pdf.quote_pdf(
+        _letterhead(clinic, title),
+        title=title,
+        text=quote.text,
+        text_sha256=quote.text_sha256,
+        accepted=accepted,
+        signature=quote.signature if accepted and quote.signed_name else None,
+    )
+
+
+def quote_document(request: HttpRequest, quote: Quote) -> HttpResponse:
+    return _pdf(
+        request,
+        quote_content(quote),
+        f"quote-{quote.pk}.pdf",
+        clinic=quote.clinic,
+        obj=quote,
+        patient_id=quote.patient_id,
+        document="quote",
+    )
+
+
+@login_required
+@require_safe
+def quote_pdf(request: HttpRequest, quote_id: int) -> HttpResponse:
+    return quote_document(request, access_quote(caller(request), quote_id, MONEY))

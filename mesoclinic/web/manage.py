@@ -32,6 +32,7 @@ from mesoclinic.access import (
     products_for,
 )
 from mesoclinic.accounts.models import AuditEvent, Membership, User, audit
+from mesoclinic.billing import money
 from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.formulary import stock
 from mesoclinic.formulary.models import (
@@ -203,13 +204,19 @@ def lot_page(
 
 
 def _stock_context(lot: Lot, stock_form: StockForm | None = None) -> dict[str, Any]:
+    now = timezone.now()
+    currency = lot.product.clinic.currency
+    found = stock.lot_values([lot], currency, now)[lot.pk]
     return {
-        "stock": stock.on_hand([lot])[lot.pk],
-        "stock_form": stock_form or StockForm(),
+        "stock": found.stock,
+        # Its cost of a vial and its value at cost, from its deliveries' costs.
+        "lot_value": found,
+        "currency": currency,
+        "stock_form": stock_form or StockForm(currency=currency),
         "close_form": CloseVialForm(),
         "movements": list(lot.movements.select_related("by", "vial").order_by("-at", "-id")[:20]),
-        "counted": lot.movements.filter(kind__in=["received", "count"]).exists(),
-        "now": timezone.now(),
+        "counted": found.counted,
+        "now": now,
     }
 
 
@@ -218,14 +225,20 @@ def change_stock(request: HttpRequest, lot_id: int) -> HttpResponse:
     """Vials received, mL wasted or a shelf count, from the lot's page."""
     who = caller(request)
     lot = access_lot(who, lot_id, MANAGER)
-    form = StockForm(request.POST)
+    form = StockForm(request.POST, currency=lot.product.clinic.currency)
     if request.method == "POST" and form.is_valid():
         kind, amount = form.cleaned_data["kind"], form.cleaned_data["amount"]
         reason = form.cleaned_data["reason"]
         moved: StockMovement | None
         with transaction.atomic():
             if kind == "received":
-                moved = stock.receive(lot, int(amount), user=request.user, reason=reason)
+                moved = stock.receive(
+                    lot,
+                    int(amount),
+                    user=request.user,
+                    reason=reason,
+                    vial_cost=form.cleaned_data["vial_cost"],
+                )
             elif kind == "waste":
                 moved = stock.record_waste(lot, amount, reason, user=request.user)
             else:
@@ -239,6 +252,7 @@ def change_stock(request: HttpRequest, lot_id: int) -> HttpResponse:
                 stock=kind,
                 vials=moved.vials if moved else 0,
                 ml=str(moved.ml) if moved else "0",
+                vial_cost=str(moved.vial_cost) if moved and moved.vial_cost is not None else None,
             )
         if kind == "count" and moved is None:
             messages.success(request, "The count agrees with the stock; nothing was changed.")
@@ -298,6 +312,57 @@ def close_lot_vial(request: HttpRequest, vial_id: int) -> HttpResponse:
     elif request.method == "POST":
         messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
     return redirect("web:manage_lot", lot_id=vial.lot_id)
+
+
+# The stock of every product and its value at cost.
+
+STOCK_CSV_HEADER = [
+    "product",
+    "supplier",
+    "unopened_vials",
+    "ml_in_open_vials",
+    "value_at_cost",
+    "currency",
+    "reorder_at_vials",
+    "reorder_now",
+    "lots_without_cost",
+]
+
+
+@login_required
+def stock_page(request: HttpRequest) -> HttpResponse:
+    """Each product's unopened vials, mL in open vials, value at cost and reorder level, over
+    its lots that may be used; `?format=csv` downloads the products' rows. Managers only: the
+    costs are what the clinic paid."""
+    who = caller(request)
+    products = products_for(who, MANAGER)
+    clinic = who.clinic
+    found = stock.value(clinic, products, timezone.now())
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="stock.csv"'
+        writer = csv.writer(response)
+        writer.writerow(STOCK_CSV_HEADER)
+        for row in found.products:
+            writer.writerow(
+                [
+                    _cell(row.product.name),
+                    _cell(row.product.supplier),
+                    row.unopened,
+                    row.open_ml,
+                    money.rounded(row.value, found.currency),
+                    found.currency,
+                    row.product.reorder_vials,
+                    "yes" if row.low else "no",
+                    len(row.uncosted),
+                ]
+            )
+        return response
+    return render(
+        request,
+        "web/manage/stock.html",
+        {"page": "formulary", "stock": found, "today": clinic.local(timezone.now()).date()},
+    )
 
 
 CSV_HEADER = [

@@ -11,6 +11,7 @@ from django import forms
 from django.db.models import Q
 
 from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence, User
+from mesoclinic.formulary import stock
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient, Vial
 from mesoclinic.lib import limits
 from mesoclinic.protocols.vocab import Indication
@@ -193,10 +194,35 @@ class StockForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Waste and counts need one: what was thrown away and why, or who counted.",
     )
+    vial_cost = forms.DecimalField(
+        label="Cost of a vial",
+        required=False,
+        min_value=Decimal("0"),
+        max_value=Decimal("1000000"),
+        max_digits=14,
+        decimal_places=3,
+        help_text="For a delivery: what one vial cost, in the clinic's currency. The stock's "
+        "value at cost counts it.",
+    )
+
+    def __init__(self, *args: Any, currency: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        if currency:
+            self.fields["vial_cost"].label = f"Cost of a vial ({currency})"
 
     def clean(self) -> dict[str, Any]:
         data: dict[str, Any] = super().clean() or {}
         kind, amount = data.get("kind"), data.get("amount")
+        cost = data.get("vial_cost")
+        if cost is not None and kind != "received":
+            self.add_error("vial_cost", "Only a delivery has a cost; leave it empty.")
+        elif cost is not None and self.currency:
+            try:
+                stock.check_cost(cost, self.currency)
+            except forms.ValidationError as exc:
+                said = exc.message_dict["vial_cost"][0]
+                self.add_error("vial_cost", said[:1].upper() + said[1:])
         if kind in ("received", "count") and amount is not None and amount != int(amount):
             self.add_error("amount", "Vials are counted in whole numbers.")
         if kind == "received" and amount is not None and amount < 1:

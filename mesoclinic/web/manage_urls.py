@@ -18,6 +18,7 @@ from mesoclinic.web import (
 
 urlpatterns: list[URLPattern] = [
     path("formulary/", manage.formulary, name="manage_formulary"),
+    path("stock/", manage.stock_page, name="manage_stock"),
     path("formulary/products/new/", manage.add_product, name="manage_add_product"),
     path("formulary/products/<int:product_id>/lots/new/", manage.add_lot, name="manage_add_lot"),
     path("lots/<int:lot_id>/", manage.lot_detail, name="manage_lot"),

@@ -951,3 +951,33 @@ def invoice_pdf(
     story.append(Spacer(1, 10))
     story.append(_p(head.clinic + (f", {head.city}" if head.city else "")))
     return _build(head, story, subject=title)
+
+
+def quote_pdf(
+    head: Letterhead,
+    *,
+    title: str,
+    text: str,
+    text_sha256: str,
+    accepted: Sequence[tuple[str, str]],
+    signature: str | None,
+) -> bytes:
+    """A quote exactly as the patient reads and signs it, then, once accepted, the signature,
+    who signed and when, and the SHA-256 of the text, checked against the text above it."""
+    story: list[Flowable | Group] = _title(title, "Quote")
+    story.extend(_consent_text(text))
+    story.append(_heading("Acceptance"))
+    matches = hashlib.sha256(text.encode("utf-8")).hexdigest() == text_sha256
+    check = (
+        "It matches the text printed above."
+        if matches
+        else "WARNING: it does not match the text printed above."
+    )
+    facts: list[tuple[str, Any]] = list(accepted) or [("State", "Not accepted yet.")]
+    facts.append(("SHA-256 of the text", [_p(text_sha256, "hash"), _p(check, "small")]))
+    block: list[Flowable] = []
+    if signature is not None:
+        block += [_signature_box(signature), Spacer(1, 6)]
+    block.append(_facts(facts, label_width=44 * mm))
+    story.append(Group(block))
+    return _build(head, story, subject=title)

@@ -10,6 +10,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
+from mesoclinic.billing.money import percent as money_percent
 from mesoclinic.billing.money import words as money_words
 from mesoclinic.lib import formats
 
@@ -55,6 +56,12 @@ def on_clinic_today(value: dt.datetime | None, clinic: Any) -> bool:
     if value is None or clinic is None:
         return False
     return formats.local_date(value, clinic) == formats.local_date(timezone.now(), clinic)
+
+
+@register.filter
+def percent(value: Decimal | None) -> str:
+    """A rate in per cent as people write it: `{{ line.tax_rate|percent }} %` gives "20 %"."""
+    return "" if value is None else money_percent(Decimal(value))
 
 
 @register.filter

@@ -1,6 +1,7 @@
 """`mesoclinic worker`: the one background process. Each tick plans reminders, sends the due
 ones, plans and sends infection-watch prompts (safety/watch.py), text messages, recall notices
-and maintenance invitations (notify/actions.py), passes expired waitlist offers on
+and maintenance invitations (notify/actions.py), emails each clinic's managers the day's stock
+alerts once a day (formulary/alerts.py), passes expired waitlist offers on
 (portal/waitlist.py), and moves side effects that
 outlasted their expected duration on (courses.actions). Every SURVEIL_INTERVAL_HOURS it runs
 safety surveillance for each clinic (safety/surveil.py).
@@ -24,6 +25,7 @@ from django.db import close_old_connections
 
 from mesoclinic.accounts import licences
 from mesoclinic.courses.actions import do_sweep_side_effects
+from mesoclinic.formulary import alerts as stock_alerts
 from mesoclinic.notify import actions as notify
 from mesoclinic.ops.models import WorkerHeartbeat
 from mesoclinic.portal import waitlist
@@ -100,6 +102,14 @@ class Command(BaseCommand):
         # Text messages (visit texts to patients who agreed, recall notices' texts), recall
         # notices' emails and maintenance invitations (mesoclinic/notify/actions.py).
         notify.send_due(
+            self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
+        )
+        # The day's stock alerts, to each clinic's managers once a day from STOCK_ALERTS_HOUR
+        # on the clinic's clock, when something needs attention (formulary/alerts.py).
+        days = stock_alerts.do_plan()
+        if days:
+            self.say(f"planned the stock alerts of {days} clinic{'s' if days != 1 else ''}")
+        stock_alerts.send_due(
             self.worker, limit=self.batch, report=self.report, stop=self.stopping.is_set
         )
         # Waitlist offers whose time ran out go to the next patient (portal/waitlist.py).
