@@ -15,6 +15,22 @@ from django.db import models
 from mesoclinic.accounts.models import Clinic
 
 
+class WrittenOnce(models.Model):
+    """A row that is written once and never changed: saving it again raises `never_changed`,
+    which says what to do instead. (A queryset's update() is the deliberate way around it, used
+    for a quote's acceptance alone.)"""
+
+    never_changed = "This record is never changed."
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValidationError(self.never_changed)
+        super().save(*args, **kwargs)
+
+
 def _amount(*validators: Any, **kwargs: Any) -> models.DecimalField[Any, Any]:
     """An amount of money: three decimal places hold every currency's minor unit."""
     return models.DecimalField(
@@ -69,7 +85,7 @@ class InvoiceCounter(models.Model):
         return f"{self.clinic_id}: {self.last}"
 
 
-class Invoice(models.Model):
+class Invoice(WrittenOnce):
     """An invoice or a credit note, as issued. Amounts are positive for both; a credit note
     names the invoice it corrects and lowers the patient's balance."""
 
@@ -115,13 +131,10 @@ class Invoice(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.number}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError("An issued invoice is never changed: issue a credit note.")
-        super().save(*args, **kwargs)
+    never_changed = "An issued invoice is never changed: issue a credit note."
 
 
-class InvoiceLine(models.Model):
+class InvoiceLine(WrittenOnce):
     invoice = models.ForeignKey(Invoice, models.PROTECT, related_name="lines")
     description = models.CharField(max_length=300)
     quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
@@ -137,13 +150,10 @@ class InvoiceLine(models.Model):
     def __str__(self) -> str:
         return self.description
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError("An issued invoice is never changed: issue a credit note.")
-        super().save(*args, **kwargs)
+    never_changed = "An issued invoice is never changed: issue a credit note."
 
 
-class Payment(models.Model):
+class Payment(WrittenOnce):
     """Money in (a payment) or out (a refund of a payment), never changed once recorded."""
 
     class Kind(models.TextChoices):
@@ -191,13 +201,10 @@ class Payment(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.amount} {self.currency}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError("A recorded payment is never changed: record a refund.")
-        super().save(*args, **kwargs)
+    never_changed = "A recorded payment is never changed: record a refund."
 
 
-class LedgerEntry(models.Model):
+class LedgerEntry(WrittenOnce):
     """One money movement on a patient's account, never edited: an invoice adds what the
     patient owes, a credit note and a payment take it away, a refund adds it back. The balance
     is the sum of the entries."""
@@ -225,10 +232,7 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return self.description
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError("A ledger entry is never edited.")
-        super().save(*args, **kwargs)
+    never_changed = "A ledger entry is never edited."
 
 
 class Package(models.Model):
@@ -325,7 +329,7 @@ class PaymentPolicy(models.Model):
         return bool(self.stripe_secret_key and self.stripe_webhook_secret)
 
 
-class PolicyAcceptance(models.Model):
+class PolicyAcceptance(WrittenOnce):
     """A patient's acceptance of the clinic's cancellation and no-show terms, with the exact
     wording, its hash and its figures as they were, and when."""
 
@@ -347,13 +351,10 @@ class PolicyAcceptance(models.Model):
     def __str__(self) -> str:
         return f"Payment terms accepted {self.accepted_at:%Y-%m-%d}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValidationError("An accepted policy is never changed.")
-        super().save(*args, **kwargs)
+    never_changed = "An accepted policy is never changed."
 
 
-class Quote(models.Model):
+class Quote(WrittenOnce):
     """A quote for a course: its lines (the planned sessions, or a package), a discount, tax,
     total and deposit, valid until a date, with the insurance notice and the payment terms.
     Its document text and hash are fixed when it is issued; the patient accepts that exact text
@@ -419,11 +420,7 @@ class Quote(models.Model):
     def __str__(self) -> str:
         return f"Quote {self.pk}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # Its acceptance or withdrawal is an update of those fields alone (billing/quotes.py).
-        if not self._state.adding:
-            raise ValidationError("An issued quote is never changed: issue a new one.")
-        super().save(*args, **kwargs)
+    never_changed = "An issued quote is never changed: issue a new one."
 
 
 class QuoteLine(models.Model):

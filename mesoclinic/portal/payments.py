@@ -23,13 +23,13 @@ from mesoclinic.access import (
     invoices_for,
     quotes_for,
 )
-from mesoclinic.billing import actions, money, online, quotes
+from mesoclinic.billing import actions, money, quotes
 from mesoclinic.billing.models import Invoice, Quote
 from mesoclinic.billing.policy import policy_for
 from mesoclinic.portal.views import patient_caller, patient_page
 from mesoclinic.web import documents
 from mesoclinic.web.chart import reading_paragraphs
-from mesoclinic.web.quotes import returned_checkout
+from mesoclinic.web.quotes import begin_checkout, returned_checkout
 
 
 class AcceptQuoteForm(forms.Form):
@@ -138,14 +138,13 @@ def pay(request: HttpRequest, invoice_id: int) -> HttpResponse:
     due = actions.amounts(invoice)["due"]
     deposit = quotes.deposit_due(quote) if quote else Decimal("0")
     amount = deposit if request.POST.get("what") == "deposit" and deposit else due
-    back = request.build_absolute_uri(reverse("portal:paid"))
     try:
-        checkout = online.start(
+        checkout = begin_checkout(
+            request,
             invoice,
             amount,
-            user=request.user,
-            success_url=f"{back}?session={{CHECKOUT_SESSION_ID}}",
-            cancel_url=request.build_absolute_uri(reverse("portal:payments")),
+            back_to=reverse("portal:paid"),
+            cancel_to=reverse("portal:payments"),
         )
     except ValidationError as exc:
         flash.error(request, " ".join(exc.messages))

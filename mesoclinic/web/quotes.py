@@ -255,6 +255,21 @@ def withdraw_quote(request: HttpRequest, quote_id: int) -> HttpResponse:
 # Paying online.
 
 
+def begin_checkout(
+    request: HttpRequest, invoice: Any, amount: Decimal, *, back_to: str, cancel_to: str
+) -> OnlineCheckout:
+    """A card payment at the provider for `amount` of the invoice; the provider sends the
+    browser back to `back_to` with the session's id, or to `cancel_to`."""
+    back = request.build_absolute_uri(back_to)
+    return online.start(
+        invoice,
+        amount,
+        user=request.user,
+        success_url=f"{back}?session={{CHECKOUT_SESSION_ID}}",
+        cancel_url=request.build_absolute_uri(cancel_to),
+    )
+
+
 @login_required
 @require_POST
 def pay_online(request: HttpRequest, invoice_id: int) -> HttpResponse:
@@ -264,14 +279,13 @@ def pay_online(request: HttpRequest, invoice_id: int) -> HttpResponse:
     except ArithmeticError:
         messages.error(request, "Give the amount to pay online as a number.")
         return redirect("web:invoice", invoice_id=invoice.pk)
-    back = request.build_absolute_uri(reverse("web:checkout_return"))
     try:
-        checkout = online.start(
+        checkout = begin_checkout(
+            request,
             invoice,
             amount,
-            user=request.user,
-            success_url=f"{back}?session={{CHECKOUT_SESSION_ID}}",
-            cancel_url=request.build_absolute_uri(reverse("web:invoice", args=[invoice.pk])),
+            back_to=reverse("web:checkout_return"),
+            cancel_to=reverse("web:invoice", args=[invoice.pk]),
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
