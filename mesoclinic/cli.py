@@ -5,6 +5,7 @@ mesoclinic init [--clinic-name N …]        migrate, create the clinic and its 
 mesoclinic serve [--host H] [--port P]    the production server (waitress in one worker process
                 [--workers N] [--threads T]  per core); refuses to start with an unsafe
                                           configuration (see production_problems)
+mesoclinic move-to --database postgres://…  copy every row into an empty PostgreSQL database
 mesoclinic migrate | createsuperuser | …  any Django management command
 """
 
@@ -217,6 +218,22 @@ def init(argv: list[str]) -> int:
     return 0
 
 
+def move_to(argv: list[str]) -> int:
+    """Copy every row of the current database into an empty PostgreSQL database (the
+    `move_to` management command, mesoclinic/ops/move.py); a failure is one sentence on
+    standard error and exit code 1."""
+    _setup()
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    try:
+        call_command("move_to", *argv)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "init":
@@ -225,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo(argv[1:])
     if argv and argv[0] == "serve":
         return serve(argv[1:])
+    if argv and argv[0] == "move-to":
+        return move_to(argv[1:])
     _setup()
     from django.core.management import execute_from_command_line
 

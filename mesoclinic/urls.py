@@ -23,6 +23,8 @@ urlpatterns = [
     path("n/", include("mesoclinic.notify.urls")),
     # Each clinic's public site: no login (mesoclinic/site/).
     path("site/", include("mesoclinic.site.urls")),
+    # The FHIR R4B API (mesoclinic/fhir, docs/fhir.md): read and search, bearer token or session.
+    path("fhir/R4B/", include("mesoclinic.fhir.urls")),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

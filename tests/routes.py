@@ -276,6 +276,9 @@ def build_objects(scene: Scene, other: World) -> Objects:
         **scene.ids,
         "slug": world.clinic.slug,
         "question_id": question.pk,
+        # The FHIR API's routes are tried on the scene patient's Patient resource.
+        "resource_type": "Patient",
+        "resource_id": scene.patient.pk,
         "booked_token": signing.dumps(scene.appointment, salt=BOOKED_SALT),
         **ids_amend,
         "job_id": job.pk,

@@ -45,6 +45,10 @@ LINK = frozenset({"link"})  # a signed link: its page, whoever holds it
 PROVIDER = frozenset({"provider"})
 OWN_RECORD = CLINICAL | {PATIENT}  # staff record; a patient only their own satisfaction
 PORTAL = frozenset({PATIENT})  # the patient portal's pages: a patient's own login only
+# The FHIR API (mesoclinic/fhir): staff of the clinic and the patient for their own records,
+# tried on the patient's Patient resource; a refusal is 401 (an OperationOutcome), never the
+# login page, and a search by someone who may see none of it is an empty Bundle.
+FHIR = frozenset({"fhir"})
 
 # Every page of the web app: (method to try, level).
 WEB: dict[str, tuple[str, frozenset[str]]] = {
@@ -258,6 +262,10 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     # Visitors' questions, answered by clinical staff (web/questions.py).
     "site_questions": ("GET", CLINICAL),
     "site_answer": ("POST", CLINICAL),
+    # The FHIR R4B API (mesoclinic/fhir/): the CapabilityStatement is open to all.
+    "fhir_metadata": ("GET", PUBLIC),
+    "fhir_search": ("GET", FHIR),
+    "fhir_read": ("GET", FHIR),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 
@@ -387,6 +395,12 @@ def expected(
         return SERVED
     if level == PROVIDER:
         return 403
+    if level == FHIR:
+        if who in ("anonymous", "deactivated"):
+            return 401
+        if who in ("patient_other", "other_clinic") and "<str:resource_id>" in route:
+            return 404
+        return SERVED
     if level == REDIRECT:
         return 302
     if who in ("anonymous", "deactivated"):

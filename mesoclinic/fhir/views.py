@@ -1,0 +1,661 @@
+"""The FHIR R4B REST API: `metadata`, `read` and `search-type`, through the access layer.
+
+A caller is an API bearer token (`Authorization: Bearer …`, the same tokens as `/api/v1/`) or
+a signed-in browser. Every resource type is served from rows fetched with the access layer's
+`*_for` querysets at the level the JSON API uses for the same data, plus the patient's own
+login for the types that belong to a patient; reads and searches are audited as the API's are.
+Errors are OperationOutcome resources (docs/fhir.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.resource import Resource
+
+from mesoclinic import access
+from mesoclinic.access import CLINICAL, PATIENT, READ, Caller, caller_from_request
+from mesoclinic.accounts.models import Clinic
+from mesoclinic.api.auth import BearerAuth
+from mesoclinic.courses.models import AllergyReading, SessionInjection
+from mesoclinic.fhir import mapping
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+DEFAULT_COUNT = 50
+MAX_COUNT = 200
+# A clinic's staff at the API's level for the same data, and the patient for their own.
+OWN_READ = READ | {PATIENT}
+OWN_CLINICAL = CLINICAL | {PATIENT}
+
+
+class BadRequest(Exception):
+    """A search parameter the server does not support or cannot read; the message names it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of row a resource type is made from."""
+
+    rows: Callable[[Caller, frozenset[str]], QuerySet[Any]]
+    build: Callable[[Any], Resource]
+    prefix: str = ""  # the id's prefix when a type is made from two kinds of row
+    id_field: str = "pk"
+    patient: str | None = None  # the lookup to the patient's id
+    date: str | None = None  # the field the `date` parameter searches
+    updated: str | None = None  # the field `_lastUpdated` searches (a real last-change time)
+
+
+@dataclass(frozen=True)
+class Kind:
+    need: frozenset[str]
+    sources: tuple[Source, ...]
+    includes: tuple[str, ...] = field(default=())
+
+    @property
+    def patient(self) -> bool:
+        return all(s.patient for s in self.sources)
+
+    @property
+    def date(self) -> bool:
+        return all(s.date for s in self.sources)
+
+    @property
+    def updated(self) -> bool:
+        return all(s.updated for s in self.sources)
+
+
+def _patient_id(obj: Any, lookup: str | None) -> int | None:
+    if lookup is None:
+        return None
+    target = obj
+    for part in lookup.split("__"):
+        target = getattr(target, part)
+    return int(target) if target is not None else None
+
+
+# The rows of each kind, fetched through the access layer.
+
+
+def _clinics(caller: Caller, need: frozenset[str]) -> QuerySet[Clinic]:
+    """The caller's own clinic: a clinic is the Organization of its staff and its patients."""
+    if not caller.may(need):
+        caller.require(need)  # Raises the 403 (or the sign-in refusal) that fits the caller.
+    return Clinic.objects.filter(pk=caller.clinic_id or 0)
+
+
+def _members(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    return access.members_for(caller, need).select_related("user")
+
+
+def _sessions(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    return access.sessions_for(caller, need).select_related("course")
+
+
+def _injections(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    return SessionInjection.objects.filter(
+        session__in=access.sessions_for(caller, need)
+    ).select_related("session__course", "lot__product")
+
+
+def _readings(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    tests = access.allergy_tests_for(caller, need)
+    return (
+        AllergyReading.objects.filter(test__in=tests)
+        .exclude(result=AllergyReading.Result.NONE)
+        .select_related("test__course")
+    )
+
+
+def _allergies(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    from mesoclinic.patients.models import Allergy
+
+    # The access layer scopes allergies per object (access_allergy); the list is the
+    # allergies of the patients the caller may see.
+    return Allergy.objects.filter(patient__in=access.patients_for(caller, need)).select_related(
+        "ingredient"
+    )
+
+
+def _practitioner(member: Any) -> Resource:
+    from mesoclinic.accounts.models import PractitionerLicence
+
+    # The member's current licences in this clinic (a renewed one is superseded).
+    licences = list(
+        PractitionerLicence.objects.filter(
+            user_id=member.user_id, clinic_id=member.clinic_id, superseded_by__isnull=True
+        ).order_by("expires_on")
+    )
+    return mapping.practitioner(member, licences)
+
+
+def _procedure(s: Any) -> Resource:
+    areas = sorted({i.area for i in s.injections.all()})
+    return mapping.procedure(s, areas)
+
+
+def _care_plan(course: Any) -> Resource:
+    return mapping.care_plan(course, [s.pk for s in course.sessions.order_by("number")])
+
+
+def _side_effect(se: Any) -> Resource:
+    lots = {i.lot_id: i.lot for i in se.session.injections.select_related("lot__product")}
+    return mapping.side_effect(se, [lots[k] for k in sorted(lots)])
+
+
+KINDS: dict[str, Kind] = {
+    "Patient": Kind(OWN_READ, (Source(access.patients_for, mapping.patient, patient="pk"),)),
+    "Organization": Kind(OWN_READ, (Source(_clinics, mapping.organization),)),
+    "Practitioner": Kind(READ, (Source(_members, _practitioner, id_field="user_id"),)),
+    "PractitionerRole": Kind(READ, (Source(_members, mapping.practitioner_role),)),
+    "Location": Kind(READ, (Source(access.rooms_for, mapping.location),)),
+    "Procedure": Kind(
+        OWN_READ,
+        (Source(_sessions, _procedure, patient="course__patient_id", date="performed_at"),),
+        includes=("Procedure:patient",),
+    ),
+    "MedicationAdministration": Kind(
+        OWN_READ,
+        (
+            Source(
+                _injections,
+                mapping.medication_administration,
+                patient="session__course__patient_id",
+            ),
+        ),
+    ),
+    "Observation": Kind(
+        OWN_READ,
+        (
+            Source(
+                lambda c, n: access.measurements_for(c, n).select_related("course"),
+                mapping.observation,
+                patient="course__patient_id",
+                date="taken_at",
+            ),
+        ),
+    ),
+    "AllergyIntolerance": Kind(
+        OWN_CLINICAL,
+        (
+            Source(
+                _allergies,
+                mapping.allergy,
+                prefix=mapping.ALLERGY_PREFIX,
+                patient="patient_id",
+                date="recorded_at",
+            ),
+            Source(
+                _readings,
+                mapping.test_reaction,
+                prefix=mapping.REACTION_PREFIX,
+                patient="test__course__patient_id",
+                date="read_at",
+            ),
+        ),
+    ),
+    "Consent": Kind(
+        OWN_READ,
+        (
+            Source(
+                lambda c, n: access.consents_for(c, n).select_related("patient"),
+                mapping.consent,
+                patient="patient_id",
+                date="signed_at",
+                updated="recorded_at",
+            ),
+        ),
+    ),
+    "CarePlan": Kind(
+        OWN_READ,
+        (
+            Source(
+                lambda c, n: access.courses_for(c, n).select_related("protocol"),
+                _care_plan,
+                patient="patient_id",
+            ),
+        ),
+    ),
+    "Appointment": Kind(
+        OWN_READ,
+        (
+            Source(
+                access.appointments_for, mapping.appointment, patient="patient_id", date="starts_at"
+            ),
+        ),
+    ),
+    "AdverseEvent": Kind(
+        OWN_CLINICAL,
+        (
+            Source(
+                access.events_for,
+                mapping.adverse_event,
+                prefix=mapping.EVENT_PREFIX,
+                patient="patient_id",
+                date="onset_at",
+            ),
+            Source(
+                lambda c, n: access.side_effects_for(c, n).select_related("session__course"),
+                _side_effect,
+                prefix=mapping.SIDE_EFFECT_PREFIX,
+                patient="session__course__patient_id",
+                date="onset_at",
+            ),
+        ),
+    ),
+}
+
+
+# Answers.
+
+
+def _answer(data: dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(data), status=status, content_type=FHIR_JSON)
+
+
+_ISSUE_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+}
+
+
+def outcome(status: int, message: str) -> HttpResponse:
+    resource = OperationOutcome.model_validate(
+        {
+            "issue": [
+                {
+                    "severity": "error",
+                    "code": _ISSUE_CODES.get(status, "exception"),
+                    "diagnostics": message,
+                }
+            ]
+        }
+    )
+    response = _answer(mapping.as_json(resource), status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="mesoclinic"'
+    return response
+
+
+def _caller(request: HttpRequest) -> Caller | None:
+    """The bearer token's caller, else the browser session's; None for a token that is wrong,
+    expired or revoked (a wrong token is never taken for the browser's session)."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return BearerAuth().authenticate(request, token.strip())
+    return caller_from_request(request)
+
+
+def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """GET only, a caller, and every refusal as an OperationOutcome."""
+
+    @csrf_exempt
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = outcome(405, f"{request.method} is not supported: this server is read-only.")
+            response["Allow"] = "GET"
+            return response
+        caller = _caller(request)
+        if caller is None or caller.is_anonymous or not caller.is_active:
+            return outcome(401, "Authentication required: send a bearer token or sign in.")
+        try:
+            return view(request, caller, *args, **kwargs)
+        except BadRequest as e:
+            return outcome(400, str(e))
+        except PermissionDenied as e:
+            return outcome(403, str(e) or "Forbidden.")
+        except Http404 as e:
+            return outcome(404, str(e) or "Not found.")
+
+    wrapped.__name__ = view.__name__
+    wrapped.__doc__ = view.__doc__
+    return wrapped
+
+
+def _kind(resource_type: str) -> Kind:
+    found = KINDS.get(resource_type)
+    if found is None:
+        raise Http404(f"Unknown resource type: {resource_type}.")
+    return found
+
+
+def _source_for(kind: Kind, resource_id: str) -> tuple[Source, int] | None:
+    """Which source an id belongs to, and its key there; None for an id no row can have."""
+    for source in kind.sources:
+        if source.prefix and not resource_id.startswith(source.prefix):
+            continue
+        digits = resource_id[len(source.prefix) :]
+        if digits.isdigit() and len(digits) < 19:
+            return source, int(digits)
+    return None
+
+
+# Read.
+
+
+@_guarded
+def read(
+    request: HttpRequest, caller: Caller, resource_type: str, resource_id: str
+) -> HttpResponse:
+    kind = _kind(resource_type)
+    found = _source_for(kind, resource_id)
+    # The level is checked before the id is looked at, so a role below it is a 403 whatever
+    # the id; an id outside the caller's clinic or records is a 404 like one that never was.
+    rows = [s.rows(caller, kind.need) for s in kind.sources]
+    if found is None:
+        raise Http404(f"No {resource_type} with id {resource_id}.")
+    source, key = found
+    obj = rows[kind.sources.index(source)].filter(**{source.id_field: key}).first()
+    if obj is None:
+        raise Http404(f"No {resource_type} with id {resource_id}.")
+    resource = source.build(obj)
+    access.audit_view(
+        caller,
+        obj,
+        patient_id=_patient_id(obj, source.patient),
+        fhir=f"{resource_type}/{resource_id}",
+    )
+    return _answer(mapping.as_json(resource))
+
+
+# Search.
+
+_COMMON = {"_count", "_offset", "_format", "_include"}
+_PREFIXES = ("eq", "lt", "le", "gt", "ge")
+
+
+def _clinic_tz(caller: Caller) -> Any:
+    if caller.membership is not None:
+        return caller.membership.clinic.tz
+    if caller.patient is not None:
+        return caller.patient.clinic.tz
+    return timezone.get_current_timezone()
+
+
+def _interval(name: str, value: str, tz: Any) -> tuple[str, dt.datetime, dt.datetime]:
+    """A date parameter as (prefix, start, end): the instant range its precision covers. A
+    date without a time is a day (or month, or year) of the clinic's calendar."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    text = value[2:] if value[:2] in _PREFIXES else value
+    if value[:2].isalpha() and value[:2] not in _PREFIXES:
+        raise BadRequest(f"Parameter {name}: the prefix {value[:2]} is not supported.")
+    m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", text)
+    try:
+        if m:
+            year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
+            start = dt.date(year, month, day)
+            if m[3]:
+                end = start + dt.timedelta(days=1)
+            elif m[2]:
+                end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            else:
+                end = start.replace(year=year + 1)
+            lo = dt.datetime.combine(start, dt.time(), tzinfo=tz)
+            hi = dt.datetime.combine(end, dt.time(), tzinfo=tz)
+            return prefix, lo, hi
+        moment = parse_datetime(text)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None or timezone.is_naive(moment):
+        raise BadRequest(
+            f"Parameter {name}: {value!r} is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD, or a "
+            "dateTime with a time zone)."
+        )
+    return prefix, moment, moment + dt.timedelta(seconds=1)
+
+
+def _date_filter(lookup: str, prefix: str, lo: dt.datetime, hi: dt.datetime) -> Q:
+    if prefix == "lt":
+        return Q(**{f"{lookup}__lt": lo})
+    if prefix == "le":
+        return Q(**{f"{lookup}__lt": hi})
+    if prefix == "gt":
+        return Q(**{f"{lookup}__gte": hi})
+    if prefix == "ge":
+        return Q(**{f"{lookup}__gte": lo})
+    return Q(**{f"{lookup}__gte": lo, f"{lookup}__lt": hi})
+
+
+def _number(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"Parameter {name}: must be a whole number from {low} to {high}.")
+    return int(raw)
+
+
+def _filters(
+    request: HttpRequest, caller: Caller, resource_type: str, kind: Kind
+) -> list[Q | None]:
+    """One Q per source (None when a source can hold no match), from the search parameters."""
+    allowed = _COMMON | {"_id"}
+    if kind.patient:
+        allowed.add("patient")
+    if kind.date:
+        allowed.add("date")
+    if kind.updated:
+        allowed.add("_lastUpdated")
+    for name in request.GET:
+        if name not in allowed:
+            raise BadRequest(
+                f"Parameter {name} is not supported for {resource_type}; supported: "
+                f"{', '.join(sorted(allowed))}."
+            )
+    includes = request.GET.getlist("_include")
+    for inc in includes:
+        if inc not in kind.includes:
+            raise BadRequest(f"Parameter _include: {inc} is not supported for {resource_type}.")
+    tz = _clinic_tz(caller)
+    out: list[Q | None] = []
+    for source in kind.sources:
+        q: Q | None = Q()
+        for value in request.GET.getlist("_id"):
+            keys = [
+                key
+                for part in value.split(",")
+                if (hit := _source_for(kind, part.strip())) is not None
+                for src, key in [hit]
+                if src is source
+            ]
+            q = q & Q(**{f"{source.id_field}__in": keys}) if q is not None else None
+        for value in request.GET.getlist("patient"):
+            ids = []
+            for part in value.split(","):
+                part = part.strip().removeprefix("Patient/")
+                if not part.isdigit() or len(part) > 18:
+                    raise BadRequest(f"Parameter patient: {value!r} is not a Patient id.")
+                ids.append(int(part))
+            q = q & Q(**{f"{source.patient}__in": ids}) if q is not None else None
+        for name, lookup in (("date", source.date), ("_lastUpdated", source.updated)):
+            for value in request.GET.getlist(name):
+                prefix, lo, hi = _interval(name, value, tz)
+                q = q & _date_filter(str(lookup), prefix, lo, hi) if q is not None else None
+        out.append(q)
+    if "_format" in request.GET and request.GET["_format"] not in (
+        "json",
+        "application/json",
+        "application/fhir+json",
+    ):
+        raise BadRequest("Parameter _format: only json is supported.")
+    return out
+
+
+def _link(request: HttpRequest, relation: str, offset: int, count: int) -> dict[str, str]:
+    params = [(k, v) for k, vs in request.GET.lists() for v in vs if k not in ("_offset", "_count")]
+    params += [("_count", str(count)), ("_offset", str(offset))]
+    url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
+    return {"relation": relation, "url": url}
+
+
+@_guarded
+def search(request: HttpRequest, caller: Caller, resource_type: str) -> HttpResponse:
+    """search-type: the matching resources a page at a time (`_count`, `_offset`), newest
+    sources' rows in id order, with self, next and previous links."""
+    kind = _kind(resource_type)
+    querysets = [s.rows(caller, kind.need) for s in kind.sources]
+    filters = _filters(request, caller, resource_type, kind)
+    count = _number(request, "_count", DEFAULT_COUNT, 0, MAX_COUNT)
+    offset = _number(request, "_offset", 0, 0, 10**9)
+    matched: list[QuerySet[Any]] = []
+    for source, qs, q in zip(kind.sources, querysets, filters, strict=True):
+        matched.append(qs.filter(q).order_by(source.id_field) if q is not None else qs.none())
+    totals = [qs.count() for qs in matched]
+    total = sum(totals)
+    # The page: skip `offset` rows across the sources in turn, then take `count`.
+    page: list[tuple[Source, Any]] = []
+    skip, want = offset, count
+    for source, qs, n in zip(kind.sources, matched, totals, strict=True):
+        if skip >= n:
+            skip -= n
+            continue
+        rows = list(qs[skip : skip + want]) if want else []
+        page += [(source, row) for row in rows]
+        want -= len(rows)
+        skip = 0
+    entries = []
+    base = request.build_absolute_uri("/fhir/R4B/")
+    shown: list[int | None] = []
+    for source, row in page:
+        resource = mapping.as_json(source.build(row))
+        entries.append(
+            {
+                "fullUrl": f"{base}{resource_type}/{resource['id']}",
+                "resource": resource,
+                "search": {"mode": "match"},
+            }
+        )
+        shown.append(_patient_id(row, source.patient))
+    if "Procedure:patient" in request.GET.getlist("_include"):
+        wanted = sorted({pid for pid in shown if pid is not None})
+        for p in access.patients_for(caller, OWN_READ).filter(pk__in=wanted).order_by("pk"):
+            resource = mapping.as_json(mapping.patient(p))
+            entries.append(
+                {
+                    "fullUrl": f"{base}Patient/{p.pk}",
+                    "resource": resource,
+                    "search": {"mode": "include"},
+                }
+            )
+    links = [_link(request, "self", offset, count)]
+    if count and offset + count < total:
+        links.append(_link(request, "next", offset + count, count))
+    if offset > 0 and count:
+        links.append(_link(request, "previous", max(0, offset - count), count))
+    bundle = Bundle.model_validate(
+        {
+            "type": "searchset",
+            "timestamp": timezone.now().isoformat(),
+            "total": total,
+            "link": links,
+            "entry": entries or None,
+        }
+    )
+    access.audit_list(caller, f"fhir {resource_type} search", shown, query=request.GET.urlencode())
+    return _answer(mapping.as_json(bundle))
+
+
+# The CapabilityStatement.
+
+
+def capability_statement(base: str) -> CapabilityStatement:
+    resources = []
+    for name, kind in KINDS.items():
+        params = [
+            {
+                "name": "_id",
+                "type": "token",
+                "documentation": "One id or several, separated by commas.",
+            }
+        ]
+        if kind.updated:
+            params.append(
+                {
+                    "name": "_lastUpdated",
+                    "type": "date",
+                    "documentation": "Prefixes eq, lt, le, gt, ge.",
+                }
+            )
+        if kind.patient:
+            params.append(
+                {
+                    "name": "patient",
+                    "type": "reference",
+                    "documentation": "Patient/id or id; several separated by commas.",
+                }
+            )
+        if kind.date:
+            params.append(
+                {
+                    "name": "date",
+                    "type": "date",
+                    "documentation": "Prefixes eq, lt, le, gt, ge; a date without a time is "
+                    "the clinic's calendar day.",
+                }
+            )
+        params.append({"name": "_count", "type": "number", "documentation": f"1 to {MAX_COUNT}."})
+        entry: dict[str, Any] = {
+            "type": name,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "versioning": "no-version",
+            "readHistory": False,
+            "updateCreate": False,
+            "searchParam": params,
+        }
+        if kind.includes:
+            entry["searchInclude"] = list(kind.includes)
+        resources.append(entry)
+    return CapabilityStatement.model_validate(
+        {
+            "status": "active",
+            "date": "2025-01-01",
+            "publisher": "mesoclinic",
+            "kind": "instance",
+            "software": {"name": "mesoclinic"},
+            "implementation": {"description": "mesoclinic FHIR R4B API (read-only)", "url": base},
+            "fhirVersion": "4.3.0",
+            "format": ["json"],
+            "rest": [
+                {
+                    "mode": "server",
+                    "documentation": "Read-only. Authenticate with a bearer token from "
+                    "POST /api/v1/auth/token, or a signed-in browser session.",
+                    "security": {
+                        "cors": False,
+                        "service": [{"text": "Bearer token (Authorization: Bearer <token>)"}],
+                    },
+                    "resource": resources,
+                }
+            ],
+        }
+    )
+
+
+@csrf_exempt
+def metadata(request: HttpRequest) -> HttpResponse:
+    """The CapabilityStatement: open to anyone, as FHIR clients read it before signing in."""
+    if request.method not in ("GET", "HEAD"):
+        response = outcome(405, f"{request.method} is not supported: this server is read-only.")
+        response["Allow"] = "GET"
+        return response
+    return _answer(mapping.as_json(capability_statement(request.build_absolute_uri("/fhir/R4B/"))))
