@@ -30,6 +30,8 @@ BENCHMARKS = (
     "load",
     "scaling",
     "money",
+    "fhir_export",
+    "fhir_api",
 )
 
 
@@ -56,6 +58,8 @@ def run(folder: str) -> int:
     from benchmarks import (
         analytics,
         booking,
+        fhir_api,
+        fhir_export,
         imports,
         load,
         money,
@@ -107,6 +111,8 @@ def run(folder: str) -> int:
         "load": load.run,
         "scaling": scaling.run,
         "money": money.run,
+        "fhir_export": fhir_export.run,
+        "fhir_api": fhir_api.run,
     }
     for name in chosen:
         runs[name]()

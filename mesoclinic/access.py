@@ -43,6 +43,7 @@ from mesoclinic.accounts.models import (
 )
 from mesoclinic.billing.models import Invoice, Package, Payment, PriceItem, Quote
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
+from mesoclinic.fhir.models import ExportJob
 from mesoclinic.formulary.models import Lot, Product, Vial
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.notify.models import RecallNotice
@@ -503,6 +504,7 @@ _WATCH = _Kind(
     "questionnaire",
 )
 _IMPORT = _Kind(ImportJob, ("clinic", "created_by"), "clinic_id", None, (), "import")
+_EXPORT = _Kind(ExportJob, ("clinic", "requested_by"), "clinic_id", None, (), "export")
 _NOTICE = _Kind(
     RecallNotice,
     ("clinic", "patient", "lot"),
@@ -718,6 +720,12 @@ def access_notice(
 
 def access_import_job(caller: Caller, job_id: int, need: frozenset[str] = MANAGE) -> ImportJob:
     found: ImportJob = _fetch(caller, _IMPORT, job_id, need, False)
+    return found
+
+
+def access_export_job(caller: Caller, job_id: int, need: frozenset[str] = MANAGE) -> ExportJob:
+    """A FHIR bulk `$export` job: the clinic's managers only (it holds every record)."""
+    found: ExportJob = _fetch(caller, _EXPORT, job_id, need, False)
     return found
 
 

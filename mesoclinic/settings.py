@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "mesoclinic.ops",
     "mesoclinic.notify",
     "mesoclinic.api",
+    "mesoclinic.fhir",
     "mesoclinic.portal",
     "mesoclinic.web",
 ]
@@ -373,6 +374,12 @@ KIOSK_PIN_ATTEMPTS = int(os.environ.get("KIOSK_PIN_ATTEMPTS", "5"))
 # Safety surveillance (docs/surveillance.md). SPEC gives none of these numbers: each is the
 # product's choice, with its default in mesoclinic/safety/surveil.py DEFAULTS.
 SURVEIL_INTERVAL_HOURS = float(os.environ.get("SURVEIL_INTERVAL_HOURS", "6"))
+# FHIR Bulk Data `$export` (docs/fhir.md#bulk-export): where the worker writes the NDJSON files,
+# how long a finished export's files are kept, and how long a worker may hold a job before
+# another takes it over (a worker that died mid-export).
+FHIR_EXPORT_DIR = Path(os.environ.get("FHIR_EXPORT_DIR", DATA_DIR / "fhir-exports"))
+FHIR_EXPORT_RETENTION_HOURS = float(os.environ.get("FHIR_EXPORT_RETENTION_HOURS", "24"))
+FHIR_EXPORT_LEASE_MINUTES = float(os.environ.get("FHIR_EXPORT_LEASE_MINUTES", "60"))
 SURVEIL_BASELINE_DAYS = int(os.environ.get("SURVEIL_BASELINE_DAYS", "365"))
 SURVEIL_PRIOR_RATE = float(os.environ.get("SURVEIL_PRIOR_RATE", "0.01"))
 SURVEIL_PRIOR_SESSIONS = float(os.environ.get("SURVEIL_PRIOR_SESSIONS", "100"))

@@ -272,8 +272,23 @@ def build_objects(scene: Scene, other: World) -> Objects:
         course_row, kind="package", user=world.front_desk, package_price=Decimal("4000")
     )
     package = packages.sell(course_row, 10, Decimal("4000"), user=world.front_desk)
+    # A finished FHIR bulk export of the clinic's patients, for its status and file routes.
+    from mesoclinic.fhir import bulk as fhir_bulk
+    from mesoclinic.fhir.models import ExportJob
+
+    ExportJob.objects.create(
+        clinic=world.clinic,
+        requested_by=world.manager,
+        level=ExportJob.Level.PATIENT,
+        types=["Patient"],
+        request_url="http://testserver/fhir/R4B/Patient/$export",
+    )
+    (export,) = fhir_bulk.run_due("matrix")
     ids = {
         **scene.ids,
+        "export_id": export.pk,
+        "file_name": "Patient.ndjson",
+        "group_id": f"lot-{lot.pk}",
         "slug": world.clinic.slug,
         "question_id": question.pk,
         # The FHIR API's routes are tried on the scene patient's Patient resource.

@@ -22,3 +22,7 @@ import tempfile  # noqa: E402
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="mesoclinic-test-media-"))  # noqa: F405
 atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
 STORAGES["clinical_photos"]["OPTIONS"]["location"] = MEDIA_ROOT  # noqa: F405
+
+# Bulk FHIR exports the tests run are written to a directory of their own too.
+FHIR_EXPORT_DIR = Path(tempfile.mkdtemp(prefix="mesoclinic-test-fhir-exports-"))  # noqa: F405
+atexit.register(shutil.rmtree, FHIR_EXPORT_DIR, ignore_errors=True)

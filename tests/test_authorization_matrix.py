@@ -49,6 +49,9 @@ PORTAL = frozenset({PATIENT})  # the patient portal's pages: a patient's own log
 # tried on the patient's Patient resource; a refusal is 401 (an OperationOutcome), never the
 # login page, and a search by someone who may see none of it is an empty Bundle.
 FHIR = frozenset({"fhir"})
+# The FHIR bulk `$export` (mesoclinic/fhir/bulk.py): a clinic's managers only, refusals as
+# OperationOutcomes (401 for no caller); another clinic's export or lot is a 404.
+FHIR_EXPORT = frozenset({"fhir export"})
 
 # Every page of the web app: (method to try, level).
 WEB: dict[str, tuple[str, frozenset[str]]] = {
@@ -75,6 +78,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "patients": ("GET", READ),
     "register_patient": ("GET", READ),
     "chart": ("GET", READ),
+    "patient_copy": ("GET", CLINICAL),
     "messages": ("GET", READ),
     "patient_messages": ("GET", READ),
     "screen": ("GET", CLINICAL),
@@ -106,6 +110,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_add_lot": ("GET", MANAGE),
     "manage_lot": ("GET", MANAGE),
     "manage_lot_csv": ("GET", MANAGE),
+    "manage_lot_exposed": ("GET", MANAGE),
     "manage_lot_stock": ("POST", MANAGE),
     "manage_lot_open_vial": ("POST", MANAGE),
     "manage_vial_close": ("POST", MANAGE),
@@ -196,6 +201,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "manage_audit": ("GET", MANAGE),
     "manage_audit_csv": ("GET", MANAGE),
     "import_start": ("GET", MANAGE),
+    "import_fhir": ("GET", MANAGE),
     "import_job": ("GET", MANAGE),
     "import_run": ("POST", MANAGE),
     "import_report_csv": ("GET", MANAGE),
@@ -227,6 +233,7 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "portal:consent_pdf": ("GET", PORTAL),
     "portal:aftercare_pdf": ("GET", PORTAL),
     "portal:photo": ("GET", PORTAL),
+    "portal:copy": ("GET", PORTAL),
     "portal:visits": ("GET", PORTAL),
     "portal:visit_book": ("GET", PORTAL),
     "portal:visit_move": ("GET", PORTAL),
@@ -266,6 +273,11 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "fhir_metadata": ("GET", PUBLIC),
     "fhir_search": ("GET", FHIR),
     "fhir_read": ("GET", FHIR),
+    "fhir_export": ("GET", FHIR_EXPORT),
+    "fhir_export_patients": ("GET", FHIR_EXPORT),
+    "fhir_export_group": ("GET", FHIR_EXPORT),
+    "fhir_export_status": ("GET", FHIR_EXPORT),
+    "fhir_export_file": ("GET", FHIR_EXPORT),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 
@@ -401,6 +413,12 @@ def expected(
         if who in ("patient_other", "other_clinic") and "<str:resource_id>" in route:
             return 404
         return SERVED
+    if level == FHIR_EXPORT:
+        if who in ("anonymous", "deactivated"):
+            return 401
+        if who == "other_clinic":
+            return 404 if "export_id" in route or "group_id" in route else SERVED
+        return SERVED if who == "manager" else 403
     if level == REDIRECT:
         return 302
     if who in ("anonymous", "deactivated"):

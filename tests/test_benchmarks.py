@@ -162,3 +162,10 @@ def test_the_money_benchmark_runs(db: Any) -> None:
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 305
     measured = Invoice.objects.order_by("-number")[:5]
     assert {(i.total, i.appointment_id) for i in measured} == {(Decimal("544.38"), None)}
+
+
+def test_the_fhir_export_benchmark_runs(db: Any) -> None:
+    from benchmarks import fhir_export
+
+    figures = fhir_export.run(sessions=300)
+    assert figures["resources"] > 300

@@ -440,6 +440,7 @@ class FhirMetadataTests:
             "CarePlan",
             "Appointment",
             "AdverseEvent",
+            "Group",  # Only its bulk $export (tests/test_fhir_bulk.py).
         }
         assert served["Procedure"]["searchInclude"] == ["Procedure:patient"]
         params = {p["name"] for p in served["Consent"]["searchParam"]}

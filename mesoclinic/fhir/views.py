@@ -19,9 +19,11 @@ from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
@@ -29,11 +31,12 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.resource import Resource
 
 from mesoclinic import access
-from mesoclinic.access import CLINICAL, PATIENT, READ, Caller, caller_from_request
-from mesoclinic.accounts.models import Clinic
+from mesoclinic.access import CLINICAL, MANAGE, PATIENT, READ, Caller, caller_from_request
+from mesoclinic.accounts.models import AuditEvent, Clinic
 from mesoclinic.api.auth import BearerAuth
 from mesoclinic.courses.models import AllergyReading, SessionInjection
-from mesoclinic.fhir import mapping
+from mesoclinic.fhir import bulk, mapping
+from mesoclinic.fhir.models import ExportJob
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 DEFAULT_COUNT = 50
@@ -79,7 +82,7 @@ class Kind:
         return all(s.updated for s in self.sources)
 
 
-def _patient_id(obj: Any, lookup: str | None) -> int | None:
+def patient_id_of(obj: Any, lookup: str | None) -> int | None:
     if lookup is None:
         return None
     target = obj
@@ -308,12 +311,25 @@ def _caller(request: HttpRequest) -> Caller | None:
 
 def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """GET only, a caller, and every refusal as an OperationOutcome."""
+    return guarded_for(("GET", "HEAD"))(view)
 
+
+def guarded_for(
+    methods: tuple[str, ...],
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """`_guarded` for a view that answers `methods` (the bulk export's status answers DELETE)."""
+    return lambda view: _guard(view, methods)
+
+
+def _guard(
+    view: Callable[..., HttpResponse], methods: tuple[str, ...]
+) -> Callable[..., HttpResponse]:
     @csrf_exempt
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method not in ("GET", "HEAD"):
-            response = outcome(405, f"{request.method} is not supported: this server is read-only.")
-            response["Allow"] = "GET"
+        if request.method not in methods:
+            why = "here" if "DELETE" in methods else "this server is read-only"
+            response = outcome(405, f"{request.method} is not supported: {why}.")
+            response["Allow"] = ", ".join(m for m in methods if m != "HEAD")
             return response
         caller = _caller(request)
         if caller is None or caller.is_anonymous or not caller.is_active:
@@ -372,7 +388,7 @@ def read(
     access.audit_view(
         caller,
         obj,
-        patient_id=_patient_id(obj, source.patient),
+        patient_id=patient_id_of(obj, source.patient),
         fhir=f"{resource_type}/{resource_id}",
     )
     return _answer(mapping.as_json(resource))
@@ -545,7 +561,7 @@ def search(request: HttpRequest, caller: Caller, resource_type: str) -> HttpResp
                 "search": {"mode": "match"},
             }
         )
-        shown.append(_patient_id(row, source.patient))
+        shown.append(patient_id_of(row, source.patient))
     if "Procedure:patient" in request.GET.getlist("_include"):
         wanted = sorted({pid for pid in shown if pid is not None})
         for p in access.patients_for(caller, OWN_READ).filter(pk__in=wanted).order_by("pk"):
@@ -562,17 +578,22 @@ def search(request: HttpRequest, caller: Caller, resource_type: str) -> HttpResp
         links.append(_link(request, "next", offset + count, count))
     if offset > 0 and count:
         links.append(_link(request, "previous", max(0, offset - count), count))
-    bundle = Bundle.model_validate(
-        {
-            "type": "searchset",
-            "timestamp": timezone.now().isoformat(),
-            "total": total,
-            "link": links,
-            "entry": entries or None,
-        }
+    # The Bundle is validated without its entries: each entry's resource was validated when it
+    # was built, and validating them all again doubled a page's time.
+    bundle = mapping.as_json(
+        Bundle.model_validate(
+            {
+                "type": "searchset",
+                "timestamp": timezone.now().isoformat(),
+                "total": total,
+                "link": links,
+            }
+        )
     )
+    if entries:
+        bundle["entry"] = entries
     access.audit_list(caller, f"fhir {resource_type} search", shown, query=request.GET.urlencode())
-    return _answer(mapping.as_json(bundle))
+    return _answer(bundle)
 
 
 # The CapabilityStatement.
@@ -624,7 +645,21 @@ def capability_statement(base: str) -> CapabilityStatement:
         }
         if kind.includes:
             entry["searchInclude"] = list(kind.includes)
+        if name == "Patient":
+            entry["operation"] = [
+                {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"}
+            ]
         resources.append(entry)
+    # A Group is `lot-<id>`, the patients exposed to a lot: only its `$export` is served.
+    resources.append(
+        {
+            "type": "Group",
+            "documentation": "Group/lot-<lot id>: the patients given the lot. Only $export.",
+            "operation": [
+                {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/group-export"}
+            ],
+        }
+    )
     return CapabilityStatement.model_validate(
         {
             "status": "active",
@@ -633,18 +668,27 @@ def capability_statement(base: str) -> CapabilityStatement:
             "kind": "instance",
             "software": {"name": "mesoclinic"},
             "implementation": {"description": "mesoclinic FHIR R4B API (read-only)", "url": base},
+            "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
             "fhirVersion": "4.3.0",
             "format": ["json"],
             "rest": [
                 {
                     "mode": "server",
-                    "documentation": "Read-only. Authenticate with a bearer token from "
-                    "POST /api/v1/auth/token, or a signed-in browser session.",
+                    "documentation": "Read-only, with Bulk Data $export. Authenticate with a "
+                    "bearer token from POST /api/v1/auth/token, or a signed-in browser session.",
                     "security": {
                         "cors": False,
                         "service": [{"text": "Bearer token (Authorization: Bearer <token>)"}],
                     },
                     "resource": resources,
+                    "operation": [
+                        {
+                            "name": "export",
+                            "definition": f"{BULK_DATA}/OperationDefinition/export",
+                            "documentation": "Bulk Data $export for a clinic's managers: "
+                            "Prefer: respond-async, _type, _since (docs/fhir.md).",
+                        }
+                    ],
                 }
             ],
         }
@@ -659,3 +703,171 @@ def metadata(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "GET"
         return response
     return _answer(mapping.as_json(capability_statement(request.build_absolute_uri("/fhir/R4B/"))))
+
+
+# Bulk Data `$export` (FHIR Bulk Data Access IG STU 2); the jobs themselves are bulk.py's.
+
+NDJSON = "application/fhir+ndjson"
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+_EXPORT_PARAMS = ("_type", "_since", "_outputFormat")
+_OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
+
+
+def _information(status: int, message: str) -> HttpResponse:
+    resource = OperationOutcome.model_validate(
+        {"issue": [{"severity": "information", "code": "informational", "diagnostics": message}]}
+    )
+    return _answer(mapping.as_json(resource), status)
+
+
+def _kick_off(
+    request: HttpRequest, caller: Caller, level: str, lot: Any | None = None
+) -> HttpResponse:
+    """Check the request as the IG has it, record the job and answer where to poll."""
+    if "respond-async" not in request.headers.get("Prefer", ""):
+        raise BadRequest("$export runs in the background: send the header Prefer: respond-async.")
+    accept = request.headers.get("Accept", "")
+    if accept and not any(t in accept for t in ("application/fhir+json", "json", "*/*")):
+        raise BadRequest(f"Accept: {accept} is not supported; send application/fhir+json.")
+    for name in request.GET:
+        if name not in _EXPORT_PARAMS:
+            raise BadRequest(
+                f"Parameter {name} is not supported by $export; supported: "
+                f"{', '.join(_EXPORT_PARAMS)}."
+            )
+    output_format = request.GET.get("_outputFormat")
+    if output_format is not None and output_format not in _OUTPUT_FORMATS:
+        raise BadRequest(f"Parameter _outputFormat: only {NDJSON} is supported.")
+    allowed = bulk.types_for(level)
+    types = [t.strip() for v in request.GET.getlist("_type") for t in v.split(",") if t.strip()]
+    wrong = [t for t in types if t not in allowed]
+    if wrong:
+        raise BadRequest(
+            f"Parameter _type: {', '.join(wrong)} cannot be exported here; these can: "
+            f"{', '.join(allowed)}."
+        )
+    since = None
+    if "_since" in request.GET:
+        raw = request.GET["_since"]
+        try:
+            since = parse_datetime(raw)
+        except ValueError:
+            since = None
+        if since is None or timezone.is_naive(since):
+            raise BadRequest(f"Parameter _since: {raw!r} is not a FHIR instant with a time zone.")
+    job = bulk.do_request_export(
+        caller,
+        level,
+        lot=lot,
+        types=list(dict.fromkeys(types)),
+        since=since,
+        request_url=request.build_absolute_uri(),
+    )
+    response = _information(202, "The export has started; poll the Content-Location.")
+    response["Content-Location"] = request.build_absolute_uri(
+        reverse("fhir_export_status", args=[job.pk])
+    )
+    return response
+
+
+@_guarded
+def export_system(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """System-level `$export`: everything the clinic holds, for its managers."""
+    caller.require(MANAGE)
+    return _kick_off(request, caller, ExportJob.Level.SYSTEM)
+
+
+@_guarded
+def export_patients(request: HttpRequest, caller: Caller) -> HttpResponse:
+    """Patient-level `$export`: the Patient compartment of every patient of the clinic."""
+    caller.require(MANAGE)
+    return _kick_off(request, caller, ExportJob.Level.PATIENT)
+
+
+@_guarded
+def export_group(request: HttpRequest, caller: Caller, group_id: str) -> HttpResponse:
+    """Group-level `$export`. A Group is `lot-<id>`: the patients exposed to a lot, what a
+    regulator asks for after an outbreak."""
+    caller.require(MANAGE)
+    digits = group_id.removeprefix("lot-")
+    if not group_id.startswith("lot-") or not digits.isdigit() or len(digits) > 18:
+        raise Http404(f"No Group with id {group_id}: a Group is lot-<lot id>.")
+    try:
+        lot = access.access_lot(caller, int(digits), MANAGE)
+    except Http404:
+        raise Http404(f"No Group with id {group_id}.") from None
+    return _kick_off(request, caller, ExportJob.Level.GROUP, lot)
+
+
+def _export_job(caller: Caller, export_id: str) -> ExportJob:
+    """The caller's clinic's job (a manager's only); a job past its retention is gone."""
+    caller.require(MANAGE)
+    if not export_id.isdigit() or len(export_id) > 18:
+        raise Http404(f"No export {export_id}.")
+    try:
+        job = access.access_export_job(caller, int(export_id))
+    except Http404:
+        raise Http404(f"No export {export_id}.") from None
+    if bulk.expired(job):
+        raise Http404(f"Export {export_id} has expired; its files were deleted.")
+    return job
+
+
+@guarded_for(("GET", "HEAD", "DELETE"))
+def export_status(request: HttpRequest, caller: Caller, export_id: str) -> HttpResponse:
+    """The status of an export: 202 with X-Progress while it runs, then the manifest; a
+    failure as an OperationOutcome; DELETE cancels it or deletes its files."""
+    job = _export_job(caller, export_id)
+    if request.method == "DELETE":
+        bulk.do_delete(job)
+        return _information(202, f"Export {job.pk} is deleted.")
+    if job.status in (ExportJob.Status.PENDING, ExportJob.Status.RUNNING):
+        response = _information(202, f"Export {job.pk}: {job.progress or 'waiting'}.")
+        response["X-Progress"] = job.progress or "waiting for the worker"
+        response["Retry-After"] = "10"
+        return response
+    if job.status == ExportJob.Status.FAILED:
+        return outcome(500, f"Export {job.pk} failed: {job.error}")
+    assert job.transaction_time is not None and job.finished_at is not None
+    manifest = {
+        "transactionTime": job.transaction_time.isoformat(),
+        "request": job.request_url,
+        "requiresAccessToken": True,
+        "output": [
+            {
+                "type": o["type"],
+                "url": request.build_absolute_uri(
+                    reverse("fhir_export_file", args=[job.pk, f"{o['type']}.ndjson"])
+                ),
+                "count": o["count"],
+            }
+            for o in job.output
+        ],
+        "error": [],
+    }
+    response = HttpResponse(json.dumps(manifest), content_type="application/json")
+    response["Expires"] = http_date((job.finished_at + bulk.retention()).timestamp())
+    return response
+
+
+@_guarded
+def export_file(
+    request: HttpRequest, caller: Caller, export_id: str, file_name: str
+) -> HttpResponse:
+    """One of a finished export's NDJSON files, streamed from the disk."""
+    job = _export_job(caller, export_id)
+    names = {f"{o['type']}.ndjson" for o in job.output}
+    path = bulk.directory(job) / file_name
+    if job.status != ExportJob.Status.DONE or file_name not in names or not path.is_file():
+        raise Http404(f"Export {job.pk} has no file {file_name}.")
+    # Whoever downloads a file has read the records of every patient in the export.
+    access.audit_list(
+        caller,
+        f"fhir $export file {file_name}",
+        job.patient_ids,
+        action=AuditEvent.Action.EXPORT,
+        export=job.pk,
+    )
+    # Streamed a block at a time (FileResponse); typed as the other views' answers are.
+    streamed: Any = FileResponse(path.open("rb"), content_type=NDJSON)
+    return streamed

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from mesoclinic.fhir import everything
 from mesoclinic.portal import (
     diary,
     home,
@@ -39,6 +40,7 @@ urlpatterns = [
     path("consents/<int:consent_id>.pdf", home.consent_pdf, name="consent_pdf"),
     path("sessions/<int:session_id>/aftercare.pdf", home.aftercare_pdf, name="aftercare_pdf"),
     path("photos/<int:photo_id>/", home.photo, name="photo"),
+    path("copy.zip", everything.portal_copy, name="copy"),
     path("diary/", diary.diary, name="diary"),
     path("diary/<int:course_id>/report/", diary.report, name="diary_report"),
     path("diary/side-effects/<int:effect_id>/", diary.side_effect, name="side_effect"),

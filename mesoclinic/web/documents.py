@@ -83,10 +83,9 @@ def course_plan_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
     return course_plan_document(request, access_course(caller(request), course_id, ALL_STAFF))
 
 
-def course_plan_document(request: HttpRequest, course: Course) -> HttpResponse:
-    """The plan's PDF for a course the caller was given by the access layer (staff here, the
-    patient themself in the portal)."""
-    content = pdf.course_plan_pdf(
+def course_plan_content(course: Course) -> bytes:
+    """The plan's PDF as bytes (for the page below and the patient's copy, fhir/everything)."""
+    return pdf.course_plan_pdf(
         _letterhead(course.clinic, "Course plan and quote"),
         patient=f"{course.patient.first_name} {course.patient.last_name}",
         protocol=course.protocol.name,
@@ -98,9 +97,14 @@ def course_plan_document(request: HttpRequest, course: Course) -> HttpResponse:
         progress=course.progress(),
         booked=planning.booked_visits(course),
     )
+
+
+def course_plan_document(request: HttpRequest, course: Course) -> HttpResponse:
+    """The plan's PDF for a course the caller was given by the access layer (staff here, the
+    patient themself in the portal)."""
     return _pdf(
         request,
-        content,
+        course_plan_content(course),
         f"course-{course.pk}-plan.pdf",
         clinic=course.clinic,
         obj=course,
@@ -115,11 +119,11 @@ def consent_pdf(request: HttpRequest, consent_id: int) -> HttpResponse:
     return consent_document(request, access_consent(caller(request), consent_id, ALL_STAFF))
 
 
-def consent_document(request: HttpRequest, consent: Consent) -> HttpResponse:
-    """The signed consent's PDF, for a consent the access layer gave the caller."""
+def consent_content(consent: Consent) -> bytes:
+    """The signed consent's PDF as bytes."""
     patient, clinic = consent.patient, consent.patient.clinic
     witness = consent.witnessed_by
-    content = pdf.consent_pdf(
+    return pdf.consent_pdf(
         _letterhead(clinic, "Signed consent"),
         patient=f"{patient.first_name} {patient.last_name}",
         born=patient.date_of_birth,
@@ -134,13 +138,17 @@ def consent_document(request: HttpRequest, consent: Consent) -> HttpResponse:
         indication=_label(Indication, consent.indication) if consent.indication else "",
         areas=[_label(Area, a) for a in consent.areas],
     )
+
+
+def consent_document(request: HttpRequest, consent: Consent) -> HttpResponse:
+    """The signed consent's PDF, for a consent the access layer gave the caller."""
     return _pdf(
         request,
-        content,
+        consent_content(consent),
         f"consent-{consent.pk}.pdf",
-        clinic=clinic,
+        clinic=consent.patient.clinic,
         obj=consent,
-        patient_id=patient.pk,
+        patient_id=consent.patient_id,
         document="consent",
     )
 
@@ -151,10 +159,10 @@ def aftercare_pdf(request: HttpRequest, session_id: int) -> HttpResponse:
     return aftercare_document(request, access_session(caller(request), session_id, ALL_STAFF))
 
 
-def aftercare_document(request: HttpRequest, session: Session) -> HttpResponse:
-    """The session's aftercare sheet, for a session the access layer gave the caller."""
+def aftercare_content(session: Session) -> bytes:
+    """The session's aftercare sheet as bytes."""
     course = session.course
-    content = pdf.aftercare_pdf(
+    return pdf.aftercare_pdf(
         _letterhead(course.clinic, "Aftercare"),
         first_name=course.patient.first_name,
         performed_at=course.clinic.local(session.performed_at),
@@ -163,14 +171,32 @@ def aftercare_document(request: HttpRequest, session: Session) -> HttpResponse:
         items=session.aftercare(),
         call_line=call_line(course.clinic),
     )
+
+
+def aftercare_document(request: HttpRequest, session: Session) -> HttpResponse:
+    """The session's aftercare sheet, for a session the access layer gave the caller."""
+    course = session.course
     return _pdf(
         request,
-        content,
+        aftercare_content(session),
         f"session-{session.pk}-aftercare.pdf",
         clinic=course.clinic,
         obj=session,
         patient_id=course.patient_id,
         document="aftercare",
+    )
+
+
+def progress_content(course: Course) -> bytes:
+    """A course's progress report as bytes (web/outcomes.py serves it)."""
+    from mesoclinic.outcomes import progress
+
+    return pdf.progress_pdf(
+        _letterhead(course.clinic, "Progress report"),
+        patient=f"{course.patient.first_name} {course.patient.last_name}",
+        protocol=course.protocol.name,
+        protocol_version=course.protocol.version,
+        progress=progress.course_progress(course),
     )
 
 

@@ -5,6 +5,8 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
+from mesoclinic.fhir import everything
+from mesoclinic.fhir import imports as fhir_imports
 from mesoclinic.web import (
     audit,
     consent_wording,
@@ -23,6 +25,7 @@ urlpatterns: list[URLPattern] = [
     path("formulary/products/<int:product_id>/lots/new/", manage.add_lot, name="manage_add_lot"),
     path("lots/<int:lot_id>/", manage.lot_detail, name="manage_lot"),
     path("lots/<int:lot_id>/patients.csv", manage.lot_patients_csv, name="manage_lot_csv"),
+    path("lots/<int:lot_id>/exposed.json", everything.lot_exposed, name="manage_lot_exposed"),
     path("lots/<int:lot_id>/stock/", manage.change_stock, name="manage_lot_stock"),
     path("lots/<int:lot_id>/vials/", manage.open_lot_vial, name="manage_lot_open_vial"),
     path("vials/<int:vial_id>/close/", manage.close_lot_vial, name="manage_vial_close"),
@@ -61,6 +64,7 @@ urlpatterns: list[URLPattern] = [
     path("protocols/<slug:key>/", manage_protocols.protocol_detail, name="manage_protocol"),
     path("protocols/<slug:key>/edit/", manage_protocols.protocol_edit, name="manage_protocol_edit"),
     path("import/", imports.start, name="import_start"),
+    path("import/fhir/", fhir_imports.page, name="import_fhir"),
     path("import/<int:job_id>/", imports.job_page, name="import_job"),
     path("import/<int:job_id>/import/", imports.run, name="import_run"),
     path("import/<int:job_id>/report.csv", imports.report_csv, name="import_report_csv"),

@@ -250,20 +250,12 @@ def course_progress(request: HttpRequest, course_id: int) -> HttpResponse:
 @login_required
 @require_safe
 def progress_pdf(request: HttpRequest, course_id: int) -> HttpResponse:
-    from mesoclinic.web import documents, pdf
+    from mesoclinic.web import documents
 
     course = access_course(caller(request), course_id, ALL_STAFF)
-    found = progress.course_progress(course)
-    content = pdf.progress_pdf(
-        documents._letterhead(course.clinic, "Progress report"),
-        patient=f"{course.patient.first_name} {course.patient.last_name}",
-        protocol=course.protocol.name,
-        protocol_version=course.protocol.version,
-        progress=found,
-    )
     return documents._pdf(
         request,
-        content,
+        documents.progress_content(course),
         f"course-{course.pk}-progress.pdf",
         clinic=course.clinic,
         obj=course,

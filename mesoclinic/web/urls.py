@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+from mesoclinic.fhir import everything
 from mesoclinic.portal import messages as patient_messages
 from mesoclinic.web import (
     account,
@@ -32,6 +33,7 @@ urlpatterns = [
     path("patients/", views.patients, name="patients"),
     path("patients/new/", views.register_patient, name="register_patient"),
     path("patients/<int:patient_id>/", chart.chart, name="chart"),
+    path("patients/<int:patient_id>/copy.zip", everything.staff_copy, name="patient_copy"),
     path("patients/<int:patient_id>/screening/", patients.screen, name="screen"),
     # The secure messages with patients (mesoclinic/portal/messages.py).
     path("messages/", patient_messages.inbox, name="messages"),

@@ -1,7 +1,8 @@
 """`mesoclinic worker`: the one background process. Each tick plans reminders, sends the due
 ones, plans and sends infection-watch prompts (safety/watch.py), text messages, recall notices
 and maintenance invitations (notify/actions.py), emails each clinic's managers the day's stock
-alerts once a day (formulary/alerts.py), passes expired waitlist offers on
+alerts once a day (formulary/alerts.py), runs FHIR bulk exports (fhir/bulk.py), passes expired
+waitlist offers on
 (portal/waitlist.py), and moves side effects that
 outlasted their expected duration on (courses.actions). Every SURVEIL_INTERVAL_HOURS it runs
 safety surveillance for each clinic (safety/surveil.py).
@@ -25,6 +26,7 @@ from django.db import close_old_connections
 
 from mesoclinic.accounts import licences
 from mesoclinic.courses.actions import do_sweep_side_effects
+from mesoclinic.fhir import bulk as fhir_bulk
 from mesoclinic.formulary import alerts as stock_alerts
 from mesoclinic.notify import actions as notify
 from mesoclinic.ops.models import WorkerHeartbeat
@@ -119,6 +121,13 @@ class Command(BaseCommand):
         swept = do_sweep_side_effects()
         if swept:
             self.say(f"{swept} side effect{'s' if swept != 1 else ''} now beyond expected")
+        # FHIR bulk `$export` jobs, one a tick and each claimed by one worker; and the files of
+        # exports older than FHIR_EXPORT_RETENTION_HOURS deleted (mesoclinic/fhir/bulk.py).
+        for job in fhir_bulk.run_due(self.worker):
+            self.say(f"FHIR export {job.pk}: {job.status}")
+        gone = fhir_bulk.sweep()
+        if gone:
+            self.say(f"deleted {gone} expired FHIR export{'s' if gone != 1 else ''}")
         # Safety surveillance, per clinic, when its last run is older than
         # SURVEIL_INTERVAL_HOURS (mesoclinic/safety/surveil.py).
         for found in surveil.run_due():

@@ -1,0 +1,315 @@
+"""Everything about a patient as one FHIR R4B Bundle (the spirit of `Patient/$everything`),
+and the two ways it leaves the clinic through the web app:
+
+- the patient's own copy: one ZIP with the Bundle, the PDFs (each consent, each course's
+  plan, each session's aftercare, each measured course's progress report) and the clinical
+  photos, from the portal (`/my/copy.zip`) and from the chart (`/patients/<id>/copy.zip`);
+- after an outbreak: the records of the patients exposed to a lot as one Bundle
+  (`/manage/lots/<id>/exposed.json`), for the regulator.
+
+Both go through the access layer and are audited as EXPORTs of each patient's record. The
+ZIP is written to a temporary file and streamed from it, so a record with many photos never
+sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from typing import IO, Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_safe
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.resource import Resource
+
+from mesoclinic.access import (
+    CLINICAL,
+    MANAGE,
+    OWN,
+    Caller,
+    access_lot,
+    access_patient,
+    audit_list,
+    patients_for,
+    photos_for,
+)
+from mesoclinic.accounts.models import AuditEvent, Membership, PractitionerLicence, audit
+from mesoclinic.courses.models import AllergyReading, Course, Session, SessionInjection, SideEffect
+from mesoclinic.courses.tracing import lot_exposures
+from mesoclinic.fhir import mapping
+from mesoclinic.outcomes import photo_actions
+from mesoclinic.outcomes.models import Measurement, Photo
+from mesoclinic.patients.models import Allergy, Consent, Patient
+from mesoclinic.portal.views import patient_caller, patient_page
+from mesoclinic.safety.models import AdverseEvent
+from mesoclinic.scheduling.models import Appointment
+from mesoclinic.web import documents
+from mesoclinic.web.context import caller
+
+# Where a resource's fullUrl points when no request names the server (a file, a test).
+DEFAULT_BASE = f"{mapping.BASE}/R4B/"
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+CHUNK = 1024 * 1024
+
+
+# The Bundle.
+
+
+def _practitioners(patient: Patient) -> list[Resource]:
+    """The clinic's members who treated the patient: who performed a session or holds a
+    visit with them."""
+    users = set(
+        Session.objects.filter(course__patient=patient).values_list("practitioner_id", flat=True)
+    ) | set(Appointment.objects.filter(patient=patient).values_list("practitioner_id", flat=True))
+    members = Membership.objects.filter(
+        clinic_id=patient.clinic_id, user_id__in=users
+    ).select_related("user")
+    licences: dict[int, list[PractitionerLicence]] = {}
+    for licence in PractitionerLicence.objects.filter(
+        clinic_id=patient.clinic_id, user_id__in=users, superseded_by__isnull=True
+    ).order_by("expires_on"):
+        licences.setdefault(licence.user_id, []).append(licence)
+    return [mapping.practitioner(m, licences.get(m.user_id, [])) for m in members.order_by("pk")]
+
+
+def patient_resources(patient: Patient) -> list[Resource]:
+    """Every resource about the patient, built by the mapping functions (so each is
+    validated), the patient and their clinic first."""
+    out: list[Resource] = [
+        mapping.patient(patient),
+        mapping.organization(patient.clinic),
+        *_practitioners(patient),
+    ]
+    out += [mapping.allergy(a) for a in Allergy.objects.filter(patient=patient).order_by("pk")]
+    out += [
+        mapping.test_reaction(r)
+        for r in AllergyReading.objects.filter(test__course__patient=patient)
+        .exclude(result=AllergyReading.Result.NONE)
+        .select_related("test__course")
+        .order_by("pk")
+    ]
+    out += [
+        mapping.consent(c)
+        for c in Consent.objects.filter(patient=patient).select_related("patient").order_by("pk")
+    ]
+    for course in Course.objects.filter(patient=patient).select_related("protocol").order_by("pk"):
+        done = [s.pk for s in course.sessions.order_by("number")]
+        out.append(mapping.care_plan(course, done))
+    out += [
+        mapping.appointment(a) for a in Appointment.objects.filter(patient=patient).order_by("pk")
+    ]
+    sessions = (
+        Session.objects.filter(course__patient=patient)
+        .select_related("course")
+        .prefetch_related("injections")
+        .order_by("pk")
+    )
+    out += [mapping.procedure(s, sorted({i.area for i in s.injections.all()})) for s in sessions]
+    out += [
+        mapping.medication_administration(i)
+        for i in SessionInjection.objects.filter(session__course__patient=patient)
+        .select_related("session__course", "lot__product")
+        .order_by("pk")
+    ]
+    out += [
+        mapping.observation(m)
+        for m in Measurement.objects.filter(course__patient=patient)
+        .select_related("course")
+        .order_by("pk")
+    ]
+    out += [
+        mapping.adverse_event(e)
+        for e in AdverseEvent.objects.filter(patient=patient)
+        .prefetch_related("suspected_lots__product")
+        .order_by("pk")
+    ]
+    for se in (
+        SideEffect.objects.filter(session__course__patient=patient)
+        .select_related("session__course")
+        .order_by("pk")
+    ):
+        lots = {i.lot_id: i.lot for i in se.session.injections.select_related("lot__product")}
+        out.append(mapping.side_effect(se, [lots[k] for k in sorted(lots)]))
+    return out
+
+
+def _entry(resource: Resource, base: str) -> dict[str, Any]:
+    data = mapping.as_json(resource)
+    return {"fullUrl": f"{base}{data['resourceType']}/{data['id']}", "resource": data}
+
+
+def bundle_of(patients: Iterable[Patient], base: str = DEFAULT_BASE) -> Bundle:
+    """One collection Bundle of every resource about each patient. A resource shared by
+    several (their clinic, a practitioner) is included once."""
+    entries: dict[str, dict[str, Any]] = {}
+    for patient in patients:
+        for resource in patient_resources(patient):
+            entry = _entry(resource, base)
+            entries.setdefault(entry["fullUrl"], entry)
+    return Bundle.model_validate(
+        {
+            "type": "collection",
+            "timestamp": timezone.now().isoformat(),
+            "entry": list(entries.values()) or None,
+        }
+    )
+
+
+def patient_bundle(patient: Patient, base: str = DEFAULT_BASE) -> Bundle:
+    """Everything about one patient as a collection Bundle."""
+    return bundle_of([patient], base)
+
+
+def _base(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/fhir/R4B/")
+
+
+# The patient's own copy.
+
+README = """\
+Your record at {clinic}, as it stood on {date}.
+
+record.fhir.json  everything about you as an HL7 FHIR R4B Bundle, which other clinics'
+                  systems can read
+documents/        your signed consents, your course plans, the aftercare sheet of each
+                  session and each course's progress report, as PDF
+photos/           the clinical photos taken of you
+"""
+
+
+def write_copy(out: IO[bytes], patient: Patient, photos: Iterable[Photo], base: str) -> list[str]:
+    """Write the patient's copy as a ZIP to `out`; returns the names written. A photo whose
+    file is missing from storage is left out rather than failing the whole copy."""
+    names: list[str] = []
+    clinic = patient.clinic
+
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+
+        def put(name: str, content: bytes) -> None:
+            zf.writestr(name, content)
+            names.append(name)
+
+        today = clinic.local(timezone.now()).date().isoformat()
+        put("README.txt", README.format(clinic=clinic.name, date=today).encode())
+        put(
+            "record.fhir.json",
+            json.dumps(mapping.as_json(patient_bundle(patient, base)), indent=1).encode(),
+        )
+        for consent in Consent.objects.filter(patient=patient).select_related(
+            "patient__clinic", "template", "witnessed_by"
+        ):
+            put(f"documents/consent-{consent.pk}.pdf", documents.consent_content(consent))
+        courses = Course.objects.filter(patient=patient).select_related(
+            "clinic", "protocol", "patient"
+        )
+        for course in courses.order_by("pk"):
+            put(f"documents/course-{course.pk}-plan.pdf", documents.course_plan_content(course))
+            if course.measurements.exists():
+                put(
+                    f"documents/course-{course.pk}-progress.pdf",
+                    documents.progress_content(course),
+                )
+        for session in (
+            Session.objects.filter(course__patient=patient)
+            .select_related("course__clinic", "course__protocol", "course__patient")
+            .order_by("pk")
+        ):
+            put(
+                f"documents/session-{session.pk}-aftercare.pdf",
+                documents.aftercare_content(session),
+            )
+        for photo in photos:
+            extension = photo.image.name.rsplit(".", 1)[-1]
+            name = f"photos/photo-{photo.pk}-{photo.area}-{photo.view}.{extension}"
+            try:
+                opened = photo_actions.open_image(photo)
+            except FileNotFoundError:
+                continue
+            with opened, zf.open(name, "w") as target:
+                shutil.copyfileobj(opened, target, CHUNK)
+            names.append(name)
+    return names
+
+
+def copy_response(
+    request: HttpRequest, who: Caller, patient: Patient, need: frozenset[str]
+) -> FileResponse:
+    """The copy as a download, built in a temporary file, audited as an export."""
+    photos = photos_for(who, need).filter(course__patient=patient).order_by("taken_at", "pk")
+    # Not a `with` block: the response streams from the file and closes it when it is sent.
+    spool = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        names = write_copy(spool, patient, photos, _base(request))
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    audit(
+        clinic=patient.clinic,
+        user=request.user,
+        action=AuditEvent.Action.EXPORT,
+        obj=patient,
+        patient_id=patient.pk,
+        via="web",
+        document="patient_copy",
+        files=len(names),
+    )
+    response = FileResponse(
+        spool,
+        as_attachment=True,
+        filename=f"patient-{patient.pk}-record.zip",
+        content_type="application/zip",
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_safe
+def staff_copy(request: HttpRequest, patient_id: int) -> FileResponse:
+    """From the chart: clinical staff, since the copy holds the photos and allergies."""
+    who = caller(request)
+    patient = access_patient(who, patient_id, CLINICAL)
+    return copy_response(request, who, patient, CLINICAL)
+
+
+@patient_page
+@require_safe
+def portal_copy(request: HttpRequest) -> FileResponse:
+    """From the portal: the signed-in patient's own record."""
+    who = patient_caller(request)
+    patient = access_patient(who, who.patient.pk, OWN)  # type: ignore[union-attr]
+    return copy_response(request, who, patient, OWN)
+
+
+# After an outbreak.
+
+
+@login_required
+@require_safe
+def lot_exposed(request: HttpRequest, lot_id: int) -> HttpResponse:
+    """The records of every patient who received the lot, as one Bundle: managers only, as
+    the lot's patient list is. One EXPORT row per patient."""
+    who = caller(request)
+    lot = access_lot(who, lot_id, MANAGE)
+    ids = [row["id"] for row in lot_exposures(lot)]
+    patients = patients_for(who, MANAGE).filter(pk__in=ids).select_related("clinic").order_by("pk")
+    bundle = bundle_of(patients, _base(request))
+    audit_list(
+        who,
+        "lot exposed FHIR bundle",
+        [p.pk for p in patients],
+        action=AuditEvent.Action.EXPORT,
+        lot=lot.pk,
+    )
+    response = HttpResponse(json.dumps(mapping.as_json(bundle)), content_type=FHIR_JSON)
+    response["Content-Disposition"] = f'attachment; filename="lot-{lot.pk}-exposed.fhir.json"'
+    add_never_cache_headers(response)
+    return response
