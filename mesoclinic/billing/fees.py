@@ -42,7 +42,25 @@ class Chargeable:
         return money.words(self.amount, self.acceptance.currency)
 
 
-def chargeable(appointment: Appointment) -> Chargeable | None:
+def _accepted_before(
+    appointment: Appointment, acceptances: list[PolicyAcceptance] | None
+) -> PolicyAcceptance | None:
+    """The patient's latest acceptance at or before the visit's start: from `acceptances` (the
+    patient's, newest first) when the caller has them, else from the database."""
+    if acceptances is None:
+        return (
+            PolicyAcceptance.objects.filter(
+                patient_id=appointment.patient_id, accepted_at__lte=appointment.starts_at
+            )
+            .order_by("-accepted_at", "-id")
+            .first()
+        )
+    return next((a for a in acceptances if a.accepted_at <= appointment.starts_at), None)
+
+
+def chargeable(
+    appointment: Appointment, acceptances: list[PolicyAcceptance] | None = None
+) -> Chargeable | None:
     """The fee the patient's accepted terms allow for this visit, or None."""
     if appointment.status == Appointment.Status.NO_SHOW:
         kind, at = FeeCharge.Kind.NO_SHOW, appointment.no_show_at or appointment.starts_at
@@ -50,13 +68,7 @@ def chargeable(appointment: Appointment) -> Chargeable | None:
         kind, at = FeeCharge.Kind.LATE_CANCELLATION, appointment.cancelled_at
     else:
         return None
-    acceptance = (
-        PolicyAcceptance.objects.filter(
-            patient_id=appointment.patient_id, accepted_at__lte=appointment.starts_at
-        )
-        .order_by("-accepted_at", "-id")
-        .first()
-    )
+    acceptance = _accepted_before(appointment, acceptances)
     if acceptance is None:
         return None
     if kind == FeeCharge.Kind.LATE_CANCELLATION:
@@ -82,7 +94,9 @@ def pending(patient: Patient) -> list[Chargeable]:
         .select_related("clinic")
         .order_by("-starts_at")[:50]
     )
-    return [c for a in found if (c := chargeable(a)) is not None]
+    # The patient's acceptances once, not once per visit.
+    acceptances = list(patient.policy_acceptances.order_by("-accepted_at", "-id"))
+    return [c for a in found if (c := chargeable(a, acceptances)) is not None]
 
 
 def charge(appointment: Appointment, *, user: Any, via: str = "web") -> Invoice:
