@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, QuerySet
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest
 
 from mesoclinic.accounts.models import (
@@ -43,12 +43,19 @@ from mesoclinic.accounts.models import (
 )
 from mesoclinic.billing.models import Invoice, Package, Payment, PriceItem, Quote
 from mesoclinic.courses.models import AllergyTest, Course, FollowUp, Session, SideEffect
-from mesoclinic.fhir.models import ExportJob
+from mesoclinic.fhir.models import ExportJob, SmartApp
 from mesoclinic.formulary.models import Lot, Product, Vial
 from mesoclinic.imports.models import ImportJob
 from mesoclinic.notify.models import RecallNotice
-from mesoclinic.outcomes.models import Measurement, Photo
-from mesoclinic.patients.models import Allergy, Consent, Medication, Patient, Screening
+from mesoclinic.outcomes.models import Measurement, Photo, PhotoConsent
+from mesoclinic.patients.models import (
+    Allergy,
+    Consent,
+    Medication,
+    Patient,
+    Screening,
+    ScreeningForm,
+)
 from mesoclinic.portal.models import Message
 from mesoclinic.protocols.models import ClinicProtocol
 from mesoclinic.reminders.models import ChangeRequest
@@ -432,6 +439,7 @@ _CONSENT = _Kind(
 _SCREENING = _Kind(
     Screening, ("patient__clinic", "form"), "patient__clinic_id", "patient_id", (), "screening"
 )
+_SCREENING_FORM = _Kind(ScreeningForm, ("clinic",), "clinic_id", None, (), "screening form")
 _PHOTO = _Kind(Photo, ("clinic", "course__patient"), "clinic_id", "course__patient_id", (), "photo")
 _MEASUREMENT = _Kind(
     Measurement, ("clinic", "course"), "clinic_id", "course__patient_id", (), "measurement"
@@ -505,6 +513,9 @@ _WATCH = _Kind(
 )
 _IMPORT = _Kind(ImportJob, ("clinic", "created_by"), "clinic_id", None, (), "import")
 _EXPORT = _Kind(ExportJob, ("clinic", "requested_by"), "clinic_id", None, (), "export")
+_SMART_APP = _Kind(
+    SmartApp, ("clinic", "application", "registered_by"), "clinic_id", None, (), "app"
+)
 _NOTICE = _Kind(
     RecallNotice,
     ("clinic", "patient", "lot"),
@@ -729,6 +740,16 @@ def access_export_job(caller: Caller, job_id: int, need: frozenset[str] = MANAGE
     return found
 
 
+def access_smart_app(caller: Caller, app_id: int, need: frozenset[str] = MANAGE) -> SmartApp:
+    """An app registered for SMART App Launch: the clinic's managers only."""
+    found: SmartApp = _fetch(caller, _SMART_APP, app_id, need, False)
+    return found
+
+
+def smart_apps_for(caller: Caller, need: frozenset[str] = MANAGE) -> QuerySet[SmartApp]:
+    return _all(caller, _SMART_APP, need)
+
+
 def access_protocol(
     caller: Caller, key: str, version: int | None = None, need: frozenset[str] = MANAGE
 ) -> ClinicProtocol:
@@ -825,12 +846,42 @@ def screenings_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Scre
     return _all(caller, _SCREENING, need)
 
 
+def screening_forms_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[ScreeningForm]:
+    """Every version of the caller's clinic's screening questionnaire: for staff, as the JSON
+    API's `/screening-form` is (a patient answers the form in the portal)."""
+    return _all(caller, _SCREENING_FORM, need)
+
+
 def consents_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Consent]:
     return _all(caller, _CONSENT, need)
 
 
 def photos_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[Photo]:
     return _all(caller, _PHOTO, need)
+
+
+def clinical_consent_covers(photos: QuerySet[Photo]) -> QuerySet[Photo]:
+    """`photos` limited to those the patient's clinical photo consent covers: the decision in
+    force when the photo was taken was a yes, and the patient's latest decision still is. The
+    rule is photo_actions.has_consent's (the latest decision per purpose counts), in SQL, so
+    that a list or an export is one query. A withdrawal keeps the photos in the chart for
+    clinical staff (docs/photos.md) but stops them leaving the clinic's own pages, such as the
+    FHIR API, at once."""
+    decisions = PhotoConsent.objects.filter(
+        patient=OuterRef("course__patient"), purpose=PhotoConsent.Purpose.CLINICAL
+    ).order_by("-decided_at", "-id")
+    return photos.annotate(
+        clinical_consent_now=Subquery(decisions.values("granted")[:1]),
+        clinical_consent_then=Subquery(
+            decisions.filter(decided_at__lte=OuterRef("taken_at")).values("granted")[:1]
+        ),
+    ).filter(clinical_consent_now=True, clinical_consent_then=True)
+
+
+def consented_photos_for(caller: Caller, need: frozenset[str] = CLINICAL) -> QuerySet[Photo]:
+    """The photos the caller may see (`photos_for`) that the patient's clinical photo consent
+    covers now (`clinical_consent_covers`): what may be shared beyond the chart."""
+    return clinical_consent_covers(photos_for(caller, need))
 
 
 def measurements_for(caller: Caller, need: frozenset[str] = READ) -> QuerySet[Measurement]:

@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",
+    "oauth2_provider",
     "mesoclinic.accounts",
     "mesoclinic.protocols",
     "mesoclinic.patients",
@@ -326,6 +327,20 @@ STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com").rs
 STRIPE_CHECKOUT_ORIGIN = os.environ.get("STRIPE_CHECKOUT_ORIGIN", "https://checkout.stripe.com")
 
 LOGIN_URL = "/accounts/login/"
+
+# SMART App Launch (mesoclinic/fhir/smart.py, docs/fhir.md): the OAuth2 server for apps a
+# clinic registers. Authorization code with PKCE only; SMART's scopes; tokens kept hashed.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER = {
+    "SCOPES_BACKEND_CLASS": "mesoclinic.fhir.smart.SmartScopes",
+    "PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,  # S256, never plain
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("SMART_ACCESS_TOKEN_SECONDS", "3600")),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": int(os.environ.get("SMART_REFRESH_TOKEN_DAYS", "90")) * 86400,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REQUEST_APPROVAL_PROMPT": "force",
+}
 LOGIN_REDIRECT_URL = "/today/"
 # The patient portal's links (mesoclinic/portal): how long an invitation from the chart and a
 # registration's email verification stay usable. Each works once.

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from oauth2_provider.views import RevokeTokenView
 
 from mesoclinic.accounts import views as accounts
 from mesoclinic.api.views import api
+from mesoclinic.fhir import smart
 
 admin.site.site_header = "mesoclinic"
 admin.site.site_title = "mesoclinic"
@@ -25,6 +27,11 @@ urlpatterns = [
     path("site/", include("mesoclinic.site.urls")),
     # The FHIR R4B API (mesoclinic/fhir, docs/fhir.md): read and search, bearer token or session.
     path("fhir/R4B/", include("mesoclinic.fhir.urls")),
+    # SMART App Launch's OAuth2 server (mesoclinic/fhir/smart.py).
+    path("oauth/authorize/", smart.Authorize.as_view(), name="smart_authorize"),
+    path("oauth/token/", smart.Token.as_view(), name="smart_token"),
+    path("oauth/revoke/", RevokeTokenView.as_view(), name="smart_revoke"),
+    path("oauth/apps/", smart.my_apps, name="smart_apps_mine"),
     path("", include("mesoclinic.web.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),

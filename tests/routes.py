@@ -294,6 +294,8 @@ def build_objects(scene: Scene, other: World) -> Objects:
         # The FHIR API's routes are tried on the scene patient's Patient resource.
         "resource_type": "Patient",
         "resource_id": scene.patient.pk,
+        # A clinical photo's image, as its DocumentReference's attachment names it.
+        "binary_id": f"photo-{photo.pk}",
         "booked_token": signing.dumps(scene.appointment, salt=BOOKED_SALT),
         **ids_amend,
         "job_id": job.pk,

@@ -26,3 +26,7 @@ STORAGES["clinical_photos"]["OPTIONS"]["location"] = MEDIA_ROOT  # noqa: F405
 # Bulk FHIR exports the tests run are written to a directory of their own too.
 FHIR_EXPORT_DIR = Path(tempfile.mkdtemp(prefix="mesoclinic-test-fhir-exports-"))  # noqa: F405
 atexit.register(shutil.rmtree, FHIR_EXPORT_DIR, ignore_errors=True)
+
+# Every FHIR resource the tests are served is checked by fhir.resources' R4B models first; a
+# resource that is not valid FHIR fails the test that asked for it (mesoclinic.fhir.mapping).
+FHIR_VALIDATE = True

@@ -52,6 +52,9 @@ FHIR = frozenset({"fhir"})
 # The FHIR bulk `$export` (mesoclinic/fhir/bulk.py): a clinic's managers only, refusals as
 # OperationOutcomes (401 for no caller); another clinic's export or lot is a 404.
 FHIR_EXPORT = frozenset({"fhir export"})
+# A clinical photo's image over FHIR (`Binary/photo-<id>`): clinical staff and the patient, as
+# the photo's DocumentReference; refusals as OperationOutcomes, 401 for no caller.
+FHIR_PHOTO = frozenset({"fhir photo"})
 
 # Every page of the web app: (method to try, level).
 WEB: dict[str, tuple[str, frozenset[str]]] = {
@@ -273,11 +276,21 @@ WEB: dict[str, tuple[str, frozenset[str]]] = {
     "fhir_metadata": ("GET", PUBLIC),
     "fhir_search": ("GET", FHIR),
     "fhir_read": ("GET", FHIR),
+    "fhir_binary": ("GET", FHIR_PHOTO),
     "fhir_export": ("GET", FHIR_EXPORT),
     "fhir_export_patients": ("GET", FHIR_EXPORT),
     "fhir_export_group": ("GET", FHIR_EXPORT),
     "fhir_export_status": ("GET", FHIR_EXPORT),
     "fhir_export_file": ("GET", FHIR_EXPORT),
+    # SMART App Launch (mesoclinic/fhir/smart.py): discovery and the OAuth2 server are open,
+    # as apps reach them before anyone signs in (a request without a code or token is 400);
+    # the authorize page asks whoever is not signed in to sign in.
+    "smart_configuration": ("GET", PUBLIC),
+    "smart_authorize": ("GET", PUBLIC),
+    "smart_token": ("POST", PUBLIC),
+    "smart_revoke": ("POST", PUBLIC),
+    "smart_apps_mine": ("GET", SIGNED_IN),
+    "manage_apps": ("GET", MANAGE),
 }
 WEB_QUERY = {"compare_photos": "?area=thighs&view=front"}
 
@@ -413,6 +426,12 @@ def expected(
         if who in ("patient_other", "other_clinic") and "<str:resource_id>" in route:
             return 404
         return SERVED
+    if level == FHIR_PHOTO:
+        if who in ("anonymous", "deactivated"):
+            return 401
+        if who in ("patient_other", "other_clinic"):
+            return 404
+        return 403 if who == "front_desk" else SERVED
     if level == FHIR_EXPORT:
         if who in ("anonymous", "deactivated"):
             return 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import importlib
 import json
@@ -19,11 +20,15 @@ from fhir.resources.R4B.resource import Resource
 from mesoclinic.accounts.models import AuditEvent, User
 from mesoclinic.api.models import ApiToken
 from mesoclinic.courses.models import AllergyReading, AllergyTest, Course, Session, SessionInjection
-from mesoclinic.fhir import mapping
-from mesoclinic.patients.models import Allergy, Consent, Patient
+from mesoclinic.fhir import everything, mapping, views
+from mesoclinic.outcomes import photo_actions
+from mesoclinic.outcomes.models import Photo
+from mesoclinic.patients.actions import do_screen_patient
+from mesoclinic.patients.models import Allergy, Consent, Patient, Screening, ScreeningForm
 from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.scheduling.models import Room
-from tests.conftest import Scene, World, ago, api_for, give_baseline
+from tests.conftest import Scene, World, ago, all_no, api_for, give_baseline
+from tests.test_photos import jpeg, stored_bytes
 
 ROOT = "/fhir/R4B"
 
@@ -65,9 +70,10 @@ def issue(response: Any, status: int) -> str:
 
 @pytest.fixture
 def clinic(scene: Scene) -> dict[str, str]:
-    """A realistic clinic: the scene (course, session with injections, side effects, a visit),
-    plus a measurement, a reported allergy, a positive allergy-test reaction, an adverse event
-    with a suspect lot and a room. Returns an id of each resource type."""
+    """A realistic clinic: the scene (course, session with injections, side effects, a visit,
+    a screening), plus a measurement, a reported allergy, a positive allergy-test reaction, an
+    adverse event with a suspect lot, a room and a clinical photo the patient consented to.
+    Returns an id of each resource type."""
     world = scene.world
     course = Course.objects.get(pk=scene.course["id"])
     session = Session.objects.get(pk=scene.session["id"])
@@ -102,6 +108,22 @@ def clinic(scene: Scene) -> dict[str, str]:
     consent = Consent.objects.filter(patient=scene.patient).first()
     assert consent is not None
     membership = world.practitioner.memberships.get()
+    screening = Screening.objects.get(patient=scene.patient)
+    photo_actions.do_record_photo_consent(
+        scene.patient,
+        purpose="clinical",
+        granted=True,
+        decided_at=ago(days=30),
+        user=world.practitioner,
+    )
+    [photo] = photo_actions.do_upload_photos(
+        course,
+        area=course.areas[0],
+        images={"front": jpeg()},
+        taken_at=ago(hours=1),
+        session=session,
+        user=world.practitioner,
+    )
     return {
         "Patient": str(scene.patient.pk),
         "Organization": str(world.clinic.pk),
@@ -118,6 +140,9 @@ def clinic(scene: Scene) -> dict[str, str]:
         "Appointment": str(scene.appointment),
         "AdverseEvent": f"event-{event.pk}",
         "AdverseEvent:side-effect": f"side-effect-{scene.side_effect['id']}",
+        "Questionnaire": str(screening.form_id),
+        "QuestionnaireResponse": str(screening.pk),
+        "DocumentReference": str(photo.pk),
     }
 
 
@@ -151,8 +176,12 @@ PATIENT_TYPES = [
     "Appointment",
     "AdverseEvent",
     "AdverseEvent:side-effect",
+    "QuestionnaireResponse",
+    "DocumentReference",
 ]
-STAFF_TYPES = ["Practitioner", "PractitionerRole", "Location"]
+STAFF_TYPES = ["Practitioner", "PractitionerRole", "Location", "Questionnaire"]
+# The clinic itself: every caller of the clinic, staff or patient, reads it.
+CLINIC_TYPES = ["Organization"]
 
 
 class FhirMappingTests:
@@ -161,6 +190,35 @@ class FhirMappingTests:
     ) -> None:
         found = read_all(fhir_for(scene.world.manager), clinic)
         assert set(found) == set(clinic)
+
+    def test_resources_are_served_without_empty_elements_and_with_decimals_as_numbers(
+        self,
+    ) -> None:
+        built = mapping.resource(
+            "Observation",
+            {
+                "status": "final",
+                "code": {"text": "Waist", "coding": []},
+                "valueQuantity": {"value": Decimal("2.50"), "unit": None},
+                "note": [{"text": ""}],
+                "bodySite": None,
+            },
+        )
+        assert built == {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "Waist"},
+            "valueQuantity": {"value": 2.5},
+        }
+        assert json.loads(json.dumps(built)) == built
+
+    def test_an_invalid_resource_is_refused_when_validation_is_on(self, settings: Any) -> None:
+        wrong = mapping.resource("Patient", {"id": "1", "birthDate": "yesterday"})
+        settings.FHIR_VALIDATE = True
+        with pytest.raises(ValueError, match="birthDate"):
+            mapping.checked(wrong)
+        settings.FHIR_VALIDATE = False
+        assert mapping.checked(wrong) is wrong
 
     def test_it_maps_the_clinical_details(self, clinic: dict[str, str], scene: Scene) -> None:
         fhir = fhir_for(scene.world.manager)
@@ -215,7 +273,7 @@ class FhirMappingTests:
 
 
 class FhirReadTests:
-    @pytest.mark.parametrize("kind", PATIENT_TYPES + STAFF_TYPES + ["Organization"])
+    @pytest.mark.parametrize("kind", PATIENT_TYPES + STAFF_TYPES + CLINIC_TYPES)
     def test_another_clinics_object_is_not_found(
         self, clinic: dict[str, str], other: World, kind: str
     ) -> None:
@@ -223,7 +281,7 @@ class FhirReadTests:
         kind = kind.split(":")[0]
         assert "No " in issue(fhir_for(other.manager).get(f"{kind}/{rid}"), 404)
 
-    @pytest.mark.parametrize("kind", PATIENT_TYPES + ["Organization"])
+    @pytest.mark.parametrize("kind", PATIENT_TYPES + CLINIC_TYPES)
     def test_a_patient_reads_their_own_records(
         self, clinic: dict[str, str], scene: Scene, kind: str
     ) -> None:
@@ -263,6 +321,23 @@ class FhirReadTests:
         assert "front desk" in issue(desk.get(f"AdverseEvent/{clinic['AdverseEvent']}"), 403)
         issue(desk.get("AllergyIntolerance"), 403)
         body(desk.get(f"Procedure/{clinic['Procedure']}"))
+        # Photos are for clinical staff, as on the chart; screenings for all staff, as there.
+        issue(desk.get(f"DocumentReference/{clinic['DocumentReference']}"), 403)
+        issue(desk.get(f"Binary/photo-{clinic['DocumentReference']}"), 403)
+        body(desk.get(f"QuestionnaireResponse/{clinic['QuestionnaireResponse']}"))
+        body(desk.get(f"Questionnaire/{clinic['Questionnaire']}"))
+
+    def test_every_type_is_in_the_access_tests(self) -> None:
+        """The wrong-clinic and patient-scope tests run over these lists: a type added to the
+        registry and to none of them would go untested."""
+        listed = PATIENT_TYPES + STAFF_TYPES + CLINIC_TYPES
+        assert {k.split(":")[0] for k in listed} == set(views.KINDS)
+        assert {k.split(":")[0] for k in PATIENT_TYPES} == {
+            name for name, kind in views.KINDS.items() if kind.patient
+        }
+        # A type made from two kinds of row has one of each in the lists.
+        for name, kind in views.KINDS.items():
+            assert len([k for k in listed if k.split(":")[0] == name]) == len(kind.sources), name
 
     def test_unknown_types_and_ids_are_not_found(self, scene: Scene) -> None:
         fhir = fhir_for(scene.world.manager)
@@ -385,7 +460,7 @@ class FhirSearchTests:
         assert modes == [("Procedure", "match"), ("Patient", "include")]
         assert data["total"] == 1
 
-    @pytest.mark.parametrize("kind", PATIENT_TYPES + STAFF_TYPES)
+    @pytest.mark.parametrize("kind", PATIENT_TYPES + STAFF_TYPES + CLINIC_TYPES)
     def test_another_clinic_finds_none_of_ours(
         self, clinic: dict[str, str], other: World, kind: str
     ) -> None:
@@ -419,6 +494,220 @@ class FhirSearchTests:
         assert row.detail["page"] == "fhir Observation search"
 
 
+def entries(data: dict[str, Any], kind: str) -> set[str]:
+    return {
+        e["resource"]["id"] for e in data.get("entry", []) if e["resource"]["resourceType"] == kind
+    }
+
+
+def extensions(resource: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    return [e for e in resource.get("extension", []) if e["url"] == url]
+
+
+class FhirScreeningTests:
+    def test_the_questionnaire_holds_the_clinics_questions(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        form = ScreeningForm.objects.get(pk=clinic["Questionnaire"])
+        data = body(fhir_for(scene.world.front_desk).get(f"Questionnaire/{form.pk}"))
+        assert data["url"] == mapping.questionnaire_url(form)
+        assert data["version"] == str(form.version)
+        assert data["status"] == "active"
+        assert [i["linkId"] for i in data["item"]] == [q["key"] for q in form.questions]
+        pregnant = data["item"][0]
+        assert pregnant["text"] == "Are you pregnant, or could you be?"
+        assert pregnant["type"] == "boolean" and pregnant["required"] is True
+        assert extensions(pregnant, mapping.WHEN_YES_EXTENSION)[0]["valueCode"] == "hard_stop"
+
+    def test_a_later_version_retires_the_earlier_one(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        old = ScreeningForm.objects.get(pk=clinic["Questionnaire"])
+        new = ScreeningForm.objects.create(
+            clinic=old.clinic, version=old.version + 1, document=old.document
+        )
+        fhir = fhir_for(scene.world.manager)
+        assert body(fhir.get(f"Questionnaire/{old.pk}"))["status"] == "retired"
+        current = body(fhir.get(f"Questionnaire/{new.pk}"))
+        assert current["status"] == "active"
+        # One canonical for the clinic's questionnaire; the version tells them apart.
+        assert current["url"] == mapping.questionnaire_url(old)
+        assert body(fhir.get("Questionnaire"))["total"] == 2
+
+    def test_the_answers_map_to_the_questions(self, clinic: dict[str, str], scene: Scene) -> None:
+        answers = {**all_no(scene.world.clinic), "pregnant": True, "keloid_history": True}
+        screening = do_screen_patient(scene.patient, answers, scene.world.practitioner)
+        fhir = fhir_for(scene.world.manager)
+        data = body(fhir.get(f"QuestionnaireResponse/{screening.pk}"))
+        form = body(fhir.get(f"Questionnaire/{screening.form_id}"))
+        assert data["questionnaire"] == f"{form['url']}|{form['version']}"
+        assert data["status"] == "completed"
+        assert data["subject"] == {"reference": f"Patient/{scene.patient.pk}"}
+        assert data["author"] == {"reference": f"Practitioner/{scene.world.practitioner.pk}"}
+        assert dt.datetime.fromisoformat(data["authored"]) == screening.screened_at
+        given = {i["linkId"]: i["answer"] for i in data["item"]}
+        assert set(given) == set(answers)
+        assert given["pregnant"] == [{"valueBoolean": True}]
+        assert given["keloid_history"] == [{"valueBoolean": True}]
+        assert given["breastfeeding"] == [{"valueBoolean": False}]
+        # The result and each reason for it, as the chart shows them.
+        [result] = extensions(data, mapping.RESULT_EXTENSION)
+        assert result["valueCodeableConcept"]["coding"][0]["code"] == "ineligible"
+        reasons = [
+            {
+                x["url"]: next(v for k, v in x.items() if k.startswith("value"))
+                for x in r["extension"]
+            }
+            for r in extensions(data, mapping.REASON_EXTENSION)
+        ]
+        assert reasons == [
+            {"question": "pregnant", "outcome": "hard_stop", "text": screening.hard_stops[0]},
+            {"question": "keloid_history", "outcome": "caution", "text": screening.cautions[0]},
+        ]
+
+    def test_a_screening_the_patient_filled_in_is_authored_by_them(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        mine = patient_login(scene.patient)
+        scene.patient.refresh_from_db()
+        screening = do_screen_patient(scene.patient, all_no(scene.world.clinic), scene.patient.user)
+        data = body(mine.get(f"QuestionnaireResponse/{screening.pk}"))
+        assert data["author"] == {"reference": f"Patient/{scene.patient.pk}"}
+        found = body(mine.get("QuestionnaireResponse", patient=str(scene.patient.pk)))
+        assert found["total"] == 2
+
+
+def photo_before_consent(scene: Scene) -> Photo:
+    """A photo dated before the patient's clinical photo consent (an imported one, say): the
+    consent granted since does not cover it."""
+    course = Course.objects.get(pk=scene.course["id"])
+    earlier = Photo.objects.get(course=course)
+    return Photo.objects.create(
+        clinic=course.clinic,
+        course=course,
+        area=earlier.area,
+        view="back",
+        image=earlier.image.name,
+        content_type=earlier.content_type,
+        sha256=earlier.sha256,
+        taken_at=ago(days=60),
+    )
+
+
+def withdraw(scene: Scene) -> None:
+    photo_actions.do_record_photo_consent(
+        scene.patient, purpose="clinical", granted=False, user=scene.world.practitioner
+    )
+
+
+class FhirPhotoTests:
+    def test_a_photo_is_a_document_reference_to_its_image(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        photo = Photo.objects.get(pk=clinic["DocumentReference"])
+        data = body(fhir_for(scene.world.practitioner).get(f"DocumentReference/{photo.pk}"))
+        [content] = data["content"]
+        attachment = content["attachment"]
+        assert attachment["contentType"] == "image/jpeg"
+        assert attachment["url"] == f"Binary/photo-{photo.pk}"
+        assert attachment["size"] == len(stored_bytes(photo))
+        assert "data" not in attachment  # never inlined
+        assert dt.datetime.fromisoformat(attachment["creation"]) == photo.taken_at
+        assert attachment["title"].startswith(photo.get_area_display())
+        assert {"system": mapping.PHOTO_SHA256, "value": photo.sha256} in data["identifier"]
+        assert data["subject"] == {"reference": f"Patient/{scene.patient.pk}"}
+        assert {"reference": f"Procedure/{clinic['Procedure']}"} in data["context"]["related"]
+
+    def test_the_image_is_served_to_whoever_reads_the_reference_and_audited(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        photo = Photo.objects.get(pk=clinic["DocumentReference"])
+        AuditEvent.objects.all().delete()
+        for reader in (fhir_for(scene.world.practitioner), patient_login(scene.patient)):
+            response = reader.get(f"Binary/photo-{photo.pk}")
+            assert response.status_code == 200
+            assert response["Content-Type"] == "image/jpeg"
+            assert response["Cache-Control"] == "private, no-store"
+            assert b"".join(response.streaming_content) == stored_bytes(photo)
+        rows = AuditEvent.objects.order_by("pk")
+        assert [(r.action, r.patient_id) for r in rows] == [
+            (AuditEvent.Action.VIEW, scene.patient.pk)
+        ] * 2
+        assert {r.detail["fhir"] for r in rows} == {f"Binary/photo-{photo.pk}"}
+
+    def test_the_image_is_a_binary_resource_to_a_fhir_client(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        photo = Photo.objects.get(pk=clinic["DocumentReference"])
+        fhir = fhir_for(scene.world.practitioner)
+        response = fhir.client.get(
+            f"{ROOT}/Binary/photo-{photo.pk}",
+            headers={"Authorization": f"Bearer {fhir.token}", "Accept": "application/fhir+json"},
+        )
+        data = body(response)
+        _validate(data)
+        assert data["contentType"] == "image/jpeg"
+        assert base64.b64decode(data["data"]) == stored_bytes(photo)
+        assert data["securityContext"] == {"reference": f"DocumentReference/{photo.pk}"}
+
+    def test_the_image_is_refused_to_another_clinic_and_another_patient(
+        self, clinic: dict[str, str], scene: Scene, other: World
+    ) -> None:
+        path = f"Binary/photo-{clinic['DocumentReference']}"
+        stranger = Patient.objects.create(
+            clinic=scene.world.clinic,
+            first_name="Bo",
+            last_name="Other",
+            date_of_birth=dt.date(1985, 1, 1),
+        )
+        AuditEvent.objects.all().delete()
+        issue(fhir_for(other.manager).get(path), 404)
+        issue(patient_login(stranger).get(path), 404)
+        issue(Fhir().get(path), 401)
+        issue(fhir_for(scene.world.manager).get("Binary/photo-999999"), 404)
+        issue(fhir_for(scene.world.manager).get(f"Binary/{clinic['DocumentReference']}"), 404)
+        assert "read by its id" in issue(fhir_for(scene.world.manager).get("Binary"), 400)
+        assert not AuditEvent.objects.filter(action=AuditEvent.Action.VIEW).exists()
+
+    def test_the_patients_bundle_holds_the_screening_and_the_photo(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        data = everything.patient_bundle(scene.patient)
+        assert entries(data, "Questionnaire") == {clinic["Questionnaire"]}
+        assert entries(data, "QuestionnaireResponse") == {clinic["QuestionnaireResponse"]}
+        assert entries(data, "DocumentReference") == {clinic["DocumentReference"]}
+
+    def test_a_withdrawn_consent_stops_the_photos_leaving(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        rid = clinic["DocumentReference"]
+        withdraw(scene)
+        fhir = fhir_for(scene.world.manager)
+        issue(fhir.get(f"DocumentReference/{rid}"), 404)
+        issue(fhir.get(f"Binary/photo-{rid}"), 404)
+        issue(patient_login(scene.patient).get(f"Binary/photo-{rid}"), 404)
+        assert body(fhir.get("DocumentReference"))["total"] == 0
+        assert "DocumentReference" not in {
+            e["resource"]["resourceType"] for e in everything.patient_bundle(scene.patient)["entry"]
+        }
+        # The chart still shows it to clinical staff (docs/photos.md).
+        assert Photo.objects.filter(pk=rid).exists()
+
+    def test_a_photo_the_consent_does_not_cover_is_not_served(
+        self, clinic: dict[str, str], scene: Scene
+    ) -> None:
+        earlier = photo_before_consent(scene)
+        fhir = fhir_for(scene.world.manager)
+        issue(fhir.get(f"DocumentReference/{earlier.pk}"), 404)
+        issue(fhir.get(f"Binary/photo-{earlier.pk}"), 404)
+        assert entries(body(fhir.get("DocumentReference")), "DocumentReference") == {
+            clinic["DocumentReference"]
+        }
+        assert entries(everything.patient_bundle(scene.patient), "DocumentReference") == {
+            clinic["DocumentReference"]
+        }
+
+
 class FhirMetadataTests:
     def test_the_capability_statement_says_what_is_supported(self) -> None:
         response = Client().get(f"{ROOT}/metadata")
@@ -440,8 +729,13 @@ class FhirMetadataTests:
             "CarePlan",
             "Appointment",
             "AdverseEvent",
+            "Questionnaire",
+            "QuestionnaireResponse",
+            "DocumentReference",
+            "Binary",  # Only read, a DocumentReference's image.
             "Group",  # Only its bulk $export (tests/test_fhir_bulk.py).
         }
+        assert served["Binary"]["interaction"] == [{"code": "read"}]
         assert served["Procedure"]["searchInclude"] == ["Procedure:patient"]
         params = {p["name"] for p in served["Consent"]["searchParam"]}
         assert params == {"_id", "_lastUpdated", "patient", "date", "_count"}

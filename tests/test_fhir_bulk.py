@@ -36,6 +36,8 @@ COMPARTMENT = {
     "CarePlan",
     "Appointment",
     "AdverseEvent",
+    "QuestionnaireResponse",
+    "DocumentReference",
 }
 
 

@@ -59,7 +59,7 @@ class PatientBundleTests:
         course = Course.objects.get(pk=scene.course["id"])
         give_baseline(course, ago(days=3))
         Allergy.objects.create(patient=scene.patient, substance="Penicillin", reaction="Hives")
-        data = everything.patient_bundle(scene.patient).model_dump(mode="json", exclude_none=True)
+        data = everything.patient_bundle(scene.patient)
         bundle = Bundle.model_validate(data)
         assert bundle.type == "collection"
         assert {
@@ -218,7 +218,7 @@ class FhirImportTests:
             allergy_entry("a", "Penicillin"),
             {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}},
         )
-        report = fhir_imports.do_import_bundle(world.clinic, data, user=world.manager)
+        report = fhir_imports.do_import(world.clinic, [("b.json", data)], user=world.manager)
         assert report.imported and report.allergies == 1
         assert report.left_out == {"Observation": 1}
         ana = Patient.objects.get(pk=report.patients[0])
@@ -233,13 +233,15 @@ class FhirImportTests:
             allergy_entry("zz", "Latex"),
         )
         before = Patient.objects.count()
-        report = fhir_imports.do_import_bundle(world.clinic, data, user=world.manager)
+        report = fhir_imports.do_import(world.clinic, [("b.json", data)], user=world.manager)
         assert not report.imported
         assert Patient.objects.count() == before
         sentences = [p.sentence for p in report.problems]
-        assert sentences[0].startswith("Entry 1 (urn:uuid:b): It is not a valid FHIR R4B")
+        assert sentences[0].startswith("b.json, entry 2 (urn:uuid:b): It is not a valid FHIR R4B")
         assert "birthDate" in sentences[0]
-        assert sentences[1] == "Entry 2: Its patient (Patient/zz) is not a Patient in this Bundle."
+        assert sentences[1] == (
+            "b.json, entry 3: Its patient (Patient/zz) is not a patient imported here."
+        )
 
     def test_it_finds_duplicates_as_the_csv_import_does(
         self, world: World, patient: Patient
@@ -250,9 +252,9 @@ class FhirImportTests:
             patient_entry("b", "MOSS", "Ann", "1970-01-01"),
             patient_entry("c", patient.last_name, patient.first_name, born),
         )
-        report = fhir_imports.do_import_bundle(world.clinic, data, user=world.manager)
+        report = fhir_imports.do_import(world.clinic, [("b.json", data)], user=world.manager)
         words = {p.index: p.problem for p in report.problems}
-        assert "is already entry 0" in words[1]
+        assert "is already at b.json, entry 1." in words[1]
         assert words[2] == "A patient with this name and date of birth is already on file."
 
     def test_the_page_is_for_managers_and_reports_in_sentences(self, world: World) -> None:
@@ -268,12 +270,12 @@ class FhirImportTests:
             )
         )
         bad.name = "b.json"
-        response = client.post(page, {"file": bad})
+        response = client.post(page, {"upload": bad})
         assert response.status_code == 422
-        assert "Entry 0 (urn:uuid:b): It cannot be registered" in response.content.decode()
+        assert "b.json, entry 1 (urn:uuid:b): It cannot be registered" in response.content.decode()
         good = io.BytesIO(bundle(patient_entry("a", "Lopez", "Ana", "1980-04-02")))
         good.name = "a.json"
-        response = client.post(page, {"file": good})
+        response = client.post(page, {"upload": good})
         assert response.status_code == 200 and "Imported 1 patient" in response.content.decode()
         assert (
             AuditEvent.objects.filter(
@@ -289,10 +291,61 @@ class FhirImportTests:
         clinic = Clinic.objects.get(name=demo.CLINIC_NAME)
         patients = Patient.objects.filter(clinic=clinic).order_by("pk")
         exported = everything.bundle_of(patients)
-        data = json.dumps(exported.model_dump(mode="json", exclude_none=True)).encode()
-        report = fhir_imports.do_import_bundle(other.clinic, data, user=other.manager)
+        data = json.dumps(exported).encode()
+        report = fhir_imports.do_import(other.clinic, [("b.json", data)], user=other.manager)
         assert report.problems == []
         assert len(report.patients) == patients.count() > 0
         assert Patient.objects.filter(clinic=other.clinic).count() == patients.count()
         kept = Allergy.objects.filter(patient__clinic=clinic, entered_in_error_at__isnull=True)
         assert report.allergies >= kept.count()
+
+
+def ndjson(*entries: dict[str, Any]) -> bytes:
+    return "\n".join(json.dumps(e["resource"]) for e in entries).encode() + b"\n"
+
+
+class NdjsonImportTests:
+    def test_a_bulk_exports_files_import_together(self, world: World) -> None:
+        people = ndjson(
+            patient_entry("7", "Lopez", "Ana", "1980-04-02"),
+            patient_entry("8", "Berg", "Bo", "1975-09-30"),
+        )
+        allergies = ndjson(allergy_entry("8", "Latex"))
+        report = fhir_imports.do_import(
+            world.clinic,
+            [("Patient.ndjson", people), ("AllergyIntolerance.ndjson", allergies)],
+            user=world.manager,
+        )
+        assert report.imported and len(report.patients) == 2 and report.allergies == 1
+        assert Allergy.objects.get(patient__last_name="Berg").substance == "Latex"
+
+    def test_a_bad_line_is_named_by_its_file_and_line(self, world: World) -> None:
+        people = ndjson(
+            patient_entry("7", "Lopez", "Ana", "1980-04-02"),
+            patient_entry("8", "Berg", "Bo", "1975-02-30"),
+        )
+        report = fhir_imports.do_import(
+            world.clinic, [("Patient.ndjson", people)], user=world.manager
+        )
+        assert not report.imported and not Patient.objects.filter(last_name="Lopez").exists()
+        (problem,) = report.problems
+        assert problem.sentence.startswith("Patient.ndjson, line 2 (Patient/8): It is not a valid")
+        broken = people + b'{"resourceType": "Patient", \n'
+        with pytest.raises(fhir_imports.BundleProblem, match=r"Patient.ndjson, line 3: .*not JSON"):
+            fhir_imports.read_files([("Patient.ndjson", broken)])
+        with pytest.raises(fhir_imports.BundleProblem, match="neither a FHIR Bundle"):
+            fhir_imports.read_files([("notes.txt", b"Ana Lopez, 1980-04-02\n")])
+
+    def test_the_page_takes_several_files_at_once(self, world: World) -> None:
+        people = io.BytesIO(ndjson(patient_entry("7", "Lopez", "Ana", "1980-04-02")))
+        people.name = "Patient.ndjson"
+        allergies = io.BytesIO(ndjson(allergy_entry("7", "Latex")))
+        allergies.name = "AllergyIntolerance.ndjson"
+        response = signed_in(world.manager).post(
+            "/manage/import/fhir/", {"upload": [people, allergies]}
+        )
+        assert response.status_code == 200
+        assert "Imported 1 patient and 1 allergy" in response.content.decode()
+        assert Patient.objects.get(last_name="Lopez").allergies.get().substance == "Latex"
+        response = signed_in(world.manager).post("/manage/import/fhir/", {})
+        assert "Choose the files to import." in response.content.decode()

@@ -244,10 +244,8 @@ def _write(
                     qs = qs.filter(**{f"{source.patient}__in": group})
                 if job.since is not None and source.updated:
                     qs = qs.filter(**{f"{source.updated}__gt": job.since})
-                if name == "Procedure":
-                    qs = qs.prefetch_related("injections")
                 for row in qs.order_by(source.id_field).iterator(chunk_size=CHECK_EVERY):
-                    out.write(json.dumps(mapping.as_json(source.build(row))))
+                    out.write(json.dumps(mapping.checked(source.build(row))))
                     out.write("\n")
                     pid = patient_id_of(row, source.patient)
                     if pid is not None:

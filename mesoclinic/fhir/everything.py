@@ -26,8 +26,6 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_safe
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.resource import Resource
 
 from mesoclinic.access import (
     CLINICAL,
@@ -37,6 +35,7 @@ from mesoclinic.access import (
     access_lot,
     access_patient,
     audit_list,
+    clinical_consent_covers,
     patients_for,
     photos_for,
 )
@@ -46,7 +45,7 @@ from mesoclinic.courses.tracing import lot_exposures
 from mesoclinic.fhir import mapping
 from mesoclinic.outcomes import photo_actions
 from mesoclinic.outcomes.models import Measurement, Photo
-from mesoclinic.patients.models import Allergy, Consent, Patient
+from mesoclinic.patients.models import Allergy, Consent, Patient, Screening, ScreeningForm
 from mesoclinic.portal.views import patient_caller, patient_page
 from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.scheduling.models import Appointment
@@ -62,7 +61,7 @@ CHUNK = 1024 * 1024
 # The Bundle.
 
 
-def _practitioners(patient: Patient) -> list[Resource]:
+def _practitioners(patient: Patient) -> list[dict[str, Any]]:
     """The clinic's members who treated the patient: who performed a session or holds a
     visit with them."""
     users = set(
@@ -79,10 +78,10 @@ def _practitioners(patient: Patient) -> list[Resource]:
     return [mapping.practitioner(m, licences.get(m.user_id, [])) for m in members.order_by("pk")]
 
 
-def patient_resources(patient: Patient) -> list[Resource]:
-    """Every resource about the patient, built by the mapping functions (so each is
-    validated), the patient and their clinic first."""
-    out: list[Resource] = [
+def patient_resources(patient: Patient) -> list[dict[str, Any]]:
+    """Every resource about the patient, built by the mapping functions, the patient and
+    their clinic first."""
+    out: list[dict[str, Any]] = [
         mapping.patient(patient),
         mapping.organization(patient.clinic),
         *_practitioners(patient),
@@ -99,6 +98,22 @@ def patient_resources(patient: Patient) -> list[Resource]:
         mapping.consent(c)
         for c in Consent.objects.filter(patient=patient).select_related("patient").order_by("pk")
     ]
+    # The screenings, each after the version of the form it answered.
+    screenings = list(
+        Screening.objects.filter(patient=patient).select_related("form", "patient").order_by("pk")
+    )
+    latest = (
+        ScreeningForm.objects.filter(clinic_id=patient.clinic_id)
+        .order_by("-version")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    forms = {s.form_id: s.form for s in screenings}
+    for form_id in sorted(forms):
+        form = forms[form_id]
+        form.clinic = patient.clinic
+        out.append(mapping.questionnaire(form, current=form_id == latest))
+    out += [mapping.questionnaire_response(s) for s in screenings]
     for course in Course.objects.filter(patient=patient).select_related("protocol").order_by("pk"):
         done = [s.pk for s in course.sessions.order_by("number")]
         out.append(mapping.care_plan(course, done))
@@ -137,15 +152,21 @@ def patient_resources(patient: Patient) -> list[Resource]:
     ):
         lots = {i.lot_id: i.lot for i in se.session.injections.select_related("lot__product")}
         out.append(mapping.side_effect(se, [lots[k] for k in sorted(lots)]))
+    # The clinical photos the patient's clinical photo consent covers, by reference (the ZIP
+    # holds the images themselves).
+    photos = clinical_consent_covers(Photo.objects.filter(course__patient=patient))
+    out += [
+        mapping.photo_document(p)
+        for p in photos.select_related("clinic", "course__patient").order_by("pk")
+    ]
     return out
 
 
-def _entry(resource: Resource, base: str) -> dict[str, Any]:
-    data = mapping.as_json(resource)
-    return {"fullUrl": f"{base}{data['resourceType']}/{data['id']}", "resource": data}
+def _entry(resource: dict[str, Any], base: str) -> dict[str, Any]:
+    return {"fullUrl": f"{base}{resource['resourceType']}/{resource['id']}", "resource": resource}
 
 
-def bundle_of(patients: Iterable[Patient], base: str = DEFAULT_BASE) -> Bundle:
+def bundle_of(patients: Iterable[Patient], base: str = DEFAULT_BASE) -> dict[str, Any]:
     """One collection Bundle of every resource about each patient. A resource shared by
     several (their clinic, a practitioner) is included once."""
     entries: dict[str, dict[str, Any]] = {}
@@ -153,16 +174,15 @@ def bundle_of(patients: Iterable[Patient], base: str = DEFAULT_BASE) -> Bundle:
         for resource in patient_resources(patient):
             entry = _entry(resource, base)
             entries.setdefault(entry["fullUrl"], entry)
-    return Bundle.model_validate(
-        {
-            "type": "collection",
-            "timestamp": timezone.now().isoformat(),
-            "entry": list(entries.values()) or None,
-        }
-    )
+    bundle = {
+        "type": "collection",
+        "timestamp": timezone.now().isoformat(),
+        "entry": list(entries.values()),
+    }
+    return mapping.checked(mapping.resource("Bundle", bundle))
 
 
-def patient_bundle(patient: Patient, base: str = DEFAULT_BASE) -> Bundle:
+def patient_bundle(patient: Patient, base: str = DEFAULT_BASE) -> dict[str, Any]:
     """Everything about one patient as a collection Bundle."""
     return bundle_of([patient], base)
 
@@ -200,7 +220,7 @@ def write_copy(out: IO[bytes], patient: Patient, photos: Iterable[Photo], base: 
         put("README.txt", README.format(clinic=clinic.name, date=today).encode())
         put(
             "record.fhir.json",
-            json.dumps(mapping.as_json(patient_bundle(patient, base)), indent=1).encode(),
+            json.dumps(patient_bundle(patient, base), indent=1).encode(),
         )
         for consent in Consent.objects.filter(patient=patient).select_related(
             "patient__clinic", "template", "witnessed_by"
@@ -309,7 +329,7 @@ def lot_exposed(request: HttpRequest, lot_id: int) -> HttpResponse:
         action=AuditEvent.Action.EXPORT,
         lot=lot.pk,
     )
-    response = HttpResponse(json.dumps(mapping.as_json(bundle)), content_type=FHIR_JSON)
+    response = HttpResponse(json.dumps(bundle), content_type=FHIR_JSON)
     response["Content-Disposition"] = f'attachment; filename="lot-{lot.pk}-exposed.fhir.json"'
     add_never_cache_headers(response)
     return response

@@ -1,13 +1,15 @@
-"""Importing patients from a FHIR R4B Bundle, beside the CSV import (imports/).
+"""Importing patients from FHIR R4B, beside the CSV import (imports/).
 
-A Bundle's Patient entries become patients (name, birth date, gender, email and phone,
-address) and its AllergyIntolerance entries about them become their allergies; entries of
-any other type are counted and left out. The import is all or nothing: every entry is checked
-first, each problem is reported in a sentence that names the entry (its index in `entry`, and
-its fullUrl or id), and nothing is written unless there is none. A patient is checked by the
-same registration form as a patient typed in or read from a CSV file, and duplicates are
-found as the CSV import finds them: the same name and date of birth twice in the Bundle, or
-already on file.
+The files are Bundles in JSON, or NDJSON with one resource a line (a bulk `$export`'s files,
+mesoclinic's own or another system's), one file or several at once. Their Patient resources
+become patients (name, birth date, gender, email and phone, address) and their
+AllergyIntolerance resources about them become their allergies; resources of any other type
+are counted and left out. The import is all or nothing: every entry is checked first, each
+problem is reported in a sentence that names the entry (its place: the Bundle's entry number
+or the file's line; and its fullUrl or id), and nothing is written unless there is none. A
+patient is checked by the same registration form as a patient typed in or read from a CSV
+file, and duplicates are found as the CSV import finds them: the same name and date of birth
+twice in the files, or already on file.
 """
 
 from __future__ import annotations
@@ -46,14 +48,23 @@ class BundleProblem(ValueError):
 
 @dataclass(frozen=True)
 class Problem:
-    index: int
+    index: int  # the entry's place among every file's entries, to list problems in order
     name: str  # the entry's fullUrl, else its resource's Type/id
     problem: str
+    where: str = ""  # the entry's place in words: "Entry 3", "Patient.ndjson, line 3"
 
     @property
     def sentence(self) -> str:
-        where = f"Entry {self.index}" + (f" ({self.name})" if self.name else "")
+        where = (self.where or f"Entry {self.index}") + (f" ({self.name})" if self.name else "")
         return f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One resource to import, with where it was read."""
+
+    where: str
+    data: dict[str, Any]  # the Bundle's entry: its resource, and its fullUrl if it had one
 
 
 @dataclass
@@ -167,27 +178,71 @@ def _allergy(resource: dict[str, Any]) -> Allergy | None:
     return Allergy(substance=str(substance)[:200], reaction=str(reaction or "")[:200])
 
 
-def read_bundle(data: bytes) -> list[dict[str, Any]]:
-    """The entries of a Bundle file; BundleProblem when it is no Bundle."""
-    try:
-        found = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleProblem(f"This file is not JSON ({exc}).") from exc
-    if not isinstance(found, dict) or found.get("resourceType") != "Bundle":
-        raise BundleProblem("This file is not a FHIR Bundle: its resourceType should be Bundle.")
+def _bundle_entries(name: str, found: dict[str, Any]) -> list[Entry]:
     entries = found.get("entry") or []
     if not isinstance(entries, list) or not entries:
-        raise BundleProblem("This Bundle has no entries.")
+        raise BundleProblem(f"{name}: this Bundle has no entries.")
+    return [Entry(f"{name}, entry {n}", e) for n, e in enumerate(entries, start=1)]
+
+
+def _ndjson_entries(name: str, text: str) -> list[Entry]:
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            resource = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BundleProblem(
+                f"{name}, line {n}: this line is not JSON ({exc.msg}). Each line of an NDJSON "
+                "file holds one resource."
+            ) from exc
+        if not isinstance(resource, dict) or not resource.get("resourceType"):
+            raise BundleProblem(f"{name}, line {n}: this line is not a FHIR resource.")
+        out.append(Entry(f"{name}, line {n}", {"resource": resource}))
+    if not out:
+        raise BundleProblem(f"{name}: this file holds no resources.")
+    return out
+
+
+def read_file(name: str, data: bytes) -> list[Entry]:
+    """The entries of one file: a Bundle in JSON, or NDJSON with a resource a line.
+    BundleProblem when it is neither."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BundleProblem(f"{name}: this file is not text in UTF-8 ({exc.reason}).") from exc
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError:
+        if text.lstrip().startswith("{") and "\n" in text.strip():
+            return _ndjson_entries(name, text)
+        raise BundleProblem(
+            f"{name}: this file is neither a FHIR Bundle in JSON nor NDJSON."
+        ) from None
+    if isinstance(found, dict) and found.get("resourceType") == "Bundle":
+        return _bundle_entries(name, found)
+    if isinstance(found, dict) and found.get("resourceType"):
+        return [Entry(f"{name}, line 1", {"resource": found})]
+    raise BundleProblem(
+        f"{name}: this file is not a FHIR Bundle: its resourceType should be Bundle."
+    )
+
+
+def read_files(files: list[tuple[str, bytes]]) -> list[Entry]:
+    """Every file's entries, in turn; BundleProblem for a file that cannot be read, or for
+    more entries than one import takes."""
+    entries = [entry for name, data in files for entry in read_file(name, data)]
     if len(entries) > MAX_ENTRIES:
         raise BundleProblem(
-            f"This Bundle has {len(entries):,} entries; at most {MAX_ENTRIES:,} can be imported "
-            "at once. Split it into smaller Bundles."
+            f"These files hold {len(entries):,} entries; at most {MAX_ENTRIES:,} can be imported "
+            "at once. Split them into smaller files."
         )
     return entries
 
 
 def check(
-    clinic: Clinic, entries: list[dict[str, Any]]
+    clinic: Clinic, entries: list[Entry]
 ) -> tuple[Report, list[_NewPatient], list[tuple[int, str, Allergy]]]:
     """Every entry checked; nothing written."""
     report = Report()
@@ -195,10 +250,15 @@ def check(
     allergies: list[tuple[int, str, Allergy]] = []  # (index, patient reference, allergy)
     seen: dict[tuple[str, str, dt.date], int] = {}
     form: PatientForm | None = None
-    for index, entry in enumerate(entries):
+
+    def problem(index: int, name: str, words: str) -> None:
+        report.problems.append(Problem(index, name, words, entries[index].where))
+
+    for index, read in enumerate(entries):
+        entry = read.data
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
-            report.problems.append(Problem(index, "", "It holds no resource."))
+            problem(index, "", "It holds no resource.")
             continue
         kind = str(resource.get("resourceType") or "")
         rid = resource.get("id")
@@ -210,7 +270,7 @@ def check(
         try:
             model.model_validate({k: v for k, v in resource.items() if k != "resourceType"})
         except ValidationError as exc:
-            report.problems.append(Problem(index, name, _pydantic_problems(exc)))
+            problem(index, name, _pydantic_problems(exc))
             continue
         if kind == "AllergyIntolerance":
             target = str((resource.get("patient") or {}).get("reference") or "")
@@ -221,26 +281,22 @@ def check(
                 )
                 continue
             if not allergy.substance:
-                report.problems.append(
-                    Problem(index, name, "It does not say what the patient is allergic to.")
-                )
+                problem(index, name, "It does not say what the patient is allergic to.")
                 continue
             allergies.append((index, target, allergy))
             continue
         form = PatientForm(_form_data(_patient_data(resource)), instance=Patient(clinic=clinic))
         if not form.is_valid():
-            report.problems.append(Problem(index, name, _form_problem(form)))
+            problem(index, name, _form_problem(form))
             continue
         patient = form.instance
         key = _same_person(patient)
         if key in seen:
-            report.problems.append(
-                Problem(
-                    index,
-                    name,
-                    f"{patient} born {patient.date_of_birth:%Y-%m-%d} is already entry "
-                    f"{seen[key]}.",
-                )
+            problem(
+                index,
+                name,
+                f"{patient} born {patient.date_of_birth:%Y-%m-%d} is already at "
+                f"{entries[seen[key]].where}.",
             )
             continue
         seen[key] = index
@@ -255,31 +311,27 @@ def check(
     }
     for new in ready:
         if _same_person(new.patient) in on_file:
-            report.problems.append(
-                Problem(
-                    new.index,
-                    next(iter(sorted(new.keys)), ""),
-                    "A patient with this name and date of birth is already on file.",
-                )
+            problem(
+                new.index,
+                next(iter(sorted(new.keys)), ""),
+                "A patient with this name and date of birth is already on file.",
             )
     by_key = {key: new for new in ready for key in new.keys}
     for index, target, _ in allergies:
         if target not in by_key:
-            report.problems.append(
-                Problem(
-                    index,
-                    "",
-                    f"Its patient ({target or 'none given'}) is not a Patient in this Bundle.",
-                )
+            problem(
+                index, "", f"Its patient ({target or 'none given'}) is not a patient imported here."
             )
     report.problems.sort(key=lambda p: p.index)
     return report, ready, allergies
 
 
-def do_import_bundle(clinic: Clinic, data: bytes, *, user: Any, via: str = "web") -> Report:
-    """Import the Bundle's patients and their allergies, or nothing (one transaction).
-    Raises BundleProblem for a file that is no Bundle."""
-    entries = read_bundle(data)
+def do_import(
+    clinic: Clinic, files: list[tuple[str, bytes]], *, user: Any, via: str = "web"
+) -> Report:
+    """Import the files' patients and their allergies, or nothing (one transaction). Each file
+    is named and its content given. Raises BundleProblem for a file that cannot be read."""
+    entries = read_files(files)
     with transaction.atomic():
         report, ready, allergies = check(clinic, entries)
         if report.problems:
@@ -311,11 +363,28 @@ def do_import_bundle(clinic: Clinic, data: bytes, *, user: Any, via: str = "web"
 # The page.
 
 
+class _Files(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class _FilesField(forms.FileField):
+    """One file or several."""
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data] if data else [single(None, initial)]
+        return [single(data, initial)]
+
+
 class BundleForm(forms.Form):
-    file = forms.FileField(
-        label="FHIR Bundle (JSON)",
-        help_text="A Bundle in JSON, such as another system's export or mesoclinic's own.",
-        error_messages={"required": "Choose the file to import.", "empty": "This file is empty."},
+    upload = _FilesField(
+        label="FHIR files",
+        help_text="A Bundle in JSON, or the NDJSON files of a bulk export (Patient.ndjson and "
+        "AllergyIntolerance.ndjson), from another system or from mesoclinic. Choose several "
+        "files at once if you have them.",
+        widget=_Files(),
+        error_messages={"required": "Choose the files to import.", "empty": "This file is empty."},
     )
 
 
@@ -324,23 +393,25 @@ def page(request: HttpRequest) -> HttpResponse:
     """Managers only, as the CSV import is."""
     who = caller(request)
     found = who.require(MANAGE)
-    form = BundleForm(request.POST or None, request.FILES or None)
+    form = BundleForm(request.POST, request.FILES) if request.method == "POST" else BundleForm()
     report: Report | None = None
     created: list[Patient] = []
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
+        uploads = form.cleaned_data["upload"]
+        size = sum(u.size or 0 for u in uploads)
         limit = int(settings.IMPORT_MAX_BYTES)
-        if (upload.size or 0) > limit:
+        if size > limit:
             form.add_error(
-                "file",
-                f"This file is {size_words(upload.size or 0)}; at most {size_words(limit)} "
-                "can be imported at once. Split it into smaller Bundles.",
+                "upload",
+                f"These files come to {size_words(size)}; at most {size_words(limit)} can be "
+                "imported at once. Split them into smaller files.",
             )
         else:
             try:
-                report = do_import_bundle(found.clinic, upload.read(), user=request.user)
+                files = [(str(u.name), u.read()) for u in uploads]
+                report = do_import(found.clinic, files, user=request.user)
             except BundleProblem as exc:
-                form.add_error("file", str(exc))
+                form.add_error("upload", str(exc))
             else:
                 created = list(patients_for(who, MANAGE).filter(pk__in=report.patients[:50]))
                 # The page names the patients it lists, as the CSV import's result does.

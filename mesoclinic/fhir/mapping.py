@@ -1,38 +1,30 @@
 """One function per FHIR R4B resource, from the models that hold it.
 
 Each function takes one row (already fetched through the access layer) and returns the
-resource as a fhir.resources R4B model, so that every resource served has been validated by
-the library. The codes: LOINC only where SPEC gives one (a measurement's stored `loinc`),
-SNOMED CT where a clinician entered a concept id, and otherwise the local code systems under
-`BASE` below, one per kind of thing, named in docs/fhir.md.
+resource as FHIR JSON: a plain dict, served as it is built. fhir.resources' R4B models check
+every resource the tests are served (`checked`, on when the FHIR_VALIDATE setting is), and
+the tests check each function's output with them; validating each resource again on every
+request cost more than the rest of a search together (docs/benchmarks.md). The codes: LOINC
+only where SPEC gives one (a measurement's stored `loinc`), SNOMED CT where a clinician
+entered a concept id, and otherwise the local code systems under `BASE` below, one per kind
+of thing, named in docs/fhir.md.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from decimal import Decimal
 from typing import Any
 
-from fhir.resources.R4B.adverseevent import AdverseEvent as FhirAdverseEvent
-from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
-from fhir.resources.R4B.appointment import Appointment as FhirAppointment
-from fhir.resources.R4B.careplan import CarePlan
-from fhir.resources.R4B.consent import Consent as FhirConsent
-from fhir.resources.R4B.location import Location
-from fhir.resources.R4B.medicationadministration import MedicationAdministration
-from fhir.resources.R4B.observation import Observation
-from fhir.resources.R4B.organization import Organization
-from fhir.resources.R4B.patient import Patient as FhirPatient
-from fhir.resources.R4B.practitioner import Practitioner
-from fhir.resources.R4B.practitionerrole import PractitionerRole
-from fhir.resources.R4B.procedure import Procedure
-from fhir.resources.R4B.resource import Resource
+from django.conf import settings
+from fhir.resources.R4B import get_fhir_model_class
 
 from mesoclinic.accounts.models import Clinic, Membership, PractitionerLicence
 from mesoclinic.courses.models import AllergyReading, Course, Session, SessionInjection, SideEffect
 from mesoclinic.formulary.models import Lot
-from mesoclinic.outcomes.models import Measurement
-from mesoclinic.patients.models import Allergy, Consent, Patient
+from mesoclinic.outcomes.models import Measurement, Photo
+from mesoclinic.patients.models import Allergy, Consent, Patient, Screening, ScreeningForm
 from mesoclinic.safety.models import AdverseEvent
 from mesoclinic.scheduling.models import Appointment, Room
 
@@ -48,7 +40,16 @@ VISIT_SYSTEM = f"{BASE}/CodeSystem/visit-kind"
 SIDE_EFFECT_SYSTEM = f"{BASE}/CodeSystem/side-effect"
 EVENT_KIND_SYSTEM = f"{BASE}/CodeSystem/adverse-event-kind"
 TECHNIQUE_SYSTEM = f"{BASE}/CodeSystem/technique"
+SCREENING_RESULT_SYSTEM = f"{BASE}/CodeSystem/screening-result"
+PHOTO_SYSTEM = f"{BASE}/CodeSystem/photo"
 CONSENT_SHA256 = f"{BASE}/NamingSystem/consent-text-sha256"
+PHOTO_SHA256 = f"{BASE}/NamingSystem/photo-sha256"
+# A clinic's screening questionnaire is one canonical, `…/Questionnaire/screening-<clinic>`,
+# with a version per edit; the extensions carry what the product decides from the answers.
+QUESTIONNAIRE_URL = f"{BASE}/Questionnaire/screening"
+WHEN_YES_EXTENSION = f"{BASE}/StructureDefinition/screening-when-yes"
+RESULT_EXTENSION = f"{BASE}/StructureDefinition/screening-result"
+REASON_EXTENSION = f"{BASE}/StructureDefinition/screening-reason"
 LICENCE_NUMBER = f"{BASE}/NamingSystem/licence-number"
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -59,6 +60,43 @@ ALLERGY_PREFIX = "allergy-"
 REACTION_PREFIX = "test-reaction-"
 EVENT_PREFIX = "event-"
 SIDE_EFFECT_PREFIX = "side-effect-"
+# A Binary's id names what it holds: a clinical photo's image is `photo-<id>`.
+PHOTO_BINARY_PREFIX = "photo-"
+
+
+def _pruned(value: Any) -> Any:
+    """FHIR JSON has no empty elements: no null, no empty string, list or object. A decimal
+    is a JSON number."""
+    if isinstance(value, dict):
+        return {k: v for k, item in value.items() if (v := _pruned(item)) not in _EMPTY}
+    if isinstance(value, list):
+        return [v for item in value if (v := _pruned(item)) not in _EMPTY]
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+_EMPTY: tuple[Any, ...] = (None, "", [], {})
+
+
+def resource(resource_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A resource of `resource_type` from its elements, without the empty ones."""
+    out: dict[str, Any] = {"resourceType": resource_type, **_pruned(data)}
+    return out
+
+
+def validate(data: dict[str, Any]) -> Any:
+    """The resource read by fhir.resources' R4B model for its type: raises on anything that
+    is not valid FHIR R4B."""
+    model = get_fhir_model_class(data["resourceType"])
+    return model.model_validate({k: v for k, v in data.items() if k != "resourceType"})
+
+
+def checked(data: dict[str, Any]) -> dict[str, Any]:
+    """`data`, validated first when the FHIR_VALIDATE setting is on (it is in the tests)."""
+    if getattr(settings, "FHIR_VALIDATE", False):
+        validate(data)
+    return data
 
 
 def ref(kind: str, pk: Any, display: str = "") -> dict[str, Any]:
@@ -86,7 +124,7 @@ def _meta(when: Any) -> dict[str, Any]:
     return {"meta": {"lastUpdated": when.isoformat()}} if when is not None else {}
 
 
-def patient(p: Patient) -> FhirPatient:
+def patient(p: Patient) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(p.pk),
         "active": p.merged_into_id is None,
@@ -126,10 +164,10 @@ def patient(p: Patient) -> FhirPatient:
         data["contact"] = contacts
     if p.merged_into_id is not None:
         data["link"] = [{"other": ref("Patient", p.merged_into_id), "type": "replaced-by"}]
-    return FhirPatient.model_validate(data)
+    return resource("Patient", data)
 
 
-def organization(clinic: Clinic) -> Organization:
+def organization(clinic: Clinic) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(clinic.pk),
         "active": True,
@@ -150,10 +188,10 @@ def organization(clinic: Clinic) -> Organization:
         data["telecom"] = [{"system": "phone", "value": clinic.phone}]
     if clinic.address or clinic.city:
         data["address"] = [{"text": clinic.address or None, "city": clinic.city or None}]
-    return Organization.model_validate(data)
+    return resource("Organization", data)
 
 
-def practitioner(member: Membership, licences: list[PractitionerLicence]) -> Practitioner:
+def practitioner(member: Membership, licences: list[PractitionerLicence]) -> dict[str, Any]:
     """A staff member of the clinic, with each current licence as a qualification. The id is
     the user's, so that every reference to the person (a session's, a visit's) meets it."""
     user = member.user
@@ -174,10 +212,10 @@ def practitioner(member: Membership, licences: list[PractitionerLicence]) -> Pra
             }
             for lic in licences
         ]
-    return Practitioner.model_validate(data)
+    return resource("Practitioner", data)
 
 
-def practitioner_role(member: Membership) -> PractitionerRole:
+def practitioner_role(member: Membership) -> dict[str, Any]:
     data = {
         "id": str(member.pk),
         "active": member.deactivated_at is None,
@@ -189,10 +227,10 @@ def practitioner_role(member: Membership) -> PractitionerRole:
         "organization": ref("Organization", member.clinic_id),
         "code": [_concept(ROLE_SYSTEM, member.role, str(member.get_role_display()))],
     }
-    return PractitionerRole.model_validate(data)
+    return resource("PractitionerRole", data)
 
 
-def location(room: Room) -> Location:
+def location(room: Room) -> dict[str, Any]:
     data = {
         "id": str(room.pk),
         "status": "active" if room.active else "inactive",
@@ -200,10 +238,10 @@ def location(room: Room) -> Location:
         "mode": "instance",
         "managingOrganization": ref("Organization", room.clinic_id),
     }
-    return Location.model_validate(data)
+    return resource("Location", data)
 
 
-def allergy(a: Allergy) -> AllergyIntolerance:
+def allergy(a: Allergy) -> dict[str, Any]:
     """An allergy the patient reported. One entered in error keeps no clinical status (FHIR's
     rule ait-2)."""
     in_error = a.entered_in_error_at is not None
@@ -230,10 +268,10 @@ def allergy(a: Allergy) -> AllergyIntolerance:
         data["reaction"] = [{"manifestation": [{"text": a.reaction}]}]
     if a.noticed:
         data["note"] = [{"text": f"Noticed: {a.noticed}"}]
-    return AllergyIntolerance.model_validate(data)
+    return resource("AllergyIntolerance", data)
 
 
-def test_reaction(reading: AllergyReading) -> AllergyIntolerance:
+def test_reaction(reading: AllergyReading) -> dict[str, Any]:
     """A positive reading of an allergy test: a confirmed reaction to the course's products."""
     course = reading.test.course
     products = ", ".join(sorted(p.name for p in course.products.all()))
@@ -262,10 +300,10 @@ def test_reaction(reading: AllergyReading) -> AllergyIntolerance:
             }
         ],
     }
-    return AllergyIntolerance.model_validate(data)
+    return resource("AllergyIntolerance", data)
 
 
-def consent(c: Consent) -> FhirConsent:
+def consent(c: Consent) -> dict[str, Any]:
     """A signed consent, with its text. FHIR's attachment hash is SHA-1; the SHA-256 the
     product keeps (and checks the text against) is an identifier beside it."""
     text = c.text.encode()
@@ -292,7 +330,7 @@ def consent(c: Consent) -> FhirConsent:
         "provision": {"type": "permit"},
         **_meta(c.recorded_at),
     }
-    return FhirConsent.model_validate(data)
+    return resource("Consent", data)
 
 
 _CAREPLAN_STATUS = {
@@ -304,7 +342,7 @@ _CAREPLAN_STATUS = {
 }
 
 
-def care_plan(course: Course, session_ids: list[int]) -> CarePlan:
+def care_plan(course: Course, session_ids: list[int]) -> dict[str, Any]:
     """A course with its plan: the planned number of sessions at the cadence, from the first
     session's date, and the sessions done so far as the activity's outcome."""
     data: dict[str, Any] = {
@@ -345,7 +383,7 @@ def care_plan(course: Course, session_ids: list[int]) -> CarePlan:
             }
         ],
     }
-    return CarePlan.model_validate(data)
+    return resource("CarePlan", data)
 
 
 _APPOINTMENT_STATUS = {
@@ -358,7 +396,7 @@ _APPOINTMENT_STATUS = {
 }
 
 
-def appointment(a: Appointment) -> FhirAppointment:
+def appointment(a: Appointment) -> dict[str, Any]:
     participants: list[dict[str, Any]] = [
         {"actor": ref("Patient", a.patient_id), "required": "required", "status": "accepted"},
         {
@@ -384,7 +422,7 @@ def appointment(a: Appointment) -> FhirAppointment:
         "supportingInformation": [ref("CarePlan", a.course_id)] if a.course_id else None,
         "participant": participants,
     }
-    return FhirAppointment.model_validate(data)
+    return resource("Appointment", data)
 
 
 def _area(area: str) -> dict[str, Any]:
@@ -394,7 +432,7 @@ def _area(area: str) -> dict[str, Any]:
     return _concept(AREA_SYSTEM, area, label)
 
 
-def procedure(s: Session, areas: list[str]) -> Procedure:
+def procedure(s: Session, areas: list[str]) -> dict[str, Any]:
     """A session, with one body site per area injected."""
     data: dict[str, Any] = {
         "id": str(s.pk),
@@ -409,7 +447,7 @@ def procedure(s: Session, areas: list[str]) -> Procedure:
     }
     if s.kind == Session.Kind.MAINTENANCE:
         data["category"] = {"text": "maintenance"}
-    return Procedure.model_validate(data)
+    return resource("Procedure", data)
 
 
 def medication(lot: Lot, contained_id: str = "") -> dict[str, Any]:
@@ -422,7 +460,7 @@ def medication(lot: Lot, contained_id: str = "") -> dict[str, Any]:
     }
 
 
-def medication_administration(i: SessionInjection) -> MedicationAdministration:
+def medication_administration(i: SessionInjection) -> dict[str, Any]:
     """One injection of a session: the dose in mL, with the lot as a contained Medication."""
     s = i.session
     data: dict[str, Any] = {
@@ -441,10 +479,10 @@ def medication_administration(i: SessionInjection) -> MedicationAdministration:
             "dose": {"value": i.volume_ml, "unit": "mL", "system": UCUM, "code": "mL"},
         },
     }
-    return MedicationAdministration.model_validate(data)
+    return resource("MedicationAdministration", data)
 
 
-def observation(m: Measurement) -> Observation:
+def observation(m: Measurement) -> dict[str, Any]:
     """A measurement: LOINC where SPEC gives the code, else the local code for its kind."""
     label = str(m.get_kind_display())
     if m.site:
@@ -474,7 +512,7 @@ def observation(m: Measurement) -> Observation:
         data["valueQuantity"] = {"value": m.value}
     if m.recorded_by_id is not None:
         data["performer"] = [ref("Practitioner", m.recorded_by_id)]
-    return Observation.model_validate(data)
+    return resource("Observation", data)
 
 
 _EVENT_OUTCOME = {
@@ -511,7 +549,7 @@ def _suspects(lots: list[Lot]) -> dict[str, Any]:
     }
 
 
-def adverse_event(e: AdverseEvent) -> FhirAdverseEvent:
+def adverse_event(e: AdverseEvent) -> dict[str, Any]:
     """A reported adverse event, with its suspect lots contained as Medications."""
     event = (
         _concept(SNOMED, e.snomed_code, text=str(e.get_kind_display()))
@@ -541,10 +579,10 @@ def adverse_event(e: AdverseEvent) -> FhirAdverseEvent:
         if e.actions_taken:
             text = f"{text}\nActions taken: {e.actions_taken}".strip()
         data["event"]["text"] = f"{data['event'].get('text', '')}: {text}".strip(": ")
-    return FhirAdverseEvent.model_validate(data)
+    return resource("AdverseEvent", data)
 
 
-def side_effect(se: SideEffect, lots: list[Lot]) -> FhirAdverseEvent:
+def side_effect(se: SideEffect, lots: list[Lot]) -> dict[str, Any]:
     """A side effect after a session, with the session's lots as suspects."""
     s = se.session
     data: dict[str, Any] = {
@@ -566,10 +604,208 @@ def side_effect(se: SideEffect, lots: list[Lot]) -> FhirAdverseEvent:
         **_suspects(lots),
     }
     data["suspectEntity"] = data.get("suspectEntity", []) + [{"instance": ref("Procedure", s.pk)}]
-    return FhirAdverseEvent.model_validate(data)
+    return resource("AdverseEvent", data)
 
 
-def as_json(resource: Resource) -> dict[str, Any]:
-    """The resource as FHIR JSON (no empty elements)."""
-    out: dict[str, Any] = resource.model_dump(mode="json", exclude_none=True)
-    return out
+# Screening: the clinic's questionnaire and a patient's answers.
+
+
+def questionnaire_url(form: ScreeningForm) -> str:
+    """The canonical of the clinic's screening questionnaire, the same for every version."""
+    return f"{QUESTIONNAIRE_URL}-{form.clinic_id}"
+
+
+_ITEM_TYPES = {"boolean", "string", "choice"}
+
+
+def _question(q: dict[str, Any]) -> dict[str, Any]:
+    """A question of the form as a Questionnaire item. The stored questions are answered yes
+    or no; a question that names another type (a string, or a choice of `options`) keeps it."""
+    kind = q.get("type") if q.get("type") in _ITEM_TYPES else "boolean"
+    item: dict[str, Any] = {
+        "linkId": str(q["key"]),
+        "text": str(q["text"]),
+        "type": kind,
+        "required": True,
+    }
+    if kind == "choice":
+        item["answerOption"] = [{"valueString": str(o)} for o in q.get("options", [])]
+    if q.get("when_yes"):
+        item["extension"] = [{"url": WHEN_YES_EXTENSION, "valueCode": str(q["when_yes"])}]
+    return item
+
+
+def questionnaire(form: ScreeningForm, current: bool) -> dict[str, Any]:
+    """One version of a clinic's screening form. Only the clinic's latest version is active;
+    the earlier ones are retired, kept for the screenings that answered them. The age rule is
+    worked out from the date of birth, not asked, so it is no item."""
+    document = form.document
+    data: dict[str, Any] = {
+        "id": str(form.pk),
+        "url": questionnaire_url(form),
+        "version": str(form.version),
+        "name": "ScreeningQuestionnaire",
+        "title": document.get("title") or "Screening questionnaire",
+        "status": "active" if current else "retired",
+        "subjectType": ["Patient"],
+        "date": form.created_at.isoformat(),
+        "publisher": form.clinic.name,
+        "item": [_question(q) for q in form.questions],
+    }
+    return resource("Questionnaire", data)
+
+
+def _answer(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, bool):
+        return {"valueBoolean": value}
+    if isinstance(value, int):
+        return {"valueInteger": value}
+    if isinstance(value, str) and value:
+        return {"valueString": value}
+    return None
+
+
+def _reason(reason: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": REASON_EXTENSION,
+        "extension": [
+            {"url": "question", "valueString": str(reason.get("question", ""))},
+            {"url": "outcome", "valueCode": str(reason.get("outcome", ""))},
+            {"url": "text", "valueString": str(reason.get("text", ""))},
+        ],
+    }
+
+
+def questionnaire_response(s: Screening) -> dict[str, Any]:
+    """A patient's screening: each answer under its question, who answered and when, and the
+    result with each reason for it (a caution or a hard stop, in the question's words) as
+    extensions, since a QuestionnaireResponse has no element for them."""
+    answers = s.answers or {}
+    items = []
+    for q in s.form.questions:
+        answer = _answer(answers.get(q["key"]))
+        items.append(
+            {
+                "linkId": str(q["key"]),
+                "text": str(q["text"]),
+                "answer": [answer] if answer is not None else None,
+            }
+        )
+    patient_ref = ref("Patient", s.patient_id)
+    # The patient answers in the portal with their own login; otherwise a member of staff did.
+    by_patient = s.screened_by_id is not None and s.screened_by_id == s.patient.user_id
+    if by_patient:
+        author: dict[str, Any] | None = patient_ref
+    elif s.screened_by_id is not None:
+        author = ref("Practitioner", s.screened_by_id)
+    else:
+        author = None
+    data: dict[str, Any] = {
+        "id": str(s.pk),
+        "extension": [
+            {
+                "url": RESULT_EXTENSION,
+                "valueCodeableConcept": _concept(
+                    SCREENING_RESULT_SYSTEM, s.result, str(s.get_result_display())
+                ),
+            },
+            *(_reason(r) for r in s.reasons or []),
+        ],
+        "questionnaire": f"{questionnaire_url(s.form)}|{s.form.version}",
+        "status": "completed",
+        "subject": patient_ref,
+        "authored": s.screened_at.isoformat(),
+        "author": author,
+        "source": patient_ref,
+        "item": items,
+    }
+    return resource("QuestionnaireResponse", data)
+
+
+# Clinical photos.
+
+
+def photo_binary_id(photo: Photo) -> str:
+    return f"{PHOTO_BINARY_PREFIX}{photo.pk}"
+
+
+def _photo_title(photo: Photo) -> str:
+    return f"{photo.get_area_display()}, {photo.get_view_display().lower()} view"
+
+
+def document_reference(photo: Photo, size: int | None) -> dict[str, Any]:
+    """A clinical photo, by reference: the image is never inlined, its attachment's `url` is
+    the Binary that serves it to the same callers, through the same checks. FHIR's attachment
+    hash is SHA-1, which would mean reading every image; the SHA-256 the product keeps of the
+    stored image is an identifier instead."""
+    patient_id = photo.course.patient_id
+    by_patient = photo.uploaded_by_id is not None and (
+        photo.uploaded_by_id == photo.course.patient.user_id
+    )
+    author = (
+        ref("Patient", patient_id)
+        if by_patient
+        else (ref("Practitioner", photo.uploaded_by_id) if photo.uploaded_by_id else None)
+    )
+    related = [ref("CarePlan", photo.course_id)]
+    if photo.session_id is not None:
+        related.append(ref("Procedure", photo.session_id))
+    if photo.side_effect_id is not None:
+        related.append(ref("AdverseEvent", f"{SIDE_EFFECT_PREFIX}{photo.side_effect_id}"))
+    taken = photo.clinic.local(photo.taken_at).date().isoformat()
+    data: dict[str, Any] = {
+        "id": str(photo.pk),
+        "identifier": [{"system": PHOTO_SHA256, "value": photo.sha256}],
+        "status": "current",
+        "type": _concept(PHOTO_SYSTEM, "clinical-photo", "Clinical photo"),
+        "subject": ref("Patient", patient_id),
+        "date": photo.uploaded_at.isoformat(),
+        "author": [author] if author else None,
+        "description": _photo_title(photo),
+        "content": [
+            {
+                "attachment": {
+                    "contentType": photo.content_type,
+                    "url": f"Binary/{photo_binary_id(photo)}",
+                    "size": size,
+                    "title": f"{_photo_title(photo)}, {taken}",
+                    "creation": photo.taken_at.isoformat(),
+                }
+            }
+        ],
+        "context": {
+            "period": {"start": photo.taken_at.isoformat(), "end": photo.taken_at.isoformat()},
+            "related": related,
+        },
+    }
+    return resource("DocumentReference", data)
+
+
+def stored_size(photo: Photo) -> int | None:
+    """The stored image's size in bytes, from the storage (a file's size, an object's
+    metadata), without reading it; None when the storage cannot say (a missing file), so that
+    one missing image never fails a whole search or export."""
+    from mesoclinic.outcomes.models import photo_storage
+
+    try:
+        size: int = photo_storage().size(photo.image.name)
+    except Exception:  # noqa: BLE001 - a missing or unreachable file leaves the size out
+        return None
+    return size
+
+
+def photo_document(photo: Photo) -> dict[str, Any]:
+    """The DocumentReference of a photo, with its stored size."""
+    return document_reference(photo, stored_size(photo))
+
+
+def binary(photo: Photo, content: bytes) -> dict[str, Any]:
+    """A photo's image as a Binary resource, for a client that asks for FHIR JSON; access to it
+    follows its DocumentReference."""
+    data = {
+        "id": photo_binary_id(photo),
+        "contentType": photo.content_type,
+        "securityContext": ref("DocumentReference", photo.pk),
+        "data": base64.b64encode(content).decode(),
+    }
+    return resource("Binary", data)

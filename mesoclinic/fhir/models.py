@@ -53,3 +53,20 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"$export {self.pk} ({self.level}, {self.status})"
+
+
+class SmartApp(models.Model):
+    """An OAuth2 app a clinic's manager registered for SMART App Launch (fhir/smart.py): it
+    signs in only its own clinic's staff and patients."""
+
+    clinic = models.ForeignKey(Clinic, models.CASCADE, related_name="smart_apps")
+    application = models.OneToOneField(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, models.CASCADE, related_name="smart_app"
+    )
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+"
+    )
+    registered_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.application} ({self.clinic})"

@@ -18,25 +18,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
-from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.capabilitystatement import CapabilityStatement
-from fhir.resources.R4B.operationoutcome import OperationOutcome
-from fhir.resources.R4B.resource import Resource
 
 from mesoclinic import access
 from mesoclinic.access import CLINICAL, MANAGE, PATIENT, READ, Caller, caller_from_request
 from mesoclinic.accounts.models import AuditEvent, Clinic
 from mesoclinic.api.auth import BearerAuth
 from mesoclinic.courses.models import AllergyReading, SessionInjection
-from mesoclinic.fhir import bulk, mapping
+from mesoclinic.fhir import bulk, mapping, smart
 from mesoclinic.fhir.models import ExportJob
+from mesoclinic.outcomes import photo_actions
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 DEFAULT_COUNT = 50
@@ -55,7 +52,7 @@ class Source:
     """One kind of row a resource type is made from."""
 
     rows: Callable[[Caller, frozenset[str]], QuerySet[Any]]
-    build: Callable[[Any], Resource]
+    build: Callable[[Any], dict[str, Any]]
     prefix: str = ""  # the id's prefix when a type is made from two kinds of row
     id_field: str = "pk"
     patient: str | None = None  # the lookup to the patient's id
@@ -106,7 +103,7 @@ def _members(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
 
 
 def _sessions(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
-    return access.sessions_for(caller, need).select_related("course")
+    return access.sessions_for(caller, need).select_related("course").prefetch_related("injections")
 
 
 def _injections(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
@@ -121,6 +118,7 @@ def _readings(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
         AllergyReading.objects.filter(test__in=tests)
         .exclude(result=AllergyReading.Result.NONE)
         .select_related("test__course")
+        .prefetch_related("test__course__products")
     )
 
 
@@ -134,7 +132,7 @@ def _allergies(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
     )
 
 
-def _practitioner(member: Any) -> Resource:
+def _practitioner(member: Any) -> dict[str, Any]:
     from mesoclinic.accounts.models import PractitionerLicence
 
     # The member's current licences in this clinic (a renewed one is superseded).
@@ -146,18 +144,40 @@ def _practitioner(member: Any) -> Resource:
     return mapping.practitioner(member, licences)
 
 
-def _procedure(s: Any) -> Resource:
+def _procedure(s: Any) -> dict[str, Any]:
     areas = sorted({i.area for i in s.injections.all()})
     return mapping.procedure(s, areas)
 
 
-def _care_plan(course: Any) -> Resource:
-    return mapping.care_plan(course, [s.pk for s in course.sessions.order_by("number")])
+def _care_plan(course: Any) -> dict[str, Any]:
+    sessions = sorted(course.sessions.all(), key=lambda s: s.number)
+    return mapping.care_plan(course, [s.pk for s in sessions])
 
 
-def _side_effect(se: Any) -> Resource:
-    lots = {i.lot_id: i.lot for i in se.session.injections.select_related("lot__product")}
+def _side_effect(se: Any) -> dict[str, Any]:
+    lots = {i.lot_id: i.lot for i in se.session.injections.all()}
     return mapping.side_effect(se, [lots[k] for k in sorted(lots)])
+
+
+def _screening_forms(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    from mesoclinic.patients.models import ScreeningForm
+
+    # A version is current until the clinic saves a later one.
+    later = ScreeningForm.objects.filter(clinic=OuterRef("clinic"), version__gt=OuterRef("version"))
+    return (
+        access.screening_forms_for(caller, need)
+        .select_related("clinic")
+        .annotate(superseded=Exists(later))
+    )
+
+
+def _questionnaire(form: Any) -> dict[str, Any]:
+    return mapping.questionnaire(form, current=not form.superseded)
+
+
+def _photos(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
+    # Only the photos the patient's clinical photo consent covers leave the chart.
+    return access.consented_photos_for(caller, need).select_related("clinic", "course__patient")
 
 
 KINDS: dict[str, Kind] = {
@@ -227,7 +247,9 @@ KINDS: dict[str, Kind] = {
         OWN_READ,
         (
             Source(
-                lambda c, n: access.courses_for(c, n).select_related("protocol"),
+                lambda c, n: (
+                    access.courses_for(c, n).select_related("protocol").prefetch_related("sessions")
+                ),
                 _care_plan,
                 patient="patient_id",
             ),
@@ -245,18 +267,45 @@ KINDS: dict[str, Kind] = {
         OWN_CLINICAL,
         (
             Source(
-                access.events_for,
+                lambda c, n: access.events_for(c, n).prefetch_related("suspected_lots__product"),
                 mapping.adverse_event,
                 prefix=mapping.EVENT_PREFIX,
                 patient="patient_id",
                 date="onset_at",
             ),
             Source(
-                lambda c, n: access.side_effects_for(c, n).select_related("session__course"),
+                lambda c, n: (
+                    access.side_effects_for(c, n)
+                    .select_related("session__course")
+                    .prefetch_related("session__injections__lot__product")
+                ),
                 _side_effect,
                 prefix=mapping.SIDE_EFFECT_PREFIX,
                 patient="session__course__patient_id",
                 date="onset_at",
+            ),
+        ),
+    ),
+    "Questionnaire": Kind(READ, (Source(_screening_forms, _questionnaire),)),
+    "QuestionnaireResponse": Kind(
+        OWN_READ,
+        (
+            Source(
+                lambda c, n: access.screenings_for(c, n).select_related("form", "patient"),
+                mapping.questionnaire_response,
+                patient="patient_id",
+                date="screened_at",
+            ),
+        ),
+    ),
+    "DocumentReference": Kind(
+        OWN_CLINICAL,
+        (
+            Source(
+                _photos,
+                mapping.photo_document,
+                patient="course__patient_id",
+                date="uploaded_at",
             ),
         ),
     ),
@@ -267,7 +316,7 @@ KINDS: dict[str, Kind] = {
 
 
 def _answer(data: dict[str, Any], status: int = 200) -> HttpResponse:
-    return HttpResponse(json.dumps(data), status=status, content_type=FHIR_JSON)
+    return HttpResponse(json.dumps(mapping.checked(data)), status=status, content_type=FHIR_JSON)
 
 
 _ISSUE_CODES = {
@@ -280,18 +329,9 @@ _ISSUE_CODES = {
 
 
 def outcome(status: int, message: str) -> HttpResponse:
-    resource = OperationOutcome.model_validate(
-        {
-            "issue": [
-                {
-                    "severity": "error",
-                    "code": _ISSUE_CODES.get(status, "exception"),
-                    "diagnostics": message,
-                }
-            ]
-        }
-    )
-    response = _answer(mapping.as_json(resource), status)
+    issue = {"severity": "error", "code": _ISSUE_CODES.get(status, "exception")}
+    resource = mapping.resource("OperationOutcome", {"issue": [{**issue, "diagnostics": message}]})
+    response = _answer(resource, status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="mesoclinic"'
     return response
@@ -305,8 +345,40 @@ def _caller(request: HttpRequest) -> Caller | None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return BearerAuth().authenticate(request, token.strip())
+        found = BearerAuth().authenticate(request, token.strip())
+        if found is None:
+            # Else an app's SMART token: its scopes limit what it reads (_scope_refusal).
+            smart_found = smart.caller_from_access_token(request)
+            if smart_found is not None:
+                found, request.smart_scopes, request.smart_app = smart_found  # type: ignore[attr-defined]
+        return found
     return caller_from_request(request)
+
+
+def _via_app(request: HttpRequest) -> dict[str, str]:
+    """The app a read came through, for its audit row."""
+    name = getattr(request, "smart_app", None)
+    return {"app": name} if name else {}
+
+
+def _scope_refusal(request: HttpRequest, caller: Caller, kwargs: dict[str, Any]) -> str:
+    """Why an app's SMART token may not make this request; empty when it may (and for every
+    other caller, whose reach is the access layer's alone)."""
+    scopes: frozenset[str] | None = getattr(request, "smart_scopes", None)
+    if scopes is None:
+        return ""
+    if "resource_type" in kwargs:
+        wanted = [kwargs["resource_type"]]
+        if "Procedure:patient" in request.GET.getlist("_include"):
+            wanted.append("Patient")
+    elif "binary_id" in kwargs:
+        wanted = ["DocumentReference"]  # a Binary is a clinical photo's image
+    else:
+        wanted = list(KINDS)  # a bulk export reads every type
+    for kind in wanted:
+        if kind in KINDS and not smart.allows(scopes, caller, kind):
+            return smart.refusal(scopes, caller, kind if len(wanted) < len(KINDS) else None)
+    return ""
 
 
 def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -334,6 +406,9 @@ def _guard(
         caller = _caller(request)
         if caller is None or caller.is_anonymous or not caller.is_active:
             return outcome(401, "Authentication required: send a bearer token or sign in.")
+        refused = _scope_refusal(request, caller, kwargs)
+        if refused:
+            return outcome(403, refused)
         try:
             return view(request, caller, *args, **kwargs)
         except BadRequest as e:
@@ -349,6 +424,8 @@ def _guard(
 
 
 def _kind(resource_type: str) -> Kind:
+    if resource_type == "Binary":
+        raise BadRequest("A Binary is only read by its id, the url of a DocumentReference's image.")
     found = KINDS.get(resource_type)
     if found is None:
         raise Http404(f"Unknown resource type: {resource_type}.")
@@ -390,8 +467,54 @@ def read(
         obj,
         patient_id=patient_id_of(obj, source.patient),
         fhir=f"{resource_type}/{resource_id}",
+        **_via_app(request),
     )
-    return _answer(mapping.as_json(resource))
+    return _answer(resource)
+
+
+# Binary: a clinical photo's image, the url of its DocumentReference's attachment.
+
+
+def _wants_resource(request: HttpRequest) -> bool:
+    """Whether the client asked for the Binary resource (FHIR JSON) rather than the image
+    itself, which is what a client that follows the attachment's url gets."""
+    accept = request.headers.get("Accept", "")
+    wanted = request.GET.get("_format", "")
+    return "application/fhir+json" in accept or wanted in ("json", "application/fhir+json")
+
+
+@_guarded
+def binary(request: HttpRequest, caller: Caller, binary_id: str) -> HttpResponse:
+    """The image of a DocumentReference, for the callers who may read the DocumentReference
+    and only while it is served (the patient's clinical photo consent covers it), streamed
+    from the photo storage; as a Binary resource to `Accept: application/fhir+json`. Every
+    read writes a VIEW audit row naming the patient."""
+    kind = KINDS["DocumentReference"]
+    # The level first, so a role below it is a 403 whatever the id.
+    rows = kind.sources[0].rows(caller, kind.need)
+    digits = binary_id.removeprefix(mapping.PHOTO_BINARY_PREFIX)
+    if binary_id == digits or not digits.isdigit() or len(digits) > 18:
+        raise Http404(f"No Binary with id {binary_id}.")
+    photo = rows.filter(pk=int(digits)).first()
+    if photo is None:
+        raise Http404(f"No Binary with id {binary_id}.")
+    try:
+        opened = photo_actions.open_image(photo)
+    except FileNotFoundError:
+        raise Http404(f"Binary {binary_id}: the image file is missing from storage.") from None
+    access.audit_view(
+        caller,
+        photo,
+        patient_id=photo.course.patient_id,
+        fhir=f"Binary/{binary_id}",
+        **_via_app(request),
+    )
+    if _wants_resource(request):
+        with opened:
+            return _answer(mapping.binary(photo, opened.read()))
+    # Streamed a block at a time, never cached (FileResponse); typed as the other answers are.
+    streamed: Any = photo_actions.image_response(photo, opened)
+    return streamed
 
 
 # Search.
@@ -553,7 +676,7 @@ def search(request: HttpRequest, caller: Caller, resource_type: str) -> HttpResp
     base = request.build_absolute_uri("/fhir/R4B/")
     shown: list[int | None] = []
     for source, row in page:
-        resource = mapping.as_json(source.build(row))
+        resource = source.build(row)
         entries.append(
             {
                 "fullUrl": f"{base}{resource_type}/{resource['id']}",
@@ -565,7 +688,7 @@ def search(request: HttpRequest, caller: Caller, resource_type: str) -> HttpResp
     if "Procedure:patient" in request.GET.getlist("_include"):
         wanted = sorted({pid for pid in shown if pid is not None})
         for p in access.patients_for(caller, OWN_READ).filter(pk__in=wanted).order_by("pk"):
-            resource = mapping.as_json(mapping.patient(p))
+            resource = mapping.patient(p)
             entries.append(
                 {
                     "fullUrl": f"{base}Patient/{p.pk}",
@@ -578,28 +701,31 @@ def search(request: HttpRequest, caller: Caller, resource_type: str) -> HttpResp
         links.append(_link(request, "next", offset + count, count))
     if offset > 0 and count:
         links.append(_link(request, "previous", max(0, offset - count), count))
-    # The Bundle is validated without its entries: each entry's resource was validated when it
-    # was built, and validating them all again doubled a page's time.
-    bundle = mapping.as_json(
-        Bundle.model_validate(
-            {
-                "type": "searchset",
-                "timestamp": timezone.now().isoformat(),
-                "total": total,
-                "link": links,
-            }
-        )
+    bundle = mapping.resource(
+        "Bundle",
+        {
+            "type": "searchset",
+            "timestamp": timezone.now().isoformat(),
+            "total": total,
+            "link": links,
+            "entry": entries,
+        },
     )
-    if entries:
-        bundle["entry"] = entries
-    access.audit_list(caller, f"fhir {resource_type} search", shown, query=request.GET.urlencode())
+    access.audit_list(
+        caller,
+        f"fhir {resource_type} search",
+        shown,
+        query=request.GET.urlencode(),
+        **_via_app(request),
+    )
     return _answer(bundle)
 
 
 # The CapabilityStatement.
 
 
-def capability_statement(base: str) -> CapabilityStatement:
+def capability_statement(base: str) -> dict[str, Any]:
+    origin = base.split("/fhir/")[0]
     resources = []
     for name, kind in KINDS.items():
         params = [
@@ -650,6 +776,16 @@ def capability_statement(base: str) -> CapabilityStatement:
                 {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"}
             ]
         resources.append(entry)
+    # A Binary is a DocumentReference's image: read only, by the attachment's url.
+    resources.append(
+        {
+            "type": "Binary",
+            "documentation": "Binary/photo-<photo id>: the image of a DocumentReference (a "
+            "clinical photo), for whoever may read the DocumentReference. The image itself, or "
+            "a Binary resource to Accept: application/fhir+json.",
+            "interaction": [{"code": "read"}],
+        }
+    )
     # A Group is `lot-<id>`, the patients exposed to a lot: only its `$export` is served.
     resources.append(
         {
@@ -660,7 +796,8 @@ def capability_statement(base: str) -> CapabilityStatement:
             ],
         }
     )
-    return CapabilityStatement.model_validate(
+    return mapping.resource(
+        "CapabilityStatement",
         {
             "status": "active",
             "date": "2025-01-01",
@@ -678,7 +815,30 @@ def capability_statement(base: str) -> CapabilityStatement:
                     "bearer token from POST /api/v1/auth/token, or a signed-in browser session.",
                     "security": {
                         "cors": False,
-                        "service": [{"text": "Bearer token (Authorization: Bearer <token>)"}],
+                        "extension": [
+                            {
+                                "url": "http://fhir-registry.smarthealthit.org/"
+                                "StructureDefinition/oauth-uris",
+                                "extension": [
+                                    {"url": "authorize", "valueUri": f"{origin}/oauth/authorize/"},
+                                    {"url": "token", "valueUri": f"{origin}/oauth/token/"},
+                                    {"url": "revoke", "valueUri": f"{origin}/oauth/revoke/"},
+                                ],
+                            }
+                        ],
+                        "service": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/"
+                                        "restful-security-service",
+                                        "code": "SMART-on-FHIR",
+                                    }
+                                ],
+                                "text": "SMART App Launch (OAuth2, for apps the clinic "
+                                "registered), or a bearer token (Authorization: Bearer <token>)",
+                            }
+                        ],
                     },
                     "resource": resources,
                     "operation": [
@@ -691,7 +851,7 @@ def capability_statement(base: str) -> CapabilityStatement:
                     ],
                 }
             ],
-        }
+        },
     )
 
 
@@ -702,7 +862,7 @@ def metadata(request: HttpRequest) -> HttpResponse:
         response = outcome(405, f"{request.method} is not supported: this server is read-only.")
         response["Allow"] = "GET"
         return response
-    return _answer(mapping.as_json(capability_statement(request.build_absolute_uri("/fhir/R4B/"))))
+    return _answer(capability_statement(request.build_absolute_uri("/fhir/R4B/")))
 
 
 # Bulk Data `$export` (FHIR Bulk Data Access IG STU 2); the jobs themselves are bulk.py's.
@@ -714,10 +874,8 @@ _OUTPUT_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 
 
 def _information(status: int, message: str) -> HttpResponse:
-    resource = OperationOutcome.model_validate(
-        {"issue": [{"severity": "information", "code": "informational", "diagnostics": message}]}
-    )
-    return _answer(mapping.as_json(resource), status)
+    issue = {"severity": "information", "code": "informational", "diagnostics": message}
+    return _answer(mapping.resource("OperationOutcome", {"issue": [issue]}), status)
 
 
 def _kick_off(

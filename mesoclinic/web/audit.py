@@ -47,6 +47,15 @@ CHANNELS = {
     "command": "Command",
     "login": "Sign-in",
     "account": "Account",
+    "kiosk": "Clinic tablet",
+    "link": "Signed link",
+    "portal": "Patient portal",
+    "site": "Public site",
+    "smart": "App (SMART)",
+    "sms": "Text message",
+    "provider": "Payment or text provider",
+    "worker": "Background worker",
+    "optimiser": "Calendar optimiser",
 }
 
 

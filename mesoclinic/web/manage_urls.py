@@ -5,7 +5,7 @@ Included at /manage/ by web/urls.py, so the names live in the "web" namespace:
 
 from django.urls import URLPattern, path
 
-from mesoclinic.fhir import everything
+from mesoclinic.fhir import everything, smart
 from mesoclinic.fhir import imports as fhir_imports
 from mesoclinic.web import (
     audit,
@@ -65,6 +65,7 @@ urlpatterns: list[URLPattern] = [
     path("protocols/<slug:key>/edit/", manage_protocols.protocol_edit, name="manage_protocol_edit"),
     path("import/", imports.start, name="import_start"),
     path("import/fhir/", fhir_imports.page, name="import_fhir"),
+    path("apps/", smart.manage_apps, name="manage_apps"),
     path("import/<int:job_id>/", imports.job_page, name="import_job"),
     path("import/<int:job_id>/import/", imports.run, name="import_run"),
     path("import/<int:job_id>/report.csv", imports.report_csv, name="import_report_csv"),
