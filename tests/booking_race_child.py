@@ -18,6 +18,10 @@ DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
 - `quotes`: a clinic whose patient has a quote waiting, a missed visit under accepted terms,
   and an online payment waiting for the card provider's notice; prints their ids, the notice
   signed as the provider signs it, and a front-desk token.
+- `smart`: a clinic with an app registered for SMART App Launch and a patient who allowed it
+  twice through the authorize page: one code not yet exchanged, and a refresh token; prints
+  them with the app's client id, the code's verifier and its redirect address.
+- `smart_count`: the app's access tokens and live refresh tokens.
 - `count`: the active appointments of each course and of the patient.
 - `slot`: the first free consultation time the clinic's public site offers.
 - `consultations`: the active consultations, and the patients registered from the site.
@@ -32,6 +36,7 @@ import datetime as dt
 import json
 import sys
 import threading
+import traceback
 from typing import Any
 
 import django
@@ -164,7 +169,7 @@ def race(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
             else:
                 results[i] = {"status": response.status_code, "text": body}
         except Exception as exc:  # Reported to the test, which fails on it.
-            results[i] = {"status": 0, "error": repr(exc)}
+            results[i] = {"status": 0, "error": repr(exc), "trace": traceback.format_exc()}
         finally:
             connection.close()
 
@@ -342,6 +347,79 @@ def money_count(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def smart() -> dict[str, Any]:
+    import base64
+    import hashlib
+    import secrets
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from mesoclinic.fhir import smart as smart_apps
+
+    world = build_clinic("SMART race clinic", "sr_")
+    user = User.objects.create_user("sr_patient")
+    Patient.objects.create(
+        clinic=world.clinic,
+        first_name="Race",
+        last_name="Patient",
+        date_of_birth=dt.date(1985, 3, 4),
+        user=user,
+    )
+    redirect = "https://app.example.com/callback"
+    app, _ = smart_apps.register(world.clinic, world.manager, "Race App", redirect, False)
+    browser = Client()
+    browser.force_login(user)
+
+    def code(verifier: str) -> str:
+        challenge = hashlib.sha256(verifier.encode()).digest()
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": app.client_id,
+                "redirect_uri": redirect,
+                "scope": "patient/*.read offline_access",
+                "state": "s",
+                "code_challenge": base64.urlsafe_b64encode(challenge).decode().rstrip("="),
+                "code_challenge_method": "S256",
+            }
+        )
+        form = browser.get(f"/oauth/authorize/?{query}").context["form"]
+        data = {f.name: f.value() or "" for f in form if f.is_hidden}
+        done = browser.post(f"/oauth/authorize/?{query}", {**data, "allow": "Authorize"})
+        return parse_qs(urlsplit(done["Location"]).query)["code"][0]
+
+    first = secrets.token_urlsafe(48)
+    exchanged = Client().post(
+        "/oauth/token/",
+        {
+            "grant_type": "authorization_code",
+            "code": code(first),
+            "redirect_uri": redirect,
+            "client_id": app.client_id,
+            "code_verifier": first,
+        },
+    )
+    verifier = secrets.token_urlsafe(48)
+    return {
+        "app": app.pk,
+        "client_id": app.client_id,
+        "redirect": redirect,
+        "code": code(verifier),
+        "verifier": verifier,
+        "refresh_token": json.loads(exchanged.content)["refresh_token"],
+    }
+
+
+def smart_count(args: dict[str, Any]) -> dict[str, Any]:
+    from oauth2_provider.models import AccessToken, RefreshToken
+
+    return {
+        "access": AccessToken.objects.filter(application_id=args["app"]).count(),
+        "refresh": RefreshToken.objects.filter(
+            application_id=args["app"], revoked__isnull=True
+        ).count(),
+    }
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     if mode == "seed":
@@ -360,6 +438,10 @@ if __name__ == "__main__":
         out = quotes()
     elif mode == "money_count":
         out = money_count(args)
+    elif mode == "smart":
+        out = smart()
+    elif mode == "smart_count":
+        out = smart_count(args)
     else:
         out = count(args)
     print(json.dumps(out, default=str), flush=True)

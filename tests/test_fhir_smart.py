@@ -9,10 +9,12 @@ import datetime as dt
 import hashlib
 import json
 import secrets
+import sys
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application
@@ -21,6 +23,9 @@ from mesoclinic.accounts.models import AuditEvent, User
 from mesoclinic.fhir.models import SmartApp
 from mesoclinic.patients.models import Patient
 from tests.conftest import Scene, World
+from tests.scheduling_fixtures import race_processes, run_script
+
+CHILD = [sys.executable, "-m", "tests.booking_race_child"]
 
 REDIRECT = "https://app.example.com/callback"
 BASE = "http://testserver/fhir/R4B"
@@ -329,3 +334,46 @@ def test_the_admin_lists_no_apps_or_tokens_of_every_clinic(db: Any) -> None:
     from django.contrib import admin
 
     assert not [m for m in admin.site._registry if m._meta.app_label == "oauth2_provider"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="races are proved on PostgreSQL")
+class SmartRaceTests:
+    def test_a_code_and_a_refresh_token_each_work_once_under_concurrent_requests(
+        self, shared_db: str
+    ) -> None:
+        seeded = run_script(CHILD, shared_db, "smart", {})
+        exchange = {
+            "method": "POST",
+            "path": "/oauth/token/",
+            "form": True,
+            "body": {
+                "grant_type": "authorization_code",
+                "code": seeded["code"],
+                "redirect_uri": seeded["redirect"],
+                "client_id": seeded["client_id"],
+                "code_verifier": seeded["verifier"],
+            },
+        }
+        refresh = {
+            "method": "POST",
+            "path": "/oauth/token/",
+            "form": True,
+            "body": {
+                "grant_type": "refresh_token",
+                "refresh_token": seeded["refresh_token"],
+                "client_id": seeded["client_id"],
+            },
+        }
+        outputs = race_processes(
+            CHILD, shared_db, [{"requests": [exchange, refresh] * 2} for _ in range(2)]
+        )
+        results = [r for output in outputs for r in output]
+        exchanged = sorted(r["status"] for r in results[0::2])
+        refreshed = sorted(r["status"] for r in results[1::2])
+        # A request that raised carries its traceback, so a failure shows where.
+        assert exchanged == [200, 400, 400, 400], [r.get("trace", r) for r in results]
+        assert refreshed == [200, 400, 400, 400], [r.get("trace", r) for r in results]
+        # The first exchange's token was replaced by the refresh; the code made one more. No
+        # refused request left a token behind.
+        counts = run_script(CHILD, shared_db, "smart_count", seeded)
+        assert counts == {"access": 2, "refresh": 2}, counts

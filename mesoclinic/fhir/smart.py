@@ -266,7 +266,20 @@ class Token(TokenView):
     as SMART's patient context does."""
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        response = super().post(request, *args, **kwargs)
+        # One transaction: a code is spent by deleting its grant after the token is saved, so
+        # a second exchange of the same code at the same moment waits on the first's delete,
+        # finds nothing to delete, and is refused with its token rolled back. A refresh token
+        # is locked while it is used.
+        try:
+            with transaction.atomic():
+                response = super().post(request, *args, **kwargs)
+                if response.status_code != 200:
+                    transaction.set_rollback(True)
+        except AccessToken.DoesNotExist:
+            # Two uses of one refresh token at once: django-oauth-toolkit answers the second
+            # with the first's new token, which it keeps only hashed, so it cannot; the second
+            # is refused instead, as a refresh token used twice is.
+            return _refused_grant("This refresh token was used by another request just now.")
         if response.status_code != 200:
             return response
         body = json.loads(response.content)
@@ -287,6 +300,13 @@ class Token(TokenView):
                 )
         response.content = json.dumps(body)
         return response
+
+
+def _refused_grant(description: str) -> HttpResponse:
+    body = {"error": "invalid_grant", "error_description": description}
+    response = HttpResponse(json.dumps(body), status=400, content_type="application/json")
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _checksum(token: str) -> str:
