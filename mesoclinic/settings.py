@@ -339,8 +339,21 @@ OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("SMART_ACCESS_TOKEN_SECONDS", "3600")),
     "REFRESH_TOKEN_EXPIRE_SECONDS": int(os.environ.get("SMART_REFRESH_TOKEN_DAYS", "90")) * 86400,
     "ROTATE_REFRESH_TOKEN": True,
+    # A refresh token used twice revokes every token it led to (RFC 9700 §4.14.2).
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "REQUEST_APPROVAL_PROMPT": "force",
+    # No implicit or password grant, no token in a query string, `iss` in each authorization
+    # response (RFC 9700).
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
 }
+# An app on the person's own computer returns to http://localhost or 127.0.0.1 (RFC 8252); the
+# registration form refuses http for any other address, so the warning that http redirects
+# are allowed at all does not apply.
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 LOGIN_REDIRECT_URL = "/today/"
 # The patient portal's links (mesoclinic/portal): how long an invitation from the chart and a
 # registration's email verification stay usable. Each works once.

@@ -21,7 +21,8 @@ DATABASE_URL set (tests/scheduling_fixtures.process_env). Modes:
 - `smart`: a clinic with an app registered for SMART App Launch and a patient who allowed it
   twice through the authorize page: one code not yet exchanged, and a refresh token; prints
   them with the app's client id, the code's verifier and its redirect address.
-- `smart_count`: the app's access tokens and live refresh tokens.
+- `smart_count`: the app's access tokens made from a code and from a refresh token, and its
+  live refresh tokens.
 - `count`: the active appointments of each course and of the patient.
 - `slot`: the first free consultation time the clinic's public site offers.
 - `consultations`: the active consultations, and the patients registered from the site.
@@ -412,9 +413,11 @@ def smart() -> dict[str, Any]:
 def smart_count(args: dict[str, Any]) -> dict[str, Any]:
     from oauth2_provider.models import AccessToken, RefreshToken
 
+    tokens = AccessToken.objects.filter(application_id=args["app"])
     return {
-        "access": AccessToken.objects.filter(application_id=args["app"]).count(),
-        "refresh": RefreshToken.objects.filter(
+        "from_codes": tokens.filter(source_refresh_token__isnull=True).count(),
+        "from_refresh": tokens.filter(source_refresh_token__isnull=False).count(),
+        "live_refresh": RefreshToken.objects.filter(
             application_id=args["app"], revoked__isnull=True
         ).count(),
     }

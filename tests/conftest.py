@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -17,6 +20,8 @@ from mesoclinic.api.models import ApiToken
 from mesoclinic.formulary.models import Ingredient, Lot, Product, ProductIngredient
 from mesoclinic.patients.actions import do_setup_clinic
 from mesoclinic.patients.models import Patient
+
+T = TypeVar("T")
 
 # The calendar fixtures (cal, course, now) for every scheduling test.
 pytest_plugins = ["tests.scheduling_fixtures"]
@@ -151,6 +156,10 @@ def other(db: Any) -> World:
 
 @pytest.fixture
 def patient(world: World) -> Patient:
+    return make_ana(world)
+
+
+def make_ana(world: World) -> Patient:
     return Patient.objects.create(
         clinic=world.clinic,
         first_name="Ana",
@@ -358,6 +367,42 @@ class Scene:
 
 @pytest.fixture
 def scene(world: World, patient: Patient) -> Scene:
+    return build_scene(world, patient)
+
+
+# Built once for a class: a class whose every test starts from the same scene (and the other
+# clinic) reads it from these, through a function-scoped fixture of its own that hands each
+# test a deep copy (see shared_copy). The rows are written once, in a transaction rolled back
+# after the class's last test; each test still runs in a savepoint of its own (pytest-django's
+# `db`), rolled back after it, so what one test writes is gone for the next, as with Django's
+# TestCase.setUpTestData.
+
+
+@pytest.fixture(scope="class")
+def class_db(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
+@pytest.fixture(scope="class")
+def class_scene(class_db: None) -> Scene:
+    world = build_clinic("Demo Mesotherapy Clinic", "")
+    return build_scene(world, make_ana(world))
+
+
+@pytest.fixture(scope="class")
+def class_other(class_db: None) -> World:
+    return build_clinic("Other Clinic", "o_", tz="Europe/Paris")
+
+
+def shared_copy(obj: T) -> T:
+    """A test's own copy of a class-scoped object, so a change a test makes to its model
+    instances in memory does not reach the next test (the rows are rolled back already)."""
+    return copy.deepcopy(obj)
+
+
+def build_scene(world: World, patient: Patient) -> Scene:
     api = api_for(world.manager)
     course = ready_course(api, world, patient)
     session = api.post(f"/courses/{course['id']}/sessions", session_body(world.lot))

@@ -8,10 +8,11 @@ import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,10 +188,41 @@ def race_processes(
 
 
 @pytest.fixture(scope="session")
-def migrated_sqlite_file(tmp_path_factory: Any) -> Path | None:
-    """A migrated SQLite file, made once and copied for each test that needs one."""
+def django_db_setup(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: Any
+) -> Iterator[None]:
+    """pytest-django's test database (which `migrate` makes) and, on SQLite, a copy of it in a
+    file, taken as soon as it is made, before any test has written to it: migrated_sqlite_file.
+    (A `migrate` of its own, in a child process, takes as long as the test database's.)"""
+    # pytest-django makes no test database when no test collected uses one.
+    made = connection.settings_dict["NAME"] == connection.creation._get_test_db_name()
+    if connection.vendor == "sqlite" and made:
+        path = tmp_path_factory.mktemp("shared") / "template.sqlite3"
+        with django_db_blocker.unblock():
+            connection.ensure_connection()
+            copy = sqlite3.connect(path)
+            try:
+                connection.connection.backup(copy)
+                # As `migrate` leaves a file on the product's settings (settings._SQLITE_OPTIONS).
+                copy.execute("PRAGMA journal_mode=WAL")
+            finally:
+                copy.close()
+        _migrated_copy.append(path)
+    yield
+
+
+_migrated_copy: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(django_db_setup: None, tmp_path_factory: Any) -> Path | None:
+    """A migrated SQLite file, made once and copied for each test that needs one: the test
+    database as it was migrated (django_db_setup), or when there is none, a file migrated in
+    a child process."""
     if connection.vendor != "sqlite":
         return None
+    if _migrated_copy:
+        return _migrated_copy[-1]
     path = tmp_path_factory.mktemp("shared") / "template.sqlite3"
     done = subprocess.run(
         [sys.executable, "-m", "django", "migrate", "--noinput"],

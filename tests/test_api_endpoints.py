@@ -41,6 +41,7 @@ from tests.conftest import (
     problem_of,
     ready_course,
     session_body,
+    shared_copy,
 )
 
 S002 = "002_fa4d881737f3a5fe.txt"
@@ -615,6 +616,16 @@ CLINIC_CASES = [
 
 
 class EndpointAccessTests:
+    # Every test here starts from the same scene and other clinic: they are built once for the
+    # class (tests.conftest.class_scene), each test getting its own copy in its own savepoint.
+    @pytest.fixture
+    def scene(self, class_scene: Scene, db: Any) -> Scene:
+        return shared_copy(class_scene)
+
+    @pytest.fixture
+    def other(self, class_other: World, db: Any) -> World:
+        return shared_copy(class_other)
+
     def test_the_tables_cover_every_endpoint(self, db: Any) -> None:
         schema = Client().get("/api/v1/openapi.json").json()
         served = {

@@ -18,7 +18,7 @@ from mesoclinic.accounts.models import AuditEvent
 from mesoclinic.courses.models import AllergyTest, Session, SideEffect
 from mesoclinic.formulary.models import Lot, Product
 from mesoclinic.patients.models import Consent, Patient
-from tests.conftest import Api, Scene, ago, api_for, iso, problem_of
+from tests.conftest import Api, Scene, ago, api_for, iso, problem_of, shared_copy
 
 HUGE = 10**30  # far past any 64-bit key
 NAIVE = "2024-03-01T10:00:00"
@@ -302,6 +302,12 @@ def case_id(case: tuple[str, str, Any, int]) -> str:
 
 
 class ApiRobustnessTests:
+    # Every test here starts from the same scene: it is built once for the class
+    # (tests.conftest.class_scene), each test getting its own copy in its own savepoint.
+    @pytest.fixture
+    def scene(self, class_scene: Scene, db: Any) -> Scene:
+        return shared_copy(class_scene)
+
     @pytest.mark.parametrize(("method", "path", "body", "status"), CASES, ids=map(case_id, CASES))
     def test_malformed_input_gets_a_problem_never_a_5xx(
         self, scene: Scene, method: str, path: str, body: Any, status: int

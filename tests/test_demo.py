@@ -255,22 +255,6 @@ class DemoClinicTests:
         assert (patient.first_name, patient.last_name) == demo.PORTAL_PATIENT
         assert patient.clinic == clinic and patient.email == demo.PORTAL_LOGIN
 
-
-class DemoCommandTests:
-    def test_demo_no_serve_loads_once_and_prints_the_logins(
-        self, db: Any, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        from mesoclinic.cli import main
-
-        assert main(["demo", "--no-serve"]) == 0
-        assert "Loaded the demo clinic." in capsys.readouterr().out
-        assert Clinic.objects.filter(name=demo.CLINIC_NAME).exists()
-        assert main(["demo", "--no-serve"]) == 0
-        out = capsys.readouterr().out
-        assert "already loaded" in out
-        for username in ("manager", "practitioner", "frontdesk"):
-            assert username in out
-
     def test_the_calendar_has_hours_rooms_and_every_open_course_booked(
         self, clinic: Clinic
     ) -> None:
@@ -288,3 +272,19 @@ class DemoCommandTests:
         assert len(unbooked) <= 2
         flags = cadence_flags(clinic, timezone.now())
         assert any("missed and is not rebooked" in f.message for f in flags)
+
+
+class DemoCommandTests:
+    def test_demo_no_serve_loads_once_and_prints_the_logins(
+        self, db: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from mesoclinic.cli import main
+
+        assert main(["demo", "--no-serve"]) == 0
+        assert "Loaded the demo clinic." in capsys.readouterr().out
+        assert Clinic.objects.filter(name=demo.CLINIC_NAME).exists()
+        assert main(["demo", "--no-serve"]) == 0
+        out = capsys.readouterr().out
+        assert "already loaded" in out
+        for username in ("manager", "practitioner", "frontdesk"):
+            assert username in out

@@ -66,9 +66,11 @@ def run(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database with every migration applied, made once: migrating takes a while."""
+    """A database with every migration applied, made once: migrating takes a while. Once for
+    the session, not the module: pytest-xdist's --dist loadscope runs this module's classes
+    between other modules' tests, so a module-scoped copy was migrated again for each class."""
     folder = tmp_path_factory.mktemp("migrated")
     result = run(folder, "migrate", "--no-input", **PRODUCTION)
     assert result.returncode == 0, result.stderr

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from oauth2_provider.models import AccessToken, RefreshToken
+from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauth2_provider.scopes import BaseScopes
 from oauth2_provider.views import AuthorizationView, TokenView
@@ -269,12 +269,23 @@ class Token(TokenView):
         # One transaction: a code is spent by deleting its grant after the token is saved, so
         # a second exchange of the same code at the same moment waits on the first's delete,
         # finds nothing to delete, and is refused with its token rolled back. A refresh token
-        # is locked while it is used.
+        # is locked while it is used; a refused one keeps what its refusal wrote (a replayed
+        # refresh token revokes the tokens it led to).
+        code = request.POST.get("grant_type") == "authorization_code"
         try:
             with transaction.atomic():
+                if code:
+                    # The code's grant is locked first, so a second exchange of it waits here
+                    # until the first has spent it, then finds no grant and is refused.
+                    grants = Grant.objects.select_for_update().filter(
+                        code=request.POST.get("code", "")
+                    )
+                    list(grants.values_list("pk", flat=True))
                 response = super().post(request, *args, **kwargs)
-                if response.status_code != 200:
+                if response.status_code != 200 and code:
                     transaction.set_rollback(True)
+        except Grant.DoesNotExist:
+            return _refused_grant("This code was used by another request just now.")
         except AccessToken.DoesNotExist:
             # Two uses of one refresh token at once: django-oauth-toolkit answers the second
             # with the first's new token, which it keeps only hashed, so it cannot; the second
@@ -348,6 +359,7 @@ class AppForm(forms.Form):
     )
     redirect_uris = forms.CharField(
         label="Where the app returns after sign-in",
+        max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="The app's redirect addresses, one a line, exactly as the app sends them.",
     )
