@@ -1056,6 +1056,21 @@ class ProtocolEndpointTests:
 
 
 class PatientEndpointTests:
+    def test_it_records_the_patients_agreement_to_text_messages(self, world: World) -> None:
+        api = api_for(world.front_desk)
+        base = {"first_name": "Ana", "date_of_birth": "1990-05-17"}
+        agreed = api.post(
+            "/patients",
+            {**base, "last_name": "Agrees", "phone": "+1 212 555 0100", "sms_consent": True},
+        )
+        assert agreed.status_code == 201, agreed.content
+        assert agreed.json()["sms_consent"] is True and agreed.json()["sms_consent_at"]
+        stored = Patient.objects.get(pk=agreed.json()["id"])
+        assert stored.sms_consent and stored.sms_consent_at is not None
+        silent = api.post("/patients", {**base, "last_name": "Silent", "phone": "+1 212 555 0199"})
+        assert silent.status_code == 201, silent.content
+        assert (silent.json()["sms_consent"], silent.json()["sms_consent_at"]) == (False, None)
+
     def test_it_creates_a_patient(self, world: World) -> None:
         r = api_for(world.front_desk).post(
             "/patients",

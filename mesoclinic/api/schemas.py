@@ -105,6 +105,11 @@ class PatientIn(Schema):
     guardian_relation: str = Field("", max_length=100)
     guardian_phone: str = Field("", max_length=30, pattern=r"^(\+?[0-9 ()\-.]{6,20})?$")
     guardian_email: str = Field("", max_length=254)
+    sms_consent: bool = Field(
+        False,
+        description="The patient agreed to visit reminders and messages by text; the time of "
+        "the agreement is recorded.",
+    )
     allow_duplicate: bool = Field(
         False,
         description="Register even though a patient of the clinic has the same name and date "
@@ -367,6 +372,8 @@ class PatientOut(Schema):
     email: str
     phone: str
     address: str
+    sms_consent: bool
+    sms_consent_at: dt.datetime | None
     allergies: list[dict[str, Any]]
     latest_screening: dict[str, Any] | None
     consents: list[dict[str, Any]]

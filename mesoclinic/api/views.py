@@ -241,6 +241,8 @@ def _patient_out(patient: Patient) -> dict[str, Any]:
         "email": patient.email,
         "phone": patient.phone,
         "address": patient.address,
+        "sms_consent": patient.sms_consent,
+        "sms_consent_at": patient.sms_consent_at,
         "allergies": [
             {
                 "ingredient": a.ingredient.key if a.ingredient else None,
