@@ -92,6 +92,7 @@ def patient_resources(patient: Patient) -> list[dict[str, Any]]:
         for r in AllergyReading.objects.filter(test__course__patient=patient)
         .exclude(result=AllergyReading.Result.NONE)
         .select_related("test__course")
+        .prefetch_related("test__course__products")
         .order_by("pk")
     ]
     out += [
@@ -114,9 +115,13 @@ def patient_resources(patient: Patient) -> list[dict[str, Any]]:
         form.clinic = patient.clinic
         out.append(mapping.questionnaire(form, current=form_id == latest))
     out += [mapping.questionnaire_response(s) for s in screenings]
-    for course in Course.objects.filter(patient=patient).select_related("protocol").order_by("pk"):
-        done = [s.pk for s in course.sessions.order_by("number")]
-        out.append(mapping.care_plan(course, done))
+    out += [
+        mapping.care_plan(course)
+        for course in Course.objects.filter(patient=patient)
+        .select_related("protocol")
+        .prefetch_related("sessions")
+        .order_by("pk")
+    ]
     out += [
         mapping.appointment(a) for a in Appointment.objects.filter(patient=patient).order_by("pk")
     ]
@@ -145,13 +150,13 @@ def patient_resources(patient: Patient) -> list[dict[str, Any]]:
         .prefetch_related("suspected_lots__product")
         .order_by("pk")
     ]
-    for se in (
-        SideEffect.objects.filter(session__course__patient=patient)
+    out += [
+        mapping.side_effect(se)
+        for se in SideEffect.objects.filter(session__course__patient=patient)
         .select_related("session__course")
+        .prefetch_related("session__injections__lot__product")
         .order_by("pk")
-    ):
-        lots = {i.lot_id: i.lot for i in se.session.injections.select_related("lot__product")}
-        out.append(mapping.side_effect(se, [lots[k] for k in sorted(lots)]))
+    ]
     # The clinical photos the patient's clinical photo consent covers, by reference (the ZIP
     # holds the images themselves).
     photos = clinical_consent_covers(Photo.objects.filter(course__patient=patient))

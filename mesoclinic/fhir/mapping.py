@@ -342,9 +342,11 @@ _CAREPLAN_STATUS = {
 }
 
 
-def care_plan(course: Course, session_ids: list[int]) -> dict[str, Any]:
+def care_plan(course: Course) -> dict[str, Any]:
     """A course with its plan: the planned number of sessions at the cadence, from the first
-    session's date, and the sessions done so far as the activity's outcome."""
+    session's date, and the sessions done so far as the activity's outcome (read from
+    `course.sessions`: prefetch it for a list)."""
+    session_ids = [s.pk for s in sorted(course.sessions.all(), key=lambda s: s.number)]
     data: dict[str, Any] = {
         "id": str(course.pk),
         "status": _CAREPLAN_STATUS.get(course.status, "unknown"),
@@ -582,9 +584,12 @@ def adverse_event(e: AdverseEvent) -> dict[str, Any]:
     return resource("AdverseEvent", data)
 
 
-def side_effect(se: SideEffect, lots: list[Lot]) -> dict[str, Any]:
-    """A side effect after a session, with the session's lots as suspects."""
+def side_effect(se: SideEffect) -> dict[str, Any]:
+    """A side effect after a session, with the session's lots as suspects (read from its
+    injections: prefetch `session__injections__lot__product` for a list)."""
     s = se.session
+    by_id = {i.lot_id: i.lot for i in s.injections.all()}
+    lots = [by_id[k] for k in sorted(by_id)]
     data: dict[str, Any] = {
         "id": f"{SIDE_EFFECT_PREFIX}{se.pk}",
         "actuality": "actual",

@@ -149,16 +149,6 @@ def _procedure(s: Any) -> dict[str, Any]:
     return mapping.procedure(s, areas)
 
 
-def _care_plan(course: Any) -> dict[str, Any]:
-    sessions = sorted(course.sessions.all(), key=lambda s: s.number)
-    return mapping.care_plan(course, [s.pk for s in sessions])
-
-
-def _side_effect(se: Any) -> dict[str, Any]:
-    lots = {i.lot_id: i.lot for i in se.session.injections.all()}
-    return mapping.side_effect(se, [lots[k] for k in sorted(lots)])
-
-
 def _screening_forms(caller: Caller, need: frozenset[str]) -> QuerySet[Any]:
     from mesoclinic.patients.models import ScreeningForm
 
@@ -250,7 +240,7 @@ KINDS: dict[str, Kind] = {
                 lambda c, n: (
                     access.courses_for(c, n).select_related("protocol").prefetch_related("sessions")
                 ),
-                _care_plan,
+                mapping.care_plan,
                 patient="patient_id",
             ),
         ),
@@ -279,7 +269,7 @@ KINDS: dict[str, Kind] = {
                     .select_related("session__course")
                     .prefetch_related("session__injections__lot__product")
                 ),
-                _side_effect,
+                mapping.side_effect,
                 prefix=mapping.SIDE_EFFECT_PREFIX,
                 patient="session__course__patient_id",
                 date="onset_at",
